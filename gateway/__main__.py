@@ -1,0 +1,104 @@
+"""The ``bot-gateway`` command line: parse arguments and run one command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from collections.abc import Sequence
+
+from gateway import logs
+from gateway.agents import create_agent
+from gateway.config import Config, ConfigError, load_config
+from gateway.errors import GatewayError
+from gateway.server import serve
+from storage.database import Storage
+from storage.errors import StorageUnavailable
+
+EXIT_CONFIG = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bot-gateway",
+        description="Self-hosted Telegram and WhatsApp gateway for teams of agents.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config", metavar="FILE", help="config file (default: $GATEWAY_CONFIG or ./config.yaml)"
+    )
+    common.add_argument("--data-dir", metavar="DIR", help="local state directory (default: ./data)")
+
+    run = commands.add_parser("serve", parents=[common], help="run the gateway")
+    run.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
+    run.add_argument("--port", type=int, help="port to listen on (default: 8000)")
+
+    agent = commands.add_parser(
+        "create-agent",
+        parents=[common],
+        help="create an agent account (works while serve is running)",
+    )
+    agent.add_argument("--username", required=True)
+    agent.add_argument("--display-name", default="")
+    agent.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    return parser
+
+
+def _load(args: argparse.Namespace) -> Config:
+    config = load_config(args.config)
+    return config.with_overrides(
+        data_dir=args.data_dir,
+        server__host=getattr(args, "host", None),
+        server__port=getattr(args, "port", None),
+    )
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    password = getpass.getpass("Password: ")
+    if getpass.getpass("Password (again): ") != password:
+        raise GatewayError("the passwords do not match")
+    return password
+
+
+async def _create_agent(config: Config, username: str, password: str, display_name: str) -> None:
+    # attach: if a gateway is running on this data dir, use its database.
+    storage = Storage.open(config.storage, config.data_dir, attach=True)
+    try:
+        await storage.ensure_indexes(config.storage.message_retention_seconds)
+        agent = await create_agent(storage.agents, username, password, display_name)
+    finally:
+        await storage.close()
+    print(f"created agent {agent['username']} ({agent['id']})")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = _load(args)
+    except ConfigError as exc:
+        print(f"bot-gateway: config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    logs.configure(config.log.level, config.log.format)
+    try:
+        if args.command == "serve":
+            asyncio.run(serve(config))
+        elif args.command == "create-agent":
+            password = _read_password(args.password_stdin)
+            asyncio.run(_create_agent(config, args.username, password, args.display_name))
+    except (StorageUnavailable, GatewayError) as exc:
+        print(f"bot-gateway: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

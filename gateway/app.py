@@ -1,0 +1,87 @@
+"""Building the gateway from config, without listening: the CLI and tests share it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import tornado.web
+
+from gateway.config import Config
+from handlers import health
+from handlers.base import NotFoundHandler
+from storage.database import Storage
+
+log = logging.getLogger("gateway.app")
+access_log = logging.getLogger("gateway.access")
+
+
+class InflightRequests:
+    """Counts requests being handled, so shutdown can wait for them to finish."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        self.count += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self.count -= 1
+        if self.count == 0:
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+
+@dataclass
+class Services:
+    """Everything a handler may use, passed to each handler as one object."""
+
+    config: Config
+    storage: Storage
+    inflight: InflightRequests = field(default_factory=InflightRequests)
+
+
+async def open_services(config: Config, storage: Storage | None = None) -> Services:
+    """Open storage (starting the embedded server if configured) and ensure indexes."""
+    storage = storage or Storage.open(config.storage, config.data_dir)
+    try:
+        await storage.ensure_indexes(config.storage.message_retention_seconds)
+    except BaseException:
+        await storage.close()
+        raise
+    storage.start_ttl_sweeper(config.storage.embedded.ttl_sweep_seconds)
+    return Services(config=config, storage=storage)
+
+
+async def close_services(services: Services) -> None:
+    await services.storage.close()
+
+
+def make_app(services: Services) -> tornado.web.Application:
+    area_routes: list[Any] = [*health.routes]
+    handlers = [(pattern, cls, {"services": services}) for pattern, cls in area_routes]
+    handlers.append((r".*", NotFoundHandler, {"services": services}))
+    return tornado.web.Application(handlers, log_function=_log_request, xsrf_cookies=False)
+
+
+def _log_request(handler: tornado.web.RequestHandler) -> None:
+    """One line per request; its level follows the status."""
+    status = handler.get_status()
+    level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    if handler.request.path in ("/healthz", "/readyz") and status < 400:
+        level = logging.DEBUG  # probes every few seconds would drown the log
+    access_log.log(
+        level,
+        "%s %s %d %.1fms",
+        handler.request.method,
+        handler.request.path,
+        status,
+        1000.0 * handler.request.request_time(),
+    )

@@ -1,0 +1,253 @@
+"""Typed, frozen configuration loaded from ``config.yaml``.
+
+The YAML file holds every default and reads deployment values from the environment
+with ``${VAR}`` (required) and ``${VAR:-default}``. Interpolation happens on parsed
+scalars, never on the raw text, so an environment value cannot inject YAML.
+Any problem is a :class:`ConfigError` whose message names the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+DEFAULT_CONFIG_PATH = Path("config.yaml")
+CONFIG_ENV_VAR = "GATEWAY_CONFIG"
+
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off", ""})
+_ENV_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased as one line that names the key."""
+
+
+class _FromEnv(str):
+    """A string produced by ``${...}``; only these may be coerced to int/float/bool."""
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Externally visible base URL (e.g. https://gw.example.com); webhook signatures
+    # are computed over it when the gateway sits behind a proxy.
+    public_url: str = ""
+    shutdown_grace_seconds: float = 10.0
+
+    def __post_init__(self) -> None:
+        _require(0 <= self.port <= 65535, "port: must be between 0 and 65535")
+        _require(self.shutdown_grace_seconds > 0, "shutdown_grace_seconds: must be positive")
+        _require(
+            not self.public_url or self.public_url.startswith(("http://", "https://")),
+            "public_url: must start with http:// or https://",
+        )
+
+
+@dataclass(frozen=True)
+class EmbeddedConfig:
+    # WiredTiger cache of the embedded server, e.g. 256M or 1G.
+    cache_size: str = "256M"
+    # How often the embedded server deletes expired (TTL) documents; mongod uses 60 s.
+    ttl_sweep_seconds: float = 60.0
+    start_timeout_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        _require(
+            re.fullmatch(r"[1-9][0-9]*[KMG]", self.cache_size) is not None,
+            "cache_size: must look like 256M or 1G",
+        )
+        _require(self.ttl_sweep_seconds > 0, "ttl_sweep_seconds: must be positive")
+        _require(self.start_timeout_seconds > 0, "start_timeout_seconds: must be positive")
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    # "embedded" starts the bundled MongoDB-compatible server under <data_dir>/db;
+    # a mongodb:// or mongodb+srv:// URI uses that server instead.
+    uri: str = "embedded"
+    database: str = "bot_gateway"
+    message_retention_days: int = 30
+    embedded: EmbeddedConfig = field(default_factory=EmbeddedConfig)
+
+    def __post_init__(self) -> None:
+        _require(
+            self.uri == "embedded" or self.uri.startswith(("mongodb://", "mongodb+srv://")),
+            "uri: must be 'embedded' or a mongodb:// or mongodb+srv:// URI",
+        )
+        _require(
+            re.fullmatch(r"[A-Za-z0-9_-]{1,63}", self.database) is not None,
+            "database: use letters, digits, '_' or '-' (at most 63)",
+        )
+        _require(self.message_retention_days >= 1, "message_retention_days: must be at least 1")
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.uri == "embedded"
+
+    @property
+    def message_retention_seconds(self) -> int:
+        return self.message_retention_days * 86400
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path = Path("data")
+    server: ServerConfig = field(default_factory=ServerConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    def with_overrides(self, **changes: Any) -> Config:
+        """Apply command-line overrides such as ``server__port=9000``."""
+        config = self
+        for dotted, value in changes.items():
+            if value is None:
+                continue
+            *sections, name = dotted.split("__")
+            config = _replace_path(config, sections, name, value)
+        return config
+
+
+def _replace_path(obj: Any, sections: list[str], name: str, value: Any) -> Any:
+    if not sections:
+        return dataclasses.replace(obj, **{name: value})
+    head, *rest = sections
+    return dataclasses.replace(obj, **{head: _replace_path(getattr(obj, head), rest, name, value)})
+
+
+def resolve_config_path(explicit: str | os.PathLike[str] | None) -> Path:
+    """``--config`` wins, then ``$GATEWAY_CONFIG``, then ``./config.yaml``."""
+    if explicit:
+        return Path(explicit)
+    from_env = os.environ.get(CONFIG_ENV_VAR)
+    return Path(from_env) if from_env else DEFAULT_CONFIG_PATH
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Read, interpolate and validate a config file."""
+    config_path = resolve_config_path(path)
+    try:
+        text = config_path.read_text(encoding="utf-8")
+    except OSError as exc:
+        hint = f" (set {CONFIG_ENV_VAR} or pass --config)" if path is None else ""
+        raise ConfigError(f"{config_path}: cannot read config file: {exc.strerror}{hint}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{config_path}: invalid YAML{where}: {problem}") from None
+    return parse_config(raw if raw is not None else {}, os.environ if environ is None else environ)
+
+
+def parse_config(raw: Any, environ: Mapping[str, str]) -> Config:
+    """Build a :class:`Config` from already-parsed YAML data."""
+    return _build(Config, raw, "", environ)
+
+
+def _interpolate(value: str, key: str, environ: Mapping[str, str]) -> str:
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group("name"), match.group("default")
+        found = environ.get(name)
+        if found:
+            return found
+        if default is not None:
+            return default
+        raise ConfigError(f"{key}: environment variable {name} is required but not set")
+
+    result = _ENV_REF.sub(substitute, value)
+    return _FromEnv(result) if result != value else result
+
+
+def _build(cls: type, raw: Any, prefix: str, environ: Mapping[str, str]) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping of keys")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(str(k) for k in raw if k not in known)
+    if unknown:
+        raise ConfigError(f"{prefix}{unknown[0]}: unknown key (known: {', '.join(sorted(known))})")
+    values = {
+        name: _convert(hints[name], value, f"{prefix}{name}", environ)
+        for name, value in raw.items()
+    }
+    try:
+        return cls(**values)
+    except ConfigError as exc:
+        raise ConfigError(f"{prefix}{exc}") from None
+
+
+def _convert(kind: Any, value: Any, key: str, environ: Mapping[str, str]) -> Any:
+    if dataclasses.is_dataclass(kind):
+        return _build(kind, value if value is not None else {}, f"{key}.", environ)
+    if isinstance(value, str):
+        value = _interpolate(value, key, environ)
+    origin = typing.get_origin(kind)
+    if origin is Literal:
+        allowed = typing.get_args(kind)
+        if value not in allowed:
+            raise ConfigError(
+                f"{key}: must be one of {', '.join(map(str, allowed))}, got {value!r}"
+            )
+        return str(value)
+    if origin in (typing.Union, types.UnionType):
+        raise TypeError(f"{key}: union types are not supported in config")
+    if kind is bool:
+        return _to_bool(value, key)
+    if kind in (int, float):
+        return _to_number(kind, value, key)
+    if kind is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {type(value).__name__}")
+        return str(value)
+    if kind is Path:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{key}: expected a path")
+        return Path(value)
+    raise TypeError(f"{key}: unsupported config type {kind!r}")
+
+
+def _to_bool(value: Any, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, _FromEnv) and value.lower() in _TRUE | _FALSE:
+        return value.lower() in _TRUE
+    raise ConfigError(f"{key}: expected true or false, got {value!r}")
+
+
+def _to_number(kind: type, value: Any, key: str) -> int | float:
+    if isinstance(value, bool):
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if isinstance(value, int) or (kind is float and isinstance(value, float)):
+        return kind(value)
+    if isinstance(value, _FromEnv):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    noun = "an integer" if kind is int else "a number"
+    raise ConfigError(f"{key}: expected {noun}, got {value!r}")

@@ -1,0 +1,51 @@
+"""Running the gateway: listen, serve until SIGTERM/SIGINT, then shut down in order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+
+from gateway.app import close_services, make_app, open_services
+from gateway.config import Config
+
+log = logging.getLogger("gateway.server")
+
+
+async def serve(config: Config, ready: asyncio.Event | None = None) -> None:
+    """Serve until a termination signal, then stop gracefully within the grace period."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+
+    services = await open_services(config)
+    app = make_app(services)
+    server = HTTPServer(app)
+    try:
+        sockets = bind_sockets(config.server.port, config.server.host)
+        server.add_sockets(sockets)
+        port = sockets[0].getsockname()[1]
+        log.info("bot-gateway listening on http://%s:%d", config.server.host, port)
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+        log.info("shutting down")
+        deadline = time.monotonic() + config.server.shutdown_grace_seconds
+        server.stop()  # no new connections
+        try:  # let the requests in flight finish, within the grace period
+            await asyncio.wait_for(services.inflight.wait_idle(), deadline - time.monotonic())
+        except TimeoutError:
+            log.warning("grace period over with %d requests in flight", services.inflight.count)
+        with contextlib.suppress(TimeoutError):  # idle keep-alive connections
+            await asyncio.wait_for(server.close_all_connections(), 1.0)
+    finally:
+        await close_services(services)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+    log.info("stopped")

@@ -1,0 +1,1 @@
+"""Thin Tornado request handlers, one module per area, each ending in ``routes``."""

@@ -1,0 +1,1 @@
+"""MongoDB access: the connection (embedded or external) and one repository per collection."""

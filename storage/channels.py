@@ -1,0 +1,40 @@
+"""The ``channels`` collection: one document per configured bot or sender."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+
+from storage.records import new_id, to_record, utcnow
+
+
+class ChannelsRepository:
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.collection = db["channels"]
+
+    async def ensure_indexes(self) -> None:
+        await self.collection.create_index([("name", ASCENDING)], unique=True, name="name_unique")
+
+    async def upsert(
+        self, name: str, type_: str, mode: str, settings: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Create or update the channel declared under ``name``; its id never changes."""
+        now = utcnow()
+        document = await self.collection.find_one_and_update(
+            {"name": name},
+            {
+                "$set": {"type": type_, "mode": mode, "settings": settings, "updated_at": now},
+                "$setOnInsert": {"_id": new_id(), "created_at": now},
+            },
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        return to_record(document)  # type: ignore[return-value]
+
+    async def get(self, channel_id: str) -> dict[str, Any] | None:
+        return to_record(await self.collection.find_one({"_id": channel_id}))
+
+    async def get_by_name(self, name: str) -> dict[str, Any] | None:
+        return to_record(await self.collection.find_one({"name": name}))

