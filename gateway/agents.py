@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from gateway.errors import Conflict, ValidationError
+from gateway.errors import Conflict, Unauthorized, ValidationError
 from gateway.passwords import MIN_PASSWORD_LENGTH, hash_password
 from storage.agents import AgentsRepository
 from storage.errors import DuplicateKey
+from storage.records import utcnow
 
 _USERNAME = re.compile(r"[a-z0-9][a-z0-9_.@-]{2,63}")
 
@@ -29,12 +30,34 @@ def check_password(password: str) -> None:
 
 
 async def create_agent(
-    agents: AgentsRepository, username: str, password: str, display_name: str = ""
+    agents: AgentsRepository,
+    username: str,
+    password: str,
+    display_name: str = "",
+    *,
+    bootstrap: bool = False,
 ) -> dict[str, Any]:
     """Validate, hash and store a new agent; :class:`Conflict` if the name is taken."""
     normalized = normalize_username(username)
     check_password(password)
     try:
-        return await agents.create(normalized, await hash_password(password), display_name)
+        return await agents.create(
+            normalized, await hash_password(password), display_name, bootstrap=bootstrap
+        )
     except DuplicateKey:
+        if bootstrap and await agents.get_by_username(normalized) is None:
+            # Another first agent won the race: this request now needs credentials.
+            raise Unauthorized("an agent exists already; authenticate to add agents") from None
         raise Conflict(f"username {normalized!r} is taken", {"username": ["taken"]}) from None
+
+
+async def update_agent(
+    agents: AgentsRepository, agent_id: str, changes: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Apply a validated PATCH; a new password ends the sessions issued before it."""
+    update = {k: v for k, v in changes.items() if k != "password"}
+    if "password" in changes:
+        check_password(changes["password"])
+        update["password_hash"] = await hash_password(changes["password"])
+        update["tokens_valid_after"] = utcnow()
+    return await agents.update(agent_id, update)

@@ -9,13 +9,24 @@ from typing import Any
 
 import tornado.web
 
+from gateway.auth import Authenticator
 from gateway.config import Config
-from handlers import health
-from handlers.base import NotFoundHandler
+from gateway.tokens import load_or_create_secret
+from handlers import agents, auth, channels, contacts, docs, health, messages
+from handlers.base import BaseHandler, NotFoundHandler, check_handler_auth
 from storage.database import Storage
 
 log = logging.getLogger("gateway.app")
 access_log = logging.getLogger("gateway.access")
+
+API_ROUTES: list[tuple[str, type]] = [
+    *health.routes,
+    *auth.routes,
+    *agents.routes,
+    *contacts.routes,
+    *channels.routes,
+    *messages.routes,
+]
 
 
 class InflightRequests:
@@ -45,19 +56,27 @@ class Services:
 
     config: Config
     storage: Storage
+    auth: Authenticator
     inflight: InflightRequests = field(default_factory=InflightRequests)
 
 
-async def open_services(config: Config, storage: Storage | None = None) -> Services:
+def build_services(config: Config, storage: Storage) -> Services:
+    secret = load_or_create_secret(config.auth.jwt_secret, config.data_dir)
+    authenticator = Authenticator(config.auth, secret, storage.agents, storage.revocations)
+    return Services(config=config, storage=storage, auth=authenticator)
+
+
+async def open_services(config: Config) -> Services:
     """Open storage (starting the embedded server if configured) and ensure indexes."""
-    storage = storage or Storage.open(config.storage, config.data_dir)
+    storage = Storage.open(config.storage, config.data_dir)
     try:
         await storage.ensure_indexes(config.storage.message_retention_seconds)
+        services = build_services(config, storage)
     except BaseException:
         await storage.close()
         raise
     storage.start_ttl_sweeper(config.storage.embedded.ttl_sweep_seconds)
-    return Services(config=config, storage=storage)
+    return services
 
 
 async def close_services(services: Services) -> None:
@@ -65,9 +84,19 @@ async def close_services(services: Services) -> None:
 
 
 def make_app(services: Services) -> tornado.web.Application:
-    area_routes: list[Any] = [*health.routes]
-    handlers = [(pattern, cls, {"services": services}) for pattern, cls in area_routes]
-    handlers.append((r".*", NotFoundHandler, {"services": services}))
+    """The Tornado application; refuses to build if a route could skip auth."""
+    routes: list[tuple[Any, ...]] = [
+        *API_ROUTES,
+        *docs.routes_for(API_ROUTES),
+        (r".*", NotFoundHandler),
+    ]
+    handlers = []
+    for pattern, handler, *options in routes:
+        check_handler_auth(handler)
+        kwargs = dict(options[0]) if options else {}
+        if issubclass(handler, BaseHandler):
+            kwargs["services"] = services
+        handlers.append((pattern, handler, kwargs))
     return tornado.web.Application(handlers, log_function=_log_request, xsrf_cookies=False)
 
 

@@ -49,9 +49,12 @@ class ServerConfig:
     # are computed over it when the gateway sits behind a proxy.
     public_url: str = ""
     shutdown_grace_seconds: float = 10.0
+    # Larger request bodies get a JSON 413 before they are read.
+    max_body_bytes: int = 1_048_576
 
     def __post_init__(self) -> None:
         _require(0 <= self.port <= 65535, "port: must be between 0 and 65535")
+        _require(self.max_body_bytes >= 1024, "max_body_bytes: must be at least 1024")
         _require(self.shutdown_grace_seconds > 0, "shutdown_grace_seconds: must be positive")
         _require(
             not self.public_url or self.public_url.startswith(("http://", "https://")),
@@ -112,10 +115,38 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class AuthConfig:
+    # HS256 key for agents' tokens. Empty: one is generated once and kept in
+    # <data_dir>/jwt_secret (fine on one machine; replicas must share JWT_SECRET).
+    jwt_secret: str = ""
+    access_token_minutes: int = 15
+    refresh_token_days: int = 7
+    # Anyone may create an agent account. Off: only the first agent (bootstrap) or an
+    # authenticated agent can.
+    open_registration: bool = False
+    # Failed logins allowed per username and per client address within the window.
+    max_failed_logins: int = 5
+    failed_login_window_seconds: int = 300
+
+    def __post_init__(self) -> None:
+        _require(
+            not self.jwt_secret or len(self.jwt_secret) >= 32,
+            "jwt_secret: must be at least 32 characters (HS256 needs a 256-bit key)",
+        )
+        _require(self.access_token_minutes >= 1, "access_token_minutes: must be at least 1")
+        _require(self.refresh_token_days >= 1, "refresh_token_days: must be at least 1")
+        _require(self.max_failed_logins >= 1, "max_failed_logins: must be at least 1")
+        _require(
+            self.failed_login_window_seconds >= 1, "failed_login_window_seconds: must be positive"
+        )
+
+
+@dataclass(frozen=True)
 class Config:
     data_dir: Path = Path("data")
     server: ServerConfig = field(default_factory=ServerConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
     def with_overrides(self, **changes: Any) -> Config:

@@ -31,3 +31,32 @@ class Conflict(GatewayError):
 class NotFound(GatewayError):
     status = 404
     code = "not_found"
+
+
+class Unauthorized(GatewayError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(GatewayError):
+    status = 403
+    code = "forbidden"
+
+
+class TooManyRequests(GatewayError):
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(GatewayError):
+    status = 415
+    code = "unsupported_media_type"

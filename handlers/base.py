@@ -1,20 +1,34 @@
-"""The base handler: JSON in, JSON out, and one error shape for every failure.
+"""The base handler: authentication, JSON in and out, one error shape.
 
-Every error leaves as ``{"error": {"code", "message", "fields"?}}`` with no stack
-trace; area handlers raise :class:`gateway.errors.GatewayError` or
-``tornado.web.HTTPError`` and never format errors themselves.
+- Every method requires a Bearer access token unless it is marked :func:`public`;
+  ``make_app`` refuses to build with a handler that could bypass this.
+- Bodies are read in streaming mode, so an oversized one is refused with a JSON
+  413 before it is read, and only ``application/json`` is accepted where JSON is
+  expected (415).
+- Every error leaves as ``{"error": {"code", "message", "fields"?}}`` with no stack
+  trace; area handlers raise :class:`gateway.errors.GatewayError` or
+  ``tornado.web.HTTPError`` and never format errors themselves.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from tornado.web import HTTPError, RequestHandler
+import marshmallow
+from tornado.web import HTTPError, RequestHandler, stream_request_body
 
-from gateway.errors import GatewayError
+from gateway.errors import (
+    GatewayError,
+    PayloadTooLarge,
+    TooManyRequests,
+    Unauthorized,
+    UnsupportedMediaType,
+    ValidationError,
+)
 from storage.errors import StorageUnavailable
 
 if TYPE_CHECKING:
@@ -35,14 +49,56 @@ _CODES = {
     503: "unavailable",
 }
 
+F = TypeVar("F", bound=Callable[..., Any])
 
+
+def public(reason: str) -> Callable[[F], F]:
+    """Mark a handler method (or a whole handler) as callable without a token."""
+
+    def mark(target: F) -> F:
+        target.public_reason = reason  # type: ignore[attr-defined]
+        return target
+
+    return mark
+
+
+def implements(handler_class: type, method: str) -> bool:
+    """Whether the handler defines ``method`` itself (RequestHandler's answer 405)."""
+    name = method.lower()
+    return getattr(handler_class, name, None) is not getattr(RequestHandler, name, None)
+
+
+def is_public(handler_class: type, method: str) -> bool:
+    if getattr(handler_class, "public_reason", ""):
+        return True
+    return bool(getattr(getattr(handler_class, method.lower(), None), "public_reason", ""))
+
+
+def check_handler_auth(handler_class: type) -> None:
+    """Refuse to build an app with a handler that could skip authentication.
+
+    Handlers must be :class:`BaseHandler` subclasses that keep its ``prepare``,
+    unless the whole handler is marked :func:`public` with a reason.
+    """
+    if getattr(handler_class, "public_reason", ""):
+        return
+    if not issubclass(handler_class, BaseHandler):
+        raise TypeError(f"{handler_class.__name__} is not a BaseHandler and not marked public")
+    if handler_class.prepare is not BaseHandler.prepare:
+        raise TypeError(f"{handler_class.__name__} overrides prepare(), which authenticates")
+
+
+@stream_request_body
 class BaseHandler(RequestHandler):
-    """Owns JSON parsing and the error shape; subclasses implement HTTP methods."""
+    """Owns auth, body parsing and the error shape; subclasses implement HTTP methods."""
 
     services: Services
+    current_user: dict[str, Any] | None
 
     def initialize(self, services: Services) -> None:
         self.services = services
+        self._body = bytearray()
+        self._body_too_large = False
         services.inflight.enter()  # left in on_finish, which Tornado always reaches
 
     def on_finish(self) -> None:
@@ -53,24 +109,106 @@ class BaseHandler(RequestHandler):
         self.set_header("Cache-Control", "no-store")
         self.set_header("X-Content-Type-Options", "nosniff")
 
+    # -- request life cycle -------------------------------------------------------
+
+    async def prepare(self) -> None:
+        # Called once the headers are in, before the body is read.
+        length = self.request.headers.get("Content-Length")
+        if length is not None and (not length.isdigit() or int(length) > self._max_body):
+            raise self._too_large()
+        self.current_user = None
+        method = self.request.method or ""
+        if implements(type(self), method) and not is_public(type(self), method):
+            self.current_user = await self.authenticate()
+
+    def data_received(self, chunk: bytes) -> None:
+        # Chunked bodies carry no Content-Length: stop keeping them past the limit.
+        if len(self._body) + len(chunk) > self._max_body:
+            self._body_too_large = True
+        elif not self._body_too_large:
+            self._body += chunk
+
+    @property
+    def _max_body(self) -> int:
+        return self.services.config.server.max_body_bytes
+
+    def _too_large(self) -> PayloadTooLarge:
+        return PayloadTooLarge(f"request body is larger than {self._max_body} bytes")
+
+    @property
+    def body(self) -> bytes:
+        if self._body_too_large:
+            raise self._too_large()
+        return bytes(self._body)
+
+    async def authenticate(self) -> dict[str, Any]:
+        """The agent named by the ``Authorization: Bearer`` header, or 401."""
+        scheme, _, token = self.request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("authentication required: send Authorization: Bearer <access token>")
+        return await self.services.auth.authenticate(token.strip())
+
+    @property
+    def agent(self) -> dict[str, Any]:
+        assert self.current_user is not None, "agent used on a public method"
+        return self.current_user
+
+    # -- input ----------------------------------------------------------------------
+
+    def json_body(self, schema: marshmallow.Schema) -> dict[str, Any]:
+        """The JSON object body, validated by ``schema`` (unknown fields refused)."""
+        content_type = self.request.headers.get("Content-Type", "")
+        if content_type.split(";")[0].strip().lower() != "application/json":
+            raise UnsupportedMediaType("send the body as JSON with Content-Type: application/json")
+        try:
+            data = json.loads(self.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise GatewayError(f"malformed JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise GatewayError("the JSON body must be an object")
+        return _load(schema, data)
+
+    def query(self, schema: marshmallow.Schema) -> dict[str, Any]:
+        """Query parameters validated by ``schema``; a repeated or unknown one is a 400."""
+        raw: dict[str, str] = {}
+        for name, values in self.request.query_arguments.items():
+            if len(values) > 1:
+                raise ValidationError.of(name, "give this parameter once")
+            raw[name] = values[0].decode("utf-8", errors="replace")
+        return _load(schema, raw)
+
+    # -- output ---------------------------------------------------------------------
+
     def write_json(self, payload: Any, status: int = 200) -> None:
         self.set_status(status)
         self.finish(json.dumps(payload, default=_json_default, ensure_ascii=False))
 
     def send_error_body(
-        self, status: int, code: str, message: str, fields: dict[str, list[str]] | None = None
+        self,
+        status: int,
+        code: str,
+        message: str,
+        fields: dict[str, list[str]] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         error: dict[str, Any] = {"code": code, "message": message}
         if fields:
             error["fields"] = fields
         self.clear()
         self.set_default_headers()
+        for name, value in (headers or {}).items():
+            self.set_header(name, value)
         self.write_json({"error": error}, status)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, GatewayError):
-            self.send_error_body(exc.status, exc.code, exc.message, exc.fields)
+            headers = {}
+            if isinstance(exc, TooManyRequests):
+                headers["Retry-After"] = str(exc.retry_after)
+            elif isinstance(exc, Unauthorized):
+                headers["WWW-Authenticate"] = 'Bearer realm="bot-gateway"'
+            self.send_error_body(exc.status, exc.code, exc.message, exc.fields, headers)
         elif isinstance(exc, StorageUnavailable):
             self.send_error_body(503, "unavailable", "the database is unavailable; retry later")
         elif isinstance(exc, HTTPError) and exc.log_message and status_code < 500:
@@ -90,11 +228,33 @@ class BaseHandler(RequestHandler):
         super().log_exception(typ, value, tb)
 
 
+@public("answers 404 for every path no route claims")
 class NotFoundHandler(BaseHandler):
     """The catch-all: an unknown path is a JSON 404, whatever the method."""
 
-    def prepare(self) -> None:
+    async def prepare(self) -> None:
         raise HTTPError(404, "No such resource: %s", self.request.path)
+
+
+def _load(schema: marshmallow.Schema, data: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return schema.load(data)
+    except marshmallow.ValidationError as exc:
+        fields = _flatten(exc.messages)
+        first = next(iter(fields.items()), ("body", ["invalid"]))
+        raise ValidationError(f"{first[0]}: {first[1][0]}", fields) from None
+
+
+def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    if isinstance(messages, list):
+        return {prefix or "body": [str(m) for m in messages]}
+    flat: dict[str, list[str]] = {}
+    for key, value in messages.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if name == "_schema":
+            name = "body"
+        flat.update(_flatten(value, name))
+    return flat
 
 
 def _code(status: int) -> str:

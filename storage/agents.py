@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from storage.errors import DuplicateKey
+from storage.pages import NEWEST_FIRST, Page, Position, fetch_page
 from storage.records import new_id, to_record, utcnow
 
 
@@ -20,13 +21,25 @@ class AgentsRepository:
         await self.collection.create_index(
             [("username", ASCENDING)], unique=True, name="username_unique"
         )
+        await self.collection.create_index(NEWEST_FIRST, name="created")
+        # Only one agent can be created by bootstrapping, however many try at once.
+        await self.collection.create_index(
+            [("bootstrap", ASCENDING)],
+            unique=True,
+            partialFilterExpression={"bootstrap": True},
+            name="bootstrap_once",
+        )
 
     async def create(
-        self, username: str, password_hash: str, display_name: str = ""
+        self, username: str, password_hash: str, display_name: str = "", *, bootstrap: bool = False
     ) -> dict[str, Any]:
-        """Insert an agent; :class:`DuplicateKey` if the username is taken."""
+        """Insert an agent; :class:`DuplicateKey` if the username is taken.
+
+        ``bootstrap`` marks the first agent, created without credentials; a second
+        bootstrap while it exists is a :class:`DuplicateKey` too.
+        """
         now = utcnow()
-        document = {
+        document: dict[str, Any] = {
             "_id": new_id(),
             "username": username,
             "password_hash": password_hash,
@@ -35,14 +48,33 @@ class AgentsRepository:
             "created_at": now,
             "updated_at": now,
         }
+        if bootstrap:
+            document["bootstrap"] = True
         try:
             await self.collection.insert_one(document)
         except DuplicateKeyError:
             raise DuplicateKey(f"username {username!r} is taken") from None
         return to_record(document)  # type: ignore[return-value]
 
+    async def any_exists(self) -> bool:
+        return await self.collection.find_one({}, projection={"_id": 1}) is not None
+
     async def get(self, agent_id: str) -> dict[str, Any] | None:
         return to_record(await self.collection.find_one({"_id": agent_id}))
 
     async def get_by_username(self, username: str) -> dict[str, Any] | None:
         return to_record(await self.collection.find_one({"username": username}))
+
+    async def list_page(self, after: Position | None, limit: int) -> Page:
+        return await fetch_page(self.collection, {}, after, limit)
+
+    async def update(self, agent_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:
+        document = await self.collection.find_one_and_update(
+            {"_id": agent_id},
+            {"$set": {**changes, "updated_at": utcnow()}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return to_record(document)
+
+    async def delete(self, agent_id: str) -> bool:
+        return (await self.collection.delete_one({"_id": agent_id})).deleted_count == 1

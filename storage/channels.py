@@ -7,6 +7,7 @@ from typing import Any
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
+from storage.pages import NEWEST_FIRST, Page, Position, fetch_page
 from storage.records import new_id, to_record, utcnow
 
 
@@ -16,6 +17,7 @@ class ChannelsRepository:
 
     async def ensure_indexes(self) -> None:
         await self.collection.create_index([("name", ASCENDING)], unique=True, name="name_unique")
+        await self.collection.create_index(NEWEST_FIRST, name="created")
 
     async def upsert(
         self, name: str, type_: str, mode: str, settings: dict[str, Any]
@@ -38,3 +40,6 @@ class ChannelsRepository:
 
     async def get_by_name(self, name: str) -> dict[str, Any] | None:
         return to_record(await self.collection.find_one({"name": name}))
+
+    async def list_page(self, after: Position | None, limit: int) -> Page:
+        return await fetch_page(self.collection, {}, after, limit)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from storage.pages import NEWEST_FIRST, Page, Position, fetch_page
 from storage.records import derived_id, to_record, utcnow
 
 
@@ -26,6 +28,10 @@ class ContactsRepository:
             unique=True,
             name="channel_external_unique",
         )
+        await self.collection.create_index(NEWEST_FIRST, name="created")
+        await self.collection.create_index(
+            [("channel_id", ASCENDING), *NEWEST_FIRST], name="channel_created"
+        )
 
     async def record_seen(
         self,
@@ -35,8 +41,8 @@ class ContactsRepository:
         name: str = "",
         username: str = "",
         seen_at: datetime | None = None,
-    ) -> str:
-        """Create the contact or refresh its profile; returns its id.
+    ) -> dict[str, Any]:
+        """Create the contact or refresh its profile; returns what the message needs.
 
         A contact may change their display name between messages: the profile
         follows the latest message instead of failing on the unique key.
@@ -57,7 +63,25 @@ class ContactsRepository:
             },
             upsert=True,
         )
-        return key
+        return {
+            "id": key,
+            "channel_id": channel_id,
+            "external_id": external_id,
+            "name": name,
+            "username": username,
+        }
 
     async def get(self, contact_id_: str) -> dict[str, Any] | None:
         return to_record(await self.collection.find_one({"_id": contact_id_}))
+
+    async def list_page(
+        self, after: Position | None, limit: int, *, channel_id: str | None = None, q: str = ""
+    ) -> Page:
+        """Newest contacts first; ``q`` matches name or username, case-insensitively."""
+        query: dict[str, Any] = {}
+        if channel_id is not None:
+            query["channel_id"] = channel_id
+        if q:
+            pattern = {"$regex": re.escape(q), "$options": "i"}
+            query["$or"] = [{"name": pattern}, {"username": pattern}]
+        return await fetch_page(self.collection, query, after, limit)

@@ -28,6 +28,7 @@ from storage.embedded import (
 )
 from storage.errors import StorageUnavailable
 from storage.messages import MessagesRepository
+from storage.revocations import RevocationsRepository
 
 log = logging.getLogger("gateway.storage")
 
@@ -42,6 +43,7 @@ class Storage:
     channels: ChannelsRepository
     contacts: ContactsRepository
     messages: MessagesRepository
+    revocations: RevocationsRepository
     embedded: EmbeddedServer | None = None
     lock: DataDirLock | None = None
     data_dir: Path | None = None
@@ -61,6 +63,7 @@ class Storage:
             channels=ChannelsRepository(db),
             contacts=ContactsRepository(db),
             messages=MessagesRepository(db),
+            revocations=RevocationsRepository(db),
             **owned,  # type: ignore[arg-type]
         )
 
@@ -105,6 +108,7 @@ class Storage:
         await self.channels.ensure_indexes()
         await self.contacts.ensure_indexes()
         await self.messages.ensure_indexes(message_retention_seconds)
+        await self.revocations.ensure_indexes()
 
     async def ping(self, within: float = 2.0) -> None:
         """Raise :class:`StorageUnavailable` unless the server answers ``within`` seconds."""

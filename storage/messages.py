@@ -1,19 +1,34 @@
-"""The ``messages`` collection: inbound and outbound messages, the outbox and expiry."""
+"""The ``messages`` collection: inbound and outbound messages, the outbox and expiry.
+
+A message carries a summary of its contact ``{id, external_id, name}`` and agent
+``{id, username}`` as they were when it was written, so a page of messages is one
+query with no joins.
+"""
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from storage.pages import NEWEST_FIRST, Page, Position, fetch_page
 from storage.records import new_id, to_record, utcnow
 
 log = logging.getLogger("gateway.storage")
 
 TTL_INDEX = "created_at_ttl"
+
+
+def contact_summary(contact: dict[str, Any]) -> dict[str, Any]:
+    return {"id": contact["id"], "external_id": contact["external_id"], "name": contact["name"]}
+
+
+def agent_summary(agent: dict[str, Any]) -> dict[str, Any]:
+    return {"id": agent["id"], "username": agent["username"]}
 
 
 class MessagesRepository:
@@ -24,16 +39,11 @@ class MessagesRepository:
     async def ensure_indexes(self, retention_seconds: int) -> None:
         """Create every index the queries need, and the TTL index that expires messages."""
         c = self.collection
-        # Newest-first pages of one conversation or one agent's messages, with _id as
-        # the tie-breaker that makes cursors stable.
-        await c.create_index(
-            [("contact_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
-            name="contact_created",
-        )
-        await c.create_index(
-            [("agent_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
-            name="agent_created",
-        )
+        # Newest-first pages of everything, of one conversation or of one agent's
+        # messages, with _id as the tie-breaker that makes cursors stable.
+        await c.create_index(NEWEST_FIRST, name="created")
+        await c.create_index([("contact_id", ASCENDING), *NEWEST_FIRST], name="contact_created")
+        await c.create_index([("agent_id", ASCENDING), *NEWEST_FIRST], name="agent_created")
         # A provider's retry of an inbound message hits this and is acknowledged, not
         # stored twice. Outbound messages have no dedupe_key and are not indexed here.
         await c.create_index(
@@ -41,6 +51,13 @@ class MessagesRepository:
             unique=True,
             partialFilterExpression={"dedupe_key": {"$type": "string"}},
             name="inbound_dedupe",
+        )
+        # An agent's retried POST with the same Idempotency-Key finds its message.
+        await c.create_index(
+            [("agent_id", ASCENDING), ("idempotency_key", ASCENDING)],
+            unique=True,
+            partialFilterExpression={"idempotency_key": {"$type": "string"}},
+            name="outbound_idempotency",
         )
         await c.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)], name="outbox")
         await self._ensure_ttl(retention_seconds)
@@ -69,7 +86,7 @@ class MessagesRepository:
         self,
         *,
         channel_id: str,
-        contact_id: str,
+        contact: dict[str, Any],
         dedupe_key: str,
         content: str,
         external_id: str = "",
@@ -84,8 +101,10 @@ class MessagesRepository:
         document = {
             "_id": new_id(),
             "channel_id": channel_id,
-            "contact_id": contact_id,
+            "contact_id": contact["id"],
+            "contact": contact_summary(contact),
             "agent_id": None,
+            "agent": None,
             "direction": "in",
             "content": content,
             "status": "received",
@@ -95,33 +114,32 @@ class MessagesRepository:
             "updated_at": now,
             **(extra or {}),
         }
-        try:
-            await self.collection.insert_one(document)
-        except DuplicateKeyError:
-            stored = await self.collection.find_one(
-                {"channel_id": channel_id, "dedupe_key": dedupe_key}
-            )
-            if stored is None:  # expired between the two calls; nothing left to dedupe
-                raise
-            return to_record(stored), False  # type: ignore[return-value]
-        return to_record(document), True  # type: ignore[return-value]
+        return await self._insert_once(
+            document, {"channel_id": channel_id, "dedupe_key": dedupe_key}
+        )
 
     async def insert_outbound(
         self,
         *,
-        channel_id: str,
-        contact_id: str,
+        contact: dict[str, Any],
         content: str,
-        agent_id: str | None,
+        agent: dict[str, Any] | None,
+        idempotency_key: str | None = None,
         extra: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """Store an outbound message as ``queued``: it is stored before it is sent."""
+    ) -> tuple[dict[str, Any], bool]:
+        """Store an outbound message as ``queued``: it is stored before it is sent.
+
+        With an ``idempotency_key`` already used by the same agent, the earlier
+        message comes back with ``created=False``.
+        """
         now = utcnow()
-        document = {
+        document: dict[str, Any] = {
             "_id": new_id(),
-            "channel_id": channel_id,
-            "contact_id": contact_id,
-            "agent_id": agent_id,
+            "channel_id": contact["channel_id"],
+            "contact_id": contact["id"],
+            "contact": contact_summary(contact),
+            "agent_id": agent["id"] if agent else None,
+            "agent": agent_summary(agent) if agent else None,
             "direction": "out",
             "content": content,
             "status": "queued",
@@ -133,8 +151,56 @@ class MessagesRepository:
             "updated_at": now,
             **(extra or {}),
         }
-        await self.collection.insert_one(document)
-        return to_record(document)  # type: ignore[return-value]
+        if idempotency_key is None:
+            await self.collection.insert_one(document)
+            return to_record(document), True  # type: ignore[return-value]
+        document["idempotency_key"] = idempotency_key
+        return await self._insert_once(
+            document, {"agent_id": document["agent_id"], "idempotency_key": idempotency_key}
+        )
+
+    async def _insert_once(
+        self, document: dict[str, Any], unique_key: dict[str, Any]
+    ) -> tuple[dict[str, Any], bool]:
+        try:
+            await self.collection.insert_one(document)
+        except DuplicateKeyError:
+            stored = await self.collection.find_one(unique_key)
+            if stored is None:  # expired between the two calls; nothing left to match
+                raise
+            return to_record(stored), False  # type: ignore[return-value]
+        return to_record(document), True  # type: ignore[return-value]
 
     async def get(self, message_id: str) -> dict[str, Any] | None:
         return to_record(await self.collection.find_one({"_id": message_id}))
+
+    async def list_page(
+        self,
+        after: Position | None,
+        limit: int,
+        *,
+        contact_id: str | None = None,
+        agent_id: str | None = None,
+        direction: str | None = None,
+        status: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> Page:
+        """Newest first; each filter narrows the page, and every page is one query."""
+        query: dict[str, Any] = {}
+        for name, value in (
+            ("contact_id", contact_id),
+            ("agent_id", agent_id),
+            ("direction", direction),
+            ("status", status),
+        ):
+            if value is not None:
+                query[name] = value
+        created: dict[str, datetime] = {}
+        if created_after is not None:
+            created["$gt"] = created_after
+        if created_before is not None:
+            created["$lt"] = created_before
+        if created:
+            query["created_at"] = created
+        return await fetch_page(self.collection, query, after, limit)

@@ -21,12 +21,13 @@ from tornado.httpclient import AsyncHTTPClient
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
-from gateway.app import Services, make_app
-from gateway.config import Config
+from gateway.app import Services, build_services, make_app
+from gateway.config import AuthConfig, Config
 from storage.database import Storage
 from storage.embedded import EmbeddedServer
 
 RETENTION_SECONDS = 30 * 86400
+TEST_CONFIG = Config(auth=AuthConfig(jwt_secret="test-secret-" + "x" * 32))
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -102,9 +103,15 @@ def config_file(tmp_path: Path) -> Callable[[str], Path]:
 class Client:
     """Calls an in-process gateway over real HTTP and decodes JSON answers."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, token: str | None = None, refresh: str | None = None):
         self.base_url = base_url
+        self.token = token
+        self.refresh = refresh
         self.http = AsyncHTTPClient()
+
+    def as_agent(self, token: str | None, refresh: str | None = None) -> Client:
+        """The same server, calling with ``token`` as the bearer."""
+        return Client(self.base_url, token, refresh)
 
     async def fetch(
         self,
@@ -118,6 +125,8 @@ class Client:
         if json_body is not None:
             body = json.dumps(json_body)
             headers = {"Content-Type": "application/json", **(headers or {})}
+        if self.token and "Authorization" not in (headers or {}):
+            headers = {"Authorization": f"Bearer {self.token}", **(headers or {})}
         if body is None and method in ("POST", "PUT", "PATCH"):
             body = b""
         response = await self.http.fetch(
@@ -153,4 +162,27 @@ async def serve_app() -> AsyncIterator[Callable[[Services], Awaitable[Client]]]:
 @pytest.fixture
 async def client(storage: Storage, serve_app) -> Client:
     """A client of a gateway app on the test's database."""
-    return await serve_app(Services(config=Config(), storage=storage))
+    return await serve_app(build_services(TEST_CONFIG, storage))
+
+
+async def sign_up(client: Client, username: str, password: str = "correct horse") -> Client:
+    """Create an agent (with ``client``'s credentials, if any) and sign it in."""
+    status, body = await client.fetch(
+        "POST", "/api/v1/agents/", json_body={"username": username, "password": password}
+    )
+    assert status == 201, body
+    return await sign_in(client, username, password)
+
+
+async def sign_in(client: Client, username: str, password: str = "correct horse") -> Client:
+    status, body = await client.fetch(
+        "POST", "/auth/token/", json_body={"username": username, "password": password}
+    )
+    assert status == 200, body
+    return client.as_agent(body["access"], body["refresh"])
+
+
+@pytest.fixture
+async def api(client: Client) -> Client:
+    """A client signed in as ``ana``, the first (bootstrap) agent."""
+    return await sign_up(client, "ana")

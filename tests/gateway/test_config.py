@@ -74,7 +74,7 @@ def test_command_line_overrides_replace_nested_values() -> None:
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ({"sever": {}}, r"^sever: unknown key \(known: data_dir, log, server, storage\)"),
+        ({"sever": {}}, r"^sever: unknown key \(known: auth, data_dir, log, server, storage\)"),
         ({"server": {"prot": 1}}, r"^server\.prot: unknown key"),
         ({"server": {"port": "abc"}}, r"^server\.port: expected an integer, got 'abc'"),
         ({"server": {"port": "${P}"}}, r"^server\.port: environment variable P is required"),
@@ -89,6 +89,9 @@ def test_command_line_overrides_replace_nested_values() -> None:
         ({"log": {"level": "LOUD"}}, r"^log\.level: must be one of DEBUG, INFO, WARNING, ERROR"),
         ({"log": {"format": 3}}, r"^log\.format: must be one of text, json, got 3"),
         ({"data_dir": ""}, r"^data_dir: expected a path"),
+        ({"auth": {"jwt_secret": "short"}}, r"^auth\.jwt_secret: must be at least 32"),
+        ({"auth": {"open_registration": "yes"}}, r"^auth\.open_registration: expected true or"),
+        ({"server": {"max_body_bytes": 10}}, r"^server\.max_body_bytes: must be at least"),
     ],
 )
 def test_invalid_values_name_the_key(raw: dict, message: str) -> None:

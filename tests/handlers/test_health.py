@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from gateway.app import Services
-from gateway.config import Config
+from gateway.app import build_services
 from storage.database import Storage
-from tests.conftest import Client, free_port
+from tests.conftest import TEST_CONFIG, Client, free_port
 
 
 async def test_healthz_and_readyz_answer_when_the_database_does(client: Client) -> None:
@@ -17,7 +16,7 @@ async def test_readyz_is_503_with_a_reason_when_the_database_is_down(serve_app) 
     # Nothing listens on this port: the ping fails within the probe's deadline.
     down = Storage.connect(f"mongodb://127.0.0.1:{free_port()}/?directConnection=true", "x")
     try:
-        client = await serve_app(Services(config=Config(), storage=down))
+        client = await serve_app(build_services(TEST_CONFIG, down))
         status, body = await client.fetch("GET", "/readyz")
         assert status == 503
         assert body["error"]["code"] == "unavailable"

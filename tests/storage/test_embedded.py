@@ -70,7 +70,10 @@ async def test_the_sweeper_expires_messages_at_the_configured_interval(tmp_path:
         await store.ensure_indexes(RETENTION_SECONDS)
         store.start_ttl_sweeper(0.2)
         message, _ = await store.messages.insert_inbound(
-            channel_id="c", contact_id="k", dedupe_key="1", content="old"
+            channel_id="c",
+            contact={"id": "k", "external_id": "1", "name": ""},
+            dedupe_key="1",
+            content="old",
         )
         past = utcnow() - timedelta(seconds=RETENTION_SECONDS + 1)
         await store.messages.collection.update_one(

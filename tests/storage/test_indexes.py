@@ -53,12 +53,12 @@ async def test_changed_retention_updates_the_existing_ttl_index(storage: Storage
 
 
 async def test_an_expired_message_really_disappears(storage: Storage, uses_embedded) -> None:
-    cid = await storage.contacts.record_seen("chan", "42", name="Ana")
+    contact = await storage.contacts.record_seen("chan", "42", name="Ana")
     old, _ = await storage.messages.insert_inbound(
-        channel_id="chan", contact_id=cid, dedupe_key="u1", content="old"
+        channel_id="chan", contact=contact, dedupe_key="u1", content="old"
     )
     fresh, _ = await storage.messages.insert_inbound(
-        channel_id="chan", contact_id=cid, dedupe_key="u2", content="fresh"
+        channel_id="chan", contact=contact, dedupe_key="u2", content="fresh"
     )
     # Backdate one message past the 30-day retention; MongoDB's TTL monitor removes it.
     past = utcnow() - timedelta(seconds=RETENTION_SECONDS + 60)
@@ -75,29 +75,31 @@ async def test_an_expired_message_really_disappears(storage: Storage, uses_embed
 
 
 async def test_inbound_duplicate_is_acknowledged_not_stored_twice(storage: Storage) -> None:
-    cid = await storage.contacts.record_seen("chan", "42")
+    contact = await storage.contacts.record_seen("chan", "42")
     first, created = await storage.messages.insert_inbound(
-        channel_id="chan", contact_id=cid, dedupe_key="update-7", content="hi"
+        channel_id="chan", contact=contact, dedupe_key="update-7", content="hi"
     )
     again, created_again = await storage.messages.insert_inbound(
-        channel_id="chan", contact_id=cid, dedupe_key="update-7", content="hi"
+        channel_id="chan", contact=contact, dedupe_key="update-7", content="hi"
     )
     assert (created, created_again) == (True, False)
     assert again["id"] == first["id"]
     # The same provider id on another channel is another message.
     _, other = await storage.messages.insert_inbound(
-        channel_id="chan-2", contact_id=cid, dedupe_key="update-7", content="hi"
+        channel_id="chan-2", contact=contact, dedupe_key="update-7", content="hi"
     )
     assert other is True
     assert await storage.messages.collection.count_documents({}) == 2
 
 
 async def test_outbound_messages_do_not_collide_on_the_dedupe_index(storage: Storage) -> None:
-    cid = await storage.contacts.record_seen("chan", "42")
+    contact = await storage.contacts.record_seen("chan", "42")
+    agent = {"id": "agent-1", "username": "ana"}
     for text in ("one", "two"):
-        message = await storage.messages.insert_outbound(
-            channel_id="chan", contact_id=cid, content=text, agent_id="agent-1"
+        message, created = await storage.messages.insert_outbound(
+            contact=contact, content=text, agent=agent
         )
+        assert created
         assert message["status"] == "queued"
         assert message["direction"] == "out"
     assert await storage.messages.collection.count_documents({"direction": "out"}) == 2
@@ -106,18 +108,18 @@ async def test_outbound_messages_do_not_collide_on_the_dedupe_index(storage: Sto
 async def test_contact_id_is_derived_and_profile_follows_renames(storage: Storage) -> None:
     first = await storage.contacts.record_seen("chan", "42", name="Ana", username="ana")
     renamed = await storage.contacts.record_seen("chan", "42", name="Ana Maria", username="ana")
-    assert first == renamed == contact_id("chan", "42")
-    assert contact_id("other", "42") != first
-    stored = await storage.contacts.get(first)
+    assert first["id"] == renamed["id"] == contact_id("chan", "42")
+    assert contact_id("other", "42") != first["id"]
+    stored = await storage.contacts.get(first["id"])
     assert stored is not None
     assert (stored["name"], stored["external_id"]) == ("Ana Maria", "42")
 
 
 async def test_last_message_at_never_moves_backwards(storage: Storage) -> None:
     now = utcnow()
-    cid = await storage.contacts.record_seen("chan", "1", seen_at=now)
+    contact = await storage.contacts.record_seen("chan", "1", seen_at=now)
     await storage.contacts.record_seen("chan", "1", seen_at=now - timedelta(hours=1))
-    stored = await storage.contacts.get(cid)
+    stored = await storage.contacts.get(contact["id"])
     assert stored is not None
     assert stored["last_message_at"] == now
 

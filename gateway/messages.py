@@ -1,0 +1,31 @@
+"""Agents' outbound messages: validated, stored as queued, then handed to delivery."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.errors import Conflict, NotFound
+from storage.database import Storage
+
+
+async def enqueue(
+    storage: Storage,
+    agent: dict[str, Any],
+    contact_id: str,
+    content: str,
+    idempotency_key: str | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Store an agent's message to a contact as ``queued``; returns ``(message, created)``.
+
+    A retry with the same ``idempotency_key`` returns the first message; the same
+    key with a different request is a :class:`Conflict`.
+    """
+    contact = await storage.contacts.get(contact_id)
+    if contact is None:
+        raise NotFound(f"No such contact: {contact_id}")
+    message, created = await storage.messages.insert_outbound(
+        contact=contact, content=content, agent=agent, idempotency_key=idempotency_key
+    )
+    if not created and (message["contact_id"], message["content"]) != (contact_id, content):
+        raise Conflict("this Idempotency-Key was used for a different message")
+    return message, created

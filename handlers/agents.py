@@ -1,0 +1,136 @@
+"""Agent accounts: the first one bootstraps the system; each agent manages itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.agents import create_agent, update_agent
+from gateway.errors import Forbidden, NotFound, ValidationError
+from handlers import schemas
+from handlers.base import BaseHandler, public
+from handlers.pagination import decode_cursor, page_response
+
+_agent = schemas.Agent()
+
+
+def present(agent: dict[str, Any]) -> dict[str, Any]:
+    return _agent.dump(agent)
+
+
+class AgentsHandler(BaseHandler):
+    @public("the first agent is created without credentials, or anyone with open_registration")
+    async def post(self) -> None:
+        """Create an agent.
+        ---
+        summary: Create an agent
+        description: >-
+          Open without a token while no agent exists (bootstrapping) or when
+          `auth.open_registration` is on; otherwise an agent's token is required.
+        tags: [agents]
+        requestBody:
+          required: true
+          content: {application/json: {schema: AgentCreate}}
+        responses:
+          201: {description: The new agent, content: {application/json: {schema: Agent}}}
+          400: {$ref: "#/components/responses/BadRequest"}
+          401: {$ref: "#/components/responses/Unauthorized"}
+          409: {$ref: "#/components/responses/Conflict"}
+        """
+        agents = self.services.storage.agents
+        bootstrap = not await agents.any_exists()
+        if not bootstrap and not self.services.config.auth.open_registration:
+            self.current_user = await self.authenticate()
+        data = self.json_body(schemas.AgentCreate())
+        agent = await create_agent(
+            agents, data["username"], data["password"], data["display_name"], bootstrap=bootstrap
+        )
+        self.write_json(present(agent), 201)
+
+    async def get(self) -> None:
+        """List agents.
+        ---
+        summary: List agents, newest first
+        tags: [agents]
+        parameters: [{in: query, schema: PageQuery}]
+        responses:
+          200: {description: A page of agents, content: {application/json: {schema: AgentPage}}}
+          400: {$ref: "#/components/responses/BadRequest"}
+          401: {$ref: "#/components/responses/Unauthorized"}
+        """
+        query = self.query(schemas.PageQuery())
+        page = await self.services.storage.agents.list_page(
+            decode_cursor(query.get("cursor")), query["page_size"]
+        )
+        self.write_json(page_response(self, page, present))
+
+
+class AgentHandler(BaseHandler):
+    async def _target(self, agent_id: str, change: bool) -> dict[str, Any]:
+        agent = await self.services.storage.agents.get(agent_id)
+        if agent is None:
+            raise NotFound(f"No such agent: {agent_id}")
+        if change and agent["id"] != self.agent["id"]:
+            raise Forbidden("agents can change or delete only their own account")
+        return agent
+
+    async def get(self, agent_id: str) -> None:
+        """Read an agent.
+        ---
+        summary: Read an agent
+        tags: [agents]
+        parameters: [{in: path, name: agent_id, required: true, schema: {type: string}}]
+        responses:
+          200: {description: The agent, content: {application/json: {schema: Agent}}}
+          401: {$ref: "#/components/responses/Unauthorized"}
+          404: {$ref: "#/components/responses/NotFound"}
+        """
+        self.write_json(present(await self._target(agent_id, change=False)))
+
+    async def patch(self, agent_id: str) -> None:
+        """Change your own account.
+        ---
+        summary: Change your display name, password or availability
+        description: A new password signs out every session issued before it.
+        tags: [agents]
+        parameters: [{in: path, name: agent_id, required: true, schema: {type: string}}]
+        requestBody:
+          required: true
+          content: {application/json: {schema: AgentUpdate}}
+        responses:
+          200: {description: The changed agent, content: {application/json: {schema: Agent}}}
+          400: {$ref: "#/components/responses/BadRequest"}
+          401: {$ref: "#/components/responses/Unauthorized"}
+          403: {$ref: "#/components/responses/Forbidden"}
+          404: {$ref: "#/components/responses/NotFound"}
+        """
+        await self._target(agent_id, change=True)
+        changes = self.json_body(schemas.AgentUpdate())
+        if not changes:
+            raise ValidationError("nothing to change: send display_name, password or is_available")
+        updated = await update_agent(self.services.storage.agents, agent_id, changes)
+        if updated is None:
+            raise NotFound(f"No such agent: {agent_id}")
+        self.write_json(present(updated))
+
+    async def delete(self, agent_id: str) -> None:
+        """Delete your own account.
+        ---
+        summary: Delete your own account
+        tags: [agents]
+        parameters: [{in: path, name: agent_id, required: true, schema: {type: string}}]
+        responses:
+          204: {description: Deleted}
+          401: {$ref: "#/components/responses/Unauthorized"}
+          403: {$ref: "#/components/responses/Forbidden"}
+          404: {$ref: "#/components/responses/NotFound"}
+        """
+        await self._target(agent_id, change=True)
+        await self.services.storage.agents.delete(agent_id)
+        self.set_status(204)
+        self.finish()
+
+
+routes = [
+    (r"/api/v1/agents/", AgentsHandler),
+    (r"/api/v1/agents/(?P<agent_id>[^/]+)/", AgentHandler),
+]

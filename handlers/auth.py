@@ -1,0 +1,57 @@
+"""Agents sign in and rotate their tokens."""
+
+from __future__ import annotations
+
+from handlers import schemas
+from handlers.base import BaseHandler, public
+
+
+class TokenHandler(BaseHandler):
+    @public("agents exchange their username and password for tokens here")
+    async def post(self) -> None:
+        """Sign in.
+        ---
+        summary: Sign in with username and password
+        tags: [auth]
+        security: []
+        requestBody:
+          required: true
+          content: {application/json: {schema: TokenRequest}}
+        responses:
+          200: {description: A new token pair, content: {application/json: {schema: TokenPair}}}
+          401: {$ref: "#/components/responses/Unauthorized"}
+          429: {$ref: "#/components/responses/TooManyRequests"}
+        """
+        data = self.json_body(schemas.TokenRequest())
+        pair = await self.services.auth.login(
+            data["username"].strip().lower(), data["password"], self.request.remote_ip or ""
+        )
+        self.write_json(pair)
+
+
+class RefreshHandler(BaseHandler):
+    @public("the refresh token in the body is the credential")
+    async def post(self) -> None:
+        """Rotate a refresh token.
+        ---
+        summary: Exchange a refresh token for a new pair (the old one is used up)
+        description: >-
+          Presenting a refresh token a second time revokes every token descended
+          from the same sign-in.
+        tags: [auth]
+        security: []
+        requestBody:
+          required: true
+          content: {application/json: {schema: RefreshRequest}}
+        responses:
+          200: {description: A new token pair, content: {application/json: {schema: TokenPair}}}
+          401: {$ref: "#/components/responses/Unauthorized"}
+        """
+        data = self.json_body(schemas.RefreshRequest())
+        self.write_json(await self.services.auth.refresh(data["refresh"]))
+
+
+routes = [
+    (r"/auth/token/", TokenHandler),
+    (r"/auth/token/refresh/", RefreshHandler),
+]

@@ -1,0 +1,156 @@
+"""OpenAPI 3 document built from the route table, and Swagger UI served offline.
+
+Each handler method documents itself in its docstring (YAML after ``---``); the
+schemas come from ``handlers/schemas.py``. Swagger UI's files ship in the
+swagger-ui-bundle-v2 wheel, so the docs need no CDN.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib.metadata import version
+from typing import Any
+
+from apispec import APISpec, yaml_utils
+from apispec.ext.marshmallow import MarshmallowPlugin
+from swagger_ui_bundle import swagger_ui_path
+from tornado.web import StaticFileHandler
+
+from handlers import schemas
+from handlers.base import BaseHandler, implements, public
+
+_METHODS = ("get", "post", "put", "patch", "delete")
+_GROUP = re.compile(r"\(\?P<(?P<name>\w+)>[^)]*\)")
+_RESPONSES = {
+    "BadRequest": "Invalid input; `fields` names each problem",
+    "Unauthorized": "Missing, invalid or expired credentials",
+    "Forbidden": "Authenticated, but not allowed",
+    "NotFound": "No such resource",
+    "Conflict": "Conflicts with what is stored",
+    "TooManyRequests": "Too many attempts; see Retry-After",
+}
+_SCHEMAS = [
+    schemas.Error,
+    schemas.TokenRequest,
+    schemas.RefreshRequest,
+    schemas.TokenPair,
+    schemas.AgentCreate,
+    schemas.AgentUpdate,
+    schemas.Agent,
+    schemas.Contact,
+    schemas.Channel,
+    schemas.Message,
+    schemas.MessageCreate,
+]
+_PAGED = [schemas.Agent, schemas.Contact, schemas.Channel, schemas.Message]
+
+
+def openapi_path(pattern: str) -> str:
+    """``/api/v1/agents/(?P<agent_id>[^/]+)/`` → ``/api/v1/agents/{agent_id}/``."""
+    return _GROUP.sub(lambda m: "{" + m["name"] + "}", pattern).rstrip("$")
+
+
+def build_spec(routes: list[tuple[str, type]]) -> dict[str, Any]:
+    spec = APISpec(
+        title="bot-gateway",
+        version=version("bot-gateway"),
+        openapi_version="3.0.3",
+        plugins=[MarshmallowPlugin()],
+        info={"description": "Agents answer Telegram and WhatsApp contacts through one API."},
+        security=[{"bearer": []}],
+    )
+    spec.components.security_scheme(
+        "bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    )
+    for schema in _SCHEMAS:
+        spec.components.schema(schema.__name__, schema=schema)
+    for item in _PAGED:
+        page = schemas.page_of(item)
+        spec.components.schema(page.__name__, schema=page)
+    for name, description in _RESPONSES.items():
+        spec.components.response(
+            name, {"description": description, "content": {"application/json": {"schema": "Error"}}}
+        )
+    for pattern, handler in routes:
+        operations = {
+            method: yaml_utils.load_yaml_from_docstring(getattr(handler, method).__doc__ or "")
+            for method in _METHODS
+            if implements(handler, method)
+        }
+        for method, operation in operations.items():
+            if "responses" not in operation:
+                raise TypeError(f"{handler.__name__}.{method} has no OpenAPI docstring")
+        if operations:
+            spec.path(path=openapi_path(pattern), operations=operations)
+    return spec.to_dict()
+
+
+class SchemaHandler(BaseHandler):
+    def initialize(self, services: Any, spec: dict[str, Any]) -> None:  # type: ignore[override]
+        super().initialize(services)
+        self.spec = spec
+
+    @public("the API description is public, like the routes it describes")
+    async def get(self) -> None:
+        self.write_json(self.spec)
+
+
+_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>bot-gateway API</title>
+  <link rel="stylesheet" href="static/swagger-ui.css">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="static/swagger-ui-bundle.js"></script>
+  <script src="init.js"></script>
+</body>
+</html>
+"""
+
+_INIT = """window.ui = SwaggerUIBundle({
+  url: "../schema/",
+  dom_id: "#swagger-ui",
+  deepLinking: true,
+  presets: [SwaggerUIBundle.presets.apis],
+  layout: "BaseLayout",
+  validatorUrl: null
+});
+"""
+
+# Same-origin only: the docs page can reach nothing but this server.
+_CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self'; connect-src 'self'"
+)
+
+
+@public("documentation pages for people with a browser")
+class DocsHandler(BaseHandler):
+    async def get(self, asset: str = "") -> None:
+        if asset == "init.js":
+            self.set_header("Content-Type", "text/javascript; charset=utf-8")
+            body = _INIT
+        else:
+            self.set_header("Content-Type", "text/html; charset=utf-8")
+            body = _PAGE
+        self.set_header("Content-Security-Policy", _CSP)
+        self.set_header("Cache-Control", "no-cache")
+        self.finish(body)
+
+
+@public("Swagger UI's static files")
+class DocsAssetHandler(StaticFileHandler):
+    pass
+
+
+def routes_for(api_routes: list[tuple[str, type]]) -> list[tuple[Any, ...]]:
+    """The docs routes; the schema describes ``api_routes``."""
+    spec = build_spec(api_routes)
+    return [
+        (r"/api/v1/schema/", SchemaHandler, {"spec": spec}),
+        (r"/api/v1/docs/(?P<asset>init\.js)?", DocsHandler),
+        (r"/api/v1/docs/static/(.*)", DocsAssetHandler, {"path": str(swagger_ui_path)}),
+    ]

@@ -1,0 +1,176 @@
+"""Request and response schemas: they validate input and document the API.
+
+Input schemas refuse unknown fields (marshmallow's default ``RAISE``), so a field
+such as ``is_superuser`` is a 400 naming it instead of being silently dropped.
+"""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from gateway.passwords import MIN_PASSWORD_LENGTH
+
+MAX_CONTENT = 4096  # Telegram's limit for one text message
+
+_strict_bool = {"truthy": {True}, "falsy": {False}}
+_text = {"validate": validate.Length(min=1)}
+
+
+class ErrorDetail(Schema):
+    code = fields.String(required=True, metadata={"example": "validation_error"})
+    message = fields.String(required=True)
+    fields = fields.Dict(
+        keys=fields.String(),
+        values=fields.List(fields.String()),
+        metadata={"description": "Problems by field name, for validation errors"},
+    )
+
+
+class Error(Schema):
+    error = fields.Nested(ErrorDetail, required=True)
+
+
+# -- auth ---------------------------------------------------------------------------
+
+
+class TokenRequest(Schema):
+    username = fields.String(required=True, **_text)
+    password = fields.String(required=True, **_text)
+
+
+class RefreshRequest(Schema):
+    refresh = fields.String(required=True, **_text)
+
+
+class TokenPair(Schema):
+    access = fields.String(required=True, metadata={"description": "Bearer token, 15 min"})
+    refresh = fields.String(required=True, metadata={"description": "Use once to rotate"})
+
+
+# -- agents -------------------------------------------------------------------------
+
+
+class AgentCreate(Schema):
+    username = fields.String(required=True, validate=validate.Length(min=3, max=64))
+    password = fields.String(
+        required=True, validate=validate.Length(min=MIN_PASSWORD_LENGTH, max=1024)
+    )
+    display_name = fields.String(validate=validate.Length(max=150), load_default="")
+
+
+class AgentUpdate(Schema):
+    display_name = fields.String(validate=validate.Length(max=150))
+    password = fields.String(validate=validate.Length(min=MIN_PASSWORD_LENGTH, max=1024))
+    is_available = fields.Boolean(**_strict_bool)
+
+
+class Agent(Schema):
+    id = fields.String(required=True)
+    username = fields.String(required=True)
+    display_name = fields.String(required=True)
+    is_available = fields.Boolean(required=True)
+    created_at = fields.AwareDateTime(required=True)
+    updated_at = fields.AwareDateTime(required=True)
+
+
+# -- contacts, channels, messages -----------------------------------------------------
+
+
+class Contact(Schema):
+    id = fields.String(required=True)
+    channel_id = fields.String(required=True)
+    external_id = fields.String(required=True, metadata={"description": "The provider's id"})
+    name = fields.String(required=True)
+    username = fields.String(required=True)
+    assigned_agent_id = fields.String(allow_none=True)
+    last_message_at = fields.AwareDateTime(allow_none=True)
+    created_at = fields.AwareDateTime(required=True)
+
+
+class Channel(Schema):
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+    type = fields.String(required=True, metadata={"enum": ["telegram", "whatsapp", "mock"]})
+    mode = fields.String(required=True, metadata={"enum": ["webhook", "polling"]})
+    webhook_path = fields.String(
+        allow_none=True, metadata={"description": "Where the provider posts; null when polling"}
+    )
+    created_at = fields.AwareDateTime(required=True)
+
+
+class ContactSummary(Schema):
+    id = fields.String(required=True)
+    external_id = fields.String(required=True)
+    name = fields.String(required=True)
+
+
+class AgentSummary(Schema):
+    id = fields.String(required=True)
+    username = fields.String(required=True)
+
+
+MESSAGE_STATUSES = ["received", "queued", "sending", "sent", "delivered", "read", "failed"]
+
+
+class Message(Schema):
+    id = fields.String(required=True)
+    channel_id = fields.String(required=True)
+    contact = fields.Nested(ContactSummary, required=True)
+    agent = fields.Nested(AgentSummary, allow_none=True, required=True)
+    direction = fields.String(required=True, metadata={"enum": ["in", "out"]})
+    content = fields.String(required=True)
+    status = fields.String(required=True, metadata={"enum": MESSAGE_STATUSES})
+    external_id = fields.String(metadata={"description": "The provider's message id"})
+    error = fields.String(allow_none=True, metadata={"description": "Why sending failed"})
+    created_at = fields.AwareDateTime(required=True)
+    updated_at = fields.AwareDateTime(required=True)
+
+
+class MessageCreate(Schema):
+    contact_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    content = fields.String(
+        required=True,
+        validate=[
+            validate.Length(min=1, max=MAX_CONTENT),
+            validate.Predicate("strip", error="Must contain more than white space."),
+        ],
+    )
+
+
+# -- lists --------------------------------------------------------------------------
+
+
+class PageQuery(Schema):
+    page_size = fields.Integer(
+        load_default=20, validate=validate.Range(min=1, max=100), metadata={"example": 20}
+    )
+    cursor = fields.String(metadata={"description": "The `next` link's cursor; opaque"})
+
+
+class ContactQuery(PageQuery):
+    channel_id = fields.String()
+    q = fields.String(
+        validate=validate.Length(min=1, max=100), metadata={"description": "In name or username"}
+    )
+
+
+class MessageQuery(PageQuery):
+    contact_id = fields.String()
+    agent_id = fields.String()
+    direction = fields.String(validate=validate.OneOf(["in", "out"]))
+    status = fields.String(validate=validate.OneOf(MESSAGE_STATUSES))
+    created_after = fields.AwareDateTime(metadata={"description": "ISO 8601 with a zone"})
+    created_before = fields.AwareDateTime(metadata={"description": "ISO 8601 with a zone"})
+
+
+def page_of(item: type[Schema]) -> type[Schema]:
+    """The schema of a paginated list of ``item``."""
+    return Schema.from_dict(
+        {
+            "results": fields.List(fields.Nested(item), required=True),
+            "next": fields.Url(
+                allow_none=True, required=True, metadata={"description": "Next page, or null"}
+            ),
+        },
+        name=f"{item.__name__}Page",
+    )
