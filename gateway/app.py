@@ -85,18 +85,17 @@ async def close_services(services: Services) -> None:
 
 def make_app(services: Services) -> tornado.web.Application:
     """The Tornado application; refuses to build if a route could skip auth."""
-    routes: list[tuple[Any, ...]] = [
-        *API_ROUTES,
-        *docs.routes_for(API_ROUTES),
-        (r".*", NotFoundHandler),
-    ]
-    handlers = []
-    for pattern, handler, *options in routes:
+
+    def mount(pattern: str, handler: type, options: dict[str, Any] | None = None) -> Any:
         check_handler_auth(handler)
-        kwargs = dict(options[0]) if options else {}
+        kwargs = dict(options or {})
         if issubclass(handler, BaseHandler):
             kwargs["services"] = services
-        handlers.append((pattern, handler, kwargs))
+        return (pattern, handler, kwargs)
+
+    handlers = [mount(*route) for route in API_ROUTES]
+    handlers += [mount(*route) for route in docs.routes_for(API_ROUTES)]
+    handlers.append(mount(r".*", NotFoundHandler))
     return tornado.web.Application(handlers, log_function=_log_request, xsrf_cookies=False)
 
 

@@ -27,6 +27,7 @@ class AgentsHandler(BaseHandler):
           Open without a token while no agent exists (bootstrapping) or when
           `auth.open_registration` is on; otherwise an agent's token is required.
         tags: [agents]
+        security: [{}, {bearer: []}]
         requestBody:
           required: true
           content: {application/json: {schema: AgentCreate}}

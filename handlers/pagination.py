@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -15,10 +15,11 @@ from tornado.web import RequestHandler
 from gateway.errors import ValidationError
 from storage.pages import Page, Position
 
+_KEY = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
 
 def encode_cursor(position: Position) -> str:
-    millis = int(position.created_at.timestamp() * 1000)
-    raw = json.dumps([millis, position.id], separators=(",", ":")).encode()
+    raw = json.dumps([position.key, position.window_ms], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -26,13 +27,14 @@ def decode_cursor(cursor: str | None) -> Position | None:
     if cursor is None:
         return None
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        millis, item_id = json.loads(raw)
-        if not isinstance(millis, int) or not isinstance(item_id, str):
-            raise ValueError(cursor)
-        return Position(datetime.fromtimestamp(millis / 1000, UTC), item_id)
-    except (ValueError, TypeError, binascii.Error, OverflowError, OSError):
-        raise ValidationError.of("cursor", "not a cursor this API gave out") from None
+        key, window_ms = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, TypeError, binascii.Error):
+        key = window_ms = None
+    if not (isinstance(key, str) and _KEY.fullmatch(key) and type(window_ms) is int) or (
+        window_ms <= 0
+    ):
+        raise ValidationError.of("cursor", "not a cursor this API gave out")
+    return Position(key, window_ms)
 
 
 def page_response(

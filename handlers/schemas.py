@@ -6,14 +6,24 @@ such as ``is_superuser`` is a 400 naming it instead of being silently dropped.
 
 from __future__ import annotations
 
+from typing import Any
+
 from marshmallow import Schema, fields, validate
 
 from gateway.passwords import MIN_PASSWORD_LENGTH
 
 MAX_CONTENT = 4096  # Telegram's limit for one text message
 
-_strict_bool = {"truthy": {True}, "falsy": {False}}
 _text = {"validate": validate.Length(min=1)}
+
+
+class StrictBoolean(fields.Boolean):
+    """JSON true or false only: not 1, "yes" or "on" (1 == True in Python sets)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
 
 
 class ErrorDetail(Schema):
@@ -61,7 +71,7 @@ class AgentCreate(Schema):
 class AgentUpdate(Schema):
     display_name = fields.String(validate=validate.Length(max=150))
     password = fields.String(validate=validate.Length(min=MIN_PASSWORD_LENGTH, max=1024))
-    is_available = fields.Boolean(**_strict_bool)
+    is_available = StrictBoolean()
 
 
 class Agent(Schema):

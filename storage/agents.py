@@ -9,19 +9,19 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from storage.errors import DuplicateKey
-from storage.pages import NEWEST_FIRST, Page, Position, fetch_page
+from storage.pages import Page, PageReader, Position
 from storage.records import new_id, to_record, utcnow
 
 
 class AgentsRepository:
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase, pages: PageReader) -> None:
         self.collection = db["agents"]
+        self.pages = pages
 
     async def ensure_indexes(self) -> None:
         await self.collection.create_index(
             [("username", ASCENDING)], unique=True, name="username_unique"
         )
-        await self.collection.create_index(NEWEST_FIRST, name="created")
         # Only one agent can be created by bootstrapping, however many try at once.
         await self.collection.create_index(
             [("bootstrap", ASCENDING)],
@@ -40,7 +40,7 @@ class AgentsRepository:
         """
         now = utcnow()
         document: dict[str, Any] = {
-            "_id": new_id(),
+            "_id": new_id(now),
             "username": username,
             "password_hash": password_hash,
             "display_name": display_name,
@@ -66,7 +66,7 @@ class AgentsRepository:
         return to_record(await self.collection.find_one({"username": username}))
 
     async def list_page(self, after: Position | None, limit: int) -> Page:
-        return await fetch_page(self.collection, {}, after, limit)
+        return await self.pages.fetch(self.collection, {}, after, limit)
 
     async def update(self, agent_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:
         document = await self.collection.find_one_and_update(

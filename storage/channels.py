@@ -7,17 +7,17 @@ from typing import Any
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
-from storage.pages import NEWEST_FIRST, Page, Position, fetch_page
+from storage.pages import Page, PageReader, Position
 from storage.records import new_id, to_record, utcnow
 
 
 class ChannelsRepository:
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase, pages: PageReader) -> None:
         self.collection = db["channels"]
+        self.pages = pages
 
     async def ensure_indexes(self) -> None:
         await self.collection.create_index([("name", ASCENDING)], unique=True, name="name_unique")
-        await self.collection.create_index(NEWEST_FIRST, name="created")
 
     async def upsert(
         self, name: str, type_: str, mode: str, settings: dict[str, Any]
@@ -28,7 +28,7 @@ class ChannelsRepository:
             {"name": name},
             {
                 "$set": {"type": type_, "mode": mode, "settings": settings, "updated_at": now},
-                "$setOnInsert": {"_id": new_id(), "created_at": now},
+                "$setOnInsert": {"_id": new_id(now), "created_at": now},
             },
             upsert=True,
             return_document=ReturnDocument.AFTER,
@@ -42,4 +42,4 @@ class ChannelsRepository:
         return to_record(await self.collection.find_one({"name": name}))
 
     async def list_page(self, after: Position | None, limit: int) -> Page:
-        return await fetch_page(self.collection, {}, after, limit)
+        return await self.pages.fetch(self.collection, {}, after, limit)

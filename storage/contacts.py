@@ -9,8 +9,8 @@ from typing import Any
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from storage.pages import NEWEST_FIRST, Page, Position, fetch_page
-from storage.records import derived_id, to_record, utcnow
+from storage.pages import Page, PageReader, Position
+from storage.records import derived_id, new_id, to_record, utcnow
 
 
 def contact_id(channel_id: str, external_id: str) -> str:
@@ -19,8 +19,9 @@ def contact_id(channel_id: str, external_id: str) -> str:
 
 
 class ContactsRepository:
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase, pages: PageReader) -> None:
         self.collection = db["contacts"]
+        self.pages = pages
 
     async def ensure_indexes(self) -> None:
         await self.collection.create_index(
@@ -28,9 +29,11 @@ class ContactsRepository:
             unique=True,
             name="channel_external_unique",
         )
-        await self.collection.create_index(NEWEST_FIRST, name="created")
+        # Contact ids are derived, not time-ordered: lists page by list_key, a UUIDv7
+        # set when the contact is first seen.
+        await self.collection.create_index([("list_key", ASCENDING)], name="list_key")
         await self.collection.create_index(
-            [("channel_id", ASCENDING), *NEWEST_FIRST], name="channel_created"
+            [("channel_id", ASCENDING), ("list_key", ASCENDING)], name="channel_list_key"
         )
 
     async def record_seen(
@@ -59,6 +62,7 @@ class ContactsRepository:
                     "external_id": external_id,
                     "assigned_agent_id": None,
                     "created_at": seen_at,
+                    "list_key": new_id(seen_at),
                 },
             },
             upsert=True,
@@ -84,4 +88,4 @@ class ContactsRepository:
         if q:
             pattern = {"$regex": re.escape(q), "$options": "i"}
             query["$or"] = [{"name": pattern}, {"username": pattern}]
-        return await fetch_page(self.collection, query, after, limit)
+        return await self.pages.fetch(self.collection, query, after, limit, key="list_key")

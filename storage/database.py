@@ -9,6 +9,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pymongo
 from pymongo import AsyncMongoClient
@@ -28,6 +29,7 @@ from storage.embedded import (
 )
 from storage.errors import StorageUnavailable
 from storage.messages import MessagesRepository
+from storage.pages import PageReader
 from storage.revocations import RevocationsRepository
 
 log = logging.getLogger("gateway.storage")
@@ -39,6 +41,7 @@ class Storage:
 
     client: AsyncMongoClient
     db: AsyncDatabase
+    pages: PageReader
     agents: AgentsRepository
     channels: ChannelsRepository
     contacts: ContactsRepository
@@ -50,21 +53,35 @@ class Storage:
     _sweeper: asyncio.Task[None] | None = None
 
     @classmethod
-    def connect(cls, uri: str, database: str, **owned: object) -> Storage:
+    def connect(
+        cls,
+        uri: str,
+        database: str,
+        *,
+        embedded: EmbeddedServer | None = None,
+        lock: DataDirLock | None = None,
+        data_dir: Path | None = None,
+        **client_options: Any,
+    ) -> Storage:
+        """A Storage on ``uri``; ``client_options`` go to ``AsyncMongoClient``."""
         # tz_aware: every datetime we read back is UTC-aware, like the ones we write.
         client: AsyncMongoClient = AsyncMongoClient(
-            uri, tz_aware=True, uuidRepresentation="standard", appname="bot-gateway"
+            uri, tz_aware=True, appname="bot-gateway", **client_options
         )
         db = client[database]
+        pages = PageReader()
         return cls(
             client=client,
             db=db,
-            agents=AgentsRepository(db),
-            channels=ChannelsRepository(db),
-            contacts=ContactsRepository(db),
-            messages=MessagesRepository(db),
+            pages=pages,
+            agents=AgentsRepository(db, pages),
+            channels=ChannelsRepository(db, pages),
+            contacts=ContactsRepository(db, pages),
+            messages=MessagesRepository(db, pages),
             revocations=RevocationsRepository(db),
-            **owned,  # type: ignore[arg-type]
+            embedded=embedded,
+            lock=lock,
+            data_dir=data_dir,
         )
 
     @classmethod
@@ -104,6 +121,9 @@ class Storage:
         return cls.connect(uri, config.database, embedded=server, lock=lock, data_dir=data_dir)
 
     async def ensure_indexes(self, message_retention_seconds: int) -> None:
+        """Create the indexes; also learns how the server executes page queries."""
+        build = await self.client.admin.command("buildInfo")
+        self.pages.windowed = "secantusVersion" in build
         await self.agents.ensure_indexes()
         await self.channels.ensure_indexes()
         await self.contacts.ensure_indexes()

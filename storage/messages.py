@@ -15,7 +15,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from storage.pages import NEWEST_FIRST, Page, Position, fetch_page
+from storage.pages import Page, PageReader, Position
 from storage.records import new_id, to_record, utcnow
 
 log = logging.getLogger("gateway.storage")
@@ -32,18 +32,19 @@ def agent_summary(agent: dict[str, Any]) -> dict[str, Any]:
 
 
 class MessagesRepository:
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase, pages: PageReader) -> None:
         self.db = db
         self.collection = db["messages"]
+        self.pages = pages
 
     async def ensure_indexes(self, retention_seconds: int) -> None:
         """Create every index the queries need, and the TTL index that expires messages."""
         c = self.collection
-        # Newest-first pages of everything, of one conversation or of one agent's
-        # messages, with _id as the tie-breaker that makes cursors stable.
-        await c.create_index(NEWEST_FIRST, name="created")
-        await c.create_index([("contact_id", ASCENDING), *NEWEST_FIRST], name="contact_created")
-        await c.create_index([("agent_id", ASCENDING), *NEWEST_FIRST], name="agent_created")
+        # Newest-first pages of one conversation or of one agent's messages: ids are
+        # time-ordered (UUIDv7), so (field, _id) serves both filter and order. The
+        # unfiltered list uses the _id index itself.
+        await c.create_index([("contact_id", ASCENDING), ("_id", ASCENDING)], name="contact_id")
+        await c.create_index([("agent_id", ASCENDING), ("_id", ASCENDING)], name="agent_id")
         # A provider's retry of an inbound message hits this and is acknowledged, not
         # stored twice. Outbound messages have no dedupe_key and are not indexed here.
         await c.create_index(
@@ -99,7 +100,7 @@ class MessagesRepository:
         """
         now = utcnow()
         document = {
-            "_id": new_id(),
+            "_id": new_id(now),
             "channel_id": channel_id,
             "contact_id": contact["id"],
             "contact": contact_summary(contact),
@@ -134,7 +135,7 @@ class MessagesRepository:
         """
         now = utcnow()
         document: dict[str, Any] = {
-            "_id": new_id(),
+            "_id": new_id(now),
             "channel_id": contact["channel_id"],
             "contact_id": contact["id"],
             "contact": contact_summary(contact),
@@ -196,11 +197,11 @@ class MessagesRepository:
         ):
             if value is not None:
                 query[name] = value
-        created: dict[str, datetime] = {}
-        if created_after is not None:
-            created["$gt"] = created_after
-        if created_before is not None:
-            created["$lt"] = created_before
-        if created:
-            query["created_at"] = created
-        return await fetch_page(self.collection, query, after, limit)
+        return await self.pages.fetch(
+            self.collection,
+            query,
+            after,
+            limit,
+            newer_than=created_after,
+            older_than=created_before,
+        )

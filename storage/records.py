@@ -1,32 +1,58 @@
 """Helpers shared by the repositories: ids, timestamps and the document shape.
 
+Ids are UUIDv7 strings (RFC 9562): their first 48 bits are the creation time in
+milliseconds, so sorting by ``_id`` sorts by creation time and a time range is a
+range of ids. Lists page by ``_id`` and never need a second sort key.
+
 Repositories hand the rest of the gateway plain dicts whose key is ``id``; only
 storage code knows that MongoDB calls it ``_id``.
 """
 
 from __future__ import annotations
 
+import os
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 # Namespace for ids derived from provider identifiers (contacts: channel + external id).
 ID_NAMESPACE = uuid.UUID("6f1c2a53-8d0e-4c1b-9a57-2b9e5f0c7d41")
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
-
-
-def derived_id(*parts: str) -> str:
-    """A stable id for a tuple of provider identifiers, so writes need no read first."""
-    return str(uuid.uuid5(ID_NAMESPACE, "\x1f".join(parts)))
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
 
 
 def utcnow() -> datetime:
     # MongoDB stores milliseconds; truncate so what we return equals what we read back.
     now = datetime.now(UTC)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def millis(at: datetime, *, ceil: bool = False) -> int:
+    """Milliseconds since the epoch, rounded down (or up)."""
+    return -((_EPOCH - at) // _MS) if ceil else (at - _EPOCH) // _MS
+
+
+def new_id(at: datetime | None = None) -> str:
+    """A UUIDv7 for a document created ``at`` (default: now)."""
+    value = (millis(at or utcnow()) << 80) | int.from_bytes(os.urandom(10), "big")
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    return str(uuid.UUID(int=value))
+
+
+def key_floor(ms: int) -> str:
+    """The smallest id string of any document created at millisecond ``ms`` or later."""
+    return str(uuid.UUID(int=max(0, ms) << 80))
+
+
+def key_millis(key: str) -> int:
+    """The creation millisecond encoded in a UUIDv7 id."""
+    return int(key.replace("-", "")[:12], 16)
+
+
+def derived_id(*parts: str) -> str:
+    """A stable id for a tuple of provider identifiers, so writes need no read first."""
+    return str(uuid.uuid5(ID_NAMESPACE, "\x1f".join(parts)))
 
 
 def to_record(document: dict[str, Any] | None) -> dict[str, Any] | None:

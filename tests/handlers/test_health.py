@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gateway.app import build_services
 from storage.database import Storage
-from tests.conftest import TEST_CONFIG, Client, free_port
+from tests.helpers import TEST_CONFIG, Client, free_port
 
 
 async def test_healthz_and_readyz_answer_when_the_database_does(client: Client) -> None:

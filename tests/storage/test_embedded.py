@@ -14,7 +14,7 @@ from storage.database import Storage
 from storage.embedded import DataDirBusy
 from storage.errors import StorageUnavailable
 from storage.records import utcnow
-from tests.conftest import RETENTION_SECONDS, async_wait_until
+from tests.helpers import RETENTION_SECONDS, async_wait_until
 
 CONFIG = StorageConfig()
 

@@ -11,7 +11,7 @@ from storage.database import Storage
 from storage.errors import DuplicateKey
 from storage.messages import TTL_INDEX
 from storage.records import utcnow
-from tests.conftest import RETENTION_SECONDS, async_wait_until
+from tests.helpers import RETENTION_SECONDS, async_wait_until
 
 
 async def _indexes(storage: Storage, collection: str) -> dict:
@@ -20,12 +20,10 @@ async def _indexes(storage: Storage, collection: str) -> dict:
 
 async def test_every_designed_index_exists(storage: Storage) -> None:
     messages = await _indexes(storage, "messages")
-    assert messages["contact_created"]["key"] == [
-        ("contact_id", 1),
-        ("created_at", -1),
-        ("_id", -1),
-    ]
-    assert messages["agent_created"]["key"] == [("agent_id", 1), ("created_at", -1), ("_id", -1)]
+    assert messages["contact_id"]["key"] == [("contact_id", 1), ("_id", 1)]
+    assert messages["agent_id"]["key"] == [("agent_id", 1), ("_id", 1)]
+    assert messages["outbound_idempotency"]["key"] == [("agent_id", 1), ("idempotency_key", 1)]
+    assert messages["outbound_idempotency"]["unique"] is True
     assert messages["inbound_dedupe"]["key"] == [("channel_id", 1), ("dedupe_key", 1)]
     assert messages["inbound_dedupe"]["unique"] is True
     assert messages["outbox"]["key"] == [("status", 1), ("next_attempt_at", 1)]
@@ -35,7 +33,9 @@ async def test_every_designed_index_exists(storage: Storage) -> None:
     assert agents["username_unique"]["unique"] is True
     channels = await _indexes(storage, "channels")
     assert channels["name_unique"]["unique"] is True
+    assert (await _indexes(storage, "revoked_tokens"))["expires_at_ttl"]["expireAfterSeconds"] == 0
     contacts = await _indexes(storage, "contacts")
+    assert contacts["channel_list_key"]["key"] == [("channel_id", 1), ("list_key", 1)]
     assert contacts["channel_external_unique"]["key"] == [("channel_id", 1), ("external_id", 1)]
     assert contacts["channel_external_unique"]["unique"] is True
 

@@ -1,0 +1,92 @@
+"""Keyset pages over UUIDv7 keys, with and without the embedded server's windows."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from storage.database import Storage
+from storage.pages import PageReader
+from storage.records import key_floor, key_millis, millis, new_id, utcnow
+
+
+def test_ids_are_uuid7_and_sort_by_creation_time() -> None:
+    now = utcnow()
+    offsets = random.sample(range(10**9), 200)  # distinct milliseconds
+    times = [now - timedelta(milliseconds=offset) for offset in offsets]
+    ids = [new_id(t) for t in times]
+    assert all(uuid.UUID(i).version == 7 for i in ids)
+    assert [key_millis(i) for i in ids] == [millis(t) for t in times]
+    assert sorted(ids) == [i for _, i in sorted(zip(times, ids, strict=True))]
+    for t, i in zip(times, ids, strict=True):
+        assert key_floor(millis(t)) < i < key_floor(millis(t) + 1)
+
+
+@pytest.fixture
+async def sparse(storage: Storage) -> list[str]:
+    """Messages in bursts with quiet days between them, newest first."""
+    now = utcnow()
+    created = [
+        now - timedelta(days=day, seconds=second)
+        for day in (0, 1, 2, 9, 10, 25)
+        for second in range(0, 7 * (day + 1), day + 1)
+    ]
+    documents = [
+        {"_id": new_id(at), "contact_id": "k", "created_at": at, "n": i}
+        for i, at in enumerate(created)
+    ]
+    await storage.messages.collection.insert_many(documents)
+    return [d["_id"] for d in sorted(documents, key=lambda d: d["_id"], reverse=True)]
+
+
+@pytest.mark.parametrize("windowed", [True, False])
+@pytest.mark.parametrize("page_size", [1, 5, 7, 100])
+async def test_pages_return_everything_once_in_order(
+    storage: Storage, sparse: list[str], windowed: bool, page_size: int
+) -> None:
+    reader = PageReader()
+    reader.windowed = windowed
+    seen: list[str] = []
+    after = None
+    while True:
+        page = await reader.fetch(
+            storage.messages.collection, {"contact_id": "k"}, after, page_size
+        )
+        assert len(page.items) <= page_size
+        seen += [m["id"] for m in page.items]
+        if page.next is None:
+            break
+        after = page.next
+    assert seen == sparse
+
+
+@pytest.mark.parametrize("windowed", [True, False])
+async def test_time_bounds_are_exact(storage: Storage, sparse: list[str], windowed: bool) -> None:
+    documents = await storage.messages.collection.find().to_list()
+    created = sorted({d["created_at"] for d in documents})
+    newer_than, older_than = created[5], created[-5]
+    expected = [
+        d["_id"]
+        for d in sorted(documents, key=lambda d: d["_id"], reverse=True)
+        if newer_than < d["created_at"] < older_than
+    ]
+    reader = PageReader()
+    reader.windowed = windowed
+    seen, after = [], None
+    while True:
+        page = await reader.fetch(
+            storage.messages.collection,
+            {},
+            after,
+            4,
+            newer_than=newer_than,
+            older_than=older_than,
+        )
+        seen += [m["id"] for m in page.items]
+        if page.next is None:
+            break
+        after = page.next
+    assert seen == expected
