@@ -19,7 +19,8 @@ _KEY = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}
 
 
 def encode_cursor(position: Position) -> str:
-    raw = json.dumps([position.key, position.window_ms], separators=(",", ":")).encode()
+    density = round(position.ms_per_item, 3)
+    raw = json.dumps([position.key, density], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -27,14 +28,13 @@ def decode_cursor(cursor: str | None) -> Position | None:
     if cursor is None:
         return None
     try:
-        key, window_ms = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        key, density = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (ValueError, TypeError, binascii.Error):
-        key = window_ms = None
-    if not (isinstance(key, str) and _KEY.fullmatch(key) and type(window_ms) is int) or (
-        window_ms <= 0
-    ):
+        key = density = None
+    valid_density = type(density) in (int, float) and 0 <= density < 1e12
+    if not (isinstance(key, str) and _KEY.fullmatch(key) and valid_density):
         raise ValidationError.of("cursor", "not a cursor this API gave out")
-    return Position(key, window_ms)
+    return Position(key, float(density))
 
 
 def page_response(

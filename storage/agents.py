@@ -9,7 +9,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from storage.errors import DuplicateKey
-from storage.pages import Page, PageReader, Position
+from storage.pages import KEY, Page, PageReader, Position
 from storage.records import new_id, to_record, utcnow
 
 
@@ -22,6 +22,7 @@ class AgentsRepository:
         await self.collection.create_index(
             [("username", ASCENDING)], unique=True, name="username_unique"
         )
+        await self.collection.create_index([(KEY, ASCENDING)], name=KEY)
         # Only one agent can be created by bootstrapping, however many try at once.
         await self.collection.create_index(
             [("bootstrap", ASCENDING)],
@@ -39,8 +40,10 @@ class AgentsRepository:
         bootstrap while it exists is a :class:`DuplicateKey` too.
         """
         now = utcnow()
+        key = new_id(now)
         document: dict[str, Any] = {
-            "_id": new_id(now),
+            "_id": key,
+            KEY: key,
             "username": username,
             "password_hash": password_hash,
             "display_name": display_name,

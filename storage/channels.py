@@ -7,7 +7,7 @@ from typing import Any
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
-from storage.pages import Page, PageReader, Position
+from storage.pages import KEY, Page, PageReader, Position
 from storage.records import new_id, to_record, utcnow
 
 
@@ -18,17 +18,19 @@ class ChannelsRepository:
 
     async def ensure_indexes(self) -> None:
         await self.collection.create_index([("name", ASCENDING)], unique=True, name="name_unique")
+        await self.collection.create_index([(KEY, ASCENDING)], name=KEY)
 
     async def upsert(
         self, name: str, type_: str, mode: str, settings: dict[str, Any]
     ) -> dict[str, Any]:
         """Create or update the channel declared under ``name``; its id never changes."""
         now = utcnow()
+        key = new_id(now)
         document = await self.collection.find_one_and_update(
             {"name": name},
             {
                 "$set": {"type": type_, "mode": mode, "settings": settings, "updated_at": now},
-                "$setOnInsert": {"_id": new_id(now), "created_at": now},
+                "$setOnInsert": {"_id": key, KEY: key, "created_at": now},
             },
             upsert=True,
             return_document=ReturnDocument.AFTER,

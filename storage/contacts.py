@@ -9,7 +9,7 @@ from typing import Any
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from storage.pages import Page, PageReader, Position
+from storage.pages import KEY, Page, PageReader, Position
 from storage.records import derived_id, new_id, to_record, utcnow
 
 
@@ -29,11 +29,11 @@ class ContactsRepository:
             unique=True,
             name="channel_external_unique",
         )
-        # Contact ids are derived, not time-ordered: lists page by list_key, a UUIDv7
-        # set when the contact is first seen.
-        await self.collection.create_index([("list_key", ASCENDING)], name="list_key")
+        # Contact ids are derived, not time-ordered: list_key is a UUIDv7 set when
+        # the contact is first seen.
+        await self.collection.create_index([(KEY, ASCENDING)], name=KEY)
         await self.collection.create_index(
-            [("channel_id", ASCENDING), ("list_key", ASCENDING)], name="channel_list_key"
+            [("channel_id", ASCENDING), (KEY, ASCENDING)], name="channel_list_key"
         )
 
     async def record_seen(
@@ -62,7 +62,7 @@ class ContactsRepository:
                     "external_id": external_id,
                     "assigned_agent_id": None,
                     "created_at": seen_at,
-                    "list_key": new_id(seen_at),
+                    KEY: new_id(seen_at),
                 },
             },
             upsert=True,
@@ -88,4 +88,4 @@ class ContactsRepository:
         if q:
             pattern = {"$regex": re.escape(q), "$options": "i"}
             query["$or"] = [{"name": pattern}, {"username": pattern}]
-        return await self.pages.fetch(self.collection, query, after, limit, key="list_key")
+        return await self.pages.fetch(self.collection, query, after, limit)

@@ -15,7 +15,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from storage.pages import Page, PageReader, Position
+from storage.pages import KEY, Page, PageReader, Position
 from storage.records import new_id, to_record, utcnow
 
 log = logging.getLogger("gateway.storage")
@@ -40,11 +40,11 @@ class MessagesRepository:
     async def ensure_indexes(self, retention_seconds: int) -> None:
         """Create every index the queries need, and the TTL index that expires messages."""
         c = self.collection
-        # Newest-first pages of one conversation or of one agent's messages: ids are
-        # time-ordered (UUIDv7), so (field, _id) serves both filter and order. The
-        # unfiltered list uses the _id index itself.
-        await c.create_index([("contact_id", ASCENDING), ("_id", ASCENDING)], name="contact_id")
-        await c.create_index([("agent_id", ASCENDING), ("_id", ASCENDING)], name="agent_id")
+        # Newest-first pages of everything, of one conversation or of one agent's
+        # messages (see storage/pages.py for why list_key, which equals _id here).
+        await c.create_index([(KEY, ASCENDING)], name=KEY)
+        await c.create_index([("contact_id", ASCENDING), (KEY, ASCENDING)], name="contact_key")
+        await c.create_index([("agent_id", ASCENDING), (KEY, ASCENDING)], name="agent_key")
         # A provider's retry of an inbound message hits this and is acknowledged, not
         # stored twice. Outbound messages have no dedupe_key and are not indexed here.
         await c.create_index(
@@ -99,8 +99,10 @@ class MessagesRepository:
         ``created=False``.
         """
         now = utcnow()
+        key = new_id(now)
         document = {
-            "_id": new_id(now),
+            "_id": key,
+            KEY: key,
             "channel_id": channel_id,
             "contact_id": contact["id"],
             "contact": contact_summary(contact),
@@ -134,8 +136,10 @@ class MessagesRepository:
         message comes back with ``created=False``.
         """
         now = utcnow()
+        key = new_id(now)
         document: dict[str, Any] = {
-            "_id": new_id(now),
+            "_id": key,
+            KEY: key,
             "channel_id": contact["channel_id"],
             "contact_id": contact["id"],
             "contact": contact_summary(contact),

@@ -20,8 +20,9 @@ async def _indexes(storage: Storage, collection: str) -> dict:
 
 async def test_every_designed_index_exists(storage: Storage) -> None:
     messages = await _indexes(storage, "messages")
-    assert messages["contact_id"]["key"] == [("contact_id", 1), ("_id", 1)]
-    assert messages["agent_id"]["key"] == [("agent_id", 1), ("_id", 1)]
+    assert messages["list_key"]["key"] == [("list_key", 1)]
+    assert messages["contact_key"]["key"] == [("contact_id", 1), ("list_key", 1)]
+    assert messages["agent_key"]["key"] == [("agent_id", 1), ("list_key", 1)]
     assert messages["outbound_idempotency"]["key"] == [("agent_id", 1), ("idempotency_key", 1)]
     assert messages["outbound_idempotency"]["unique"] is True
     assert messages["inbound_dedupe"]["key"] == [("channel_id", 1), ("dedupe_key", 1)]

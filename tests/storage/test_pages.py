@@ -34,9 +34,10 @@ async def sparse(storage: Storage) -> list[str]:
         for day in (0, 1, 2, 9, 10, 25)
         for second in range(0, 7 * (day + 1), day + 1)
     ]
+    keys = [new_id(at) for at in created]
     documents = [
-        {"_id": new_id(at), "contact_id": "k", "created_at": at, "n": i}
-        for i, at in enumerate(created)
+        {"_id": key, "list_key": key, "contact_id": "k", "created_at": at}
+        for key, at in zip(keys, created, strict=True)
     ]
     await storage.messages.collection.insert_many(documents)
     return [d["_id"] for d in sorted(documents, key=lambda d: d["_id"], reverse=True)]

@@ -1,0 +1,1 @@
+"""Benchmarks: each prints a table for people and a final JSON line with every figure."""

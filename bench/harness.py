@@ -1,0 +1,123 @@
+"""What the benchmarks share: a database, a gateway process, timing and reporting."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from storage.embedded import EmbeddedServer
+
+JWT_SECRET = "bench-secret-" + "b" * 40
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def database(workdir: Path) -> Iterator[tuple[str, str]]:
+    """``(uri, label)``: MONGODB_URI if set, else an embedded server on disk."""
+    if os.environ.get("MONGODB_URI"):
+        yield os.environ["MONGODB_URI"], "MongoDB at MONGODB_URI"
+        return
+    server = EmbeddedServer(str(workdir / "db"), workdir=workdir)
+    uri = server.start(60)
+    try:
+        yield uri, "embedded secantusdb"
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def gateway(uri: str, database_name: str, workdir: Path) -> Iterator[tuple[int, int]]:
+    """A `bot-gateway serve` process on ``uri``; yields ``(port, pid)``."""
+    port = free_port()
+    config = workdir / "bench-config.yaml"
+    config.write_text(
+        f"data_dir: {workdir / 'gateway-data'}\n"
+        f"server: {{port: {port}}}\n"
+        f"storage: {{uri: '{uri}', database: {database_name}}}\n"
+        f"auth: {{jwt_secret: {JWT_SECRET}}}\n"
+        "log: {level: WARNING}\n"
+    )
+    log = (workdir / "gateway.log").open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "serve", "--config", str(config)],
+        stdout=log,
+        stderr=log,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("the gateway did not start; see gateway.log") from None
+                time.sleep(0.05)
+        yield port, process.pid
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(15)
+        log.close()
+
+
+class Api:
+    """A keep-alive JSON client for sequential latency measurements."""
+
+    def __init__(self, port: int) -> None:
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.token: str | None = None
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        headers = {"Content-Type": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        payload = json.dumps(body) if body is not None else None
+        self.connection.request(method, path, body=payload, headers=headers)
+        response = self.connection.getresponse()
+        raw = response.read()
+        return response.status, json.loads(raw) if raw else None
+
+    def sign_up(self, username: str, password: str) -> None:
+        self.call("POST", "/api/v1/agents/", {"username": username, "password": password})
+        status, pair = self.call(
+            "POST", "/auth/token/", {"username": username, "password": password}
+        )
+        assert status == 200, pair
+        self.token = pair["access"]
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def summary_ms(samples: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": round(statistics.median(samples) * 1000, 2),
+        "p99_ms": round(percentile(samples, 0.99) * 1000, 2),
+    }
+
+
+def machine() -> str:
+    return f"{os.cpu_count()} cores, Python {sys.version.split()[0]}"
+
+
+def workdir() -> tempfile.TemporaryDirectory[str]:
+    return tempfile.TemporaryDirectory(prefix="bot-gateway-bench-")
