@@ -7,10 +7,12 @@ database of its own.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tornado.httpserver import HTTPServer
@@ -43,16 +45,22 @@ def uses_embedded() -> bool:
     return not os.environ.get("TEST_MONGODB_URI")
 
 
-@pytest.fixture
-async def storage(mongo_uri: str) -> AsyncIterator[Storage]:
-    """A connected Storage on a fresh database with every index created."""
-    store = Storage.connect(mongo_uri, f"test_{uuid.uuid4().hex[:16]}")
+@contextlib.asynccontextmanager
+async def fresh_storage(uri: str, **client_options: Any) -> AsyncIterator[Storage]:
+    """A Storage on a database of its own, with every index; dropped afterwards."""
+    store = Storage.connect(uri, f"test_{uuid.uuid4().hex[:16]}", **client_options)
     await store.ensure_indexes(RETENTION_SECONDS)
     try:
         yield store
     finally:
         await store.client.drop_database(store.db.name)
         await store.close()
+
+
+@pytest.fixture
+async def storage(mongo_uri: str) -> AsyncIterator[Storage]:
+    async with fresh_storage(mongo_uri) as store:
+        yield store
 
 
 @pytest.fixture
@@ -105,13 +113,8 @@ def commands() -> CommandCounter:
 @pytest.fixture
 async def counted_storage(mongo_uri: str, commands: CommandCounter) -> AsyncIterator[Storage]:
     """Like ``storage``, with every command it sends recorded in ``commands``."""
-    store = Storage.connect(mongo_uri, f"test_{uuid.uuid4().hex[:16]}", event_listeners=[commands])
-    await store.ensure_indexes(RETENTION_SECONDS)
-    try:
+    async with fresh_storage(mongo_uri, event_listeners=[commands]) as store:
         yield store
-    finally:
-        await store.client.drop_database(store.db.name)
-        await store.close()
 
 
 @pytest.fixture
