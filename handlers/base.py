@@ -209,6 +209,11 @@ class BaseHandler(RequestHandler):
             elif isinstance(exc, Unauthorized):
                 headers["WWW-Authenticate"] = 'Bearer realm="bot-gateway"'
             self.send_error_body(exc.status, exc.code, exc.message, exc.fields, headers)
+        elif status_code == 405:
+            allowed = [m for m in self.SUPPORTED_METHODS if implements(type(self), m)]
+            self.send_error_body(
+                405, "method_not_allowed", "Method Not Allowed", None, {"Allow": ", ".join(allowed)}
+            )
         elif isinstance(exc, StorageUnavailable):
             self.send_error_body(503, "unavailable", "the database is unavailable; retry later")
         elif isinstance(exc, HTTPError) and exc.log_message and status_code < 500:

@@ -27,8 +27,12 @@ _RESPONSES = {
     "Forbidden": "Authenticated, but not allowed",
     "NotFound": "No such resource",
     "Conflict": "Conflicts with what is stored",
+    "PayloadTooLarge": "The body is larger than server.max_body_bytes",
+    "UnsupportedMediaType": "The body is not application/json",
     "TooManyRequests": "Too many attempts; see Retry-After",
 }
+# Every operation with a JSON body can answer these, whatever its docstring says.
+_BODY_ERRORS = {"400": "BadRequest", "413": "PayloadTooLarge", "415": "UnsupportedMediaType"}
 _SCHEMAS = [
     schemas.Error,
     schemas.TokenRequest,
@@ -80,9 +84,17 @@ def build_spec(routes: list[tuple[str, type]]) -> dict[str, Any]:
         for method, operation in operations.items():
             if "responses" not in operation:
                 raise TypeError(f"{handler.__name__}.{method} has no OpenAPI docstring")
+            if "requestBody" in operation:
+                for code, name in _BODY_ERRORS.items():
+                    operation["responses"].setdefault(
+                        code, {"$ref": f"#/components/responses/{name}"}
+                    )
         if operations:
             spec.path(path=openapi_path(pattern), operations=operations)
-    return spec.to_dict()
+    document = spec.to_dict()
+    # marshmallow cannot say "at least one field"; the handler refuses an empty PATCH.
+    document["components"]["schemas"]["AgentUpdate"]["minProperties"] = 1
+    return document
 
 
 class SchemaHandler(BaseHandler):

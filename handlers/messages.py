@@ -32,7 +32,7 @@ class MessagesHandler(BaseHandler):
         parameters:
           - in: header
             name: Idempotency-Key
-            schema: {type: string, maxLength: 255}
+            schema: {type: string, pattern: "^[!-~]{1,255}$"}
         requestBody:
           required: true
           content: {application/json: {schema: MessageCreate}}

@@ -60,8 +60,16 @@ class TokenPair(Schema):
 # -- agents -------------------------------------------------------------------------
 
 
+USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{2,63}$"  # case-insensitive: stored lowercase
+
+
 class AgentCreate(Schema):
-    username = fields.String(required=True, validate=validate.Length(min=3, max=64))
+    username = fields.String(
+        required=True,
+        validate=validate.Regexp(
+            USERNAME_PATTERN, error="3-64 characters: letters, digits, '_', '.', '@' or '-'"
+        ),
+    )
     password = fields.String(
         required=True, validate=validate.Length(min=MIN_PASSWORD_LENGTH, max=1024)
     )
@@ -69,6 +77,8 @@ class AgentCreate(Schema):
 
 
 class AgentUpdate(Schema):
+    """At least one field (documented as minProperties in handlers/docs.py)."""
+
     display_name = fields.String(validate=validate.Length(max=150))
     password = fields.String(validate=validate.Length(min=MIN_PASSWORD_LENGTH, max=1024))
     is_available = StrictBoolean()
@@ -154,7 +164,10 @@ class PageQuery(Schema):
     page_size = fields.Integer(
         load_default=20, validate=validate.Range(min=1, max=100), metadata={"example": 20}
     )
-    cursor = fields.String(metadata={"description": "The `next` link's cursor; opaque"})
+    cursor = fields.String(
+        validate=validate.Regexp(r"^[A-Za-z0-9_-]+$"),
+        metadata={"description": "The `next` link's cursor; opaque"},
+    )
 
 
 class ContactQuery(PageQuery):

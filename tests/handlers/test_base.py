@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from tornado.web import RequestHandler
 
@@ -79,10 +81,21 @@ async def test_oversized_chunked_body_is_413(api: Client) -> None:
     assert response.code == 413
 
 
-async def test_json_error_shape_never_has_a_traceback(api: Client) -> None:
-    status, body = await api.fetch("DELETE", "/api/v1/messages/")
-    assert status == 405
-    assert body == {"error": {"code": "method_not_allowed", "message": "Method Not Allowed"}}
+async def test_wrong_method_is_405_json_with_allow(api: Client) -> None:
+    for method in ("DELETE", "PUT", "OPTIONS"):
+        response = await api.http.fetch(
+            api.base_url + "/api/v1/messages/",
+            method=method,
+            headers={"Authorization": f"Bearer {api.token}"},
+            body=b"" if method == "PUT" else None,
+            raise_error=False,
+            allow_nonstandard_methods=True,
+        )
+        assert response.code == 405
+        assert response.headers["Allow"] == "GET, POST"
+        assert json.loads(response.body) == {
+            "error": {"code": "method_not_allowed", "message": "Method Not Allowed"}
+        }
 
 
 def test_the_app_refuses_a_handler_that_could_skip_authentication(storage) -> None:
