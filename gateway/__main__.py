@@ -12,7 +12,6 @@ from gateway import logs
 from gateway.agents import create_agent
 from gateway.config import Config, ConfigError, load_config
 from gateway.errors import GatewayError
-from gateway.server import serve
 from storage.database import Storage
 from storage.errors import StorageUnavailable
 
@@ -46,6 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
+
+    hook = commands.add_parser(
+        "set-webhook",
+        parents=[common],
+        help="register Telegram webhooks at PUBLIC_URL (for channels in webhook mode)",
+    )
+    hook.add_argument("--channel", help="only this channel (by name)")
     return parser
 
 
@@ -78,6 +84,37 @@ async def _create_agent(config: Config, username: str, password: str, display_na
     print(f"created agent {agent['username']} ({agent['id']})")
 
 
+async def _set_webhooks(config: Config, only: str | None) -> None:
+    """Register each Telegram channel in webhook mode at PUBLIC_URL."""
+    from channels.telegram import TelegramChannel  # the channel clients load only when needed
+    from gateway.channels import ChannelSet
+
+    if not config.server.public_url:
+        raise GatewayError("set PUBLIC_URL (server.public_url) to the gateway's public address")
+    storage = Storage.open(config.storage, config.data_dir, attach=True)
+    try:
+        await storage.ensure_indexes(config.storage.message_retention_seconds)
+        channels = await ChannelSet.open(config, storage)
+        try:
+            hooked = [
+                c
+                for c in channels
+                if isinstance(c, TelegramChannel)
+                and c.mode == "webhook"
+                and (only is None or c.name == only)
+            ]
+            if not hooked:
+                named = f" named {only}" if only else ""
+                raise GatewayError(f"no Telegram channel in webhook mode{named}")
+            for channel in hooked:
+                await channel.register_webhook()
+                print(f"telegram channel {channel.name}: webhook set to {channel.webhook_url()}")
+        finally:
+            await channels.stop()
+    finally:
+        await storage.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -88,10 +125,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(config.log.level, config.log.format)
     try:
         if args.command == "serve":
+            from gateway.server import serve  # the channel clients load only to serve
+
             asyncio.run(serve(config))
         elif args.command == "create-agent":
             password = _read_password(args.password_stdin)
             asyncio.run(_create_agent(config, args.username, password, args.display_name))
+        elif args.command == "set-webhook":
+            asyncio.run(_set_webhooks(config, args.channel))
+    except ConfigError as exc:  # found once channels are built
+        print(f"bot-gateway: config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except (StorageUnavailable, GatewayError) as exc:
         print(f"bot-gateway: error: {exc}", file=sys.stderr)
         return 1

@@ -10,9 +10,12 @@ from typing import Any
 import tornado.web
 
 from gateway.auth import Authenticator
+from gateway.channels import ChannelSet
 from gateway.config import Config
+from gateway.inbound import receive
+from gateway.outbound import Dispatcher
 from gateway.tokens import load_or_create_secret
-from handlers import agents, auth, channels, contacts, docs, health, messages
+from handlers import agents, auth, channels, contacts, docs, health, messages, webhooks
 from handlers.base import BaseHandler, NotFoundHandler, check_handler_auth
 from storage.database import Storage
 
@@ -26,6 +29,7 @@ API_ROUTES: list[tuple[str, type]] = [
     *contacts.routes,
     *channels.routes,
     *messages.routes,
+    *webhooks.routes,
 ]
 
 
@@ -57,21 +61,53 @@ class Services:
     config: Config
     storage: Storage
     auth: Authenticator
+    channels: ChannelSet = field(default_factory=ChannelSet)
+    dispatcher: Dispatcher | None = None
     inflight: InflightRequests = field(default_factory=InflightRequests)
+
+    def outbox_changed(self) -> None:
+        """A message was queued: the dispatcher looks now instead of at its next poll."""
+        if self.dispatcher is not None:
+            self.dispatcher.notify()
 
 
 def build_services(config: Config, storage: Storage) -> Services:
+    """The API's services, without channels or delivery (enough for the REST API)."""
     secret = load_or_create_secret(config.auth.jwt_secret, config.data_dir)
     authenticator = Authenticator(config.auth, secret, storage.agents, storage.revocations)
     return Services(config=config, storage=storage, auth=authenticator)
 
 
+async def start_services(config: Config, storage: Storage) -> Services:
+    """Everything on an open storage: channels, their pollers, the dispatcher."""
+    services = build_services(config, storage)
+    services.channels = await ChannelSet.open(config, storage)
+    services.dispatcher = Dispatcher(storage, services.channels, config.delivery)
+
+    def sink_for(channel: Any) -> Any:
+        async def sink(items: Any) -> None:
+            await receive(storage, channel, items)
+
+        return sink
+
+    await services.channels.start(sink_for)
+    services.dispatcher.start()
+    return services
+
+
+async def stop_services(services: Services) -> None:
+    """Stop pollers, then let the dispatcher finish or leave the sends it holds."""
+    await services.channels.stop()
+    if services.dispatcher is not None:
+        await services.dispatcher.stop(services.config.server.shutdown_grace_seconds / 2)
+
+
 async def open_services(config: Config) -> Services:
-    """Open storage (starting the embedded server if configured) and ensure indexes."""
+    """Open storage (starting the embedded server if configured), then everything else."""
     storage = Storage.open(config.storage, config.data_dir)
     try:
         await storage.ensure_indexes(config.storage.message_retention_seconds)
-        services = build_services(config, storage)
+        services = await start_services(config, storage)
     except BaseException:
         await storage.close()
         raise
@@ -80,6 +116,7 @@ async def open_services(config: Config) -> Services:
 
 
 async def close_services(services: Services) -> None:
+    await stop_services(services)
     await services.storage.close()
 
 

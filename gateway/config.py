@@ -142,11 +142,54 @@ class AuthConfig:
 
 
 @dataclass(frozen=True)
+class DeliveryConfig:
+    """How the outbound dispatcher sends and retries."""
+
+    # Attempts per message, the first included, before it ends failed.
+    max_attempts: int = 5
+    # The first retry waits this long; each next one twice as long, with jitter.
+    backoff_seconds: float = 2.0
+    max_backoff_seconds: float = 300.0
+    # Messages sent at the same time (to different contacts).
+    concurrency: int = 8
+    # A message left "sending" this long by a process that died is taken over.
+    stale_sending_seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        _require(self.max_attempts >= 1, "max_attempts: must be at least 1")
+        _require(self.backoff_seconds > 0, "backoff_seconds: must be positive")
+        _require(
+            self.max_backoff_seconds >= self.backoff_seconds,
+            "max_backoff_seconds: must be at least backoff_seconds",
+        )
+        _require(self.concurrency >= 1, "concurrency: must be at least 1")
+        _require(self.stale_sending_seconds > 0, "stale_sending_seconds: must be positive")
+
+
+@dataclass(frozen=True)
+class ChannelConfig:
+    """One bot or sender. Keys besides these are the channel type's settings."""
+
+    name: str
+    type: str
+    enabled: bool = True
+    settings: dict[str, Any] = field(default_factory=dict, metadata={"rest": True})
+
+    def __post_init__(self) -> None:
+        _require(
+            re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", self.name) is not None,
+            "name: use lowercase letters, digits, '_' or '-' (at most 63)",
+        )
+
+
+@dataclass(frozen=True)
 class Config:
     data_dir: Path = Path("data")
     server: ServerConfig = field(default_factory=ServerConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    channels: list[ChannelConfig] = field(default_factory=list)
     log: LogConfig = field(default_factory=LogConfig)
 
     def with_overrides(self, **changes: Any) -> Config:
@@ -197,7 +240,17 @@ def load_config(
 
 def parse_config(raw: Any, environ: Mapping[str, str]) -> Config:
     """Build a :class:`Config` from already-parsed YAML data."""
-    return _build(Config, raw, "", environ)
+    config = _build(Config, raw, "", environ)
+    names = [channel.name for channel in config.channels]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ConfigError(f"channels: the name {duplicates[0]!r} is used twice")
+    return config
+
+
+def build_section(cls: type, raw: Any, prefix: str) -> Any:
+    """Validate already-interpolated values against a settings dataclass."""
+    return _build(cls, raw, prefix, {})
 
 
 def _interpolate(value: str, key: str, environ: Mapping[str, str]) -> str:
@@ -218,23 +271,51 @@ def _build(cls: type, raw: Any, prefix: str, environ: Mapping[str, str]) -> Any:
     if not isinstance(raw, dict):
         raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping of keys")
     hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls) if f.init}
+    fields = [f for f in dataclasses.fields(cls) if f.init]
+    rest = next((f.name for f in fields if f.metadata.get("rest")), None)
+    known = {f.name for f in fields if f.name != rest}
     unknown = sorted(str(k) for k in raw if k not in known)
-    if unknown:
+    if unknown and rest is None:
         raise ConfigError(f"{prefix}{unknown[0]}: unknown key (known: {', '.join(sorted(known))})")
     values = {
         name: _convert(hints[name], value, f"{prefix}{name}", environ)
         for name, value in raw.items()
+        if name in known
     }
+    required = [
+        f.name
+        for f in fields
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    for name in required:
+        if name not in raw:
+            raise ConfigError(f"{prefix.rstrip('.') or 'config'}: missing {name}")
+    if rest is not None:
+        values[rest] = {str(k): _interpolate_any(raw[k], f"{prefix}{k}", environ) for k in unknown}
     try:
         return cls(**values)
     except ConfigError as exc:
         raise ConfigError(f"{prefix}{exc}") from None
 
 
+def _interpolate_any(value: Any, key: str, environ: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+        return _interpolate(value, key, environ)
+    if isinstance(value, list):
+        return [_interpolate_any(v, f"{key}[{i}]", environ) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {k: _interpolate_any(v, f"{key}.{k}", environ) for k, v in value.items()}
+    return value
+
+
 def _convert(kind: Any, value: Any, key: str, environ: Mapping[str, str]) -> Any:
     if dataclasses.is_dataclass(kind):
         return _build(kind, value if value is not None else {}, f"{key}.", environ)
+    if typing.get_origin(kind) is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list")
+        (item,) = typing.get_args(kind)
+        return [_convert(item, v, f"{key}[{i}]", environ) for i, v in enumerate(value)]
     if isinstance(value, str):
         value = _interpolate(value, key, environ)
     origin = typing.get_origin(kind)

@@ -60,3 +60,11 @@ class PayloadTooLarge(GatewayError):
 class UnsupportedMediaType(GatewayError):
     status = 415
     code = "unsupported_media_type"
+
+
+def error_for(status: int, message: str) -> GatewayError:
+    """The client error for an HTTP status chosen elsewhere (a channel's refusal)."""
+    for kind in (Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge):
+        if kind.status == status:
+            return kind(message)
+    return GatewayError(message)

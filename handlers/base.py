@@ -29,7 +29,7 @@ from gateway.errors import (
     UnsupportedMediaType,
     ValidationError,
 )
-from storage.errors import StorageUnavailable
+from storage.errors import DATABASE_ERRORS
 
 if TYPE_CHECKING:
     from gateway.app import Services
@@ -214,7 +214,7 @@ class BaseHandler(RequestHandler):
             self.send_error_body(
                 405, "method_not_allowed", "Method Not Allowed", None, {"Allow": ", ".join(allowed)}
             )
-        elif isinstance(exc, StorageUnavailable):
+        elif isinstance(exc, DATABASE_ERRORS):
             self.send_error_body(503, "unavailable", "the database is unavailable; retry later")
         elif isinstance(exc, HTTPError) and exc.log_message and status_code < 500:
             message = exc.log_message % exc.args if exc.args else exc.log_message
@@ -227,8 +227,8 @@ class BaseHandler(RequestHandler):
         # Expected client errors are not worth a traceback in the log.
         if isinstance(value, GatewayError | HTTPError):
             return
-        if isinstance(value, StorageUnavailable):
-            log.warning("%s %s: %s", self.request.method, self.request.path, value)
+        if isinstance(value, DATABASE_ERRORS):
+            log.warning("%s %s: database error %s", self.request.method, self.request.path, value)
             return
         super().log_exception(typ, value, tb)
 

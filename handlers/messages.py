@@ -50,7 +50,9 @@ class MessagesHandler(BaseHandler):
         message, created = await enqueue(
             self.services.storage, self.agent, data["contact_id"], data["content"], key
         )
-        if not created:
+        if created:
+            self.services.outbox_changed()
+        else:
             self.set_header("Idempotent-Replayed", "true")
         self.write_json(present(message), 201)
 

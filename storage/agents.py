@@ -23,6 +23,9 @@ class AgentsRepository:
             [("username", ASCENDING)], unique=True, name="username_unique"
         )
         await self.collection.create_index([(KEY, ASCENDING)], name=KEY)
+        await self.collection.create_index(
+            [("is_available", ASCENDING), ("last_assigned_at", ASCENDING)], name="assignment"
+        )
         # Only one agent can be created by bootstrapping, however many try at once.
         await self.collection.create_index(
             [("bootstrap", ASCENDING)],
@@ -58,6 +61,16 @@ class AgentsRepository:
         except DuplicateKeyError:
             raise DuplicateKey(f"username {username!r} is taken") from None
         return to_record(document)  # type: ignore[return-value]
+
+    async def take_next_available(self) -> dict[str, Any] | None:
+        """The available agent given a conversation least recently, now marked given one."""
+        document = await self.collection.find_one_and_update(
+            {"is_available": True},
+            {"$set": {"last_assigned_at": utcnow()}},
+            sort=[("last_assigned_at", ASCENDING)],  # never assigned (null) sorts first
+            return_document=ReturnDocument.AFTER,
+        )
+        return to_record(document)
 
     async def any_exists(self) -> bool:
         return await self.collection.find_one({}, projection={"_id": 1}) is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
@@ -23,14 +24,22 @@ class ChannelsRepository:
     async def upsert(
         self, name: str, type_: str, mode: str, settings: dict[str, Any]
     ) -> dict[str, Any]:
-        """Create or update the channel declared under ``name``; its id never changes."""
+        """Create or update the channel declared under ``name``; its id never changes.
+
+        A new channel also gets a random webhook secret, kept for its lifetime.
+        """
         now = utcnow()
         key = new_id(now)
         document = await self.collection.find_one_and_update(
             {"name": name},
             {
                 "$set": {"type": type_, "mode": mode, "settings": settings, "updated_at": now},
-                "$setOnInsert": {"_id": key, KEY: key, "created_at": now},
+                "$setOnInsert": {
+                    "_id": key,
+                    KEY: key,
+                    "created_at": now,
+                    "webhook_secret": secrets.token_urlsafe(32),
+                },
             },
             upsert=True,
             return_document=ReturnDocument.AFTER,

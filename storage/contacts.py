@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from storage.pages import KEY, Page, PageReader, Position
@@ -52,12 +52,15 @@ class ContactsRepository:
         """
         seen_at = seen_at or utcnow()
         key = contact_id(channel_id, external_id)
-        await self.collection.update_one(
+        # A profile field the provider did not send this time keeps its value.
+        given = {"name": name, "username": username}
+        document = await self.collection.find_one_and_update(
             {"_id": key},
             {
-                "$set": {"name": name, "username": username},
+                "$set": {k: v for k, v in given.items() if v},
                 "$max": {"last_message_at": seen_at},
                 "$setOnInsert": {
+                    **{k: v for k, v in given.items() if not v},
                     "channel_id": channel_id,
                     "external_id": external_id,
                     "assigned_agent_id": None,
@@ -66,14 +69,25 @@ class ContactsRepository:
                 },
             },
             upsert=True,
+            projection={"name": 1, "username": 1, "assigned_agent_id": 1},
+            return_document=ReturnDocument.AFTER,
         )
         return {
             "id": key,
             "channel_id": channel_id,
             "external_id": external_id,
-            "name": name,
-            "username": username,
+            "name": document["name"],
+            "username": document["username"],
+            "assigned_agent_id": document["assigned_agent_id"],
         }
+
+    async def assign(self, contact_id_: str, agent_id: str) -> bool:
+        """Give an unassigned contact to ``agent_id``; False if someone was faster."""
+        result = await self.collection.update_one(
+            {"_id": contact_id_, "assigned_agent_id": None},
+            {"$set": {"assigned_agent_id": agent_id}},
+        )
+        return result.modified_count == 1
 
     async def get(self, contact_id_: str) -> dict[str, Any] | None:
         return to_record(await self.collection.find_one({"_id": contact_id_}))

@@ -1,5 +1,7 @@
 """Errors the storage layer raises to the rest of the gateway."""
 
+from pymongo.errors import PyMongoError
+
 
 class StorageUnavailable(Exception):
     """The database cannot be reached or started; the message says why in one line."""
@@ -7,3 +9,7 @@ class StorageUnavailable(Exception):
 
 class DuplicateKey(Exception):
     """A unique index refused a write (for example an existing username)."""
+
+
+# What a caller catches to mean "the database did not do it": answer 503, retry later.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (StorageUnavailable, PyMongoError)

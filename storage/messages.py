@@ -11,7 +11,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -21,6 +21,14 @@ from storage.records import new_id, to_record, utcnow
 log = logging.getLogger("gateway.storage")
 
 TTL_INDEX = "created_at_ttl"
+UNSENT = ["queued", "sending"]
+# Delivery news only moves forward: a late "delivered" cannot undo "read".
+_EARLIER = {
+    "sent": ["queued", "sending"],
+    "delivered": ["queued", "sending", "sent"],
+    "read": ["queued", "sending", "sent", "delivered"],
+    "failed": ["queued", "sending", "sent"],
+}
 
 
 def contact_summary(contact: dict[str, Any]) -> dict[str, Any]:
@@ -209,3 +217,96 @@ class MessagesRepository:
             newer_than=created_after,
             older_than=created_before,
         )
+
+    # -- the outbox ------------------------------------------------------------------
+
+    async def due(self, now: datetime, limit: int) -> list[dict[str, Any]]:
+        """Queued messages whose time has come, oldest first."""
+        documents = (
+            await self.collection.find({"status": "queued", "next_attempt_at": {"$lte": now}})
+            .sort("next_attempt_at", ASCENDING)
+            .limit(limit)
+            .to_list()
+        )
+        return [to_record(d) for d in documents]  # type: ignore[misc]
+
+    async def next_due_at(self) -> datetime | None:
+        document = await self.collection.find_one(
+            {"status": "queued"}, projection={"next_attempt_at": 1}, sort=[("next_attempt_at", 1)]
+        )
+        return document["next_attempt_at"] if document else None
+
+    async def has_earlier_unsent(self, message: dict[str, Any]) -> bool:
+        """Whether an older message to the same contact still waits: order is kept."""
+        earlier = await self.collection.find_one(
+            {
+                "contact_id": message["contact_id"],
+                KEY: {"$lt": message[KEY]},
+                "direction": "out",
+                "status": {"$in": UNSENT},
+            },
+            projection={"_id": 1},
+        )
+        return earlier is not None
+
+    async def claim(self, message_id: str, owner: str) -> dict[str, Any] | None:
+        """Atomically take a queued message for sending; None if another took it."""
+        now = utcnow()
+        document = await self.collection.find_one_and_update(
+            {"_id": message_id, "status": "queued"},
+            {
+                "$set": {
+                    "status": "sending",
+                    "claimed_by": owner,
+                    "claimed_at": now,
+                    "updated_at": now,
+                },
+                "$inc": {"attempts": 1},
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        return to_record(document)
+
+    async def _finish(self, message_id: str, changes: dict[str, Any]) -> None:
+        await self.collection.update_one(
+            {"_id": message_id, "status": "sending"},
+            {"$set": {**changes, "updated_at": utcnow()}},
+        )
+
+    async def mark_sent(self, message_id: str, external_id: str) -> None:
+        await self._finish(
+            message_id, {"status": "sent", "external_id": external_id, "error": None}
+        )
+
+    async def retry_later(self, message_id: str, at: datetime, error: str) -> None:
+        await self._finish(message_id, {"status": "queued", "next_attempt_at": at, "error": error})
+
+    async def mark_failed(self, message_id: str, error: str) -> None:
+        await self._finish(message_id, {"status": "failed", "error": error})
+
+    async def apply_status(self, message_id: str, status: str, error: str | None = None) -> bool:
+        """Record the provider's news, unless the message is already further along."""
+        changes: dict[str, Any] = {"status": status, "updated_at": utcnow()}
+        if error is not None:
+            changes["error"] = error
+        result = await self.collection.update_one(
+            {"_id": message_id, "direction": "out", "status": {"$in": _EARLIER[status]}},
+            {"$set": changes},
+        )
+        return result.modified_count == 1
+
+    async def recover_stale(self, claimed_before: datetime) -> tuple[int, int]:
+        """Messages left ``sending`` by a process that died: ``(sent, requeued)``.
+
+        One whose provider id was recorded was sent and is not sent again; the
+        others go back to the queue.
+        """
+        stale = {"status": "sending", "claimed_at": {"$lt": claimed_before}}
+        sent = await self.collection.update_many(
+            {**stale, "external_id": {"$nin": ["", None]}},
+            {"$set": {"status": "sent", "updated_at": utcnow()}},
+        )
+        requeued = await self.collection.update_many(
+            stale, {"$set": {"status": "queued", "next_attempt_at": utcnow()}}
+        )
+        return sent.modified_count, requeued.modified_count

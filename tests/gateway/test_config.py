@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from gateway.config import Config, ConfigError, load_config, parse_config
+from channels.registry import CHANNEL_TYPES
+from gateway.config import Config, ConfigError, build_section, load_config, parse_config
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
 
 
 def test_repository_config_with_empty_environment_equals_the_coded_defaults() -> None:
-    assert load_config(REPO_CONFIG, environ={}) == Config()
+    config = load_config(REPO_CONFIG, environ={})
+    assert dataclasses.replace(config, channels=[]) == Config()
+    # One channel of each type, each listing its type's settings at their defaults.
+    assert [(c.name, c.type) for c in config.channels] == [
+        (kind, kind) for kind in ("mock", "telegram", "whatsapp")
+    ]
+    for declared in config.channels:
+        settings = CHANNEL_TYPES[declared.type].Settings
+        expected = dataclasses.asdict(settings())
+        assert dataclasses.asdict(build_section(settings, declared.settings, "")) == expected
 
 
 def test_environment_values_are_interpolated_and_typed() -> None:
@@ -74,7 +85,11 @@ def test_command_line_overrides_replace_nested_values() -> None:
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ({"sever": {}}, r"^sever: unknown key \(known: auth, data_dir, log, server, storage\)"),
+        (
+            {"sever": {}},
+            r"^sever: unknown key \(known: auth, channels, data_dir, delivery, log, server, "
+            r"storage\)",
+        ),
         ({"server": {"prot": 1}}, r"^server\.prot: unknown key"),
         ({"server": {"port": "abc"}}, r"^server\.port: expected an integer, got 'abc'"),
         ({"server": {"port": "${P}"}}, r"^server\.port: environment variable P is required"),
@@ -92,6 +107,14 @@ def test_command_line_overrides_replace_nested_values() -> None:
         ({"auth": {"jwt_secret": "short"}}, r"^auth\.jwt_secret: must be at least 32"),
         ({"auth": {"open_registration": "yes"}}, r"^auth\.open_registration: expected true or"),
         ({"server": {"max_body_bytes": 10}}, r"^server\.max_body_bytes: must be at least"),
+        ({"channels": {"name": "x"}}, r"^channels: expected a list"),
+        ({"channels": [{"type": "mock"}]}, r"^channels\[0\]: missing name"),
+        ({"channels": [{"name": "Bad Name", "type": "mock"}]}, r"^channels\[0\]\.name: use"),
+        (
+            {"channels": [{"name": "a", "type": "mock"}, {"name": "a", "type": "mock"}]},
+            r"^channels: the name 'a' is used twice",
+        ),
+        ({"delivery": {"max_attempts": 0}}, r"^delivery\.max_attempts: must be at least 1"),
     ],
 )
 def test_invalid_values_name_the_key(raw: dict, message: str) -> None:

@@ -1,0 +1,167 @@
+"""The one interface every channel implements, and the typed errors of sending.
+
+A channel turns a provider's webhook (or poll) into channel-neutral
+:class:`Inbound` messages and sends text to a contact. Send errors say whether
+to retry, so the dispatcher never needs to know a provider's error codes.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+log = logging.getLogger("gateway.channels")
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One message a contact sent, in the channel's own terms."""
+
+    contact_external_id: str  # chat id, phone number, ...
+    dedupe_key: str  # the provider's id for this delivery: stored once
+    text: str
+    name: str = ""
+    username: str = ""
+    external_id: str = ""  # the provider's id of the message itself
+    extra: dict[str, Any] = field(default_factory=dict)  # kind, file id, caption...
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """A provider's news about a message we sent."""
+
+    message_id: str
+    status: str  # queued | sent | delivered | read | failed
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """What a channel may look at when it verifies and parses a webhook."""
+
+    url: str  # as the provider called it: the public URL when one is configured
+    headers: Mapping[str, str]
+    body: bytes
+    form: Mapping[str, str]
+
+
+class WebhookRefused(Exception):
+    """The webhook is not genuine (401/403) or not a message (400); nothing is stored."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+# -- send errors ---------------------------------------------------------------------
+
+
+class SendError(Exception):
+    """Sending failed; ``retry`` says whether trying again may succeed."""
+
+    retry: ClassVar[bool] = False
+
+    def __init__(self, message: str, code: str = "", retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.retry_after = retry_after
+
+    def describe(self) -> str:
+        return f"{self.code}: {self.message}" if self.code else self.message
+
+
+class NetworkFailure(SendError):
+    """The provider could not be reached, or answered 5xx."""
+
+    retry = True
+
+
+class Throttled(SendError):
+    """The provider asked us to slow down; ``retry_after`` is seconds, when given."""
+
+    retry = True
+
+
+class Undeliverable(SendError):
+    """Permanent for this message: the contact blocked the bot, a bad recipient..."""
+
+
+class ProviderError(SendError):
+    """An error we do not classify: retried, within the attempts limit."""
+
+    retry = True
+
+
+class ChannelMisconfigured(SendError):
+    """Our credentials or settings are wrong: no retry helps until they are fixed."""
+
+
+# -- channels ------------------------------------------------------------------------
+
+# Where a channel hands what it receives by polling; returns once it is stored.
+Sink = Callable[[list[Inbound]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ChannelContext:
+    public_url: str  # "" when the gateway has none
+
+
+class Channel(ABC):
+    """Base of every channel type. Subclasses set ``type`` and ``Settings``."""
+
+    type: ClassVar[str]
+    Settings: ClassVar[type]
+    # Settings that must be non-empty for the channel to run.
+    required: ClassVar[tuple[str, ...]] = ()
+    # Names of settings that are secrets: never stored, shown or logged.
+    secrets: ClassVar[tuple[str, ...]] = ()
+    # Webhook routes under /webhooks/<type>/<channel>/: suffix -> method name.
+    webhooks: ClassVar[dict[str, str]] = {"": "parse_webhook"}
+    # What a webhook answers once the message is stored: (content type, body).
+    webhook_reply: ClassVar[tuple[str, str]] = ("application/json", '{"ok": true}')
+
+    def __init__(self, record: dict[str, Any], settings: Any, context: ChannelContext) -> None:
+        self.id: str = record["id"]
+        self.name: str = record["name"]
+        self.mode: str = record["mode"]
+        self.record = record
+        self.settings = settings
+        self.context = context
+
+    @staticmethod
+    def mode_of(settings: Any) -> str:
+        return str(getattr(settings, "mode", "webhook"))
+
+    def pacing(self) -> tuple[float, float]:
+        """The smallest gap in seconds between two sends: per channel, per contact."""
+        return 0.0, 0.0
+
+    def webhook_url(self, suffix: str = "") -> str:
+        path = f"/webhooks/{self.type}/{self.name}/{suffix}"
+        return self.context.public_url.rstrip("/") + path if self.context.public_url else path
+
+    @abstractmethod
+    async def parse_webhook(self, request: WebhookRequest) -> list[Inbound]:
+        """Verify the call is genuine and parse it; :class:`WebhookRefused` otherwise."""
+
+    @abstractmethod
+    async def send(self, to: str, text: str, message_id: str) -> str:
+        """Send ``text`` to the contact ``to``; returns the provider's message id."""
+
+    async def start(self, sink: Sink) -> None:  # noqa: B027 - optional hook
+        """Start background work (a poller, a webhook registration)."""
+
+    async def stop(self) -> None:  # noqa: B027 - optional hook
+        """Stop background work promptly and release clients."""
+
+
+def secrets_match(expected: str, given: str | None) -> bool:
+    """Constant-time comparison, so timing does not reveal the secret."""
+    return given is not None and hmac.compare_digest(expected.encode(), given.encode())

@@ -1,0 +1,14 @@
+"""Channel types by name: a new channel is one module and one line here."""
+
+from __future__ import annotations
+
+from channels.base import Channel
+from channels.mock import MockChannel
+from channels.telegram import TelegramChannel
+from channels.whatsapp import WhatsAppChannel
+
+CHANNEL_TYPES: dict[str, type[Channel]] = {
+    MockChannel.type: MockChannel,
+    TelegramChannel.type: TelegramChannel,
+    WhatsAppChannel.type: WhatsAppChannel,
+}

@@ -1,0 +1,291 @@
+"""Telegram through aiogram: webhook or long polling, and sending with its limits.
+
+The Bot API base URL is configurable (``api_base``), which serves self-hosted Bot
+API servers and the fake one the tests start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pydantic
+from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramConflictError,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramNotFound,
+    TelegramRetryAfter,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
+from aiogram.types import Message, Update
+
+from channels.base import (
+    Channel,
+    ChannelContext,
+    ChannelMisconfigured,
+    Inbound,
+    NetworkFailure,
+    ProviderError,
+    Sink,
+    Throttled,
+    Undeliverable,
+    WebhookRefused,
+    WebhookRequest,
+    log,
+    secrets_match,
+)
+
+# The update types we turn into messages; Telegram sends only these.
+ALLOWED_UPDATES = ["message", "edited_message"]
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
+
+
+@dataclass(frozen=True)
+class TelegramSettings:
+    token: str = ""
+    mode: Literal["polling", "webhook"] = "polling"
+    # Sent by Telegram in X-Telegram-Bot-Api-Secret-Token; empty: one is generated
+    # and kept with the channel.
+    webhook_secret: str = ""
+    api_base: str = "https://api.telegram.org"
+    poll_timeout_seconds: int = 25
+    # https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this
+    messages_per_second: float = 30.0
+    seconds_between_messages_to_a_chat: float = 1.0
+
+
+class TelegramChannel(Channel):
+    type = "telegram"
+    Settings = TelegramSettings
+    required = ("token",)
+    secrets = ("token", "webhook_secret")
+
+    def __init__(self, record: dict[str, Any], settings: TelegramSettings, context: ChannelContext):
+        super().__init__(record, settings, context)
+        session = AiohttpSession(api=TelegramAPIServer.from_base(settings.api_base))
+        self.bot = Bot(settings.token, session=session)
+        self.secret = settings.webhook_secret or record.get("webhook_secret", "")
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @staticmethod
+    def mode_of(settings: Any) -> str:
+        return str(settings.mode)
+
+    def pacing(self) -> tuple[float, float]:
+        return 1.0 / self.settings.messages_per_second, (
+            self.settings.seconds_between_messages_to_a_chat
+        )
+
+    # -- inbound ------------------------------------------------------------------
+
+    async def parse_webhook(self, request: WebhookRequest) -> list[Inbound]:
+        # https://core.telegram.org/bots/api#setwebhook (secret_token)
+        if not secrets_match(self.secret, request.headers.get(SECRET_HEADER)):
+            raise WebhookRefused(401, f"missing or wrong {SECRET_HEADER}")
+        try:
+            update = Update.model_validate(json.loads(request.body), context={"bot": self.bot})
+        except (ValueError, UnicodeDecodeError, pydantic.ValidationError):
+            raise WebhookRefused(400, "not a Telegram update") from None
+        return to_inbound(update)
+
+    # -- outbound -----------------------------------------------------------------
+
+    async def send(self, to: str, text: str, message_id: str) -> str:
+        try:
+            sent = await self.bot.send_message(chat_id=int(to), text=text)
+        except TelegramRetryAfter as exc:
+            raise Throttled(exc.message, "429", retry_after=float(exc.retry_after)) from None
+        except TelegramForbiddenError as exc:  # blocked by the user, kicked from the group
+            raise Undeliverable(exc.message, "403") from None
+        except (TelegramBadRequest, TelegramNotFound) as exc:  # chat not found, text too long
+            raise Undeliverable(exc.message, "400") from None
+        except TelegramUnauthorizedError as exc:
+            raise ChannelMisconfigured(exc.message, "401") from None
+        except (TelegramServerError, TelegramNetworkError) as exc:
+            raise NetworkFailure(exc.message) from None
+        except TelegramAPIError as exc:
+            raise ProviderError(exc.message) from None
+        return str(sent.message_id)
+
+    # -- background work ----------------------------------------------------------
+
+    async def start(self, sink: Sink) -> None:
+        if self.mode == "polling":
+            self._tasks.append(asyncio.create_task(self._poll(sink), name=f"poll {self.name}"))
+        elif self.context.public_url:
+            self._tasks.append(asyncio.create_task(self._register(), name=f"hook {self.name}"))
+        else:
+            log.warning(
+                "telegram channel %r is in webhook mode without PUBLIC_URL: register %s yourself",
+                self.name,
+                self.webhook_url(),
+            )
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self.bot.session.close()
+
+    async def register_webhook(self) -> None:
+        """Point Telegram at our webhook URL with our secret."""
+        await self.bot.set_webhook(
+            url=self.webhook_url(),
+            secret_token=self.secret,
+            allowed_updates=ALLOWED_UPDATES,
+        )
+
+    async def _register(self) -> None:
+        delay = Backoff()
+        while True:
+            try:
+                await self.register_webhook()
+            except TelegramAPIError as exc:
+                wait = delay.next()
+                log.warning(
+                    "telegram channel %r: setWebhook failed (%s); retrying in %.0f s",
+                    self.name,
+                    exc.message,
+                    wait,
+                )
+                await asyncio.sleep(wait)
+            else:
+                log.info("telegram channel %r: webhook registered", self.name)
+                return
+
+    async def _poll(self, sink: Sink) -> None:
+        """getUpdates long polling; the offset moves on only after the batch is stored."""
+        offset: int | None = None
+        delay = Backoff()
+        timeout = self.settings.poll_timeout_seconds
+        log.info("telegram channel %r: polling for updates", self.name)
+        while True:
+            try:
+                updates = await self.bot.get_updates(
+                    offset=offset,
+                    timeout=timeout,
+                    allowed_updates=ALLOWED_UPDATES,
+                    request_timeout=timeout + 10,
+                )
+            except TelegramConflictError:
+                wait = delay.next()
+                log.error(
+                    "telegram channel %r: another poller or a webhook uses this bot (409); "
+                    "stop it or delete the webhook; retrying in %.0f s",
+                    self.name,
+                    wait,
+                )
+                await asyncio.sleep(wait)
+                continue
+            except TelegramUnauthorizedError:
+                wait = delay.next()
+                log.error("telegram channel %r: the bot token is refused (401)", self.name)
+                await asyncio.sleep(wait)
+                continue
+            except (TelegramAPIError, OSError, TimeoutError) as exc:
+                wait = delay.next()
+                log.warning(
+                    "telegram channel %r: getUpdates failed (%s); retrying in %.1f s",
+                    self.name,
+                    getattr(exc, "message", type(exc).__name__),
+                    wait,
+                )
+                await asyncio.sleep(wait)
+                continue
+            if not updates:
+                delay.reset()
+                continue
+            try:
+                await sink([m for update in updates for m in to_inbound(update)])
+            except Exception:  # storage down: keep the offset, fetch the batch again
+                wait = delay.next()
+                log.exception("telegram channel %r: could not store updates", self.name)
+                await asyncio.sleep(wait)
+                continue
+            delay.reset()
+            # Asking for offset = last + 1 is what confirms the batch to Telegram.
+            offset = updates[-1].update_id + 1
+
+
+class Backoff:
+    """Exponential backoff with full jitter: 1 s doubling up to 60 s."""
+
+    def __init__(self, first: float = 1.0, cap: float = 60.0) -> None:
+        self.first, self.cap, self.attempt = first, cap, 0
+
+    def next(self) -> float:
+        self.attempt += 1
+        return random.uniform(0.5, 1.0) * min(self.cap, self.first * 2 ** (self.attempt - 1))  # noqa: S311
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+def to_inbound(update: Update) -> list[Inbound]:
+    """The messages an update carries; other updates carry none."""
+    edited = update.edited_message is not None
+    message = update.message or update.edited_message
+    if message is None:
+        return []
+    text, extra = describe(message)
+    if edited:
+        text, extra = f"[edited] {text}", {**extra, "edited": True}
+    sender = message.from_user
+    chat = message.chat
+    name = " ".join(p for p in (sender.first_name, sender.last_name) if p) if sender else ""
+    return [
+        Inbound(
+            contact_external_id=str(chat.id),
+            dedupe_key=str(update.update_id),
+            text=text,
+            name=name or (chat.title or ""),
+            username=(sender.username if sender else None) or chat.username or "",
+            external_id=str(message.message_id),
+            extra=extra,
+        )
+    ]
+
+
+def describe(message: Message) -> tuple[str, dict[str, Any]]:
+    """Text for people, and what else we know, for every kind of message."""
+    if message.text is not None:
+        return message.text, {}
+    caption = f" {message.caption}" if message.caption else ""
+    extra: dict[str, Any] = {"caption": message.caption} if message.caption else {}
+    if message.photo:
+        return f"[photo]{caption}", {**extra, "kind": "photo", "file_id": message.photo[-1].file_id}
+    if message.sticker:
+        emoji = f" {message.sticker.emoji}" if message.sticker.emoji else ""
+        return f"[sticker{emoji}]", {"kind": "sticker", "file_id": message.sticker.file_id}
+    if message.voice:
+        seconds = message.voice.duration
+        return f"[voice message, {seconds} s]", {"kind": "voice", "file_id": message.voice.file_id}
+    if message.location:
+        where = f"{message.location.latitude}, {message.location.longitude}"
+        return f"[location {where}]", {"kind": "location"}
+    if message.contact:
+        return f"[contact {message.contact.phone_number}]", {"kind": "contact"}
+    for kind in ("video", "video_note", "audio", "animation", "document"):
+        media = getattr(message, kind)
+        if media is not None:
+            label = getattr(media, "file_name", None) or kind.replace("_", " ")
+            return f"[{label}]{caption}", {**extra, "kind": kind, "file_id": media.file_id}
+    kind = next(
+        (k for k in ("poll", "dice", "venue", "game", "story") if getattr(message, k, None)),
+        "unsupported message",
+    )
+    return f"[{kind}]{caption}", {**extra, "kind": kind}

@@ -1,0 +1,153 @@
+"""WhatsApp through Twilio: signed webhooks in, the Messages API out.
+
+Twilio signs every webhook over the URL it called, so behind a proxy the
+signature is checked against ``PUBLIC_URL`` + path, not the address we see.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+from urllib.parse import urlencode
+
+import aiohttp
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.http.response import Response
+from twilio.request_validator import RequestValidator
+from twilio.rest import Client
+
+from channels.base import (
+    Channel,
+    ChannelContext,
+    ChannelMisconfigured,
+    Inbound,
+    NetworkFailure,
+    StatusReport,
+    Throttled,
+    Undeliverable,
+    WebhookRefused,
+    WebhookRequest,
+)
+
+TWILIO_API = "https://api.twilio.com"
+PREFIX = "whatsapp:"
+# https://www.twilio.com/docs/messaging/api/message-resource#message-status-values
+STATUSES = {
+    "sent": "sent",
+    "delivered": "delivered",
+    "read": "read",
+    "failed": "failed",
+    "undelivered": "failed",
+}
+
+
+@dataclass(frozen=True)
+class WhatsAppSettings:
+    account_sid: str = ""
+    auth_token: str = ""
+    from_number: str = ""  # the WhatsApp sender, e.g. +14155238886
+    api_base: str = TWILIO_API
+
+
+class _HttpClient(AsyncTwilioHttpClient):
+    """Twilio's async client, sending to ``api_base`` instead of api.twilio.com."""
+
+    def __init__(self, api_base: str) -> None:
+        super().__init__(timeout=30)
+        self.api_base = api_base.rstrip("/")
+
+    async def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
+        if url.startswith(TWILIO_API):
+            url = self.api_base + url[len(TWILIO_API) :]
+        return await super().request(method, url, *args, **kwargs)
+
+
+class WhatsAppChannel(Channel):
+    type = "whatsapp"
+    Settings = WhatsAppSettings
+    required = ("account_sid", "auth_token", "from_number")
+    secrets = ("auth_token",)
+    webhooks: ClassVar[dict[str, str]] = {"": "parse_webhook", "status/": "parse_status"}
+    # https://www.twilio.com/docs/messaging/twiml: an empty Response sends nothing back.
+    webhook_reply = ("text/xml", '<?xml version="1.0" encoding="UTF-8"?><Response></Response>')
+
+    def __init__(self, record: dict[str, Any], settings: WhatsAppSettings, context: ChannelContext):
+        super().__init__(record, settings, context)
+        self.validator = RequestValidator(settings.auth_token)
+        self.http = _HttpClient(settings.api_base)
+        self.client = Client(settings.account_sid, settings.auth_token, http_client=self.http)
+
+    def _verify(self, request: WebhookRequest) -> None:
+        signature = request.headers.get("X-Twilio-Signature", "")
+        if not signature or not self.validator.validate(request.url, dict(request.form), signature):
+            raise WebhookRefused(403, "missing or invalid X-Twilio-Signature")
+
+    async def parse_webhook(self, request: WebhookRequest) -> list[Inbound]:
+        self._verify(request)
+        form = request.form
+        sid, sender = form.get("MessageSid", ""), form.get("From", "")
+        if not sid or not sender:
+            raise WebhookRefused(400, "MessageSid and From are required")
+        text, extra = form.get("Body", ""), {}
+        count = form.get("NumMedia", "0")
+        media = int(count) if count.isdigit() else 0
+        if media:
+            kind = form.get("MediaContentType0", "media").split("/")[0]
+            urls = [form[f"MediaUrl{i}"] for i in range(media) if f"MediaUrl{i}" in form]
+            text = f"[{kind}] {text}".strip()
+            extra = {"kind": kind, "media_urls": urls}
+        elif "Latitude" in form and "Longitude" in form:
+            text = f"[location {form['Latitude']}, {form['Longitude']}]"
+            extra = {"kind": "location"}
+        if not text:
+            text = "[empty message]"
+        return [
+            Inbound(
+                contact_external_id=sender.removeprefix(PREFIX),
+                dedupe_key=sid,
+                text=text,
+                name=form.get("ProfileName", ""),
+                external_id=sid,
+                extra=extra,
+            )
+        ]
+
+    async def parse_status(self, request: WebhookRequest) -> list[StatusReport]:
+        self._verify(request)
+        form = request.form
+        message_id = request.url.partition("message_id=")[2].split("&")[0]
+        status = STATUSES.get(form.get("MessageStatus", ""))
+        if not message_id or status is None:
+            return []  # queued/accepted/sending: nothing we did not know
+        error = None
+        if status == "failed":
+            error = f"{form.get('ErrorCode', '')}: {form.get('ErrorMessage', '') or 'undelivered'}"
+        return [StatusReport(message_id, status, error)]
+
+    async def send(self, to: str, text: str, message_id: str) -> str:
+        callback = None
+        if self.context.public_url:
+            callback = self.webhook_url("status/") + "?" + urlencode({"message_id": message_id})
+        try:
+            message = await self.client.messages.create_async(
+                from_=PREFIX + self.settings.from_number.removeprefix(PREFIX),
+                to=PREFIX + to,
+                body=text,
+                status_callback=callback,
+            )
+        except TwilioRestException as exc:
+            code = str(exc.code or exc.status)
+            if exc.status == 429:
+                raise Throttled(exc.msg, code) from None
+            if exc.status >= 500:
+                raise NetworkFailure(exc.msg, code) from None
+            if exc.status in (401, 403):
+                raise ChannelMisconfigured(exc.msg, code) from None
+            raise Undeliverable(exc.msg, code) from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise NetworkFailure(f"Twilio unreachable: {type(exc).__name__}") from None
+        return str(message.sid)
+
+    async def stop(self) -> None:
+        await self.http.close()

@@ -1,0 +1,74 @@
+"""The configured channels, built from config and kept in the ``channels`` collection."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+from channels.base import Channel, ChannelContext, Sink
+from channels.registry import CHANNEL_TYPES
+from gateway.config import Config, ConfigError, build_section
+from storage.database import Storage
+
+log = logging.getLogger("gateway.channels")
+
+
+class ChannelSet:
+    """The running channels, found by id or by configured name."""
+
+    def __init__(self, channels: list[Channel] | None = None) -> None:
+        self._by_id = {c.id: c for c in channels or []}
+        self._by_name = {c.name: c for c in channels or []}
+
+    def __iter__(self) -> Any:
+        return iter(self._by_id.values())
+
+    def get(self, channel_id: str) -> Channel | None:
+        return self._by_id.get(channel_id)
+
+    def find(self, type_: str, ref: str) -> Channel | None:
+        """The channel of ``type_`` whose name or id is ``ref``."""
+        channel = self._by_name.get(ref) or self._by_id.get(ref)
+        return channel if channel is not None and channel.type == type_ else None
+
+    @classmethod
+    async def open(cls, config: Config, storage: Storage) -> ChannelSet:
+        """Validate each configured channel, record it, and build it.
+
+        A channel whose required secrets are not set is skipped with one log line,
+        so the default config runs with only the mock channel.
+        """
+        channels = []
+        for index, declared in enumerate(config.channels):
+            prefix = f"channels[{index}]."
+            kind = CHANNEL_TYPES.get(declared.type)
+            if kind is None:
+                known = ", ".join(sorted(CHANNEL_TYPES))
+                raise ConfigError(f"{prefix}type: unknown channel type {declared.type!r} ({known})")
+            settings = build_section(kind.Settings, declared.settings, prefix)
+            missing = [name for name in kind.required if not getattr(settings, name)]
+            if not declared.enabled or missing:
+                why = "disabled" if not declared.enabled else f"{', '.join(missing)} not set"
+                log.info("channel %r (%s) is off: %s", declared.name, declared.type, why)
+                continue
+            shown = {k: v for k, v in dataclasses.asdict(settings).items() if k not in kind.secrets}
+            record = await storage.channels.upsert(
+                declared.name, declared.type, kind.mode_of(settings), shown
+            )
+            channels.append(kind(record, settings, ChannelContext(config.server.public_url)))
+            log.info("channel %r (%s, %s) is on", declared.name, declared.type, record["mode"])
+        return cls(channels)
+
+    async def start(self, sink_for: Any) -> None:
+        """Start each channel's background work; ``sink_for(channel)`` stores its input."""
+        for channel in self:
+            sink: Sink = sink_for(channel)
+            await channel.start(sink)
+
+    async def stop(self) -> None:
+        for channel in self:
+            try:
+                await channel.stop()
+            except Exception:
+                log.exception("channel %r did not stop cleanly", channel.name)
