@@ -1,0 +1,143 @@
+"""A gateway with real channels, talking to fake providers on 127.0.0.1.
+
+Every test here fails if a request leaves 127.0.0.1 or if a token or secret
+shows up in any log record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import logging
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from gateway.app import Services, start_services, stop_services
+from gateway.config import ChannelConfig, DeliveryConfig, ServerConfig
+from storage.database import Storage
+from tests.fakes.telegram import FakeBotAPI
+from tests.fakes.twilio import AUTH_TOKEN, FakeTwilio
+from tests.helpers import TEST_CONFIG, Client, async_wait_until, sign_up
+
+PUBLIC_URL = "https://gw.example.com"
+FAST_RETRIES = DeliveryConfig(backoff_seconds=0.05, max_backoff_seconds=0.2, max_attempts=3)
+SECRETS = ["TEST-telegram-token-do-not-log", AUTH_TOKEN, "mock-secret-do-not-log", "hook-secret"]
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Refuse, and remember, any connection to an address off this machine."""
+    escaped: list[Any] = []
+    connect = socket.socket.connect
+
+    def guarded(self: socket.socket, address: Any) -> Any:
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            host = address[0]
+            if not ipaddress.ip_address(host).is_loopback:
+                escaped.append(address)
+                raise ConnectionRefusedError(f"tests may not leave 127.0.0.1 (tried {host})")
+        return connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+    yield
+    assert escaped == [], f"requests left 127.0.0.1: {escaped}"
+
+
+@pytest.fixture(autouse=True)
+def no_secret_in_logs(caplog: pytest.LogCaptureFixture) -> Any:
+    caplog.set_level(logging.DEBUG)
+    yield
+    for record in caplog.records:
+        text = record.getMessage() + (record.exc_text or "")
+        for secret in SECRETS:
+            assert secret not in text, f"a secret was logged by {record.name}: {text[:200]}"
+
+
+@pytest.fixture
+async def telegram_api() -> AsyncIterator[FakeBotAPI]:
+    fake = await FakeBotAPI().start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def twilio_api() -> AsyncIterator[FakeTwilio]:
+    fake = await FakeTwilio().start()
+    yield fake
+    await fake.stop()
+
+
+@dataclasses.dataclass
+class Gateway:
+    services: Services
+    anonymous: Client
+    agent: Client
+
+    @property
+    def storage(self) -> Storage:
+        return self.services.storage
+
+    async def post(
+        self, path: str, body: bytes | str, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        response = await self.anonymous.http.fetch(
+            self.anonymous.base_url + path,
+            method="POST",
+            body=body,
+            headers=headers,
+            raise_error=False,
+        )
+        return response.code, response.body.decode()
+
+    async def messages(self, **query: Any) -> list[dict[str, Any]]:
+        documents = await self.storage.messages.collection.find(query).sort("list_key", 1).to_list()
+        return documents
+
+    async def send(self, contact_id: str, content: str) -> dict[str, Any]:
+        status, message = await self.agent.fetch(
+            "POST", "/api/v1/messages/", json_body={"contact_id": contact_id, "content": content}
+        )
+        assert status == 201, message
+        return message
+
+    async def final(self, message_id: str, within: float = 10) -> dict[str, Any]:
+        """The message once it is sent or failed (polls with a deadline)."""
+        seen: dict[str, Any] = {}
+
+        async def settled() -> bool:
+            seen.update(await self.storage.messages.get(message_id) or {})
+            return seen.get("status") in ("sent", "failed")
+
+        await async_wait_until(settled, within, f"message {message_id} to be sent or fail")
+        return seen
+
+
+@pytest.fixture
+async def gateway(
+    storage: Storage, serve_app: Callable[[Services], Awaitable[Client]]
+) -> AsyncIterator[Callable[..., Awaitable[Gateway]]]:
+    """Start the gateway's services with the given channels on the test database."""
+    started: list[Services] = []
+
+    async def start(
+        *channels: ChannelConfig,
+        delivery: DeliveryConfig = FAST_RETRIES,
+        public_url: str = PUBLIC_URL,
+    ) -> Gateway:
+        config = dataclasses.replace(
+            TEST_CONFIG,
+            server=ServerConfig(public_url=public_url),
+            delivery=delivery,
+            channels=list(channels),
+        )
+        services = await start_services(config, storage)
+        started.append(services)
+        anonymous = await serve_app(services)
+        return Gateway(services, anonymous, await sign_up(anonymous, "ana"))
+
+    yield start
+    for services in started:
+        await stop_services(services)

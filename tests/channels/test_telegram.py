@@ -1,0 +1,202 @@
+"""Telegram through the real aiogram client against a fake Bot API on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from channels.telegram import SECRET_HEADER
+from gateway.config import ChannelConfig
+from tests.channels.conftest import FAST_RETRIES, Gateway
+from tests.fakes.telegram import TOKEN, FakeBotAPI, make_update
+from tests.helpers import async_wait_until
+
+HOOK_SECRET = "hook-secret"
+URL = "/webhooks/telegram/tg/"
+
+
+def telegram(api: FakeBotAPI, mode: str = "webhook", **settings: Any) -> ChannelConfig:
+    return ChannelConfig(
+        name="tg",
+        type="telegram",
+        settings={
+            "token": TOKEN,
+            "mode": mode,
+            "webhook_secret": HOOK_SECRET,
+            "api_base": api.base_url,
+            "seconds_between_messages_to_a_chat": 0,
+            **settings,
+        },
+    )
+
+
+def update(text: str | None = "hi", update_id: int = 1, **extra: Any) -> dict[str, Any]:
+    return make_update(update_id, 42, text, "Zé", "ze", **extra)
+
+
+SIGNED = {SECRET_HEADER: HOOK_SECRET, "Content-Type": "application/json"}
+
+# label, body, headers, expected status, expected stored text (None: nothing stored)
+INCOMING = [
+    ("text", update("Olá"), SIGNED, 200, "Olá"),
+    ("no secret", update(), {"Content-Type": "application/json"}, 401, None),
+    ("wrong secret", update(), {**SIGNED, SECRET_HEADER: "forged"}, 401, None),
+    ("photo", update(None, photo=[{"file_id": "F1", "file_unique_id": "u", "width": 1, "height": 1}], caption="look"), SIGNED, 200, "[photo] look"),
+    ("sticker", update(None, sticker={"file_id": "S1", "file_unique_id": "u", "type": "regular", "width": 1, "height": 1, "is_animated": False, "is_video": False, "emoji": "😀"}), SIGNED, 200, "[sticker 😀]"),
+    ("voice", update(None, voice={"file_id": "V1", "file_unique_id": "u", "duration": 3}), SIGNED, 200, "[voice message, 3 s]"),
+    ("location", update(None, location={"latitude": -23.5, "longitude": -46.6}), SIGNED, 200, "[location -23.5, -46.6]"),
+    ("edited", {"update_id": 9, "edited_message": update("fixed")["message"]}, SIGNED, 200, "[edited] fixed"),
+    ("not a message", {"update_id": 9, "my_chat_member": None}, SIGNED, 200, None),
+    ("empty object", {}, SIGNED, 400, None),
+    ("wrong types", {"update_id": "x", "message": 5}, SIGNED, 400, None),
+    ("missing chat", {"update_id": 3, "message": {"message_id": 1, "date": 1, "text": "x"}}, SIGNED, 400, None),
+    ("not json", "update_id=1", SIGNED, 400, None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("label", "body", "headers", "status", "text"), INCOMING, ids=[c[0] for c in INCOMING]
+)
+async def test_incoming(gateway, telegram_api, label, body, headers, status, text) -> None:
+    gw: Gateway = await gateway(telegram(telegram_api))
+    raw = body if isinstance(body, str) else json.dumps(body)
+    code, answer = await gw.post(URL, raw, headers)
+    assert code == status, answer
+    stored = await gw.messages()
+    assert [m["content"] for m in stored] == ([text] if text else [])
+    if text:
+        [contact] = await gw.storage.contacts.collection.find().to_list()
+        assert (contact["external_id"], contact["name"], contact["username"]) == ("42", "Zé", "ze")
+    else:
+        assert await gw.storage.contacts.collection.count_documents({}) == 0
+
+
+async def test_webhook_mode_registers_itself_with_the_secret(gateway, telegram_api) -> None:
+    await gateway(telegram(telegram_api))
+
+    async def registered() -> bool:
+        return bool(telegram_api.webhook)
+
+    await async_wait_until(registered, 10, "setWebhook")
+    assert telegram_api.webhook["url"] == "https://gw.example.com/webhooks/telegram/tg/"
+    assert telegram_api.webhook["secret_token"] == HOOK_SECRET
+    assert json.loads(telegram_api.webhook["allowed_updates"]) == ["message", "edited_message"]
+
+
+async def test_the_same_update_twice_is_one_message_and_renames_keep_one_contact(
+    gateway, telegram_api
+) -> None:
+    gw: Gateway = await gateway(telegram(telegram_api))
+    first = make_update(500, 42, "hi", "Zé")
+    renamed = make_update(501, 42, "again", "José")
+    for body in (first, first, renamed):
+        assert (await gw.post(URL, json.dumps(body), SIGNED))[0] == 200
+    assert [m["content"] for m in await gw.messages()] == ["hi", "again"]
+    [contact] = await gw.storage.contacts.collection.find().to_list()
+    assert contact["name"] == "José"
+
+
+async def test_polling_three_users_become_contacts_and_replies_reach_their_chats(
+    gateway, telegram_api
+) -> None:
+    gw: Gateway = await gateway(telegram(telegram_api, mode="polling"))
+    users = {101: "Ana", 102: "Bruno", 103: "Carla"}
+    for user_id, name in users.items():
+        telegram_api.user_writes(user_id, f"oi, sou {name}", first_name=name)
+
+    async def three_contacts() -> bool:
+        status, page = await gw.agent.fetch("GET", "/api/v1/contacts/")
+        return status == 200 and len(page["results"]) == 3
+
+    await async_wait_until(three_contacts, 15, "three contacts from getUpdates")
+    _, contacts = await gw.agent.fetch("GET", "/api/v1/contacts/")
+    assert sorted(c["name"] for c in contacts["results"]) == sorted(users.values())
+    for contact in contacts["results"]:
+        _, page = await gw.agent.fetch("GET", f"/api/v1/messages/?contact_id={contact['id']}")
+        assert [m["content"] for m in page["results"]] == [f"oi, sou {contact['name']}"]
+        reply = await gw.send(contact["id"], f"Olá {contact['name']}!")
+        sent = await gw.final(reply["id"])
+        assert sent["status"] == "sent"
+        assert telegram_api.sent_to(int(contact["external_id"])) == [f"Olá {contact['name']}!"]
+    # The offset moved on: the stored updates were confirmed and not delivered again.
+    assert telegram_api.updates == [] or all(u["update_id"] > 1002 for u in telegram_api.updates)
+    assert len(await gw.messages(direction="in")) == 3
+
+
+# label, fake's answers to sendMessage, expected status, attempts, error contains
+OUTGOING = [
+    ("sent", [], "sent", 1, None),
+    ("two network failures, then sent", [("network",), ("network",)], "sent", 3, None),
+    ("server errors past the limit", [(502, "Bad Gateway")] * 3, "failed", 3, "Bad Gateway"),
+    ("blocked by the user", [(403, "Forbidden: bot was blocked by the user")], "failed", 1, "bot was blocked by the user"),
+    ("chat not found", [(400, "Bad Request: chat not found")], "failed", 1, "chat not found"),
+    ("bad token", [(401, "Unauthorized")], "failed", 1, "Unauthorized"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("label", "script", "status", "attempts", "error"), OUTGOING, ids=[c[0] for c in OUTGOING]
+)
+async def test_outgoing(gateway, telegram_api, label, script, status, attempts, error) -> None:
+    gw: Gateway = await gateway(telegram(telegram_api))
+    await gw.post(URL, json.dumps(update("hi")), SIGNED)
+    [inbound] = await gw.messages()
+    telegram_api.send_script = list(script)
+    message = await gw.send(inbound["contact_id"], "hello")
+    final = await gw.final(message["id"])
+    assert (final["status"], final["attempts"]) == (status, attempts)
+    if error:
+        assert error in final["error"]
+    else:
+        assert final["external_id"]
+        assert telegram_api.sent_to(42) == ["hello"]
+
+
+async def test_429_retry_after_is_honoured(gateway, telegram_api) -> None:
+    gw: Gateway = await gateway(telegram(telegram_api))
+    await gw.post(URL, json.dumps(update("hi")), SIGNED)
+    [inbound] = await gw.messages()
+    telegram_api.send_script = [(429, 2)]
+    started = time.monotonic()
+    message = await gw.send(inbound["contact_id"], "hello")
+    final = await gw.final(message["id"], within=15)
+    assert (final["status"], final["attempts"]) == ("sent", 2)
+    [sent] = telegram_api.sent
+    assert sent.at - started >= 2.0
+
+
+async def test_messages_to_one_chat_keep_their_order_and_pace(gateway, telegram_api) -> None:
+    gw: Gateway = await gateway(
+        telegram(telegram_api, seconds_between_messages_to_a_chat=0.2),
+        delivery=FAST_RETRIES,
+    )
+    await gw.post(URL, json.dumps(update("hi")), SIGNED)
+    [inbound] = await gw.messages()
+    telegram_api.send_script = ["ok", ("network",)]  # the second one needs a retry
+    ids = [(await gw.send(inbound["contact_id"], f"m{i}"))["id"] for i in range(4)]
+    for message_id in ids:
+        assert (await gw.final(message_id))["status"] == "sent"
+    assert telegram_api.sent_to(42) == ["m0", "m1", "m2", "m3"]
+    gaps = [b.at - a.at for a, b in zip(telegram_api.sent, telegram_api.sent[1:], strict=False)]
+    assert min(gaps) >= 0.19
+
+
+async def test_polling_survives_telegram_being_unreachable_at_start(gateway, telegram_api) -> None:
+    telegram_api.down = True
+    gw: Gateway = await gateway(telegram(telegram_api, mode="polling"))
+    telegram_api.user_writes(101, "are you there?")
+
+    async def retried() -> bool:
+        return telegram_api.calls.count("getUpdates") >= 2
+
+    await async_wait_until(retried, 15, "getUpdates to be retried")
+    assert await gw.messages() == []
+    telegram_api.down = False
+
+    async def stored() -> bool:
+        return len(await gw.messages()) == 1
+
+    await async_wait_until(stored, 15, "the update once Telegram is back")

@@ -1,0 +1,200 @@
+"""A small Bot API server on 127.0.0.1 for aiogram to talk to.
+
+It queues updates for getUpdates, records every sendMessage, and answers sends
+from a script: "ok", ("network",) to drop the connection, (429, retry_after),
+or (status, description).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+from tornado.web import Application, RequestHandler
+
+TOKEN = "123456:TEST-telegram-token-do-not-log"
+
+
+@dataclass
+class Sent:
+    chat_id: int
+    text: str
+    at: float
+
+
+@dataclass
+class FakeBotAPI:
+    token: str = TOKEN
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    sent: list[Sent] = field(default_factory=list)
+    send_script: list[Any] = field(default_factory=list)
+    calls: list[str] = field(default_factory=list)
+    webhook: dict[str, Any] = field(default_factory=dict)
+    base_url: str = ""
+    down: bool = False  # drop every connection, as if Telegram were unreachable
+
+    def __post_init__(self) -> None:
+        self._update_ids = itertools.count(1000)
+        self._message_ids = itertools.count(1)
+        self._new_update = asyncio.Event()
+        self._server: HTTPServer | None = None
+
+    async def start(self) -> FakeBotAPI:
+        sockets = bind_sockets(0, "127.0.0.1")
+        self._server = HTTPServer(
+            Application([(r"/bot([^/]+)/(\w+)", _Method, {"fake": self})], log_function=_quiet)
+        )
+        self._server.add_sockets(sockets)
+        self.base_url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
+        return self
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            await self._server.close_all_connections()
+
+    def user_writes(
+        self, user_id: int, text: str, first_name: str = "Ana", username: str = "", **extra: Any
+    ) -> dict[str, Any]:
+        """Queue an update as if ``user_id`` wrote ``text`` to the bot in private."""
+        update = make_update(
+            next(self._update_ids),
+            user_id,
+            text,
+            first_name,
+            username,
+            next(self._message_ids),
+            **extra,
+        )
+        self.updates.append(update)
+        self._new_update.set()
+        return update
+
+    def sent_to(self, chat_id: int) -> list[str]:
+        return [s.text for s in self.sent if s.chat_id == chat_id]
+
+    # -- the Bot API methods ---------------------------------------------------------
+
+    async def call(self, handler: _Method, method: str, params: dict[str, Any]) -> Any:
+        self.calls.append(method)
+        if self.down:
+            raise _Drop()
+        if method == "getMe":
+            return {"id": 1, "is_bot": True, "first_name": "Test bot", "username": "test_bot"}
+        if method == "getUpdates":
+            return await self._get_updates(params)
+        if method in ("setWebhook", "deleteWebhook"):
+            self.webhook = params if method == "setWebhook" else {}
+            return True
+        if method == "sendMessage":
+            return self._send(handler, params)
+        raise _Answer(404, "Not Found: method not found")
+
+    async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        offset = int(params.get("offset") or 0)
+        # Asking with an offset confirms every update before it.
+        self.updates = [u for u in self.updates if u["update_id"] >= offset]
+        if not self.updates:
+            self._new_update.clear()
+            wait = min(float(params.get("timeout") or 0), 0.5)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._new_update.wait(), wait)
+        return list(self.updates)
+
+    def _send(self, handler: _Method, params: dict[str, Any]) -> dict[str, Any]:
+        behaviour = self.send_script.pop(0) if self.send_script else "ok"
+        if behaviour == "ok":
+            chat_id = int(params["chat_id"])
+            self.sent.append(Sent(chat_id, params["text"], time.monotonic()))
+            return {
+                "message_id": next(self._message_ids),
+                "date": int(time.time()),
+                "chat": {"id": chat_id, "type": "private"},
+                "text": params["text"],
+            }
+        if behaviour == ("network",):
+            raise _Drop()
+        status, detail = behaviour
+        if status == 429:
+            raise _Answer(429, f"Too Many Requests: retry after {detail}", {"retry_after": detail})
+        raise _Answer(status, detail)
+
+
+class _Answer(Exception):
+    def __init__(self, status: int, description: str, parameters: dict | None = None) -> None:
+        self.status, self.description, self.parameters = status, description, parameters
+
+
+class _Drop(Exception):
+    """Close the connection without an answer, like a network failure."""
+
+
+class _Method(RequestHandler):
+    def initialize(self, fake: FakeBotAPI) -> None:
+        self.fake = fake
+
+    async def post(self, token: str, method: str) -> None:
+        if token != self.fake.token:
+            self._reply(401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
+            return
+        params = {k: v[-1].decode() for k, v in self.request.body_arguments.items()}
+        if self.request.headers.get("Content-Type", "").startswith("application/json"):
+            params = json.loads(self.request.body or b"{}")
+        try:
+            result = await self.fake.call(self, method, params)
+        except _Drop:
+            self.request.connection.stream.close()
+            return
+        except _Answer as answer:
+            body: dict[str, Any] = {
+                "ok": False,
+                "error_code": answer.status,
+                "description": answer.description,
+            }
+            if answer.parameters:
+                body["parameters"] = answer.parameters
+            self._reply(answer.status, body)
+            return
+        self._reply(200, {"ok": True, "result": result})
+
+    get = post
+
+    def _reply(self, status: int, body: dict[str, Any]) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(body))
+
+
+def make_update(
+    update_id: int,
+    user_id: int,
+    text: str | None,
+    first_name: str = "Ana",
+    username: str = "",
+    message_id: int = 1,
+    **extra: Any,
+) -> dict[str, Any]:
+    user = {"id": user_id, "is_bot": False, "first_name": first_name}
+    if username:
+        user["username"] = username
+    message: dict[str, Any] = {
+        "message_id": message_id,
+        "date": int(time.time()),
+        "chat": {"id": user_id, "type": "private", "first_name": first_name},
+        "from": user,
+        **extra,
+    }
+    if text is not None:
+        message["text"] = text
+    return {"update_id": update_id, "message": message}
+
+
+def _quiet(handler: RequestHandler) -> None:
+    """The fake's own access log shows the token in its URLs; it is not ours to test."""
