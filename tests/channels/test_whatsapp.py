@@ -1,0 +1,177 @@
+"""WhatsApp through the real twilio client against a fake Twilio API on 127.0.0.1."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
+
+from gateway.config import ChannelConfig
+from tests.channels.conftest import PUBLIC_URL, Gateway
+from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FROM, FakeTwilio, sign
+
+PATH = "/webhooks/whatsapp/wa/"
+FORM = "application/x-www-form-urlencoded"
+
+
+def whatsapp(api: FakeTwilio) -> ChannelConfig:
+    return ChannelConfig(
+        name="wa",
+        type="whatsapp",
+        settings={
+            "account_sid": ACCOUNT_SID,
+            "auth_token": AUTH_TOKEN,
+            "from_number": FROM,
+            "api_base": api.base_url,
+        },
+    )
+
+
+def inbound(sid: str = "SM1", body: str = "Olá", **extra: str) -> dict[str, str]:
+    return {
+        "MessageSid": sid,
+        "AccountSid": ACCOUNT_SID,
+        "From": "whatsapp:+5511999990000",
+        "To": f"whatsapp:{FROM}",
+        "Body": body,
+        "ProfileName": "Zé",
+        "NumMedia": "0",
+        **extra,
+    }
+
+
+def signed(params: dict[str, str], path: str = PATH) -> dict[str, str]:
+    # Twilio signs the URL it called: the public one, not what the gateway sees.
+    return {"Content-Type": FORM, "X-Twilio-Signature": sign(PUBLIC_URL + path, params)}
+
+
+# label, form, headers (None: correctly signed), expected status, expected stored text
+INCOMING = [
+    ("text", inbound(), None, 200, "Olá"),
+    ("image", inbound(body="", NumMedia="1", MediaUrl0="https://api.twilio.com/m/1", MediaContentType0="image/jpeg"), None, 200, "[image]"),
+    ("image with caption", inbound(body="see", NumMedia="1", MediaUrl0="https://x/1", MediaContentType0="image/png"), None, 200, "[image] see"),
+    ("location", inbound(body="", Latitude="-23.5", Longitude="-46.6"), None, 200, "[location -23.5, -46.6]"),
+    ("no signature", inbound(), {"Content-Type": FORM}, 403, None),
+    ("bad signature", inbound(), {"Content-Type": FORM, "X-Twilio-Signature": "Zm9yZ2Vk"}, 403, None),
+    ("signed for another URL", inbound(), {"Content-Type": FORM, "X-Twilio-Signature": sign("http://127.0.0.1/webhooks/whatsapp/wa/", inbound())}, 403, None),
+    ("signed with another token", inbound(), {"Content-Type": FORM, "X-Twilio-Signature": sign(PUBLIC_URL + PATH, inbound(), "other")}, 403, None),
+    ("no MessageSid", {k: v for k, v in inbound().items() if k != "MessageSid"}, None, 400, None),
+    ("no From", {k: v for k, v in inbound().items() if k != "From"}, None, 400, None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("label", "form", "headers", "status", "text"), INCOMING, ids=[c[0] for c in INCOMING]
+)
+async def test_incoming(gateway, twilio_api, label, form, headers, status, text) -> None:
+    gw: Gateway = await gateway(whatsapp(twilio_api))
+    code, answer = await gw.post(PATH, urlencode(form), headers or signed(form))
+    assert code == status, answer
+    if status == 200:
+        assert "<Response></Response>" in answer  # TwiML: send nothing back
+    stored = await gw.messages()
+    assert [m["content"] for m in stored] == ([text] if text else [])
+    if text:
+        [contact] = await gw.storage.contacts.collection.find().to_list()
+        assert (contact["external_id"], contact["name"]) == ("+5511999990000", "Zé")
+
+
+async def test_the_same_message_sid_twice_is_one_message(gateway, twilio_api) -> None:
+    gw: Gateway = await gateway(whatsapp(twilio_api))
+    form = inbound("SM77")
+    for _ in range(2):
+        assert (await gw.post(PATH, urlencode(form), signed(form)))[0] == 200
+    assert len(await gw.messages()) == 1
+
+
+async def _conversation(gw: Gateway) -> str:
+    form = inbound()
+    await gw.post(PATH, urlencode(form), signed(form))
+    [message] = await gw.messages()
+    return message["contact_id"]
+
+
+# label, fake's answers, expected status, attempts, error contains
+OUTGOING = [
+    ("sent", [], "sent", 1, None),
+    ("network failure, then sent", [("network",)], "sent", 2, None),
+    ("rate limited, then sent", [(429, 20429, "Too Many Requests")], "sent", 2, None),
+    ("server error past the limit", [(500, 20500, "Internal Server Error")] * 3, "failed", 3, "20500"),
+    ("not a WhatsApp number", [(400, 63003, "Channel could not find To address")], "failed", 1, "63003"),
+    ("bad credentials", [(401, 20003, "Authenticate")], "failed", 1, "20003"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("label", "script", "status", "attempts", "error"), OUTGOING, ids=[c[0] for c in OUTGOING]
+)
+async def test_outgoing(gateway, twilio_api, label, script, status, attempts, error) -> None:
+    gw: Gateway = await gateway(whatsapp(twilio_api))
+    contact_id = await _conversation(gw)
+    twilio_api.send_script = list(script)
+    message = await gw.send(contact_id, "Olá, Zé")
+    final = await gw.final(message["id"])
+    assert (final["status"], final["attempts"]) == (status, attempts)
+    if error:
+        assert error in final["error"]
+        return
+    [request] = twilio_api.sent
+    assert (request["To"], request["From"], request["Body"]) == (
+        "whatsapp:+5511999990000",
+        f"whatsapp:{FROM}",
+        "Olá, Zé",
+    )
+    assert final["external_id"] == request["sid"]
+    callback = urlsplit(request["StatusCallback"])
+    assert f"{callback.scheme}://{callback.netloc}{callback.path}" == f"{PUBLIC_URL}{PATH}status/"
+    assert parse_qs(callback.query) == {"message_id": [message["id"]]}
+
+
+async def _status(gw: Gateway, message_id: str, status: str, **extra: str) -> int:
+    path = f"{PATH}status/?message_id={message_id}"
+    form = {"MessageSid": "SM1", "MessageStatus": status, "AccountSid": ACCOUNT_SID, **extra}
+    code, _ = await gw.post(path, urlencode(form), signed(form, path))
+    return code
+
+
+async def test_status_callbacks_move_forward_only(gateway, twilio_api) -> None:
+    gw: Gateway = await gateway(whatsapp(twilio_api))
+    message = await gw.send(await _conversation(gw), "hi")
+    assert (await gw.final(message["id"]))["status"] == "sent"
+
+    async def status() -> Any:
+        return (await gw.storage.messages.get(message["id"]))["status"]
+
+    assert await _status(gw, message["id"], "delivered") == 200
+    assert await status() == "delivered"
+    assert await _status(gw, message["id"], "read") == 200
+    assert await status() == "read"
+    # A late "delivered" or "sent" cannot undo "read"; neither can a late failure.
+    for late in ("delivered", "sent", "undelivered"):
+        assert await _status(gw, message["id"], late) == 200
+        assert await status() == "read"
+
+
+async def test_failed_status_records_twilio_error(gateway, twilio_api) -> None:
+    gw: Gateway = await gateway(whatsapp(twilio_api))
+    message = await gw.send(await _conversation(gw), "hi")
+    await gw.final(message["id"])
+    await _status(
+        gw, message["id"], "undelivered", ErrorCode="63016", ErrorMessage="Outside the window"
+    )
+    stored = await gw.storage.messages.get(message["id"])
+    assert (stored["status"], stored["error"]) == ("failed", "63016: Outside the window")
+
+
+async def test_forged_status_callback_changes_nothing(gateway, twilio_api) -> None:
+    gw: Gateway = await gateway(whatsapp(twilio_api))
+    message = await gw.send(await _conversation(gw), "hi")
+    await gw.final(message["id"])
+    path = f"{PATH}status/?message_id={message['id']}"
+    form = {"MessageSid": "SM1", "MessageStatus": "failed"}
+    code, _ = await gw.post(
+        path, urlencode(form), {"Content-Type": FORM, "X-Twilio-Signature": "x"}
+    )
+    assert code == 403
+    assert (await gw.storage.messages.get(message["id"]))["status"] == "sent"
