@@ -1,0 +1,117 @@
+"""Crash safety: a gateway killed with messages queued delivers each exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+
+from channels.telegram import SECRET_HEADER
+from tests.fakes.telegram import TOKEN, FakeBotAPI, make_update
+from tests.helpers import Client, async_wait_until, free_port, sign_in, sign_up
+
+HOOK_SECRET = "hook-secret"
+
+
+def _config(workdir: Path, port: int, api: FakeBotAPI) -> Path:
+    config = {
+        "data_dir": str(workdir / "data"),
+        "server": {"port": port},
+        "auth": {"jwt_secret": "restart-test-secret-" + "r" * 32},
+        "delivery": {
+            "max_attempts": 100,
+            "backoff_seconds": 0.1,
+            "max_backoff_seconds": 0.3,
+            "stale_sending_seconds": 1,
+        },
+        "channels": [
+            {
+                "name": "tg",
+                "type": "telegram",
+                "token": TOKEN,
+                "mode": "webhook",
+                "webhook_secret": HOOK_SECRET,
+                "api_base": api.base_url,
+                "seconds_between_messages_to_a_chat": 0,
+            }
+        ],
+    }
+    path = workdir / "config.yaml"
+    path.write_text(json.dumps(config))  # JSON is YAML
+    return path
+
+
+async def _serve(config: Path, workdir: Path) -> asyncio.subprocess.Process:
+    with (workdir / "gateway.log").open("ab") as log:  # the child keeps its own copy
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gateway",
+            "serve",
+            "--config",
+            str(config),
+            stdout=log,
+            stderr=log,
+        )
+
+
+async def test_killed_with_messages_queued_then_restarted_delivers_each_once(
+    telegram_api: FakeBotAPI, tmp_path: Path
+) -> None:
+    port = free_port()
+    config = _config(tmp_path, port, telegram_api)
+    client = Client(f"http://127.0.0.1:{port}")
+
+    async def up() -> bool:
+        try:
+            return (await client.fetch("GET", "/readyz"))[0] == 200
+        except OSError:
+            return False
+
+    telegram_api.down = True  # Telegram unreachable: every send fails and is retried
+    gateway = await _serve(config, tmp_path)
+    try:
+        await async_wait_until(up, 30, "the gateway to start")
+        hook = json.dumps(make_update(1, 42, "hi", "Zé"))
+        status, _ = await client.fetch(
+            "POST",
+            "/webhooks/telegram/tg/",
+            body=hook,
+            headers={SECRET_HEADER: HOOK_SECRET, "Content-Type": "application/json"},
+        )
+        assert status == 200
+        agent = await sign_up(client, "ana")
+        _, contacts = await agent.fetch("GET", "/api/v1/contacts/")
+        contact_id = contacts["results"][0]["id"]
+        texts = [f"message {i}" for i in range(5)]
+        for text in texts:
+            status, _ = await agent.fetch(
+                "POST", "/api/v1/messages/", json_body={"contact_id": contact_id, "content": text}
+            )
+            assert status == 201
+
+        async def tried() -> bool:
+            return telegram_api.calls.count("sendMessage") >= 3
+
+        await async_wait_until(tried, 15, "sends to be tried")
+    finally:
+        gateway.send_signal(signal.SIGKILL)  # no goodbye: whatever was in flight stays so
+        await gateway.wait()
+
+    telegram_api.down = False
+    restarted = await _serve(config, tmp_path)
+    try:
+        await async_wait_until(up, 30, "the gateway to restart")
+        agent = await sign_in(client, "ana")
+
+        async def all_sent() -> bool:
+            _, page = await agent.fetch("GET", "/api/v1/messages/?direction=out")
+            return [m["status"] for m in page["results"]] == ["sent"] * 5
+
+        await async_wait_until(all_sent, 30, "every queued message to be sent")
+        assert telegram_api.sent_to(42) == texts  # each exactly once, in order
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(restarted.wait(), 15) == 0
