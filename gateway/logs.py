@@ -7,9 +7,6 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-# Named loggers, one per area; modules use logging.getLogger with these names.
-ROOT = "gateway"
-
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line, for log collectors."""
@@ -35,7 +32,7 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # Tornado logs each request itself through our log_function; keep its own
-    # access logger quiet, and keep chatty libraries at WARNING.
+    # Requests are logged once, by gateway.app's log_function; the libraries'
+    # chatter (drivers, HTTP clients) only from WARNING up.
     for noisy in ("pymongo", "aiogram", "twilio"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from tornado.httpserver import HTTPServer
-from tornado.netutil import bind_sockets
-from tornado.web import Application, RequestHandler
+from tornado.web import RequestHandler
+
+from tests.fakes.local import LocalServer
 
 TOKEN = "123456:TEST-telegram-token-do-not-log"
 
@@ -44,21 +44,15 @@ class FakeBotAPI:
         self._update_ids = itertools.count(1000)
         self._message_ids = itertools.count(1)
         self._new_update = asyncio.Event()
-        self._server: HTTPServer | None = None
+        self._server = LocalServer()
 
     async def start(self) -> FakeBotAPI:
-        sockets = bind_sockets(0, "127.0.0.1")
-        self._server = HTTPServer(
-            Application([(r"/bot([^/]+)/(\w+)", _Method, {"fake": self})], log_function=_quiet)
-        )
-        self._server.add_sockets(sockets)
-        self.base_url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
+        self._server.serve([(r"/bot([^/]+)/(\w+)", _Method, {"fake": self})])
+        self.base_url = self._server.base_url
         return self
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            await self._server.close_all_connections()
+        await self._server.stop()
 
     def user_writes(
         self, user_id: int, text: str, first_name: str = "Ana", username: str = "", **extra: Any
@@ -194,7 +188,3 @@ def make_update(
     if text is not None:
         message["text"] = text
     return {"update_id": update_id, "message": message}
-
-
-def _quiet(handler: RequestHandler) -> None:
-    """The fake's own access log shows the token in its URLs; it is not ours to test."""

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from tornado.httpserver import HTTPServer
-from tornado.netutil import bind_sockets
-from tornado.web import Application, RequestHandler
+from tornado.web import RequestHandler
 from twilio.request_validator import RequestValidator
+
+from tests.fakes.local import LocalServer
 
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "twilio-auth-token-do-not-log-0001"
@@ -31,21 +31,16 @@ class FakeTwilio:
 
     def __post_init__(self) -> None:
         self._sids = itertools.count(1)
-        self._server: HTTPServer | None = None
+        self._server = LocalServer()
 
     async def start(self) -> FakeTwilio:
-        sockets = bind_sockets(0, "127.0.0.1")
         route = r"/2010-04-01/Accounts/(\w+)/Messages\.json"
-        application = Application([(route, _Messages, {"fake": self})], log_function=_quiet)
-        self._server = HTTPServer(application)
-        self._server.add_sockets(sockets)
-        self.base_url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
+        self._server.serve([(route, _Messages, {"fake": self})])
+        self.base_url = self._server.base_url
         return self
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            await self._server.close_all_connections()
+        await self._server.stop()
 
 
 class _Messages(RequestHandler):
@@ -88,7 +83,3 @@ class _Messages(RequestHandler):
     def _error(self, status: int, code: int, message: str) -> None:
         self.set_status(status)
         self.finish(json.dumps({"code": code, "message": message, "status": status}))
-
-
-def _quiet(handler: RequestHandler) -> None:
-    """The fake's own access log would show credentials in URLs; it is not ours to test."""
