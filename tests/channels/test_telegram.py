@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sys
 import time
 from typing import Any
 
@@ -200,3 +202,51 @@ async def test_polling_survives_telegram_being_unreachable_at_start(gateway, tel
         return len(await gw.messages()) == 1
 
     await async_wait_until(stored, 15, "the update once Telegram is back")
+
+
+async def test_two_bots_side_by_side(gateway, telegram_api) -> None:
+    second = ChannelConfig(
+        name="tg2",
+        type="telegram",
+        settings={**telegram(telegram_api).settings, "webhook_secret": "hook-secret-2"},
+    )
+    gw: Gateway = await gateway(telegram(telegram_api), second)
+    hook = json.dumps(update("to bot one"))
+    assert (await gw.post(URL, hook, SIGNED))[0] == 200
+    other = {**SIGNED, SECRET_HEADER: "hook-secret-2"}
+    assert (await gw.post("/webhooks/telegram/tg2/", json.dumps(update("to bot two")), other))[
+        0
+    ] == 200
+    # Each bot's secret opens only its own webhook.
+    assert (await gw.post("/webhooks/telegram/tg2/", hook, SIGNED))[0] == 401
+    contacts = await gw.storage.contacts.collection.find().to_list()
+    assert len({c["channel_id"] for c in contacts}) == 2  # one chat id, two bots: two contacts
+    for contact in contacts:
+        reply = await gw.send(contact["_id"], f"from {contact['channel_id']}")
+        assert (await gw.final(reply["id"]))["status"] == "sent"
+    assert len(telegram_api.sent_to(42)) == 2
+
+
+async def test_set_webhook_command_registers_the_bot(telegram_api, tmp_path) -> None:
+    config = tmp_path / "config.yaml"
+    declared = telegram(telegram_api)
+    config.write_text(
+        json.dumps(
+            {
+                "data_dir": str(tmp_path / "data"),
+                "server": {"public_url": "https://gw.example.com"},
+                "channels": [{"name": declared.name, "type": declared.type, **declared.settings}],
+            }
+        )
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "set-webhook", "--config", str(config),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    assert (
+        out.decode().strip().endswith("webhook set to https://gw.example.com/webhooks/telegram/tg/")
+    )
+    assert telegram_api.webhook["url"] == "https://gw.example.com/webhooks/telegram/tg/"
+    assert telegram_api.webhook["secret_token"] == HOOK_SECRET
