@@ -134,6 +134,7 @@ class Channel(ABC):
         self.record = record
         self.settings = settings
         self.context = context
+        self.faq_auto_reply = True  # set from the channel's config
 
     @staticmethod
     def mode_of(settings: Any) -> str:

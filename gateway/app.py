@@ -12,10 +12,11 @@ import tornado.web
 from gateway.auth import Authenticator
 from gateway.channels import ChannelSet
 from gateway.config import Config
+from gateway.faq import FaqResponder, make_cache
 from gateway.inbound import receive
 from gateway.outbound import Dispatcher
 from gateway.tokens import load_or_create_secret
-from handlers import agents, auth, channels, contacts, docs, health, messages, webhooks
+from handlers import agents, auth, channels, contacts, docs, faqs, health, messages, webhooks
 from handlers.base import BaseHandler, NotFoundHandler, check_handler_auth
 from storage.database import Storage
 
@@ -29,6 +30,7 @@ API_ROUTES: list[tuple[str, type]] = [
     *contacts.routes,
     *channels.routes,
     *messages.routes,
+    *faqs.routes,
     *webhooks.routes,
 ]
 
@@ -61,6 +63,7 @@ class Services:
     config: Config
     storage: Storage
     auth: Authenticator
+    faq: FaqResponder
     channels: ChannelSet = field(default_factory=ChannelSet)
     dispatcher: Dispatcher | None = None
     inflight: InflightRequests = field(default_factory=InflightRequests)
@@ -70,12 +73,17 @@ class Services:
         if self.dispatcher is not None:
             self.dispatcher.notify()
 
+    async def receive(self, channel: Any, items: Any) -> Any:
+        """Store what a channel received, answering FAQs; see gateway.inbound."""
+        return await receive(self.storage, channel, items, self.faq, self.outbox_changed)
+
 
 def build_services(config: Config, storage: Storage) -> Services:
     """The API's services, without channels or delivery (enough for the REST API)."""
     secret = load_or_create_secret(config.auth.jwt_secret, config.data_dir)
     authenticator = Authenticator(config.auth, secret, storage.agents, storage.revocations)
-    return Services(config=config, storage=storage, auth=authenticator)
+    faq = FaqResponder(storage, make_cache(config.cache), config.faq, config.cache.faq_ttl_seconds)
+    return Services(config=config, storage=storage, auth=authenticator, faq=faq)
 
 
 async def start_services(config: Config, storage: Storage) -> Services:
@@ -86,7 +94,7 @@ async def start_services(config: Config, storage: Storage) -> Services:
 
     def sink_for(channel: Any) -> Any:
         async def sink(items: Any) -> None:
-            await receive(storage, channel, items)
+            await services.receive(channel, items)
 
         return sink
 
@@ -100,6 +108,7 @@ async def stop_services(services: Services) -> None:
     await services.channels.stop()
     if services.dispatcher is not None:
         await services.dispatcher.stop(services.config.server.shutdown_grace_seconds / 2)
+    await services.faq.close()
 
 
 async def open_services(config: Config) -> Services:

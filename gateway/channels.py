@@ -56,7 +56,9 @@ class ChannelSet:
             record = await storage.channels.upsert(
                 declared.name, declared.type, kind.mode_of(settings), shown
             )
-            channels.append(kind(record, settings, ChannelContext(config.server.public_url)))
+            channel = kind(record, settings, ChannelContext(config.server.public_url))
+            channel.faq_auto_reply = declared.faq_auto_reply and config.faq.auto_reply
+            channels.append(channel)
             log.info("channel %r (%s, %s) is on", declared.name, declared.type, record["mode"])
         return cls(channels)
 

@@ -167,12 +167,39 @@ class DeliveryConfig:
 
 
 @dataclass(frozen=True)
+class CacheConfig:
+    # memory: per process. redis: shared by replicas (needs pip install redis).
+    backend: Literal["memory", "redis"] = "memory"
+    url: str = ""  # redis://host:6379/0
+    faq_ttl_seconds: int = 60
+
+    def __post_init__(self) -> None:
+        _require(
+            self.backend != "redis" or self.url.startswith(("redis://", "rediss://")),
+            "url: the redis backend needs a redis:// URL",
+        )
+        _require(self.faq_ttl_seconds >= 1, "faq_ttl_seconds: must be at least 1")
+
+
+@dataclass(frozen=True)
+class FaqConfig:
+    # Answer inbound questions that match an FAQ, on every channel that allows it.
+    auto_reply: bool = True
+    # The same FAQ goes to the same contact at most once in this window.
+    repeat_window_seconds: int = 86400
+
+    def __post_init__(self) -> None:
+        _require(self.repeat_window_seconds >= 0, "repeat_window_seconds: must not be negative")
+
+
+@dataclass(frozen=True)
 class ChannelConfig:
     """One bot or sender. Keys besides these are the channel type's settings."""
 
     name: str
     type: str
     enabled: bool = True
+    faq_auto_reply: bool = True
     settings: dict[str, Any] = field(default_factory=dict, metadata={"rest": True})
 
     def __post_init__(self) -> None:
@@ -189,6 +216,8 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    faq: FaqConfig = field(default_factory=FaqConfig)
     channels: list[ChannelConfig] = field(default_factory=list)
     log: LogConfig = field(default_factory=LogConfig)
 

@@ -1,15 +1,18 @@
 """The inbound pipeline: a verified, parsed message becomes a stored one, once.
 
 contact upserted (by channel and external id) → message inserted (a provider's
-retry is acknowledged, not stored twice) → an available agent assigned.
+retry is acknowledged, not stored twice) → an available agent assigned → if the
+text asks an FAQ, its answer queued as an auto-reply.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from channels.base import Channel, Inbound
+from gateway.faq import FaqResponder, normalize
 from storage.database import Storage
 
 log = logging.getLogger("gateway.inbound")
@@ -19,22 +22,31 @@ log = logging.getLogger("gateway.inbound")
 class Received:
     stored: int = 0
     duplicates: int = 0
+    auto_replies: int = 0
 
 
-async def receive(storage: Storage, channel: Channel, messages: list[Inbound]) -> Received:
+async def receive(
+    storage: Storage,
+    channel: Channel,
+    messages: list[Inbound],
+    faq: FaqResponder | None = None,
+    outbox_changed: Callable[[], None] | None = None,
+) -> Received:
     """Store what a channel received; returns once every message is durable."""
     result = Received()
     for message in messages:
         contact = await storage.contacts.record_seen(
             channel.id, message.contact_external_id, name=message.name, username=message.username
         )
-        _, created = await storage.messages.insert_inbound(
+        # Only plain text can ask a question: not a photo's placeholder, not an edit.
+        plain = not message.extra
+        stored, created = await storage.messages.insert_inbound(
             channel_id=channel.id,
             contact=contact,
             dedupe_key=message.dedupe_key,
             content=message.text,
             external_id=message.external_id,
-            extra={"meta": message.extra} if message.extra else None,
+            extra={"normalized": normalize(message.text)} if plain else {"meta": message.extra},
         )
         if not created:
             result.duplicates += 1
@@ -42,6 +54,11 @@ async def receive(storage: Storage, channel: Channel, messages: list[Inbound]) -
         result.stored += 1
         if contact["assigned_agent_id"] is None:
             await _assign(storage, contact["id"])
+        answered = plain and faq is not None and channel.faq_auto_reply
+        if answered and await faq.reply(contact, stored):  # type: ignore[union-attr]
+            result.auto_replies += 1
+    if result.auto_replies and outbox_changed is not None:
+        outbox_changed()
     return result
 
 

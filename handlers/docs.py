@@ -45,8 +45,12 @@ _SCHEMAS = [
     schemas.Channel,
     schemas.Message,
     schemas.MessageCreate,
+    schemas.FaqCreate,
+    schemas.FaqUpdate,
+    schemas.Faq,
+    schemas.Suggestions,
 ]
-_PAGED = [schemas.Agent, schemas.Contact, schemas.Channel, schemas.Message]
+_PAGED = [schemas.Agent, schemas.Contact, schemas.Channel, schemas.Message, schemas.Faq]
 
 
 def openapi_path(pattern: str) -> str:
@@ -93,7 +97,8 @@ def build_spec(routes: list[tuple[str, type]]) -> dict[str, Any]:
             spec.path(path=openapi_path(pattern), operations=operations)
     document = spec.to_dict()
     # marshmallow cannot say "at least one field"; the handler refuses an empty PATCH.
-    document["components"]["schemas"]["AgentUpdate"]["minProperties"] = 1
+    for name in ("AgentUpdate", "FaqUpdate"):
+        document["components"]["schemas"][name]["minProperties"] = 1
     return document
 
 

@@ -142,6 +142,9 @@ class Message(Schema):
     status = fields.String(required=True, metadata={"enum": MESSAGE_STATUSES})
     external_id = fields.String(metadata={"description": "The provider's message id"})
     error = fields.String(allow_none=True, metadata={"description": "Why sending failed"})
+    auto_reply = fields.Boolean(
+        dump_default=False, metadata={"description": "Sent by the gateway from an FAQ"}
+    )
     created_at = fields.AwareDateTime(required=True)
     updated_at = fields.AwareDateTime(required=True)
 
@@ -197,3 +200,56 @@ def page_of(item: type[Schema]) -> type[Schema]:
         },
         name=f"{item.__name__}Page",
     )
+
+
+# -- FAQs -----------------------------------------------------------------------------
+
+
+class FaqCreate(Schema):
+    question = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    alternatives = fields.List(
+        fields.String(validate=validate.Length(min=1, max=500)),
+        validate=validate.Length(max=20),
+        load_default=list,
+        metadata={"description": "Other phrasings of the same question"},
+    )
+    answer = fields.String(required=True, validate=validate.Length(min=1, max=MAX_CONTENT))
+    enabled = StrictBoolean(load_default=True)
+
+
+class FaqUpdate(Schema):
+    """At least one field (documented as minProperties in handlers/docs.py)."""
+
+    question = fields.String(validate=validate.Length(min=1, max=500))
+    alternatives = fields.List(
+        fields.String(validate=validate.Length(min=1, max=500)), validate=validate.Length(max=20)
+    )
+    answer = fields.String(validate=validate.Length(min=1, max=MAX_CONTENT))
+    enabled = StrictBoolean()
+
+
+class Faq(Schema):
+    id = fields.String(required=True)
+    question = fields.String(required=True)
+    alternatives = fields.List(fields.String(), required=True)
+    answer = fields.String(required=True)
+    enabled = fields.Boolean(required=True)
+    hits = fields.Integer(required=True, metadata={"description": "Auto-replies sent"})
+    created_at = fields.AwareDateTime(required=True)
+    updated_at = fields.AwareDateTime(required=True)
+
+
+class Suggestion(Schema):
+    question = fields.String(required=True, metadata={"description": "Normalised text"})
+    example = fields.String(required=True, metadata={"description": "One way it was asked"})
+    count = fields.Integer(required=True, metadata={"description": "Messages asking it"})
+    contacts = fields.Integer(required=True, metadata={"description": "Contacts asking it"})
+
+
+class SuggestionQuery(Schema):
+    days = fields.Integer(load_default=7, validate=validate.Range(min=1, max=365))
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+
+
+class Suggestions(Schema):
+    results = fields.List(fields.Nested(Suggestion), required=True)

@@ -12,7 +12,6 @@ from urllib.parse import parse_qsl
 
 from channels.base import StatusReport, WebhookRefused, WebhookRequest
 from gateway.errors import NotFound, error_for
-from gateway.inbound import receive
 from gateway.outbound import apply_statuses
 from handlers.base import BaseHandler, public
 
@@ -74,7 +73,7 @@ class WebhookHandler(BaseHandler):
         if items and isinstance(items[0], StatusReport):
             await apply_statuses(self.services.storage, items)
         elif items:
-            await receive(self.services.storage, found, items)
+            await self.services.receive(found, items)
         content_type, body = found.webhook_reply
         self.set_header("Content-Type", f"{content_type}; charset=utf-8")
         self.finish(body)

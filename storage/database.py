@@ -28,6 +28,7 @@ from storage.embedded import (
     read_advertised_uri,
 )
 from storage.errors import StorageUnavailable
+from storage.faqs import FaqsRepository
 from storage.messages import MessagesRepository
 from storage.pages import PageReader
 from storage.revocations import RevocationsRepository
@@ -47,6 +48,7 @@ class Storage:
     contacts: ContactsRepository
     messages: MessagesRepository
     revocations: RevocationsRepository
+    faqs: FaqsRepository
     embedded: EmbeddedServer | None = None
     lock: DataDirLock | None = None
     data_dir: Path | None = None
@@ -79,6 +81,7 @@ class Storage:
             contacts=ContactsRepository(db, pages),
             messages=MessagesRepository(db, pages),
             revocations=RevocationsRepository(db),
+            faqs=FaqsRepository(db, pages),
             embedded=embedded,
             lock=lock,
             data_dir=data_dir,
@@ -129,6 +132,7 @@ class Storage:
         await self.contacts.ensure_indexes()
         await self.messages.ensure_indexes(message_retention_seconds)
         await self.revocations.ensure_indexes()
+        await self.faqs.ensure_indexes()
 
     async def ping(self, within: float = 2.0) -> None:
         """Raise :class:`StorageUnavailable` unless the server answers ``within`` seconds."""

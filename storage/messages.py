@@ -16,7 +16,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from storage.pages import KEY, Page, PageReader, Position
-from storage.records import new_id, to_record, utcnow
+from storage.records import key_floor, millis, new_id, to_record, utcnow
 
 log = logging.getLogger("gateway.storage")
 
@@ -217,6 +217,25 @@ class MessagesRepository:
             newer_than=created_after,
             older_than=created_before,
         )
+
+    # -- FAQ auto-replies -----------------------------------------------------------
+
+    async def link_faq(self, message_id: str, faq_id: str) -> None:
+        """Note which FAQ answered an inbound message (suggestions leave it out)."""
+        await self.collection.update_one({"_id": message_id}, {"$set": {"faq_id": faq_id}})
+
+    async def sent_faq_since(self, contact_id: str, faq_id: str, since: datetime) -> bool:
+        """Whether the contact got this FAQ's auto-reply since ``since``."""
+        found = await self.collection.find_one(
+            {
+                "contact_id": contact_id,
+                KEY: {"$gte": key_floor(millis(since))},
+                "direction": "out",
+                "faq_id": faq_id,
+            },
+            projection={"_id": 1},
+        )
+        return found is not None
 
     # -- the outbox ------------------------------------------------------------------
 

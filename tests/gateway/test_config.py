@@ -87,8 +87,8 @@ def test_command_line_overrides_replace_nested_values() -> None:
     [
         (
             {"sever": {}},
-            r"^sever: unknown key \(known: auth, channels, data_dir, delivery, log, server, "
-            r"storage\)",
+            r"^sever: unknown key \(known: auth, cache, channels, data_dir, delivery, faq, log, "
+            r"server, storage\)",
         ),
         ({"server": {"prot": 1}}, r"^server\.prot: unknown key"),
         ({"server": {"port": "abc"}}, r"^server\.port: expected an integer, got 'abc'"),
@@ -115,6 +115,8 @@ def test_command_line_overrides_replace_nested_values() -> None:
             r"^channels: the name 'a' is used twice",
         ),
         ({"delivery": {"max_attempts": 0}}, r"^delivery\.max_attempts: must be at least 1"),
+        ({"cache": {"backend": "redis"}}, r"^cache\.url: the redis backend needs a redis://"),
+        ({"cache": {"backend": "memcached"}}, r"^cache\.backend: must be one of memory, redis"),
     ],
 )
 def test_invalid_values_name_the_key(raw: dict, message: str) -> None:

@@ -1,0 +1,137 @@
+"""FAQ auto-replies: match an inbound question, answer it through the outbox.
+
+Matching is predictable: a question matches an FAQ when its normalised text
+(case-folded, accents and punctuation removed, white space collapsed) equals the
+FAQ's normalised question or one of its alternative phrasings.
+
+Lookups go through aiocache (memory, or Redis shared by replicas). A change made
+here clears this replica's cache at once; other replicas see it within the TTL.
+A cache that fails is skipped: the lookup reads MongoDB instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import unicodedata
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiocache import SimpleMemoryCache
+from aiocache.base import BaseCache
+
+from gateway.config import CacheConfig, FaqConfig
+from storage.database import Storage
+from storage.records import utcnow
+
+log = logging.getLogger("gateway.faq")
+
+NAMESPACE = "faq"
+_NO_MATCH = {"faq_id": None}
+
+
+def normalize(text: str) -> str:
+    """Case-folded, without accents or punctuation, single-spaced."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    kept = []
+    for char in decomposed:
+        category = unicodedata.category(char)
+        if category.startswith("M"):
+            continue  # the accent of a decomposed letter
+        kept.append(" " if category[0] in "PSZC" else char)
+    return " ".join("".join(kept).split())
+
+
+def make_cache(config: CacheConfig) -> BaseCache:
+    if config.backend == "redis":
+        from aiocache import RedisCache  # needs the redis package: only when configured
+
+        url = urlsplit(config.url)
+        db = int(url.path.strip("/") or 0)
+        return RedisCache(
+            endpoint=url.hostname or "127.0.0.1",
+            port=url.port or 6379,
+            db=db,
+            password=url.password,
+            namespace=NAMESPACE,
+            create_connection_timeout=1.0,
+        )
+    return SimpleMemoryCache(namespace=NAMESPACE)
+
+
+@dataclass
+class CacheStats:
+    hits: int = 0
+    misses: int = 0
+    errors: int = 0
+
+
+class FaqResponder:
+    """Finds the FAQ a text asks, and queues its answer as an auto-reply."""
+
+    def __init__(self, storage: Storage, cache: BaseCache, faq: FaqConfig, ttl: int) -> None:
+        self.storage = storage
+        self.cache = cache
+        self.config = faq
+        self.ttl = ttl
+        self.stats = CacheStats()
+
+    async def lookup(self, text: str) -> dict[str, Any] | None:
+        """``{faq_id, answer}`` of the enabled FAQ that ``text`` asks, if any."""
+        phrase = normalize(text)
+        if not phrase:
+            return None
+        cached = await self._cached(phrase)
+        if cached is not None:
+            self.stats.hits += 1
+            return cached if cached["faq_id"] else None
+        self.stats.misses += 1
+        faq = await self.storage.faqs.find_by_phrase(phrase)
+        found = {"faq_id": faq["id"], "answer": faq["answer"]} if faq else _NO_MATCH
+        await self._remember(phrase, found)
+        return found if faq else None
+
+    async def _cached(self, phrase: str) -> dict[str, Any] | None:
+        try:
+            return await self.cache.get(phrase)
+        except Exception as exc:  # a cache outage must not fail a webhook
+            self.stats.errors += 1
+            log.warning("FAQ cache unavailable (%s); reading MongoDB", type(exc).__name__)
+            return None
+
+    async def _remember(self, phrase: str, value: dict[str, Any]) -> None:
+        try:
+            await self.cache.set(phrase, value, ttl=self.ttl)
+        except Exception as exc:
+            self.stats.errors += 1
+            log.warning("FAQ cache unavailable (%s)", type(exc).__name__)
+
+    async def invalidate(self) -> None:
+        """An FAQ changed: forget every cached lookup (on this replica, or in Redis)."""
+        try:
+            await self.cache.clear(namespace=NAMESPACE)
+        except Exception as exc:
+            log.warning("FAQ cache not cleared (%s); entries expire within the TTL", exc)
+
+    async def reply(self, contact: dict[str, Any], message: dict[str, Any]) -> bool:
+        """Queue the FAQ's answer to ``message`` unless it was sent to the contact lately."""
+        found = await self.lookup(message["content"])
+        if found is None:
+            return False
+        since = utcnow() - timedelta(seconds=self.config.repeat_window_seconds)
+        messages = self.storage.messages
+        await messages.link_faq(message["id"], found["faq_id"])
+        if await messages.sent_faq_since(contact["id"], found["faq_id"], since):
+            return False  # the same answer again would only loop
+        await messages.insert_outbound(
+            contact=contact,
+            content=found["answer"],
+            agent=None,
+            extra={"auto_reply": True, "faq_id": found["faq_id"]},
+        )
+        await self.storage.faqs.count_hit(found["faq_id"])
+        return True
+
+    async def close(self) -> None:
+        await self.cache.close()

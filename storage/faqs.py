@@ -1,0 +1,106 @@
+"""The ``faqs`` collection: questions the gateway answers by itself."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+
+from storage.pages import KEY, Page, PageReader, Position
+from storage.records import new_id, to_record, utcnow
+
+
+class FaqsRepository:
+    def __init__(self, db: AsyncDatabase, pages: PageReader) -> None:
+        self.collection = db["faqs"]
+        self.messages = db["messages"]
+        self.pages = pages
+
+    async def ensure_indexes(self) -> None:
+        await self.collection.create_index([(KEY, ASCENDING)], name=KEY)
+        # Every normalised phrasing of every FAQ: a lookup is one indexed query.
+        await self.collection.create_index([("phrases", ASCENDING)], name="phrases")
+
+    async def create(self, fields: dict[str, Any]) -> dict[str, Any]:
+        now = utcnow()
+        key = new_id(now)
+        document = {
+            "_id": key,
+            KEY: key,
+            **fields,
+            "hits": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        await self.collection.insert_one(document)
+        return to_record(document)  # type: ignore[return-value]
+
+    async def get(self, faq_id: str) -> dict[str, Any] | None:
+        return to_record(await self.collection.find_one({"_id": faq_id}))
+
+    async def list_page(self, after: Position | None, limit: int) -> Page:
+        return await self.pages.fetch(self.collection, {}, after, limit)
+
+    async def update(self, faq_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:
+        document = await self.collection.find_one_and_update(
+            {"_id": faq_id},
+            {"$set": {**changes, "updated_at": utcnow()}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return to_record(document)
+
+    async def delete(self, faq_id: str) -> bool:
+        return (await self.collection.delete_one({"_id": faq_id})).deleted_count == 1
+
+    async def find_by_phrase(self, phrase: str) -> dict[str, Any] | None:
+        """The enabled FAQ one of whose phrasings is ``phrase`` (already normalised)."""
+        return to_record(await self.collection.find_one({"phrases": phrase, "enabled": True}))
+
+    async def phrase_taken(self, phrases: list[str], except_id: str | None = None) -> str | None:
+        """The first of ``phrases`` another FAQ already answers, if any."""
+        query: dict[str, Any] = {"phrases": {"$in": phrases}}
+        if except_id is not None:
+            query["_id"] = {"$ne": except_id}
+        other = await self.collection.find_one(query, projection={"phrases": 1})
+        if other is None:
+            return None
+        return next(p for p in phrases if p in other["phrases"])
+
+    async def count_hit(self, faq_id: str) -> None:
+        await self.collection.update_one({"_id": faq_id}, {"$inc": {"hits": 1}})
+
+    async def unanswered(self, since: datetime, limit: int) -> list[dict[str, Any]]:
+        """The most asked normalised inbound texts since ``since`` that no FAQ answered."""
+        pipeline: list[dict[str, Any]] = [
+            {
+                "$match": {
+                    "direction": "in",
+                    "created_at": {"$gte": since},
+                    "faq_id": None,
+                    "normalized": {"$nin": ["", None]},
+                }
+            },
+            {
+                "$group": {
+                    "_id": "$normalized",
+                    "count": {"$sum": 1},
+                    "contacts": {"$addToSet": "$contact_id"},
+                    "example": {"$last": "$content"},
+                }
+            },
+            {"$project": {"count": 1, "example": 1, "contacts": {"$size": "$contacts"}}},
+            {"$sort": {"contacts": -1, "count": -1, "_id": 1}},
+            {"$limit": limit},
+        ]
+        rows = await (await self.messages.aggregate(pipeline)).to_list()
+        return [
+            {
+                "question": row["_id"],
+                "example": row["example"],
+                "count": row["count"],
+                "contacts": row["contacts"],
+            }
+            for row in rows
+        ]
