@@ -134,4 +134,9 @@ class FaqResponder:
         return True
 
     async def close(self) -> None:
-        await self.cache.close()
+        client = getattr(self.cache, "client", None)
+        if client is not None:
+            # aiocache 0.12 closes Redis with the close() that redis-py 5 deprecates.
+            await client.aclose()
+        else:
+            await self.cache.close()

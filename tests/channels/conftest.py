@@ -9,8 +9,10 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import logging
+import shutil
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -20,7 +22,14 @@ from gateway.config import ChannelConfig, DeliveryConfig, ServerConfig
 from storage.database import Storage
 from tests.fakes.telegram import FakeBotAPI
 from tests.fakes.twilio import AUTH_TOKEN, FakeTwilio
-from tests.helpers import TEST_CONFIG, Client, async_wait_until, sign_up
+from tests.helpers import (
+    TEST_CONFIG,
+    Client,
+    async_wait_until,
+    free_port,
+    sign_up,
+    wait_until,
+)
 
 PUBLIC_URL = "https://gw.example.com"
 FAST_RETRIES = DeliveryConfig(backoff_seconds=0.05, max_backoff_seconds=0.2, max_attempts=3)
@@ -54,6 +63,36 @@ def no_secret_in_logs(caplog: pytest.LogCaptureFixture) -> Any:
         text = record.getMessage() + (record.exc_text or "")
         for secret in SECRETS:
             assert secret not in text, f"a secret was logged by {record.name}: {text[:200]}"
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A throwaway redis-server on 127.0.0.1, stopped by PID at the end."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("needs Debian's redis-server (.ci/run installs it)")
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(tmp_path_factory.mktemp("redis"))],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+    def answers() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    try:
+        wait_until(answers, 15, "redis-server to answer")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(10)
 
 
 @pytest.fixture
@@ -126,12 +165,14 @@ async def gateway(
         *channels: ChannelConfig,
         delivery: DeliveryConfig = FAST_RETRIES,
         public_url: str = PUBLIC_URL,
+        **sections: Any,
     ) -> Gateway:
         config = dataclasses.replace(
             TEST_CONFIG,
             server=ServerConfig(public_url=public_url),
             delivery=delivery,
             channels=list(channels),
+            **sections,
         )
         services = await start_services(config, storage)
         started.append(services)
