@@ -101,6 +101,9 @@ class Dispatcher:
             except PyMongoError as exc:
                 log.warning("dispatcher: database error %s; retrying", type(exc).__name__)
                 wait = POLL_SECONDS
+            except Exception:  # a bug must not stop delivery for good
+                log.exception("dispatcher: unexpected error; retrying")
+                wait = POLL_SECONDS
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
 
@@ -121,10 +124,13 @@ class Dispatcher:
             )
 
     async def _seconds_to_next_due(self) -> float:
-        due = await self.storage.messages.next_due_at()
+        # Messages due now but waiting for an older one to the same contact are looked
+        # at again when a send finishes (it wakes us), not in a busy loop.
+        now = utcnow()
+        due = await self.storage.messages.next_due_after(now)
         if due is None:
             return POLL_SECONDS
-        return min(POLL_SECONDS, max(0.0, (due - utcnow()).total_seconds()))
+        return min(POLL_SECONDS, max(0.0, (due - now).total_seconds()))
 
     async def _dispatch_due(self) -> None:
         for message in await self.storage.messages.due(utcnow(), BATCH):

@@ -249,9 +249,12 @@ class MessagesRepository:
         )
         return [to_record(d) for d in documents]  # type: ignore[misc]
 
-    async def next_due_at(self) -> datetime | None:
+    async def next_due_after(self, now: datetime) -> datetime | None:
+        """When the next queued message not yet due becomes due."""
         document = await self.collection.find_one(
-            {"status": "queued"}, projection={"next_attempt_at": 1}, sort=[("next_attempt_at", 1)]
+            {"status": "queued", "next_attempt_at": {"$gt": now}},
+            projection={"next_attempt_at": 1},
+            sort=[("next_attempt_at", 1)],
         )
         return document["next_attempt_at"] if document else None
 
