@@ -1,0 +1,67 @@
+"""The Docker image and compose wiring, checked from the files (no Docker engine here)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+_SETTINGS = [line.split("#", 1)[0] for line in (ROOT / "config.yaml").read_text().splitlines()]
+CONFIG_VARS = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", "\n".join(_SETTINGS)))
+IMAGE_VARS = {"GATEWAY_HOST", "GATEWAY_PORT", "GATEWAY_DATA_DIR"}  # set by the Dockerfile
+SECRET = re.compile(r"TOKEN|SECRET|PASSWORD|SID|KEY")
+
+
+def test_services_and_start_order() -> None:
+    services = COMPOSE["services"]
+    assert set(services) == {"mongo", "redis", "gateway", "caddy"}
+    assert "healthcheck" in services["mongo"]
+    assert any("mongo-data:/data/db" in v for v in services["mongo"]["volumes"])
+    # The gateway starts only once MongoDB answers; it creates indexes before channels.
+    assert services["gateway"]["depends_on"] == {"mongo": {"condition": "service_healthy"}}
+    assert services["redis"]["profiles"] == ["redis"]  # optional
+    assert "443:443" in services["caddy"]["ports"]
+    caddyfile = (ROOT / "deploy" / "Caddyfile").read_text()
+    assert "reverse_proxy gateway:8000" in caddyfile
+
+
+def test_gateway_environment_matches_config_yaml() -> None:
+    environment = COMPOSE["services"]["gateway"]["environment"]
+    assert set(environment) <= CONFIG_VARS, set(environment) - CONFIG_VARS
+    assert set(environment) == CONFIG_VARS - IMAGE_VARS
+    assert environment["MONGODB_URI"].startswith("mongodb://mongo:27017")
+    example = {
+        line.split("=", 1)[0]
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+    # Every variable the gateway reads is explained in .env.example (compose sets the URI).
+    assert example >= set(environment) - {"MONGODB_URI"}
+    assert set(re.findall(r"\b([A-Z_]+)=", DOCKERFILE)) >= IMAGE_VARS
+
+
+def test_no_secret_value_is_written_inline() -> None:
+    for name, service in COMPOSE["services"].items():
+        for key, value in (service.get("environment") or {}).items():
+            if SECRET.search(key):
+                assert re.fullmatch(r"\$\{[A-Z_]+(:[-?][^}]*)?\}", str(value)), (name, key)
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        key, _, value = line.partition("=")
+        if SECRET.search(key) and not line.startswith("#"):
+            assert value == "", f".env.example must leave {key} empty"
+
+
+def test_image_is_multi_stage_slim_non_root_and_checks_health() -> None:
+    assert len(re.findall(r"^FROM python:3\.\d+-slim", DOCKERFILE, re.M)) == 2
+    assert re.search(r"^USER gateway$", DOCKERFILE, re.M)
+    assert "/healthz" in DOCKERFILE.split("HEALTHCHECK", 1)[1]
+    assert 'ENTRYPOINT ["bot-gateway"]' in DOCKERFILE
+    assert 'CMD ["serve"]' in DOCKERFILE
+    assert "[test]" not in DOCKERFILE  # no test tools in the image
+    assert "embedded]" not in DOCKERFILE  # production uses MongoDB
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {"data", ".venv", "tests"} <= set(ignored)
