@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import random
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -77,6 +78,9 @@ class TelegramChannel(Channel):
         self.bot = Bot(settings.token, session=session)
         self.secret = settings.webhook_secret or record.get("webhook_secret", "")
         self._tasks: list[asyncio.Task[None]] = []
+        # For metrics: failed getUpdates calls, and how old the last stored update was.
+        self.poll_errors = 0
+        self.poll_lag_seconds = 0.0
 
     @staticmethod
     def mode_of(settings: Any) -> str:
@@ -182,6 +186,7 @@ class TelegramChannel(Channel):
                     request_timeout=timeout + 10,
                 )
             except TelegramConflictError:
+                self.poll_errors += 1
                 wait = delay.next()
                 log.error(
                     "telegram channel %r: another poller or a webhook uses this bot (409); "
@@ -192,11 +197,13 @@ class TelegramChannel(Channel):
                 await asyncio.sleep(wait)
                 continue
             except TelegramUnauthorizedError:
+                self.poll_errors += 1
                 wait = delay.next()
                 log.error("telegram channel %r: the bot token is refused (401)", self.name)
                 await asyncio.sleep(wait)
                 continue
             except (TelegramAPIError, OSError, TimeoutError) as exc:
+                self.poll_errors += 1
                 wait = delay.next()
                 log.warning(
                     "telegram channel %r: getUpdates failed (%s); retrying in %.1f s",
@@ -217,6 +224,9 @@ class TelegramChannel(Channel):
                 await asyncio.sleep(wait)
                 continue
             delay.reset()
+            newest = updates[-1].message or updates[-1].edited_message
+            if newest is not None:
+                self.poll_lag_seconds = max(0.0, time.time() - newest.date.timestamp())
             # Asking for offset = last + 1 is what confirms the batch to Telegram.
             offset = updates[-1].update_id + 1
 

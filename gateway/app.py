@@ -14,9 +14,21 @@ from gateway.channels import ChannelSet
 from gateway.config import Config
 from gateway.faq import FaqResponder, make_cache
 from gateway.inbound import receive
+from gateway.metrics import Metrics, counter, gauge
 from gateway.outbound import Dispatcher
 from gateway.tokens import load_or_create_secret
-from handlers import agents, auth, channels, contacts, docs, faqs, health, messages, webhooks
+from handlers import (
+    agents,
+    auth,
+    channels,
+    contacts,
+    docs,
+    faqs,
+    health,
+    messages,
+    metrics,
+    webhooks,
+)
 from handlers.base import BaseHandler, NotFoundHandler, check_handler_auth
 from storage.database import Storage
 
@@ -25,6 +37,7 @@ access_log = logging.getLogger("gateway.access")
 
 API_ROUTES: list[tuple[str, type]] = [
     *health.routes,
+    *metrics.routes,
     *auth.routes,
     *agents.routes,
     *contacts.routes,
@@ -64,9 +77,35 @@ class Services:
     storage: Storage
     auth: Authenticator
     faq: FaqResponder
+    metrics: Metrics
     channels: ChannelSet = field(default_factory=ChannelSet)
     dispatcher: Dispatcher | None = None
     inflight: InflightRequests = field(default_factory=InflightRequests)
+
+    def __post_init__(self) -> None:
+        self.metrics.read_at_scrape(self._live_metrics)
+
+    def _live_metrics(self) -> Any:
+        stats = self.faq.stats
+        yield counter(
+            "gateway_faq_cache_lookups",
+            "FAQ cache lookups by result",
+            ["result"],
+            [("hit", stats.hits), ("miss", stats.misses), ("error", stats.errors)],
+        )
+        polling = [c for c in self.channels if hasattr(c, "poll_errors")]
+        yield counter(
+            "gateway_telegram_poll_errors",
+            "Failed getUpdates calls",
+            ["channel"],
+            [(c.name, c.poll_errors) for c in polling],  # type: ignore[attr-defined]
+        )
+        yield gauge(
+            "gateway_telegram_poll_lag_seconds",
+            "Age of the newest update when its batch was stored",
+            ["channel"],
+            [(c.name, c.poll_lag_seconds) for c in polling],  # type: ignore[attr-defined]
+        )
 
     def outbox_changed(self) -> None:
         """A message was queued: the dispatcher looks now instead of at its next poll."""
@@ -75,7 +114,11 @@ class Services:
 
     async def receive(self, channel: Any, items: Any) -> Any:
         """Store what a channel received, answering FAQs; see gateway.inbound."""
-        return await receive(self.storage, channel, items, self.faq, self.outbox_changed)
+        result = await receive(self.storage, channel, items, self.faq, self.outbox_changed)
+        inbound = self.metrics.inbound
+        inbound.labels(channel.name, "stored").inc(result.stored)
+        inbound.labels(channel.name, "duplicate").inc(result.duplicates)
+        return result
 
 
 def build_services(config: Config, storage: Storage) -> Services:
@@ -83,14 +126,14 @@ def build_services(config: Config, storage: Storage) -> Services:
     secret = load_or_create_secret(config.auth.jwt_secret, config.data_dir)
     authenticator = Authenticator(config.auth, secret, storage.agents, storage.revocations)
     faq = FaqResponder(storage, make_cache(config.cache), config.faq, config.cache.faq_ttl_seconds)
-    return Services(config=config, storage=storage, auth=authenticator, faq=faq)
+    return Services(config=config, storage=storage, auth=authenticator, faq=faq, metrics=Metrics())
 
 
 async def start_services(config: Config, storage: Storage) -> Services:
     """Everything on an open storage: channels, their pollers, the dispatcher."""
     services = build_services(config, storage)
     services.channels = await ChannelSet.open(config, storage)
-    services.dispatcher = Dispatcher(storage, services.channels, config.delivery)
+    services.dispatcher = Dispatcher(storage, services.channels, config.delivery, services.metrics)
 
     def sink_for(channel: Any) -> Any:
         async def sink(items: Any) -> None:
@@ -142,7 +185,12 @@ def make_app(services: Services) -> tornado.web.Application:
     handlers = [mount(*route) for route in API_ROUTES]
     handlers += [mount(*route) for route in docs.routes_for(API_ROUTES)]
     handlers.append(mount(r".*", NotFoundHandler))
-    return tornado.web.Application(handlers, log_function=_log_request, xsrf_cookies=False)
+
+    def log_request(handler: tornado.web.RequestHandler) -> None:
+        services.metrics.http.labels(type(handler).__name__, str(handler.get_status())).inc()
+        _log_request(handler)
+
+    return tornado.web.Application(handlers, log_function=log_request, xsrf_cookies=False)
 
 
 def _log_request(handler: tornado.web.RequestHandler) -> None:

@@ -193,6 +193,13 @@ class FaqConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    # Bearer token Prometheus sends to GET /metrics. Empty: only local clients
+    # (127.0.0.1, ::1) may scrape.
+    token: str = ""
+
+
+@dataclass(frozen=True)
 class ChannelConfig:
     """One bot or sender. Keys besides these are the channel type's settings."""
 
@@ -218,6 +225,7 @@ class Config:
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
     faq: FaqConfig = field(default_factory=FaqConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     channels: list[ChannelConfig] = field(default_factory=list)
     log: LogConfig = field(default_factory=LogConfig)
 

@@ -26,6 +26,7 @@ from pymongo.errors import PyMongoError
 from channels.base import ProviderError, SendError, StatusReport
 from gateway.channels import ChannelSet
 from gateway.config import DeliveryConfig
+from gateway.metrics import Metrics
 from storage.database import Storage
 from storage.records import new_id, utcnow
 
@@ -58,8 +59,15 @@ class Pacer:
 
 
 class Dispatcher:
-    def __init__(self, storage: Storage, channels: ChannelSet, config: DeliveryConfig) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        channels: ChannelSet,
+        config: DeliveryConfig,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.storage = storage
+        self.metrics = metrics or Metrics()
         self.channels = channels
         self.config = config
         self.owner = new_id()  # names this process in the claims it makes
@@ -180,6 +188,8 @@ class Dispatcher:
             await self._failed(message, channel.id, to, ProviderError(type(exc).__name__))
             return
         await messages.mark_sent(message["id"], external_id)
+        self.metrics.send_seconds.labels(channel.name).observe(time.monotonic() - started)
+        self.metrics.outbound.labels(channel.name, "sent").inc()
         log.info(
             "message %s sent through %r in %.0f ms",
             message["id"],
@@ -194,6 +204,8 @@ class Dispatcher:
         reason = exc.describe()
         if not exc.retry or attempts >= self.config.max_attempts:
             await self.storage.messages.mark_failed(message["id"], reason)
+            channel = self.channels.get(channel_id)
+            self.metrics.outbound.labels(channel.name if channel else "?", "failed").inc()
             log.warning("message %s failed after %d attempts: %s", message["id"], attempts, reason)
             return
         if exc.retry_after is not None:

@@ -69,6 +69,8 @@ class WebhookHandler(BaseHandler):
         try:
             items: list[Any] = await getattr(found, found.webhooks[suffix])(request)
         except WebhookRefused as exc:
+            result = "invalid" if exc.status == 400 else "refused"
+            self.services.metrics.inbound.labels(found.name, result).inc()
             raise error_for(exc.status, exc.message) from None
         if items and isinstance(items[0], StatusReport):
             await apply_statuses(self.services.storage, items)

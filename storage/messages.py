@@ -249,6 +249,10 @@ class MessagesRepository:
         )
         return [to_record(d) for d in documents]  # type: ignore[misc]
 
+    async def outbox_depth(self) -> int:
+        """Outbound messages not yet sent (queued or being sent)."""
+        return await self.collection.count_documents({"status": {"$in": UNSENT}})
+
     async def next_due_after(self, now: datetime) -> datetime | None:
         """When the next queued message not yet due becomes due."""
         document = await self.collection.find_one(

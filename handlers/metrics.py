@@ -1,0 +1,43 @@
+"""Prometheus metrics at /metrics, for a bearer token or for local scrapes."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from channels.base import secrets_match
+from gateway.errors import Forbidden, Unauthorized
+from handlers.base import BaseHandler, public
+
+
+@public("checks its own bearer token (metrics.token), or only lets local clients in")
+class MetricsHandler(BaseHandler):
+    async def get(self) -> None:
+        """Prometheus metrics.
+        ---
+        summary: Metrics in the Prometheus text format
+        description: >-
+          Send metrics.token (METRICS_TOKEN) as a bearer token; without one
+          configured, only clients on this machine may scrape.
+        tags: [ops]
+        security: []
+        responses:
+          200: {description: The metrics, content: {text/plain: {schema: {type: string}}}}
+          401: {$ref: "#/components/responses/Unauthorized"}
+          403: {$ref: "#/components/responses/Forbidden"}
+        """
+        token = self.services.config.metrics.token
+        if token:
+            scheme, _, given = self.request.headers.get("Authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not secrets_match(token, given.strip()):
+                raise Unauthorized("send the metrics token as Authorization: Bearer <token>")
+        elif not ipaddress.ip_address(self.request.remote_ip or "0.0.0.0").is_loopback:  # noqa: S104
+            raise Forbidden("set metrics.token (METRICS_TOKEN) to scrape from another host")
+        depth = await self.services.storage.messages.outbox_depth()
+        self.services.metrics.outbox_depth.set(depth)
+        self.set_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.finish(generate_latest(self.services.metrics.registry))
+
+
+routes = [(r"/metrics", MetricsHandler)]

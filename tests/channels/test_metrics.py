@@ -1,0 +1,58 @@
+"""/metrics after traffic: inbound, outbound, HTTP and FAQ cache counters."""
+
+from __future__ import annotations
+
+import json
+
+from gateway.config import ChannelConfig, MetricsConfig
+from tests.channels.conftest import Gateway
+
+SECRET = "mock-secret-do-not-log"
+MOCK = ChannelConfig(name="mock", type="mock", settings={"secret": SECRET})
+HEADERS = {"X-Mock-Secret": SECRET, "Content-Type": "application/json"}
+
+
+async def _scrape(gw: Gateway, token: str | None = None) -> tuple[int, str]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = await gw.anonymous.http.fetch(
+        gw.anonymous.base_url + "/metrics", headers=headers, raise_error=False
+    )
+    return response.code, response.body.decode()
+
+
+async def test_counters_after_traffic(gateway) -> None:
+    gw: Gateway = await gateway(MOCK)
+    body = json.dumps({"contact_id": 1, "message": "hi", "message_id": 1})
+    for _ in range(2):  # stored, then a duplicate
+        await gw.post("/webhooks/mock/mock/", body, HEADERS)
+    await gw.post("/webhooks/mock/mock/", body, {"Content-Type": "application/json"})  # refused
+    await gw.post("/webhooks/mock/mock/", "{}", HEADERS)  # invalid
+    [inbound] = await gw.messages()
+    sent = await gw.send(inbound["contact_id"], "hello")
+    assert (await gw.final(sent["id"]))["status"] == "sent"
+    await gw.services.faq.lookup("anything?")
+
+    status, text = await _scrape(gw)  # from 127.0.0.1: no token needed
+    assert status == 200
+    for line in (
+        'gateway_inbound_messages_total{channel="mock",result="stored"} 1.0',
+        'gateway_inbound_messages_total{channel="mock",result="duplicate"} 1.0',
+        'gateway_inbound_messages_total{channel="mock",result="refused"} 1.0',
+        'gateway_inbound_messages_total{channel="mock",result="invalid"} 1.0',
+        'gateway_outbound_messages_total{channel="mock",status="sent"} 1.0',
+        'gateway_send_seconds_count{channel="mock"} 1.0',
+        'gateway_http_requests_total{route="MessagesHandler",status="201"} 1.0',
+        'gateway_http_requests_total{route="WebhookHandler",status="401"} 1.0',
+        'gateway_faq_cache_lookups_total{result="miss"} 2.0',  # "hi" and "anything?"
+        "gateway_outbox_depth 0.0",
+    ):
+        assert line in text, line
+
+
+async def test_a_configured_token_is_required(gateway) -> None:
+    gw: Gateway = await gateway(MOCK, metrics=MetricsConfig(token="metrics-token-0123456789"))
+    assert (await _scrape(gw))[0] == 401
+    assert (await _scrape(gw, "wrong"))[0] == 401
+    status, text = await _scrape(gw, "metrics-token-0123456789")
+    assert status == 200
+    assert "gateway_outbox_depth" in text
