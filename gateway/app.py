@@ -14,6 +14,7 @@ from gateway.channels import ChannelSet
 from gateway.config import Config
 from gateway.faq import FaqResponder, make_cache
 from gateway.inbound import receive
+from gateway.logs import scrubber
 from gateway.metrics import Metrics, counter, gauge
 from gateway.outbound import Dispatcher
 from gateway.tokens import load_or_create_secret
@@ -124,6 +125,9 @@ class Services:
 def build_services(config: Config, storage: Storage) -> Services:
     """The API's services, without channels or delivery (enough for the REST API)."""
     secret = load_or_create_secret(config.auth.jwt_secret, config.data_dir)
+    scrubber.add(secret, config.metrics.token)
+    scrubber.add_uri_password(config.storage.uri)
+    scrubber.add_uri_password(config.cache.url)
     authenticator = Authenticator(config.auth, secret, storage.agents, storage.revocations)
     faq = FaqResponder(storage, make_cache(config.cache), config.faq, config.cache.faq_ttl_seconds)
     return Services(config=config, storage=storage, auth=authenticator, faq=faq, metrics=Metrics())

@@ -9,6 +9,7 @@ from typing import Any
 from channels.base import Channel, ChannelContext, Sink
 from channels.registry import CHANNEL_TYPES
 from gateway.config import Config, ConfigError, build_section
+from gateway.logs import scrubber
 from storage.database import Storage
 
 log = logging.getLogger("gateway.channels")
@@ -47,6 +48,7 @@ class ChannelSet:
                 known = ", ".join(sorted(CHANNEL_TYPES))
                 raise ConfigError(f"{prefix}type: unknown channel type {declared.type!r} ({known})")
             settings = build_section(kind.Settings, declared.settings, prefix)
+            scrubber.add(*(str(getattr(settings, name)) for name in kind.secrets))
             missing = [name for name in kind.required if not getattr(settings, name)]
             if not declared.enabled or missing:
                 why = "disabled" if not declared.enabled else f"{', '.join(missing)} not set"

@@ -1,11 +1,56 @@
-"""The one place that configures logging: named loggers, text or JSON lines."""
+"""The one place that configures logging: text or JSON lines, with secrets scrubbed.
+
+Every line passes through :class:`Scrubber`: the secrets the gateway knows (bot
+tokens, auth tokens, webhook secrets, passwords in URIs) and anything shaped like a
+Telegram bot token are replaced by ``***`` in messages and tracebacks alike.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+# https://core.telegram.org/bots/api#authorizing-your-bot: <digits>:<35 characters>
+_BOT_TOKEN = re.compile(r"(?<![0-9])[0-9]{5,}:[A-Za-z0-9_-]{30,}")
+MASK = "***"
+
+
+class Scrubber:
+    def __init__(self) -> None:
+        self._secrets: set[str] = set()
+
+    def add(self, *secrets: str) -> None:
+        """Never log these; short values are ignored (they would mask ordinary words)."""
+        self._secrets.update(s for s in secrets if s and len(s) >= 8)
+
+    def add_uri_password(self, uri: str) -> None:
+        try:
+            password = urlsplit(uri).password
+        except ValueError:
+            return
+        if password:
+            self.add(password)
+
+    def __call__(self, text: str) -> str:
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            text = text.replace(secret, MASK)
+        return _BOT_TOKEN.sub(MASK, text)
+
+
+scrubber = Scrubber()
+
+
+class _ScrubbingFormatter(logging.Formatter):
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        return scrubber(self.inner.format(record))
 
 
 class JsonFormatter(logging.Formatter):
@@ -25,10 +70,12 @@ class JsonFormatter(logging.Formatter):
 
 def configure(level: str = "INFO", fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    inner = (
+        JsonFormatter()
+        if fmt == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    handler.setFormatter(_ScrubbingFormatter(inner))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -1,0 +1,60 @@
+"""Logs: secrets scrubbed from every line, whatever logged them."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+
+from gateway.logs import MASK, Scrubber
+from tests.helpers import free_port, wait_until
+from tests.processes import Gateway, http_status
+
+TOKEN = "987654321:AAH-secret-bot-token-for-log-tests-x"
+
+
+def test_scrubber_masks_known_secrets_and_anything_shaped_like_a_bot_token() -> None:
+    scrub = Scrubber()
+    scrub.add("twilio-auth-token-1234", "short")
+    scrub.add_uri_password("mongodb://gw:db-password-9876@mongo:27017/")
+    line = (
+        "GET https://api.telegram.org/bot123456789:AAFf-abcdefghijklmnopqrstuvwxyz012345/getMe "
+        "auth=twilio-auth-token-1234 uri=mongodb://gw:db-password-9876@mongo short"
+    )
+    assert scrub(line) == (
+        f"GET https://api.telegram.org/bot{MASK}/getMe auth={MASK} "
+        f"uri=mongodb://gw:{MASK}@mongo short"
+    )
+
+
+def test_no_token_in_any_log_line_of_a_run(gateway: Gateway) -> None:
+    config = {
+        "data_dir": str(gateway.workdir / "data"),
+        "server": {"port": gateway.port},
+        "log": {"level": "DEBUG", "format": "json"},
+        "channels": [
+            {
+                "name": "tg",
+                "type": "telegram",
+                "token": TOKEN,
+                "mode": "polling",
+                # Nothing listens there: getUpdates fails and is logged, again and again.
+                "api_base": f"http://127.0.0.1:{free_port()}",
+            }
+        ],
+    }
+    gateway.config.write_text(json.dumps(config))
+    process = gateway.start()
+    # A client that puts the token in webhook URLs, as some gateways ask for.
+    assert http_status(gateway.url(f"/webhooks/telegram/{TOKEN}/")) == 405  # GET: POST only
+    assert http_status(gateway.url(f"/bot{TOKEN}/getUpdates")) == 404
+    wait_until(lambda: "getUpdates failed" in gateway.log(), 20, "a logged poll failure")
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(15) == 0
+    lines = gateway.log().splitlines()
+    assert lines
+    assert all(TOKEN not in line for line in lines)
+    assert any(MASK in line for line in lines)
+    # JSON logs: every line is one object.
+    assert all(isinstance(json.loads(line), dict) for line in lines if line.startswith("{"))
+    logging.getLogger(__name__).debug("checked %d lines", len(lines))
