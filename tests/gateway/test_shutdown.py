@@ -1,0 +1,94 @@
+"""SIGTERM under load: every acknowledged webhook is stored, and the process exits 0."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+from gateway.config import StorageConfig
+from storage.database import Storage
+from tests.helpers import Client, async_wait_until, free_port
+
+SECRET = "mock-secret-for-shutdown"
+
+
+async def test_sigterm_mid_load_loses_no_acknowledged_webhook(tmp_path: Path) -> None:
+    port = free_port()
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "data_dir": str(tmp_path / "data"),
+                "server": {"port": port, "shutdown_grace_seconds": 10},
+                "log": {"level": "WARNING"},
+                "channels": [{"name": "mock", "type": "mock", "secret": SECRET}],
+            }
+        )
+    )
+    with (tmp_path / "gateway.log").open("ab") as log:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway", "serve", "--config", str(config),
+            stdout=log, stderr=log,
+        )  # fmt: skip
+    client = Client(f"http://127.0.0.1:{port}")
+
+    async def up() -> bool:
+        try:
+            return (await client.fetch("GET", "/healthz"))[0] == 200
+        except OSError:
+            return False
+
+    await async_wait_until(up, 30, "the gateway to start")
+    acknowledged: list[str] = []
+    stop = asyncio.Event()
+
+    async def load(worker: int) -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            message_id = f"{worker}-{n}"
+            body = json.dumps({"contact_id": worker, "message": "hi", "message_id": message_id})
+            try:
+                status, _ = await client.fetch(
+                    "POST",
+                    "/webhooks/mock/mock/",
+                    body=body,
+                    headers={"X-Mock-Secret": SECRET, "Content-Type": "application/json"},
+                )
+            except OSError:
+                return  # the server closed: this one was not acknowledged
+            if 200 <= status < 300:
+                acknowledged.append(f"{worker}:{message_id}")
+            elif status >= 500:
+                return
+
+    workers = [asyncio.create_task(load(w)) for w in range(8)]
+
+    async def some_load() -> bool:
+        return len(acknowledged) >= 50
+
+    await async_wait_until(some_load, 30, "webhooks to be acknowledged")
+    signalled = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    code = await asyncio.wait_for(process.wait(), 20)
+    took = time.monotonic() - signalled
+    stop.set()
+    await asyncio.gather(*workers)
+    assert code == 0
+    assert took < 10 + 5  # the grace period, plus the embedded server's own stop
+
+    storage = Storage.open(StorageConfig(), tmp_path / "data")
+    try:
+        stored = {
+            m["dedupe_key"]
+            for m in await storage.messages.collection.find({}, {"dedupe_key": 1}).to_list()
+        }
+    finally:
+        await storage.close()
+    missing = [key for key in acknowledged if key not in stored]
+    assert missing == [], f"{len(missing)} acknowledged webhooks were not stored"
+    assert len(stored) >= len(acknowledged) >= 50
