@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import random
 import time
 from dataclasses import dataclass
@@ -185,31 +186,12 @@ class TelegramChannel(Channel):
                     allowed_updates=ALLOWED_UPDATES,
                     request_timeout=timeout + 10,
                 )
-            except TelegramConflictError:
-                self.poll_errors += 1
-                wait = delay.next()
-                log.error(
-                    "telegram channel %r: another poller or a webhook uses this bot (409); "
-                    "stop it or delete the webhook; retrying in %.0f s",
-                    self.name,
-                    wait,
-                )
-                await asyncio.sleep(wait)
-                continue
-            except TelegramUnauthorizedError:
-                self.poll_errors += 1
-                wait = delay.next()
-                log.error("telegram channel %r: the bot token is refused (401)", self.name)
-                await asyncio.sleep(wait)
-                continue
             except (TelegramAPIError, OSError, TimeoutError) as exc:
                 self.poll_errors += 1
                 wait = delay.next()
-                log.warning(
-                    "telegram channel %r: getUpdates failed (%s); retrying in %.1f s",
-                    self.name,
-                    getattr(exc, "message", type(exc).__name__),
-                    wait,
+                level, reason = _poll_failure(exc)
+                log.log(
+                    level, "telegram channel %r: %s; retrying in %.1f s", self.name, reason, wait
                 )
                 await asyncio.sleep(wait)
                 continue
@@ -229,6 +211,16 @@ class TelegramChannel(Channel):
                 self.poll_lag_seconds = max(0.0, time.time() - newest.date.timestamp())
             # Asking for offset = last + 1 is what confirms the batch to Telegram.
             offset = updates[-1].update_id + 1
+
+
+def _poll_failure(exc: BaseException) -> tuple[int, str]:
+    """How loudly to log a failed getUpdates, and what to say."""
+    if isinstance(exc, TelegramConflictError):
+        reason = "another poller or a webhook uses this bot (409); stop it or delete the webhook"
+        return logging.ERROR, reason
+    if isinstance(exc, TelegramUnauthorizedError):
+        return logging.ERROR, "the bot token is refused (401)"
+    return logging.WARNING, f"getUpdates failed ({getattr(exc, 'message', type(exc).__name__)})"
 
 
 class Backoff:

@@ -114,14 +114,10 @@ class FaqResponder:
         except Exception as exc:
             log.warning("FAQ cache not cleared (%s); entries expire within the TTL", exc)
 
-    async def reply(self, contact: dict[str, Any], message: dict[str, Any]) -> bool:
-        """Queue the FAQ's answer to ``message`` unless it was sent to the contact lately."""
-        found = await self.lookup(message["content"])
-        if found is None:
-            return False
+    async def reply(self, contact: dict[str, Any], found: dict[str, Any]) -> bool:
+        """Queue the answer ``lookup`` found unless it was sent to the contact lately."""
         since = utcnow() - timedelta(seconds=self.config.repeat_window_seconds)
         messages = self.storage.messages
-        await messages.link_faq(message["id"], found["faq_id"])
         if await messages.sent_faq_since(contact["id"], found["faq_id"], since):
             return False  # the same answer again would only loop
         await messages.insert_outbound(

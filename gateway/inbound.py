@@ -40,13 +40,19 @@ async def receive(
         )
         # Only plain text can ask a question: not a photo's placeholder, not an edit.
         plain = not message.extra
-        stored, created = await storage.messages.insert_inbound(
+        found = None
+        if plain and faq is not None and channel.faq_auto_reply:
+            found = await faq.lookup(message.text)  # before the insert: stored with its FAQ
+        extra = {"normalized": normalize(message.text)} if plain else {"meta": message.extra}
+        if found is not None:
+            extra["faq_id"] = found["faq_id"]  # suggestions leave answered questions out
+        _, created = await storage.messages.insert_inbound(
             channel_id=channel.id,
             contact=contact,
             dedupe_key=message.dedupe_key,
             content=message.text,
             external_id=message.external_id,
-            extra={"normalized": normalize(message.text)} if plain else {"meta": message.extra},
+            extra=extra,
         )
         if not created:
             result.duplicates += 1
@@ -54,8 +60,7 @@ async def receive(
         result.stored += 1
         if contact["assigned_agent_id"] is None:
             await _assign(storage, contact["id"])
-        answered = plain and faq is not None and channel.faq_auto_reply
-        if answered and await faq.reply(contact, stored):  # type: ignore[union-attr]
+        if found is not None and await faq.reply(contact, found):  # type: ignore[union-attr]
             result.auto_replies += 1
     if result.auto_replies and outbox_changed is not None:
         outbox_changed()

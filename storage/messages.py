@@ -220,10 +220,6 @@ class MessagesRepository:
 
     # -- FAQ auto-replies -----------------------------------------------------------
 
-    async def link_faq(self, message_id: str, faq_id: str) -> None:
-        """Note which FAQ answered an inbound message (suggestions leave it out)."""
-        await self.collection.update_one({"_id": message_id}, {"$set": {"faq_id": faq_id}})
-
     async def sent_faq_since(self, contact_id: str, faq_id: str, since: datetime) -> bool:
         """Whether the contact got this FAQ's auto-reply since ``since``."""
         found = await self.collection.find_one(
