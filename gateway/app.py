@@ -90,9 +90,14 @@ class Services:
         stats = self.faq.stats
         yield counter(
             "gateway_faq_cache_lookups",
-            "FAQ cache lookups by result",
+            "FAQ lookups by result",
             ["result"],
-            [("hit", stats.hits), ("miss", stats.misses), ("error", stats.errors)],
+            [
+                ("hit", stats.hits),
+                ("miss", stats.misses),
+                ("error", stats.errors),
+                ("no_faq", stats.no_faq),
+            ],
         )
         polling = [c for c in self.channels if hasattr(c, "poll_errors")]
         yield counter(

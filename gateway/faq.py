@@ -4,14 +4,18 @@ Matching is predictable: a question matches an FAQ when its normalised text
 (case-folded, accents and punctuation removed, white space collapsed) equals the
 FAQ's normalised question or one of its alternative phrasings.
 
-Lookups go through aiocache (memory, or Redis shared by replicas). A change made
-here clears this replica's cache at once; other replicas see it within the TTL.
-A cache that fails is skipped: the lookup reads MongoDB instead.
+Most inbound texts ask no FAQ, so each replica keeps the set of every enabled
+phrasing in memory and a text outside it costs no I/O at all. Texts inside it go
+through aiocache (memory, or Redis shared by replicas). A change made here
+clears this replica's set and cache at once; other replicas see it within the
+TTL. A cache that fails is skipped: the lookup reads MongoDB instead.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
@@ -65,6 +69,7 @@ class CacheStats:
     hits: int = 0
     misses: int = 0
     errors: int = 0
+    no_faq: int = 0  # texts outside every phrasing: answered from memory
 
 
 class FaqResponder:
@@ -76,11 +81,17 @@ class FaqResponder:
         self.config = faq
         self.ttl = ttl
         self.stats = CacheStats()
+        self._phrases: frozenset[str] | None = None
+        self._phrases_loaded_at = 0.0
+        self._loading = asyncio.Lock()
 
     async def lookup(self, text: str) -> dict[str, Any] | None:
         """``{faq_id, answer}`` of the enabled FAQ that ``text`` asks, if any."""
         phrase = normalize(text)
         if not phrase:
+            return None
+        if phrase not in await self._known_phrases():
+            self.stats.no_faq += 1
             return None
         cached = await self._cached(phrase)
         if cached is not None:
@@ -91,6 +102,14 @@ class FaqResponder:
         found = {"faq_id": faq["id"], "answer": faq["answer"]} if faq else _NO_MATCH
         await self._remember(phrase, found)
         return found if faq else None
+
+    async def _known_phrases(self) -> frozenset[str]:
+        if self._phrases is None or time.monotonic() - self._phrases_loaded_at > self.ttl:
+            async with self._loading:  # one reload, however many webhooks wait for it
+                if self._phrases is None or time.monotonic() - self._phrases_loaded_at > self.ttl:
+                    self._phrases = frozenset(await self.storage.faqs.enabled_phrases())
+                    self._phrases_loaded_at = time.monotonic()
+        return self._phrases
 
     async def _cached(self, phrase: str) -> dict[str, Any] | None:
         try:
@@ -109,6 +128,7 @@ class FaqResponder:
 
     async def invalidate(self) -> None:
         """An FAQ changed: forget every cached lookup (on this replica, or in Redis)."""
+        self._phrases = None
         try:
             await self.cache.clear(namespace=NAMESPACE)
         except Exception as exc:

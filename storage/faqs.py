@@ -58,6 +58,13 @@ class FaqsRepository:
         """The enabled FAQ one of whose phrasings is ``phrase`` (already normalised)."""
         return to_record(await self.collection.find_one({"phrases": phrase, "enabled": True}))
 
+    async def enabled_phrases(self) -> set[str]:
+        """Every normalised phrasing of every enabled FAQ."""
+        found: set[str] = set()
+        async for faq in self.collection.find({"enabled": True}, projection={"phrases": 1}):
+            found.update(faq["phrases"])
+        return found
+
     async def phrase_taken(self, phrases: list[str], except_id: str | None = None) -> str | None:
         """The first of ``phrases`` another FAQ already answers, if any."""
         query: dict[str, Any] = {"phrases": {"$in": phrases}}

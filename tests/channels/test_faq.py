@@ -105,9 +105,12 @@ async def test_the_second_lookup_is_a_cache_hit(gateway, cache) -> None:
     misses, hits = faq.stats.misses, faq.stats.hits
     assert await faq.lookup("QUAL O HORÁRIO DE ATENDIMENTO?") == first
     assert (faq.stats.misses, faq.stats.hits) == (misses, hits + 1)
+    # A text that is no FAQ's phrasing is answered from memory: no cache, no database.
+    no_faq = faq.stats.no_faq
     assert await faq.lookup("something else") is None
-    assert await faq.lookup("Something else!") is None  # a cached no-match
-    assert faq.stats.hits == hits + 2
+    assert await faq.lookup("Something else!") is None
+    assert (faq.stats.misses, faq.stats.hits) == (misses, hits + 1)
+    assert faq.stats.no_faq == no_faq + 2
 
 
 async def test_suggestions_list_an_unanswered_question_with_its_askers(gateway, cache) -> None:

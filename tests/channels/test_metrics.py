@@ -43,7 +43,7 @@ async def test_counters_after_traffic(gateway) -> None:
         'gateway_send_seconds_count{channel="mock"} 1.0',
         'gateway_http_requests_total{route="MessagesHandler",status="201"} 1.0',
         'gateway_http_requests_total{route="WebhookHandler",status="401"} 1.0',
-        'gateway_faq_cache_lookups_total{result="miss"} 2.0',  # "hi" and "anything?"
+        'gateway_faq_cache_lookups_total{result="no_faq"} 3.0',  # "hi" twice, "anything?"
         "gateway_outbox_depth 0.0",
     ):
         assert line in text, line
