@@ -13,7 +13,7 @@ from gateway.auth import Authenticator
 from gateway.channels import ChannelSet
 from gateway.config import Config
 from gateway.faq import FaqResponder, make_cache
-from gateway.inbound import receive
+from gateway.inbound import InboundWriter, receive
 from gateway.logs import scrubber
 from gateway.metrics import Metrics, counter, gauge
 from gateway.outbound import Dispatcher
@@ -82,8 +82,10 @@ class Services:
     channels: ChannelSet = field(default_factory=ChannelSet)
     dispatcher: Dispatcher | None = None
     inflight: InflightRequests = field(default_factory=InflightRequests)
+    inbound: InboundWriter = field(init=False)
 
     def __post_init__(self) -> None:
+        self.inbound = InboundWriter(self.storage)
         self.metrics.read_at_scrape(self._live_metrics)
 
     def _live_metrics(self) -> Any:
@@ -120,7 +122,7 @@ class Services:
 
     async def receive(self, channel: Any, items: Any) -> Any:
         """Store what a channel received, answering FAQs; see gateway.inbound."""
-        result = await receive(self.storage, channel, items, self.faq, self.outbox_changed)
+        result = await receive(self.inbound, channel, items, self.faq, self.outbox_changed)
         inbound = self.metrics.inbound
         inbound.labels(channel.name, "stored").inc(result.stored)
         inbound.labels(channel.name, "duplicate").inc(result.duplicates)

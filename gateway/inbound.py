@@ -1,21 +1,38 @@
 """The inbound pipeline: a verified, parsed message becomes a stored one, once.
 
-contact upserted (by channel and external id) → message inserted (a provider's
+contact recorded (by channel and external id) → message inserted (a provider's
 retry is acknowledged, not stored twice) → an available agent assigned → if the
 text asks an FAQ, its answer queued as an auto-reply.
+
+Writes are group-committed: the messages of every webhook that arrives while a
+batch is being written go out together in the next one, as one bulk write per
+collection, and each webhook is answered once its batch is durable. Contacts
+already seen in the last minute with the same profile are not written again, so
+a contact's ``last_message_at`` is exact to within that minute.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from channels.base import Channel, Inbound
 from gateway.faq import FaqResponder, normalize
+from storage.contacts import Sighting
 from storage.database import Storage
+from storage.messages import inbound_document
+from storage.records import utcnow
 
 log = logging.getLogger("gateway.inbound")
+
+CONTACT_REFRESH_SECONDS = 60.0  # how stale a cached contact (and last_message_at) may be
+KNOWN_CONTACTS = 100_000  # contacts remembered, least recently seen forgotten first
+MAX_BATCH = 256  # messages per bulk write
 
 
 @dataclass
@@ -25,19 +42,127 @@ class Received:
     auto_replies: int = 0
 
 
+@dataclass
+class _Pending:
+    channel_id: str
+    message: Inbound
+    extra: dict[str, Any]
+    done: asyncio.Future[tuple[dict[str, Any], bool]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+    @property
+    def sighting(self) -> Sighting:
+        m = self.message
+        return Sighting(self.channel_id, m.contact_external_id, m.name, m.username)
+
+
+class InboundWriter:
+    """Stores inbound messages in batches; ``write`` returns once its batch is durable."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self._queue: list[_Pending] = []
+        self._flusher: asyncio.Task[None] | None = None
+        # contact id → (summary as stored, monotonic time it was last written)
+        self._contacts: OrderedDict[str, tuple[dict[str, Any], float]] = OrderedDict()
+
+    async def write(
+        self, channel_id: str, messages: list[tuple[Inbound, dict[str, Any]]]
+    ) -> list[tuple[dict[str, Any], bool]]:
+        """``(contact, created)`` for each ``(message, extra fields)``, in order."""
+        pending = [_Pending(channel_id, message, extra) for message, extra in messages]
+        self._queue.extend(pending)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_all(), name="inbound group commit")
+        return list(await asyncio.gather(*(p.done for p in pending)))
+
+    async def _flush_all(self) -> None:
+        # What arrives while a batch is written waits for the next: one write at a time.
+        while self._queue:
+            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            try:
+                results = await self._store(batch)
+            except Exception as exc:  # each webhook of the batch answers 503
+                for p in batch:
+                    p.done.set_exception(exc)
+            else:
+                for p, result in zip(batch, results, strict=True):
+                    p.done.set_result(result)
+
+    async def _store(self, batch: list[_Pending]) -> list[tuple[dict[str, Any], bool]]:
+        now = utcnow()
+        await self._record_contacts(batch, now)
+        contacts = [self._contacts[p.sighting.contact_id][0] for p in batch]
+        documents = [
+            inbound_document(
+                channel_id=p.channel_id,
+                contact=contact,
+                dedupe_key=p.message.dedupe_key,
+                content=p.message.text,
+                external_id=p.message.external_id,
+                extra=p.extra,
+                at=now,
+            )
+            for p, contact in zip(batch, contacts, strict=True)
+        ]
+        created = await self.storage.messages.insert_inbound_many(documents)
+        await self._assign([c for c, new in zip(contacts, created, strict=True) if new])
+        return list(zip(contacts, created, strict=True))
+
+    async def _record_contacts(self, batch: list[_Pending], now: Any) -> None:
+        """Write the contacts that are new, changed, or not written for a minute."""
+        due = [p.sighting for p in batch if self._needs_write(p.sighting)]
+        if not due:
+            return
+        stored = await self.storage.contacts.record_seen_many(due, now)
+        written_at = time.monotonic()
+        for contact_id, summary in stored.items():
+            self._remember(contact_id, summary, written_at)
+
+    def _needs_write(self, sighting: Sighting) -> bool:
+        known = self._contacts.get(sighting.contact_id)
+        if known is None:
+            return True
+        summary, written_at = known
+        self._contacts.move_to_end(sighting.contact_id)
+        return (
+            time.monotonic() - written_at > CONTACT_REFRESH_SECONDS
+            or (sighting.name and sighting.name != summary["name"])
+            or (sighting.username and sighting.username != summary["username"])
+        )
+
+    def _remember(self, contact_id: str, summary: dict[str, Any], written_at: float) -> None:
+        self._contacts[contact_id] = (summary, written_at)
+        self._contacts.move_to_end(contact_id)
+        if len(self._contacts) > KNOWN_CONTACTS:
+            self._contacts.popitem(last=False)
+
+    async def _assign(self, contacts: list[dict[str, Any]]) -> None:
+        """Give each unassigned conversation to the available agent given one least recently."""
+        waiting = {c["id"]: c for c in contacts if c["assigned_agent_id"] is None}
+        for contact_id, contact in waiting.items():
+            agent = await self.storage.agents.take_next_available()
+            if agent is None:
+                return  # nobody available: they stay unassigned until their next message
+            if await self.storage.contacts.assign(contact_id, agent["id"]):
+                contact["assigned_agent_id"] = agent["id"]
+                log.info("contact %s assigned to agent %s", contact_id, agent["username"])
+            else:  # another gateway was faster: read the contact again next time
+                self._contacts.pop(contact_id, None)
+
+
 async def receive(
-    storage: Storage,
+    writer: InboundWriter,
     channel: Channel,
     messages: list[Inbound],
     faq: FaqResponder | None = None,
     outbox_changed: Callable[[], None] | None = None,
 ) -> Received:
     """Store what a channel received; returns once every message is durable."""
-    result = Received()
+    prepared: list[tuple[Inbound, dict[str, Any]]] = []
+    answers: list[dict[str, Any] | None] = []
     for message in messages:
-        contact = await storage.contacts.record_seen(
-            channel.id, message.contact_external_id, name=message.name, username=message.username
-        )
         # Only plain text can ask a question: not a photo's placeholder, not an edit.
         plain = not message.extra
         found = None
@@ -46,31 +171,17 @@ async def receive(
         extra = {"normalized": normalize(message.text)} if plain else {"meta": message.extra}
         if found is not None:
             extra["faq_id"] = found["faq_id"]  # suggestions leave answered questions out
-        _, created = await storage.messages.insert_inbound(
-            channel_id=channel.id,
-            contact=contact,
-            dedupe_key=message.dedupe_key,
-            content=message.text,
-            external_id=message.external_id,
-            extra=extra,
-        )
+        prepared.append((message, extra))
+        answers.append(found)
+    result = Received()
+    written = await writer.write(channel.id, prepared)
+    for (contact, created), found in zip(written, answers, strict=True):
         if not created:
             result.duplicates += 1
             continue
         result.stored += 1
-        if contact["assigned_agent_id"] is None:
-            await _assign(storage, contact["id"])
         if found is not None and await faq.reply(contact, found):  # type: ignore[union-attr]
             result.auto_replies += 1
     if result.auto_replies and outbox_changed is not None:
         outbox_changed()
     return result
-
-
-async def _assign(storage: Storage, contact_id: str) -> None:
-    """Give the conversation to the available agent given one least recently."""
-    agent = await storage.agents.take_next_available()
-    if agent is None:
-        return  # nobody available: the contact stays unassigned until someone picks it up
-    if await storage.contacts.assign(contact_id, agent["id"]):
-        log.info("contact %s assigned to agent %s", contact_id, agent["username"])

@@ -12,6 +12,8 @@ from storage.errors import DuplicateKey
 from storage.pages import KEY, Page, PageReader, Position
 from storage.records import new_id, to_record, utcnow
 
+_CLAIM_ATTEMPTS = 5
+
 
 class AgentsRepository:
     def __init__(self, db: AsyncDatabase, pages: PageReader) -> None:
@@ -63,14 +65,31 @@ class AgentsRepository:
         return to_record(document)  # type: ignore[return-value]
 
     async def take_next_available(self) -> dict[str, Any] | None:
-        """The available agent given a conversation least recently, now marked given one."""
-        document = await self.collection.find_one_and_update(
-            {"is_available": True},
-            {"$set": {"last_assigned_at": utcnow()}},
-            sort=[("last_assigned_at", ASCENDING)],  # never assigned (null) sorts first
-            return_document=ReturnDocument.AFTER,
-        )
-        return to_record(document)
+        """The available agent given a conversation least recently, now marked given one.
+
+        A read, then a compare-and-set on ``last_assigned_at``: of two gateways that
+        read the same agent, one claims it and the other reads again. (One
+        findAndModify would do, but the embedded server spends four updates on it.)
+        """
+        for _ in range(_CLAIM_ATTEMPTS):
+            agent = await self.collection.find_one(
+                {"is_available": True},
+                sort=[("last_assigned_at", ASCENDING)],  # never assigned (null) sorts first
+            )
+            if agent is None:
+                return None
+            now = utcnow()
+            claimed = await self.collection.update_one(
+                {
+                    "_id": agent["_id"],
+                    "is_available": True,
+                    "last_assigned_at": agent.get("last_assigned_at"),
+                },
+                {"$set": {"last_assigned_at": now}},
+            )
+            if claimed.modified_count == 1:
+                return to_record({**agent, "last_assigned_at": now})
+        return None  # lost every race: the contact waits for its next message
 
     async def any_exists(self) -> bool:
         return await self.collection.find_one({}, projection={"_id": 1}) is not None

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 from storage.pages import KEY, Page, PageReader, Position
 from storage.records import derived_id, new_id, to_record, utcnow
@@ -16,6 +18,40 @@ from storage.records import derived_id, new_id, to_record, utcnow
 def contact_id(channel_id: str, external_id: str) -> str:
     """Contacts have derived ids, so the inbound path can write without reading."""
     return derived_id("contact", channel_id, external_id)
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """A contact as one inbound message shows them; empty fields keep stored values."""
+
+    channel_id: str
+    external_id: str
+    name: str = ""
+    username: str = ""
+
+    @property
+    def contact_id(self) -> str:
+        return contact_id(self.channel_id, self.external_id)
+
+
+def _upsert(sighting: Sighting, seen_at: datetime) -> UpdateOne:
+    given = {"name": sighting.name, "username": sighting.username}
+    return UpdateOne(
+        {"_id": sighting.contact_id},
+        {
+            "$set": {k: v for k, v in given.items() if v},
+            "$max": {"last_message_at": seen_at},
+            "$setOnInsert": {
+                **{k: v for k, v in given.items() if not v},
+                "channel_id": sighting.channel_id,
+                "external_id": sighting.external_id,
+                "assigned_agent_id": None,
+                "created_at": seen_at,
+                KEY: new_id(seen_at),
+            },
+        },
+        upsert=True,
+    )
 
 
 class ContactsRepository:
@@ -45,41 +81,47 @@ class ContactsRepository:
         username: str = "",
         seen_at: datetime | None = None,
     ) -> dict[str, Any]:
-        """Create the contact or refresh its profile; returns what the message needs.
+        """Create the contact or refresh its profile; returns what the message needs."""
+        sighting = Sighting(channel_id, external_id, name, username)
+        return (await self.record_seen_many([sighting], seen_at))[sighting.contact_id]
+
+    async def record_seen_many(
+        self, sightings: list[Sighting], seen_at: datetime | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """Create or refresh several contacts in one bulk write; summaries by contact id.
 
         A contact may change their display name between messages: the profile
-        follows the latest message instead of failing on the unique key.
+        follows the latest sighting instead of failing on the unique key.
         """
         seen_at = seen_at or utcnow()
-        key = contact_id(channel_id, external_id)
-        # A profile field the provider did not send this time keeps its value.
-        given = {"name": name, "username": username}
-        document = await self.collection.find_one_and_update(
-            {"_id": key},
-            {
-                "$set": {k: v for k, v in given.items() if v},
-                "$max": {"last_message_at": seen_at},
-                "$setOnInsert": {
-                    **{k: v for k, v in given.items() if not v},
-                    "channel_id": channel_id,
-                    "external_id": external_id,
-                    "assigned_agent_id": None,
-                    "created_at": seen_at,
-                    KEY: new_id(seen_at),
-                },
-            },
-            upsert=True,
+        latest = {s.contact_id: s for s in sightings}  # one write per contact
+        writes = [_upsert(s, seen_at) for s in latest.values()]
+        try:
+            await self.collection.bulk_write(writes, ordered=False)
+        except BulkWriteError as exc:
+            # Two writers creating the same contact at once: the loser's upsert hits
+            # the unique _id; run again, it is a plain update now.
+            # https://www.mongodb.com/docs/manual/reference/method/db.collection.updateOne/#upsert-with-duplicate-values
+            errors = exc.details.get("writeErrors", [])
+            if not errors or any(e["code"] != 11000 for e in errors):
+                raise
+            await self.collection.bulk_write([writes[e["index"]] for e in errors], ordered=False)
+        stored = self.collection.find(
+            {"_id": {"$in": list(latest)}},
             projection={"name": 1, "username": 1, "assigned_agent_id": 1},
-            return_document=ReturnDocument.AFTER,
         )
-        return {
-            "id": key,
-            "channel_id": channel_id,
-            "external_id": external_id,
-            "name": document["name"],
-            "username": document["username"],
-            "assigned_agent_id": document["assigned_agent_id"],
-        }
+        summaries = {}
+        async for document in stored:
+            sighting = latest[document["_id"]]
+            summaries[document["_id"]] = {
+                "id": document["_id"],
+                "channel_id": sighting.channel_id,
+                "external_id": sighting.external_id,
+                "name": document["name"],
+                "username": document["username"],
+                "assigned_agent_id": document["assigned_agent_id"],
+            }
+        return summaries
 
     async def assign(self, contact_id_: str, agent_id: str) -> bool:
         """Give an unassigned contact to ``agent_id``; False if someone was faster."""

@@ -13,7 +13,7 @@ from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from storage.pages import KEY, Page, PageReader, Position
 from storage.records import key_floor, millis, new_id, to_record, utcnow
@@ -37,6 +37,38 @@ def contact_summary(contact: dict[str, Any]) -> dict[str, Any]:
 
 def agent_summary(agent: dict[str, Any]) -> dict[str, Any]:
     return {"id": agent["id"], "username": agent["username"]}
+
+
+def inbound_document(
+    *,
+    channel_id: str,
+    contact: dict[str, Any],
+    dedupe_key: str,
+    content: str,
+    external_id: str = "",
+    extra: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """The stored shape of an inbound message; ``dedupe_key`` makes it unique."""
+    now = at or utcnow()
+    key = new_id(now)
+    return {
+        "_id": key,
+        KEY: key,
+        "channel_id": channel_id,
+        "contact_id": contact["id"],
+        "contact": contact_summary(contact),
+        "agent_id": None,
+        "agent": None,
+        "direction": "in",
+        "content": content,
+        "status": "received",
+        "dedupe_key": dedupe_key,
+        "external_id": external_id,
+        "created_at": now,
+        "updated_at": now,
+        **(extra or {}),
+    }
 
 
 class MessagesRepository:
@@ -106,28 +138,33 @@ class MessagesRepository:
         A second delivery of the same ``dedupe_key`` returns the stored message with
         ``created=False``.
         """
-        now = utcnow()
-        key = new_id(now)
-        document = {
-            "_id": key,
-            KEY: key,
-            "channel_id": channel_id,
-            "contact_id": contact["id"],
-            "contact": contact_summary(contact),
-            "agent_id": None,
-            "agent": None,
-            "direction": "in",
-            "content": content,
-            "status": "received",
-            "dedupe_key": dedupe_key,
-            "external_id": external_id,
-            "created_at": now,
-            "updated_at": now,
-            **(extra or {}),
-        }
+        document = inbound_document(
+            channel_id=channel_id,
+            contact=contact,
+            dedupe_key=dedupe_key,
+            content=content,
+            external_id=external_id,
+            extra=extra,
+        )
         return await self._insert_once(
             document, {"channel_id": channel_id, "dedupe_key": dedupe_key}
         )
+
+    async def insert_inbound_many(self, documents: list[dict[str, Any]]) -> list[bool]:
+        """Store inbound messages (from :func:`inbound_document`) in one bulk write.
+
+        Returns, for each, whether it was stored now: False for a repeat of a
+        ``dedupe_key`` already stored, or earlier in the same list.
+        """
+        created = [True] * len(documents)
+        try:
+            await self.collection.insert_many(documents, ordered=False)
+        except BulkWriteError as exc:
+            for error in exc.details.get("writeErrors", []):
+                if error["code"] != 11000:
+                    raise
+                created[error["index"]] = False
+        return created
 
     async def insert_outbound(
         self,

@@ -32,11 +32,22 @@ def millis(at: datetime, *, ceil: bool = False) -> int:
     return -((_EPOCH - at) // _MS) if ceil else (at - _EPOCH) // _MS
 
 
+# (millisecond, rand_a) of the newest id made here: ids of one millisecond count up,
+# so messages written in one batch keep their order (RFC 9562, 6.2 method 1).
+_last = (0, 0)
+
+
 def new_id(at: datetime | None = None) -> str:
     """A UUIDv7 for a document created ``at`` (default: now)."""
-    value = (millis(at or utcnow()) << 80) | int.from_bytes(os.urandom(10), "big")
-    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
-    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    global _last
+    ms = millis(at or utcnow())
+    rand_a = int.from_bytes(os.urandom(2), "big") & 0x7FF  # room left to count up
+    if ms == _last[0] and _last[1] < 0xFFF:
+        rand_a = _last[1] + 1
+    if ms >= _last[0]:
+        _last = (ms, rand_a)
+    rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+    value = (ms << 80) | (0x7 << 76) | (rand_a << 64) | (0x2 << 62) | rand_b  # v7, RFC variant
     return str(uuid.UUID(int=value))
 
 

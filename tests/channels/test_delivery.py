@@ -67,10 +67,11 @@ async def test_a_webhook_is_503_when_the_database_is_down_and_nothing_is_acknowl
         "x",
     )
     real, gw.services.storage = gw.services.storage, down
+    gw.services.inbound.storage = down
     try:
         status, body = await gw.post(URL, json.dumps({"contact_id": 1, "message": "hi"}), JSON)
     finally:
-        gw.services.storage = real
+        gw.services.storage = gw.services.inbound.storage = real
         await down.close()
     assert status == 503
     assert json.loads(body)["error"]["code"] == "unavailable"
