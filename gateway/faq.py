@@ -87,7 +87,10 @@ class FaqResponder:
 
     async def lookup(self, text: str) -> dict[str, Any] | None:
         """``{faq_id, answer}`` of the enabled FAQ that ``text`` asks, if any."""
-        phrase = normalize(text)
+        return await self.lookup_phrase(normalize(text))
+
+    async def lookup_phrase(self, phrase: str) -> dict[str, Any] | None:
+        """:meth:`lookup` for a text already normalised."""
         if not phrase:
             return None
         if phrase not in await self._known_phrases():

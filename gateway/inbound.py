@@ -33,6 +33,9 @@ log = logging.getLogger("gateway.inbound")
 CONTACT_REFRESH_SECONDS = 60.0  # how stale a cached contact (and last_message_at) may be
 KNOWN_CONTACTS = 100_000  # contacts remembered, least recently seen forgotten first
 MAX_BATCH = 256  # messages per bulk write
+# After finding no agent available, how long until looking again; a change made
+# through this process's API looks at once.
+NOBODY_RECHECK_SECONDS = 2.0
 
 
 @dataclass
@@ -47,14 +50,13 @@ class _Pending:
     channel_id: str
     message: Inbound
     extra: dict[str, Any]
-    done: asyncio.Future[tuple[dict[str, Any], bool]] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
+    sighting: Sighting = field(init=False)
+    done: asyncio.Future[tuple[dict[str, Any], bool]] = field(init=False)
 
-    @property
-    def sighting(self) -> Sighting:
+    def __post_init__(self) -> None:
         m = self.message
-        return Sighting(self.channel_id, m.contact_external_id, m.name, m.username)
+        self.sighting = Sighting(self.channel_id, m.contact_external_id, m.name, m.username)
+        self.done = asyncio.get_running_loop().create_future()
 
 
 class InboundWriter:
@@ -66,6 +68,11 @@ class InboundWriter:
         self._flusher: asyncio.Task[None] | None = None
         # contact id → (summary as stored, monotonic time it was last written)
         self._contacts: OrderedDict[str, tuple[dict[str, Any], float]] = OrderedDict()
+        self._nobody_until = 0.0
+
+    def agents_changed(self) -> None:
+        """An agent was added or changed here: look for an available one again now."""
+        self._nobody_until = 0.0
 
     async def write(
         self, channel_id: str, messages: list[tuple[Inbound, dict[str, Any]]]
@@ -141,10 +148,13 @@ class InboundWriter:
     async def _assign(self, contacts: list[dict[str, Any]]) -> None:
         """Give each unassigned conversation to the available agent given one least recently."""
         waiting = {c["id"]: c for c in contacts if c["assigned_agent_id"] is None}
+        if not waiting or time.monotonic() < self._nobody_until:
+            return
         for contact_id, contact in waiting.items():
             agent = await self.storage.agents.take_next_available()
-            if agent is None:
-                return  # nobody available: they stay unassigned until their next message
+            if agent is None:  # they stay unassigned until a message after someone is back
+                self._nobody_until = time.monotonic() + NOBODY_RECHECK_SECONDS
+                return
             if await self.storage.contacts.assign(contact_id, agent["id"]):
                 contact["assigned_agent_id"] = agent["id"]
                 log.info("contact %s assigned to agent %s", contact_id, agent["username"])
@@ -165,10 +175,11 @@ async def receive(
     for message in messages:
         # Only plain text can ask a question: not a photo's placeholder, not an edit.
         plain = not message.extra
+        phrase = normalize(message.text) if plain else ""
         found = None
         if plain and faq is not None and channel.faq_auto_reply:
-            found = await faq.lookup(message.text)  # before the insert: stored with its FAQ
-        extra = {"normalized": normalize(message.text)} if plain else {"meta": message.extra}
+            found = await faq.lookup_phrase(phrase)  # before the insert: stored with its FAQ
+        extra = {"normalized": phrase} if plain else {"meta": message.extra}
         if found is not None:
             extra["faq_id"] = found["faq_id"]  # suggestions leave answered questions out
         prepared.append((message, extra))

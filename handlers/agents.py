@@ -45,6 +45,7 @@ class AgentsHandler(BaseHandler):
         agent = await create_agent(
             agents, data["username"], data["password"], data["display_name"], bootstrap=bootstrap
         )
+        self.services.inbound.agents_changed()  # someone new may take waiting contacts
         self.write_json(present(agent), 201)
 
     async def get(self) -> None:
@@ -111,6 +112,7 @@ class AgentHandler(BaseHandler):
         updated = await update_agent(self.services.storage.agents, agent_id, changes)
         if updated is None:
             raise NotFound(f"No such agent: {agent_id}")
+        self.services.inbound.agents_changed()
         self.write_json(present(updated))
 
     async def delete(self, agent_id: str) -> None:

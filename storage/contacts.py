@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from pymongo import ASCENDING, UpdateOne
@@ -29,7 +30,7 @@ class Sighting:
     name: str = ""
     username: str = ""
 
-    @property
+    @cached_property
     def contact_id(self) -> str:
         return contact_id(self.channel_id, self.external_id)
 
