@@ -28,24 +28,54 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_for_port(port: int, process: subprocess.Popen, failure: str) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(failure) from None
+            time.sleep(0.05)
+
+
 @contextlib.contextmanager
-def database(workdir: Path) -> Iterator[tuple[str, str]]:
-    """``(uri, label)``: MONGODB_URI if set, else an embedded server on disk."""
+def ceiling() -> Iterator[tuple[int, int]]:
+    """The bare Tornado handler (bench/ceiling.py) in its own process: ``(port, pid)``."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "bench.ceiling", str(port)])
+    try:
+        wait_for_port(port, process, "the bare Tornado server did not start")
+        yield port, process.pid
+    finally:
+        process.terminate()
+        process.wait(15)
+
+
+@contextlib.contextmanager
+def database(workdir: Path) -> Iterator[tuple[str, str, int | None]]:
+    """``(uri, label, pid)``: MONGODB_URI if set (no pid), else an embedded server on disk."""
     if os.environ.get("MONGODB_URI"):
-        yield os.environ["MONGODB_URI"], "MongoDB at MONGODB_URI"
+        yield os.environ["MONGODB_URI"], "MongoDB at MONGODB_URI", None
         return
     server = EmbeddedServer(str(workdir / "db"), workdir=workdir)
     uri = server.start(60)
     try:
-        yield uri, "embedded secantusdb"
+        yield uri, "embedded secantusdb", server.pid
     finally:
         server.stop()
 
 
 @contextlib.contextmanager
-def gateway(uri: str, database_name: str, workdir: Path) -> Iterator[tuple[int, int]]:
-    """A `bot-gateway serve` process on ``uri``; yields ``(port, pid)``."""
-    port = free_port()
+def gateway(
+    uri: str, database_name: str, workdir: Path, *, channels: str = "[]", port: int | None = None
+) -> Iterator[tuple[int, int]]:
+    """A `bot-gateway serve` process on ``uri``; yields ``(port, pid)``.
+
+    ``channels`` is the YAML of the config's channel list.
+    """
+    port = port or free_port()
     config = workdir / "bench-config.yaml"
     config.write_text(
         f"data_dir: {workdir / 'gateway-data'}\n"
@@ -53,6 +83,7 @@ def gateway(uri: str, database_name: str, workdir: Path) -> Iterator[tuple[int, 
         f"storage: {{uri: '{uri}', database: {database_name}}}\n"
         f"auth: {{jwt_secret: {JWT_SECRET}}}\n"
         "log: {level: WARNING}\n"
+        f"channels: {channels}\n"
     )
     log = (workdir / "gateway.log").open("ab")
     process = subprocess.Popen(
@@ -61,15 +92,7 @@ def gateway(uri: str, database_name: str, workdir: Path) -> Iterator[tuple[int, 
         stderr=log,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("the gateway did not start; see gateway.log") from None
-                time.sleep(0.05)
+        wait_for_port(port, process, "the gateway did not start; see gateway.log")
         yield port, process.pid
     finally:
         process.send_signal(signal.SIGTERM)

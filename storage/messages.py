@@ -11,7 +11,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -309,9 +309,15 @@ class MessagesRepository:
         return earlier is not None
 
     async def claim(self, message_id: str, owner: str) -> dict[str, Any] | None:
-        """Atomically take a queued message for sending; None if another took it."""
+        """Atomically take a queued message for sending; None if another took it.
+
+        The conditional update is the claim; the read after it is safe because
+        only the owner changes a message while it is "sending". (findAndModify
+        would be one call, but the embedded server answers it by scanning the
+        whole collection.)
+        """
         now = utcnow()
-        document = await self.collection.find_one_and_update(
+        claimed = await self.collection.update_one(
             {"_id": message_id, "status": "queued"},
             {
                 "$set": {
@@ -322,9 +328,10 @@ class MessagesRepository:
                 },
                 "$inc": {"attempts": 1},
             },
-            return_document=ReturnDocument.AFTER,
         )
-        return to_record(document)
+        if claimed.modified_count != 1:
+            return None
+        return await self.get(message_id)
 
     async def _finish(self, message_id: str, changes: dict[str, Any]) -> None:
         await self.collection.update_one(
