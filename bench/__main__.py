@@ -27,11 +27,11 @@ from bench.providers import fake_bot_api
 DATABASE = "bench"
 # name: (quick, full)
 SIZES = {
-    "warmup": (2_000, 5_000),
-    "telegram": (10_000, 60_000),
-    "twilio": (5_000, 30_000),
+    "warmup": (1_000, 5_000),
+    "telegram": (8_000, 60_000),
+    "twilio": (4_000, 30_000),
     "enqueue": (300, 2_000),
-    "dispatch": (1_000, 5_000),
+    "dispatch": (500, 5_000),
     "list_messages": (20_000, 200_000),
 }
 REFERENCE = {  # the Django project on this machine class (issue 7)

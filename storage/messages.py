@@ -101,6 +101,11 @@ class MessagesRepository:
             name="outbound_idempotency",
         )
         await c.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)], name="outbox")
+        # A contact's messages still to send, which go out in order. (Not partial: the
+        # embedded server then answers {direction: "out"} alone from this index, wrongly.)
+        await c.create_index(
+            [("contact_id", ASCENDING), ("status", ASCENDING)], name="unsent_by_contact"
+        )
         await self._ensure_ttl(retention_seconds)
 
     async def _ensure_ttl(self, retention_seconds: int) -> None:
@@ -297,16 +302,14 @@ class MessagesRepository:
 
     async def has_earlier_unsent(self, message: dict[str, Any]) -> bool:
         """Whether an older message to the same contact still waits: order is kept."""
-        earlier = await self.collection.find_one(
-            {
-                "contact_id": message["contact_id"],
-                KEY: {"$lt": message[KEY]},
-                "direction": "out",
-                "status": {"$in": UNSENT},
-            },
-            projection={"_id": 1},
+        # The contact's unsent messages are few; comparing their keys here keeps the
+        # query on the unsent_by_contact index (a range on list_key too would make
+        # the embedded server walk the whole conversation).
+        unsent = self.collection.find(
+            {"contact_id": message["contact_id"], "status": {"$in": UNSENT}},
+            projection={KEY: 1},
         )
-        return earlier is not None
+        return any([d[KEY] < message[KEY] async for d in unsent])
 
     async def claim(self, message_id: str, owner: str) -> dict[str, Any] | None:
         """Atomically take a queued message for sending; None if another took it.
