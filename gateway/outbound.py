@@ -74,6 +74,10 @@ class Dispatcher:
         self.pacer = Pacer()
         self._wake = asyncio.Event()
         self._busy_contacts: set[str] = set()
+        # Set by a pass over the outbox that left due messages behind (their contact
+        # was busy, or the pass was full): a send ending then looks again at once.
+        self._left_behind: set[str] = set()
+        self._outbox_full = False
         self._sends: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(config.concurrency)
         self._loop: asyncio.Task[None] | None = None
@@ -104,8 +108,7 @@ class Dispatcher:
             self._wake.clear()
             try:
                 await self._recover()
-                await self._dispatch_due()
-                wait = await self._seconds_to_next_due()
+                wait = await self._dispatch_due()
             except PyMongoError as exc:
                 log.warning("dispatcher: database error %s; retrying", type(exc).__name__)
                 wait = POLL_SECONDS
@@ -131,29 +134,30 @@ class Dispatcher:
                 requeued,
             )
 
-    async def _seconds_to_next_due(self) -> float:
-        # Messages due now but waiting for an older one to the same contact are looked
-        # at again when a send finishes (it wakes us), not in a busy loop.
+    async def _dispatch_due(self) -> float:
+        """Start sending every due message; returns seconds until the next one is due."""
         now = utcnow()
-        due = await self.storage.messages.next_due_after(now)
-        if due is None:
-            return POLL_SECONDS
-        return min(POLL_SECONDS, max(0.0, (due - now).total_seconds()))
-
-    async def _dispatch_due(self) -> None:
-        for message in await self.storage.messages.due(utcnow(), BATCH):
+        outbox = await self.storage.messages.queued(BATCH)
+        self._outbox_full = len(outbox) == BATCH
+        self._left_behind.clear()
+        for message in outbox:
+            if message["next_attempt_at"] > now:  # the rest are later still
+                return min(POLL_SECONDS, (message["next_attempt_at"] - now).total_seconds())
             contact = message["contact_id"]
             if contact in self._busy_contacts:
+                self._left_behind.add(contact)
                 continue
             if await self.storage.messages.has_earlier_unsent(message):
+                self._left_behind.add(contact)
                 continue  # an older message to this contact goes first
-            claimed = await self.storage.messages.claim(message["id"], self.owner)
+            claimed = await self.storage.messages.claim(message, self.owner)
             if claimed is None:
                 continue  # another dispatcher took it
             self._busy_contacts.add(contact)
             task = asyncio.create_task(self._deliver(claimed), name=f"send {message['id']}")
             self._sends.add(task)
             task.add_done_callback(self._sends.discard)
+        return POLL_SECONDS
 
     async def _deliver(self, message: dict[str, Any]) -> None:
         try:
@@ -162,8 +166,10 @@ class Dispatcher:
         except PyMongoError as exc:  # the outcome could not be recorded: the lease recovers it
             log.warning("message %s: could not record the outcome (%s)", message["id"], exc)
         finally:
-            self._busy_contacts.discard(message["contact_id"])
-            self._wake.set()  # the contact's next message may go now
+            contact = message["contact_id"]
+            self._busy_contacts.discard(contact)
+            if contact in self._left_behind or self._outbox_full:
+                self._wake.set()  # what waited for this send may go now
 
     async def _send(self, message: dict[str, Any]) -> None:
         messages = self.storage.messages

@@ -277,10 +277,10 @@ class MessagesRepository:
 
     # -- the outbox ------------------------------------------------------------------
 
-    async def due(self, now: datetime, limit: int) -> list[dict[str, Any]]:
-        """Queued messages whose time has come, oldest first."""
+    async def queued(self, limit: int) -> list[dict[str, Any]]:
+        """Queued messages, soonest due first: what is due now, then when the next is."""
         documents = (
-            await self.collection.find({"status": "queued", "next_attempt_at": {"$lte": now}})
+            await self.collection.find({"status": "queued"})
             .sort("next_attempt_at", ASCENDING)
             .limit(limit)
             .to_list()
@@ -290,15 +290,6 @@ class MessagesRepository:
     async def outbox_depth(self) -> int:
         """Outbound messages not yet sent (queued or being sent)."""
         return await self.collection.count_documents({"status": {"$in": UNSENT}})
-
-    async def next_due_after(self, now: datetime) -> datetime | None:
-        """When the next queued message not yet due becomes due."""
-        document = await self.collection.find_one(
-            {"status": "queued", "next_attempt_at": {"$gt": now}},
-            projection={"next_attempt_at": 1},
-            sort=[("next_attempt_at", 1)],
-        )
-        return document["next_attempt_at"] if document else None
 
     async def has_earlier_unsent(self, message: dict[str, Any]) -> bool:
         """Whether an older message to the same contact still waits: order is kept."""
@@ -311,30 +302,23 @@ class MessagesRepository:
         )
         return any([d[KEY] < message[KEY] async for d in unsent])
 
-    async def claim(self, message_id: str, owner: str) -> dict[str, Any] | None:
+    async def claim(self, message: dict[str, Any], owner: str) -> dict[str, Any] | None:
         """Atomically take a queued message for sending; None if another took it.
 
-        The conditional update is the claim; the read after it is safe because
-        only the owner changes a message while it is "sending". (findAndModify
-        would be one call, but the embedded server answers it by scanning the
-        whole collection.)
+        The conditional update is the claim. Nothing but a claim changes a queued
+        message, so the claimed record is the one read plus this change. (A
+        findAndModify would be one call, but the embedded server answers it by
+        scanning the whole collection.)
         """
         now = utcnow()
+        change = {"status": "sending", "claimed_by": owner, "claimed_at": now, "updated_at": now}
         claimed = await self.collection.update_one(
-            {"_id": message_id, "status": "queued"},
-            {
-                "$set": {
-                    "status": "sending",
-                    "claimed_by": owner,
-                    "claimed_at": now,
-                    "updated_at": now,
-                },
-                "$inc": {"attempts": 1},
-            },
+            {"_id": message["id"], "status": "queued"},
+            {"$set": change, "$inc": {"attempts": 1}},
         )
         if claimed.modified_count != 1:
             return None
-        return await self.get(message_id)
+        return {**message, **change, "attempts": message["attempts"] + 1}
 
     async def _finish(self, message_id: str, changes: dict[str, Any]) -> None:
         await self.collection.update_one(
