@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlencode
 
 from pymongo import MongoClient
 from twilio.request_validator import RequestValidator
 
-from bench.load import LoadResult, Row, drive
+from bench.load import LoadResult, Row
 
 CHATS = 1_000
 TELEGRAM_SECRET = "bench-telegram-secret"
@@ -31,8 +30,11 @@ TELEGRAM_HEADERS = ("X-Telegram-Bot-Api-Secret-Token", "Content-Type")
 TWILIO_HEADERS = ("X-Twilio-Signature", "Content-Type")
 
 
-def channels_yaml(bot_api: str, twilio_api: str) -> str:
-    """The bench gateway's channels: webhooks in, fakes out, no rate limits."""
+def channels_yaml(bot_api: str) -> str:
+    """The bench gateway's channels: webhooks in, the fake Bot API out, no rate limits.
+
+    Nothing is sent through Twilio, so its API address is one nobody listens on.
+    """
     return json.dumps(
         [
             {
@@ -51,7 +53,7 @@ def channels_yaml(bot_api: str, twilio_api: str) -> str:
                 "account_sid": TWILIO_SID,
                 "auth_token": TWILIO_TOKEN,
                 "from_number": TWILIO_FROM,
-                "api_base": twilio_api,
+                "api_base": "http://127.0.0.1:9",
             },
         ]
     )
@@ -121,9 +123,3 @@ def stored_inbound(uri: str, database: str, channel_name: str) -> int:
         db = client[database]
         channel = db.channels.find_one({"name": channel_name}, {"_id": 1})
         return db.messages.count_documents({"channel_id": channel["_id"], "direction": "in"})
-
-
-def run(
-    base_url: str, rows: Iterator[Row], headers: tuple[str, ...], workdir: Path, pid: int
-) -> LoadResult:
-    return drive(base_url, headers, rows, workdir, pid=pid)
