@@ -177,7 +177,11 @@ class EmbeddedServer:
             log.seek(self._log_offset)
             match = _LISTENING.search(log.read())
         if match:
-            self.uri = f"mongodb://127.0.0.1:{int(match['port'])}/?directConnection=true"
+            # retryWrites=false: secantusdb records every retryable write and, past
+            # 10,000 in 30 minutes, sorts them all on each write (tens of ms apiece).
+            # Over loopback to one local server there is no failover to retry across.
+            port = int(match["port"])
+            self.uri = f"mongodb://127.0.0.1:{port}/?directConnection=true&retryWrites=false"
             return True
         if self.process.poll() is not None:
             raise StorageUnavailable(
