@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
 
@@ -25,6 +26,32 @@ async def _assigned(gw: Gateway) -> dict[str, str | None]:
     contacts = await gw.storage.contacts.collection.find().to_list()
     agents = {a["_id"]: a["username"] for a in await gw.storage.agents.collection.find().to_list()}
     return {c["external_id"]: agents.get(c["assigned_agent_id"]) for c in contacts}
+
+
+async def test_concurrent_webhooks_share_bulk_writes_and_each_is_stored_once(gateway) -> None:
+    gw: Gateway = await gateway(MOCK)
+    messages = gw.services.inbound.storage.messages
+    batches: list[int] = []
+    insert_many = messages.insert_inbound_many
+
+    async def counting(documents):  # the real write, counted
+        batches.append(len(documents))
+        return await insert_many(documents)
+
+    messages.insert_inbound_many = counting  # type: ignore[method-assign]
+    bodies = [
+        json.dumps({"contact_id": n % 5, "message": f"m{n}", "message_id": n}) for n in range(30)
+    ]
+    bodies += bodies[:6]  # provider retries that arrive together with the originals
+    answers = await asyncio.gather(*(gw.post(URL, body, JSON) for body in bodies))
+    assert [status for status, _ in answers] == [200] * 36
+    assert sum(batches) == 36
+    assert len(batches) < 36  # webhooks that arrived together were written together
+    stored = await gw.messages(direction="in")
+    assert sorted(m["content"] for m in stored) == sorted(f"m{n}" for n in range(30))
+    for contact in range(5):  # one contact each, whatever the batch they arrived in
+        mine = [m["content"] for m in stored if m["contact"]["external_id"] == str(contact)]
+        assert len(mine) == 6
 
 
 async def test_conversations_go_to_the_least_recently_assigned_available_agent(gateway) -> None:
