@@ -66,7 +66,7 @@ class ServerConfig:
 class EmbeddedConfig:
     # WiredTiger cache of the embedded server, e.g. 256M or 1G.
     cache_size: str = "256M"
-    # How often the embedded server deletes expired (TTL) documents; mongod uses 60 s.
+    # How often the gateway deletes expired messages on the embedded server (mongod: 60 s).
     ttl_sweep_seconds: float = 60.0
     start_timeout_seconds: float = 30.0
 

@@ -53,6 +53,7 @@ class Storage:
     lock: DataDirLock | None = None
     data_dir: Path | None = None
     _sweeper: asyncio.Task[None] | None = None
+    server_expires: bool = True  # learned in ensure_indexes: MongoDB's TTL monitor
 
     @classmethod
     def connect(
@@ -126,11 +127,15 @@ class Storage:
     async def ensure_indexes(self, message_retention_seconds: int) -> None:
         """Create the indexes; also learns how the server executes page queries."""
         build = await self.client.admin.command("buildInfo")
-        self.pages.windowed = "secantusVersion" in build
+        embedded = "secantusVersion" in build
+        self.pages.windowed = embedded
+        self.server_expires = not embedded
         await self.agents.ensure_indexes()
         await self.channels.ensure_indexes()
         await self.contacts.ensure_indexes()
-        await self.messages.ensure_indexes(message_retention_seconds)
+        await self.messages.ensure_indexes(
+            message_retention_seconds, server_expires=self.server_expires
+        )
         await self.revocations.ensure_indexes()
         await self.faqs.ensure_indexes()
 
@@ -145,26 +150,26 @@ class Storage:
             ) from None
 
     async def sweep_expired(self) -> int:
-        """Run one TTL pass on the embedded server now; returns how many were deleted."""
-        result = await self.client.admin.command({"secantusAdmin.pruneTtl": 1})
-        return int(result.get("pruned", 0))
+        """Delete expired messages now where the server does not; returns how many."""
+        if self.server_expires:
+            return 0  # MongoDB's TTL monitor does it
+        return await self.messages.expire()
 
     def start_ttl_sweeper(self, interval: float) -> None:
-        """Expire documents every ``interval`` seconds on the embedded server.
-
-        The server sweeps every 60 s on its own and its interval cannot be set from
-        outside, so shorter intervals are driven from here with its admin command.
-        """
-        if self.embedded is not None and interval < 60:
+        """Expire messages every ``interval`` seconds where the server does not."""
+        if not self.server_expires:
             self._sweeper = asyncio.create_task(self._sweep_forever(interval))
 
     async def _sweep_forever(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
             try:
-                await self.sweep_expired()
+                expired = await self.sweep_expired()
             except PyMongoError as exc:
-                log.warning("TTL sweep failed: %s", type(exc).__name__)
+                log.warning("expiring old messages failed: %s", type(exc).__name__)
+            else:
+                if expired:
+                    log.info("%d messages older than the retention deleted", expired)
 
     async def close(self) -> None:
         if self._sweeper is not None:

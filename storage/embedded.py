@@ -137,8 +137,7 @@ class EmbeddedServer:
             raise StorageUnavailable(_INSTALL_HINT)
         self.workdir.mkdir(parents=True, exist_ok=True)
         # Always pass --config: without it the server reads any secantusd.toml in
-        # the working directory. Its [storage] ttl_sweep_seconds is parsed but not
-        # applied by secantusdb 0.7, so Storage drives extra TTL passes itself.
+        # the working directory.
         config_path = self.workdir / "secantusd.toml"
         config_path.write_text("# Written by bot-gateway; settings come from its command line.\n")
         command = [

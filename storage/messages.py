@@ -8,7 +8,7 @@ query with no joins.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING
@@ -20,7 +20,8 @@ from storage.records import key_floor, millis, new_id, to_record, utcnow
 
 log = logging.getLogger("gateway.storage")
 
-TTL_INDEX = "created_at_ttl"
+TTL_INDEX = "created_at_ttl"  # MongoDB deletes expired messages through it
+EXPIRY_INDEX = "created_at"  # the embedded server: the gateway deletes them, see expire()
 UNSENT = ["queued", "sending"]
 # Delivery news only moves forward: a late "delivered" cannot undo "read".
 _EARLIER = {
@@ -76,9 +77,17 @@ class MessagesRepository:
         self.db = db
         self.collection = db["messages"]
         self.pages = pages
+        self.retention_seconds = 30 * 86400  # set by ensure_indexes
 
-    async def ensure_indexes(self, retention_seconds: int) -> None:
-        """Create every index the queries need, and the TTL index that expires messages."""
+    async def ensure_indexes(self, retention_seconds: int, *, server_expires: bool = True) -> None:
+        """Create every index the queries need, and what expires old messages.
+
+        With ``server_expires`` a TTL index has the server delete them. The embedded
+        server answers a TTL index by decoding every document of the collection once
+        a minute under its global lock (1.6 s per 100,000 messages, with every
+        request waiting), so there a plain index serves :meth:`expire` instead.
+        """
+        self.retention_seconds = retention_seconds
         c = self.collection
         # Newest-first pages of everything, of one conversation or of one agent's
         # messages (see storage/pages.py for why list_key, which equals _id here).
@@ -106,7 +115,17 @@ class MessagesRepository:
         await c.create_index(
             [("contact_id", ASCENDING), ("status", ASCENDING)], name="unsent_by_contact"
         )
-        await self._ensure_ttl(retention_seconds)
+        if server_expires:
+            await self._ensure_ttl(retention_seconds)
+            return
+        if TTL_INDEX in await c.index_information():  # made before this version
+            await c.drop_index(TTL_INDEX)
+        await c.create_index([("created_at", ASCENDING)], name=EXPIRY_INDEX)
+
+    async def expire(self) -> int:
+        """Delete the messages older than the retention; returns how many."""
+        cutoff = utcnow() - timedelta(seconds=self.retention_seconds)
+        return (await self.collection.delete_many({"created_at": {"$lt": cutoff}})).deleted_count
 
     async def _ensure_ttl(self, retention_seconds: int) -> None:
         existing = (await self.collection.index_information()).get(TTL_INDEX)

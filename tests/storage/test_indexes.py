@@ -9,7 +9,7 @@ import pytest
 from storage.contacts import contact_id
 from storage.database import Storage
 from storage.errors import DuplicateKey
-from storage.messages import TTL_INDEX
+from storage.messages import EXPIRY_INDEX, TTL_INDEX
 from storage.records import utcnow
 from tests.helpers import RETENTION_SECONDS, async_wait_until
 
@@ -30,7 +30,8 @@ async def test_every_designed_index_exists(storage: Storage) -> None:
     assert messages["outbox"]["key"] == [("status", 1), ("next_attempt_at", 1)]
     unsent = messages["unsent_by_contact"]
     assert unsent["key"] == [("contact_id", 1), ("status", 1)]
-    assert messages[TTL_INDEX]["key"] == [("created_at", 1)]
+    expiry = messages[TTL_INDEX if storage.server_expires else EXPIRY_INDEX]
+    assert expiry["key"] == [("created_at", 1)]
 
 
 async def test_a_contacts_unsent_messages_are_found_by_index_not_by_walking_the_conversation(
@@ -52,16 +53,39 @@ async def test_a_contacts_unsent_messages_are_found_by_index_not_by_walking_the_
     assert contacts["channel_external_unique"]["unique"] is True
 
 
-async def test_ttl_index_expires_after_exactly_the_retention(storage: Storage) -> None:
-    ttl = (await _indexes(storage, "messages"))[TTL_INDEX]
-    assert ttl["expireAfterSeconds"] == RETENTION_SECONDS == 2_592_000
+async def test_messages_expire_after_exactly_the_retention(storage: Storage) -> None:
+    indexes = await _indexes(storage, "messages")
+    if storage.server_expires:  # MongoDB: a TTL index
+        assert indexes[TTL_INDEX]["expireAfterSeconds"] == RETENTION_SECONDS == 2_592_000
+    else:  # the embedded server: no TTL index for it to scan the collection by
+        assert TTL_INDEX not in indexes
+        assert "expireAfterSeconds" not in indexes[EXPIRY_INDEX]
+        assert storage.messages.retention_seconds == RETENTION_SECONDS
+        # A data dir from an earlier version has the TTL index: the next start drops it.
+        await storage.messages.collection.drop_index(EXPIRY_INDEX)
+        await storage.messages.collection.create_index(
+            [("created_at", 1)], expireAfterSeconds=RETENTION_SECONDS, name=TTL_INDEX
+        )
+        await storage.ensure_indexes(RETENTION_SECONDS)
+        assert TTL_INDEX not in await _indexes(storage, "messages")
 
 
-async def test_changed_retention_updates_the_existing_ttl_index(storage: Storage) -> None:
+async def test_changed_retention_applies_at_the_next_start(storage: Storage) -> None:
+    contact = await storage.contacts.record_seen("chan", "42")
+    message, _ = await storage.messages.insert_inbound(
+        channel_id="chan", contact=contact, dedupe_key="u8", content="eight days old"
+    )
+    eight_days_ago = utcnow() - timedelta(days=8)
+    await storage.messages.collection.update_one(
+        {"_id": message["id"]}, {"$set": {"created_at": eight_days_ago}}
+    )
     await storage.ensure_indexes(7 * 86400)
-    assert (await _indexes(storage, "messages"))[TTL_INDEX]["expireAfterSeconds"] == 604_800
     await storage.ensure_indexes(7 * 86400)  # idempotent when nothing changed
-    assert (await _indexes(storage, "messages"))[TTL_INDEX]["expireAfterSeconds"] == 604_800
+    if storage.server_expires:
+        assert (await _indexes(storage, "messages"))[TTL_INDEX]["expireAfterSeconds"] == 604_800
+    else:
+        assert await storage.sweep_expired() == 1
+        assert await storage.messages.get(message["id"]) is None
 
 
 async def test_an_expired_message_really_disappears(storage: Storage, uses_embedded) -> None:
@@ -78,7 +102,7 @@ async def test_an_expired_message_really_disappears(storage: Storage, uses_embed
 
     async def expired() -> bool:
         if uses_embedded:
-            await storage.sweep_expired()  # one TTL pass now instead of in 60 s
+            await storage.sweep_expired()  # one pass now instead of in 60 s
         return await storage.messages.get(old["id"]) is None
 
     # A real mongod's TTL monitor runs every 60 s.
