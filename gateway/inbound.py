@@ -70,6 +70,11 @@ class InboundWriter:
         self._contacts: OrderedDict[str, tuple[dict[str, Any], float]] = OrderedDict()
         self._nobody_until = 0.0
 
+    def known_contact(self, contact_id: str) -> dict[str, Any] | None:
+        """The contact as last written here, if it wrote lately (its name may lag a minute)."""
+        known = self._contacts.get(contact_id)
+        return known[0] if known else None
+
     def agents_changed(self) -> None:
         """An agent was added or changed here: look for an available one again now."""
         self._nobody_until = 0.0

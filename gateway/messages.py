@@ -14,13 +14,17 @@ async def enqueue(
     contact_id: str,
     content: str,
     idempotency_key: str | None = None,
+    *,
+    known: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Store an agent's message to a contact as ``queued``; returns ``(message, created)``.
 
-    A retry with the same ``idempotency_key`` returns the first message; the same
-    key with a different request is a :class:`Conflict`.
+    ``known`` is the contact if the caller has it already (contacts are never
+    deleted), which saves reading it. A retry with the same ``idempotency_key``
+    returns the first message; the same key with a different request is a
+    :class:`Conflict`.
     """
-    contact = await storage.contacts.get(contact_id)
+    contact = known or await storage.contacts.get(contact_id)
     if contact is None:
         raise NotFound(f"No such contact: {contact_id}")
     message, created = await storage.messages.insert_outbound(

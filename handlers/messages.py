@@ -47,8 +47,14 @@ class MessagesHandler(BaseHandler):
         if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
             raise ValidationError.of("Idempotency-Key", "1-255 printable characters, no spaces")
         data = self.json_body(schemas.MessageCreate())
+        contact_id = data["contact_id"]
         message, created = await enqueue(
-            self.services.storage, self.agent, data["contact_id"], data["content"], key
+            self.services.storage,
+            self.agent,
+            contact_id,
+            data["content"],
+            key,
+            known=self.services.inbound.known_contact(contact_id),  # agents answer who wrote
         )
         if created:
             self.services.outbox_changed()

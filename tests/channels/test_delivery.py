@@ -54,6 +54,25 @@ async def test_concurrent_webhooks_share_bulk_writes_and_each_is_stored_once(gat
         assert len(mine) == 6
 
 
+async def test_a_reply_to_a_contact_who_just_wrote_needs_no_contact_read(gateway) -> None:
+    gw: Gateway = await gateway(MOCK)
+    assert await _write(gw, 7) == 200
+    [inbound] = await gw.messages()
+    contacts = gw.services.storage.contacts
+    reads: list[str] = []
+    get = contacts.get
+
+    async def counting(contact_id: str):  # the real read, counted
+        reads.append(contact_id)
+        return await get(contact_id)
+
+    contacts.get = counting  # type: ignore[method-assign]
+    sent = await gw.send(inbound["contact_id"], "hello")
+    assert reads == []
+    assert sent["contact"] == inbound["contact"]
+    assert (await gw.final(sent["id"]))["status"] == "sent"
+
+
 async def test_conversations_go_to_the_least_recently_assigned_available_agent(gateway) -> None:
     gw: Gateway = await gateway(MOCK)  # ana exists
     bob = await sign_up(gw.agent, "bob")
