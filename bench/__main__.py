@@ -151,8 +151,8 @@ def combine(runs: list[LoadResult]) -> LoadResult:
 def telegram_contacts(uri: str) -> list[str]:
     with MongoClient(uri) as client:
         db = client[DATABASE]
-        channel = db.channels.find_one({"name": "telegram"}, {"_id": 1})
-        return [c["_id"] for c in db.contacts.find({"channel_id": channel["_id"]}, {"_id": 1})]
+        channel = ingest.channel_id(db, "telegram")
+        return [c["_id"] for c in db.contacts.find({"channel_id": channel}, {"_id": 1})]
 
 
 def _prefixed(prefix: str, values: dict[str, Any]) -> dict[str, Any]:

@@ -18,14 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from storage.embedded import EmbeddedServer
+from tests.helpers import free_port
 
 JWT_SECRET = "bench-secret-" + "b" * 40
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for_port(port: int, process: subprocess.Popen, failure: str) -> None:

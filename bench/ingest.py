@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from pymongo import MongoClient
+from pymongo.database import Database
 from twilio.request_validator import RequestValidator
 
 from bench.load import LoadResult, Row
@@ -118,8 +119,12 @@ class Ingest:
         }
 
 
+def channel_id(db: Database, name: str) -> str:
+    return db.channels.find_one({"name": name}, {"_id": 1})["_id"]
+
+
 def stored_inbound(uri: str, database: str, channel_name: str) -> int:
     with MongoClient(uri) as client:
         db = client[database]
-        channel = db.channels.find_one({"name": channel_name}, {"_id": 1})
-        return db.messages.count_documents({"channel_id": channel["_id"], "direction": "in"})
+        channel = channel_id(db, channel_name)
+        return db.messages.count_documents({"channel_id": channel, "direction": "in"})

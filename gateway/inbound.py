@@ -19,6 +19,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from channels.base import Channel, Inbound
@@ -122,7 +123,7 @@ class InboundWriter:
         await self._assign([c for c, new in zip(contacts, created, strict=True) if new])
         return list(zip(contacts, created, strict=True))
 
-    async def _record_contacts(self, batch: list[_Pending], now: Any) -> None:
+    async def _record_contacts(self, batch: list[_Pending], now: datetime) -> None:
         """Write the contacts that are new, changed, or not written for a minute."""
         due = [p.sighting for p in batch if self._needs_write(p.sighting)]
         if not due:

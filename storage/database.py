@@ -53,7 +53,6 @@ class Storage:
     lock: DataDirLock | None = None
     data_dir: Path | None = None
     _sweeper: asyncio.Task[None] | None = None
-    server_expires: bool = True  # learned in ensure_indexes: MongoDB's TTL monitor
 
     @classmethod
     def connect(
@@ -127,9 +126,7 @@ class Storage:
     async def ensure_indexes(self, message_retention_seconds: int) -> None:
         """Create the indexes; also learns how the server executes page queries."""
         build = await self.client.admin.command("buildInfo")
-        embedded = "secantusVersion" in build
-        self.pages.windowed = embedded
-        self.server_expires = not embedded
+        self.pages.windowed = "secantusVersion" in build
         await self.agents.ensure_indexes()
         await self.channels.ensure_indexes()
         await self.contacts.ensure_indexes()
@@ -138,6 +135,11 @@ class Storage:
         )
         await self.revocations.ensure_indexes()
         await self.faqs.ensure_indexes()
+
+    @property
+    def server_expires(self) -> bool:
+        """Whether the server deletes expired messages itself (MongoDB's TTL monitor)."""
+        return not self.pages.windowed  # learned in ensure_indexes, like the windowing
 
     async def ping(self, within: float = 2.0) -> None:
         """Raise :class:`StorageUnavailable` unless the server answers ``within`` seconds."""
