@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import random
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -29,6 +30,25 @@ class Inbound:
     external_id: str = ""  # the provider's id of the message itself
     extra: dict[str, Any] = field(default_factory=dict)  # kind, file id, caption...
 
+    def __post_init__(self) -> None:
+        # The database stores UTF-8: a string that has no UTF-8 form (a lone
+        # surrogate from a JSON "\ud800" escape) is refused here, before it can fail
+        # the bulk write it would share with other webhooks.
+        for name, label in _LABELS.items():
+            if not storable(getattr(self, name)):
+                raise WebhookRefused(400, f"{label}: not valid Unicode text (a lone surrogate?)")
+
+
+_LABELS = {
+    "text": "the message text",
+    "name": "the sender's name",
+    "username": "the sender's username",
+    "contact_external_id": "the sender's id",
+    "dedupe_key": "the message's id",
+    "external_id": "the message's id",
+    "extra": "the message's attachments",
+}
+
 
 @dataclass(frozen=True)
 class StatusReport:
@@ -37,6 +57,22 @@ class StatusReport:
     message_id: str
     status: str  # queued | sent | delivered | read | failed
     error: str | None = None
+    external_id: str = ""  # the provider's id of the message, when the news names it
+
+
+def storable(value: Any) -> bool:
+    """Whether every string in ``value`` (nested in dicts and lists) has a UTF-8 form."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, dict):
+        return all(storable(k) and storable(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return all(storable(v) for v in value)
+    return True
 
 
 @dataclass(frozen=True)
@@ -104,7 +140,14 @@ class ChannelMisconfigured(SendError):
 
 # -- channels ------------------------------------------------------------------------
 
-# Where a channel hands what it receives by polling; returns once it is stored.
+
+class Unavailable(Exception):
+    """A sink could not store what it was handed now (the database is unreachable);
+    the channel keeps it and tries again later."""
+
+
+# Where a channel hands what it receives by polling; returns once it is stored, or
+# raises Unavailable. A message that can never be stored is the gateway's to log.
 Sink = Callable[[list[Inbound]], Awaitable[None]]
 
 
@@ -156,13 +199,31 @@ class Channel(ABC):
     async def send(self, to: str, text: str, message_id: str) -> str:
         """Send ``text`` to the contact ``to``; returns the provider's message id."""
 
-    async def start(self, sink: Sink) -> None:  # noqa: B027 - optional hook
-        """Start background work (a poller, a webhook registration)."""
+    def background(self, sink: Sink) -> Awaitable[None] | None:
+        """Work to run while this gateway works the channel (a poller, a webhook
+        registration), or None. The gateway supervises it: restarts it if it raises,
+        cancels it when it stops or another gateway takes the channel over."""
+        return None
 
-    async def stop(self) -> None:  # noqa: B027 - optional hook
-        """Stop background work promptly and release clients."""
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release clients (HTTP sessions) at shutdown."""
 
 
 def secrets_match(expected: str, given: str | None) -> bool:
     """Constant-time comparison, so timing does not reveal the secret."""
     return given is not None and hmac.compare_digest(expected.encode(), given.encode())
+
+
+class Backoff:
+    """Exponential backoff with jitter: ``first`` seconds doubling up to ``cap``."""
+
+    def __init__(self, first: float = 1.0, cap: float = 60.0) -> None:
+        self.first, self.cap, self.attempt = first, cap, 0
+
+    def next(self) -> float:
+        self.attempt += 1
+        ceiling = min(self.cap, self.first * 2 ** (self.attempt - 1))
+        return ceiling * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not secrecy
+
+    def reset(self) -> None:
+        self.attempt = 0

@@ -7,11 +7,10 @@ API servers and the fake one the tests start.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import random
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -19,6 +18,7 @@ from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
+    ClientDecodeError,
     TelegramAPIError,
     TelegramBadRequest,
     TelegramConflictError,
@@ -32,6 +32,7 @@ from aiogram.exceptions import (
 from aiogram.types import Update
 
 from channels.base import (
+    Backoff,
     Channel,
     ChannelContext,
     ChannelMisconfigured,
@@ -40,6 +41,7 @@ from channels.base import (
     ProviderError,
     Sink,
     Throttled,
+    Unavailable,
     Undeliverable,
     WebhookRefused,
     WebhookRequest,
@@ -77,7 +79,6 @@ class TelegramChannel(Channel):
         session = AiohttpSession(api=TelegramAPIServer.from_base(settings.api_base))
         self.bot = Bot(settings.token, session=session)
         self.secret = settings.webhook_secret or record.get("webhook_secret", "")
-        self._tasks: list[asyncio.Task[None]] = []
         # For metrics: failed getUpdates calls, and how old the last stored update was.
         self.poll_errors = 0
         self.poll_lag_seconds = 0.0
@@ -106,6 +107,8 @@ class TelegramChannel(Channel):
     # -- outbound -----------------------------------------------------------------
 
     async def send(self, to: str, text: str, message_id: str) -> str:
+        if not to.lstrip("-").isdigit():
+            raise Undeliverable(f"not a Telegram chat id: {to!r}")
         try:
             sent = await self.bot.send_message(chat_id=int(to), text=text)
         except TelegramRetryAfter as exc:
@@ -118,31 +121,27 @@ class TelegramChannel(Channel):
             raise ChannelMisconfigured(exc.message, "401") from None
         except (TelegramServerError, TelegramNetworkError) as exc:
             raise NetworkFailure(exc.message) from None
+        except ClientDecodeError:  # an HTML error page from Telegram's front end
+            raise NetworkFailure("the Bot API answered something that is not JSON") from None
         except TelegramAPIError as exc:
             raise ProviderError(exc.message) from None
         return str(sent.message_id)
 
     # -- background work ----------------------------------------------------------
 
-    async def start(self, sink: Sink) -> None:
+    def background(self, sink: Sink) -> Awaitable[None] | None:
         if self.mode == "polling":
-            self._tasks.append(asyncio.create_task(self._poll(sink), name=f"poll {self.name}"))
-        elif self.context.public_url:
-            self._tasks.append(asyncio.create_task(self._register(), name=f"hook {self.name}"))
-        else:
-            log.warning(
-                "telegram channel %r is in webhook mode without PUBLIC_URL: register %s yourself",
-                self.name,
-                self.webhook_url(),
-            )
+            return self._poll(sink)
+        if self.context.public_url:
+            return self._register()
+        log.warning(
+            "telegram channel %r is in webhook mode without PUBLIC_URL: register %s yourself",
+            self.name,
+            self.webhook_url(),
+        )
+        return None
 
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+    async def close(self) -> None:
         await self.bot.session.close()
 
     async def register_webhook(self) -> None:
@@ -158,12 +157,12 @@ class TelegramChannel(Channel):
         while True:
             try:
                 await self.register_webhook()
-            except TelegramAPIError as exc:
+            except Exception as exc:  # any answer but success: an HTML error page too
                 wait = delay.next()
                 log.warning(
                     "telegram channel %r: setWebhook failed (%s); retrying in %.0f s",
                     self.name,
-                    exc.message,
+                    _reason(exc),
                     wait,
                 )
                 await asyncio.sleep(wait)
@@ -185,7 +184,7 @@ class TelegramChannel(Channel):
                     allowed_updates=ALLOWED_UPDATES,
                     request_timeout=timeout + 10,
                 )
-            except (TelegramAPIError, OSError, TimeoutError) as exc:
+            except Exception as exc:  # also an answer that is not JSON (an HTML error page)
                 self.poll_errors += 1
                 wait = delay.next()
                 level, reason = _poll_failure(exc)
@@ -198,10 +197,11 @@ class TelegramChannel(Channel):
                 delay.reset()
                 continue
             try:
-                await sink([m for update in updates for m in to_inbound(as_json(update))])
-            except Exception:  # storage down: keep the offset, fetch the batch again
+                await sink(self._readable(updates))
+            except Unavailable:  # storage down: keep the offset, fetch the batch again
                 wait = delay.next()
-                log.exception("telegram channel %r: could not store updates", self.name)
+                log.warning("telegram channel %r: updates not stored yet (database unavailable); "
+                            "retrying in %.1f s", self.name, wait)  # fmt: skip
                 await asyncio.sleep(wait)
                 continue
             delay.reset()
@@ -211,6 +211,23 @@ class TelegramChannel(Channel):
             # Asking for offset = last + 1 is what confirms the batch to Telegram.
             offset = updates[-1].update_id + 1
 
+    def _readable(self, updates: list[Update]) -> list[Inbound]:
+        """The messages of a batch; an update we cannot read is logged and skipped,
+        so one bad update never holds back the ones after it."""
+        messages = []
+        for update in updates:
+            try:
+                messages += to_inbound(as_json(update))
+            except (ValueError, WebhookRefused) as exc:
+                log.warning(
+                    "telegram channel %r: update %s skipped: %s", self.name, update.update_id, exc
+                )
+        return messages
+
+
+def _reason(exc: BaseException) -> str:
+    return str(getattr(exc, "message", "") or type(exc).__name__)
+
 
 def _poll_failure(exc: BaseException) -> tuple[int, str]:
     """How loudly to log a failed getUpdates, and what to say."""
@@ -219,21 +236,7 @@ def _poll_failure(exc: BaseException) -> tuple[int, str]:
         return logging.ERROR, reason
     if isinstance(exc, TelegramUnauthorizedError):
         return logging.ERROR, "the bot token is refused (401)"
-    return logging.WARNING, f"getUpdates failed ({getattr(exc, 'message', type(exc).__name__)})"
-
-
-class Backoff:
-    """Exponential backoff with full jitter: 1 s doubling up to 60 s."""
-
-    def __init__(self, first: float = 1.0, cap: float = 60.0) -> None:
-        self.first, self.cap, self.attempt = first, cap, 0
-
-    def next(self) -> float:
-        self.attempt += 1
-        return random.uniform(0.5, 1.0) * min(self.cap, self.first * 2 ** (self.attempt - 1))  # noqa: S311
-
-    def reset(self) -> None:
-        self.attempt = 0
+    return logging.WARNING, f"getUpdates failed ({_reason(exc)})"
 
 
 def as_json(update: Update) -> dict[str, Any]:

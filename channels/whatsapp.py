@@ -143,7 +143,7 @@ class WhatsAppChannel(Channel):
         error = None
         if status == "failed":
             error = f"{form.get('ErrorCode', '')}: {form.get('ErrorMessage', '') or 'undelivered'}"
-        return [StatusReport(message_id, status, error)]
+        return [StatusReport(message_id, status, error, form.get("MessageSid", ""))]
 
     async def send(self, to: str, text: str, message_id: str) -> str:
         callback = None
@@ -169,5 +169,5 @@ class WhatsAppChannel(Channel):
             raise NetworkFailure(f"Twilio unreachable: {type(exc).__name__}") from None
         return str(message.sid)
 
-    async def stop(self) -> None:
+    async def close(self) -> None:
         await self.http.close()

@@ -110,7 +110,7 @@ async def _set_webhooks(config: Config, only: str | None) -> None:
                 await channel.register_webhook()
                 print(f"telegram channel {channel.name}: webhook set to {channel.webhook_url()}")
         finally:
-            await channels.stop()
+            await channels.close()
     finally:
         await storage.close()
 

@@ -9,15 +9,18 @@ from typing import Any
 
 import tornado.web
 
+from channels.base import Channel, Inbound, Sink, Unavailable
 from gateway.auth import Authenticator
 from gateway.channels import ChannelSet
 from gateway.config import Config
 from gateway.faq import FaqResponder, make_cache
-from gateway.inbound import InboundWriter, receive
+from gateway.inbound import InboundWriter, Received, receive
+from gateway.leases import ChannelWork
 from gateway.logs import scrubber
 from gateway.metrics import Metrics, counter, gauge
 from gateway.outbound import Dispatcher
 from gateway.tokens import load_or_create_secret
+from gateway.workers import Supervisor
 from handlers import (
     agents,
     auth,
@@ -32,6 +35,7 @@ from handlers import (
 )
 from handlers.base import BaseHandler, NotFoundHandler, check_handler_auth
 from storage.database import Storage
+from storage.errors import is_unavailable
 
 log = logging.getLogger("gateway.app")
 access_log = logging.getLogger("gateway.access")
@@ -80,13 +84,19 @@ class Services:
     faq: FaqResponder
     metrics: Metrics
     channels: ChannelSet = field(default_factory=ChannelSet)
+    supervisor: Supervisor = field(init=False)
     dispatcher: Dispatcher | None = None
+    work: ChannelWork | None = None
     inflight: InflightRequests = field(default_factory=InflightRequests)
     inbound: InboundWriter = field(init=False)
 
     def __post_init__(self) -> None:
         self.inbound = InboundWriter(self.storage)
+        self.supervisor = Supervisor(self._restarted)
         self.metrics.read_at_scrape(self._live_metrics)
+
+    def _restarted(self, worker: str) -> None:
+        self.metrics.worker_restarts.labels(worker).inc()
 
     def _live_metrics(self) -> Any:
         stats = self.faq.stats
@@ -114,19 +124,59 @@ class Services:
             ["channel"],
             [(c.name, c.poll_lag_seconds) for c in polling],  # type: ignore[attr-defined]
         )
-
-    def outbox_changed(self) -> None:
-        """A message was queued: the dispatcher looks now instead of at its next poll."""
         if self.dispatcher is not None:
-            self.dispatcher.notify()
+            names = {c.id: c.name for c in self.channels}
+            paused = [(names.get(cid, cid), left, n) for cid, left, n in self.dispatcher.paused()]
+            yield gauge(
+                "gateway_channel_paused_seconds",
+                "Seconds left of a provider's flood wait (429 retry_after) on the channel",
+                ["channel"],
+                [(name, left) for name, left, _ in paused],
+            )
+            yield counter(
+                "gateway_flood_waits",
+                "Flood waits (429) a provider imposed on the channel",
+                ["channel"],
+                [(name, n) for name, _, n in paused],
+            )
+        if self.work is not None:
+            held = self.work.held
+            yield gauge(
+                "gateway_channel_lease_held",
+                "1 if this gateway works the channel (polls it, sends its outbox)",
+                ["channel"],
+                [(c.name, 1 if c.id in held else 0) for c in self.channels],
+            )
 
-    async def receive(self, channel: Any, items: Any) -> Any:
+    def queued(self, messages: list[dict[str, Any]]) -> None:
+        """Messages were queued here: their channel's sender takes them at once."""
+        if self.dispatcher is not None:
+            self.dispatcher.queued(messages)
+
+    async def receive(self, channel: Channel, items: list[Inbound]) -> Received:
         """Store what a channel received, answering FAQs; see gateway.inbound."""
-        result = await receive(self.inbound, channel, items, self.faq, self.outbox_changed)
+        result = await receive(self.inbound, channel, items, self.faq, self.queued)
         inbound = self.metrics.inbound
         inbound.labels(channel.name, "stored").inc(result.stored)
         inbound.labels(channel.name, "duplicate").inc(result.duplicates)
+        inbound.labels(channel.name, "failed").inc(len(result.failed))
         return result
+
+    def sink_for(self, channel: Channel) -> Sink:
+        """Where the channel's poller hands what it receives."""
+
+        async def sink(items: list[Inbound]) -> None:
+            try:
+                result = await self.receive(channel, items)
+            except Exception as exc:
+                if is_unavailable(exc):
+                    raise Unavailable(type(exc).__name__) from exc
+                raise
+            for failure in result.failed:  # acknowledged to the provider, so logged loudly
+                log.error("channel %r: a received message could not be stored: %s",
+                          channel.name, failure)  # fmt: skip
+
+        return sink
 
 
 def build_services(config: Config, storage: Storage) -> Services:
@@ -141,27 +191,35 @@ def build_services(config: Config, storage: Storage) -> Services:
 
 
 async def start_services(config: Config, storage: Storage) -> Services:
-    """Everything on an open storage: channels, their pollers, the dispatcher."""
+    """Everything on an open storage: channels, and the work of those whose lease we hold."""
     services = build_services(config, storage)
     services.channels = await ChannelSet.open(config, storage)
-    services.dispatcher = Dispatcher(storage, services.channels, config.delivery, services.metrics)
-
-    def sink_for(channel: Any) -> Any:
-        async def sink(items: Any) -> None:
-            await services.receive(channel, items)
-
-        return sink
-
-    await services.channels.start(sink_for)
-    services.dispatcher.start()
+    dispatcher = Dispatcher(storage, config.delivery, services.metrics, services.supervisor)
+    services.dispatcher = dispatcher
+    services.work = ChannelWork(
+        storage,
+        services.channels,
+        dispatcher,
+        services.supervisor,
+        services.sink_for,
+        lease_seconds=config.cluster.lease_seconds,
+        exclusive=storage.embedded is not None,  # its data dir admits one gateway
+    )
+    dispatcher.start()
+    services.work.start()
     return services
 
 
 async def stop_services(services: Services) -> None:
-    """Stop pollers, then let the dispatcher finish or leave the sends it holds."""
-    await services.channels.stop()
+    """Stop polling, let the sends under way finish, hand the leases back, stop the rest."""
+    if services.work is not None:
+        await services.work.stop()
     if services.dispatcher is not None:
         await services.dispatcher.stop(services.config.server.shutdown_grace_seconds / 2)
+    if services.work is not None:
+        await services.work.release()
+    await services.supervisor.stop_all()
+    await services.channels.close()
     await services.faq.close()
 
 
@@ -174,7 +232,16 @@ async def open_services(config: Config) -> Services:
     except BaseException:
         await storage.close()
         raise
-    storage.start_ttl_sweeper(config.storage.embedded.ttl_sweep_seconds)
+    embedded = config.storage.embedded
+    if storage.embedded is not None:
+        services.supervisor.start(
+            "embedded database",
+            lambda: storage.keep_embedded_running(embedded.start_timeout_seconds),
+        )
+    if not storage.server_expires:
+        services.supervisor.start(
+            "message expiry", lambda: storage.sweep_forever(embedded.ttl_sweep_seconds)
+        )
     return services
 
 

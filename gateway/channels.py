@@ -6,7 +6,7 @@ import dataclasses
 import logging
 from typing import Any
 
-from channels.base import Channel, ChannelContext, Sink
+from channels.base import Channel, ChannelContext
 from channels.registry import CHANNEL_TYPES
 from gateway.config import Config, ConfigError, build_section
 from gateway.logs import scrubber
@@ -64,15 +64,9 @@ class ChannelSet:
             log.info("channel %r (%s, %s) is on", declared.name, declared.type, record["mode"])
         return cls(channels)
 
-    async def start(self, sink_for: Any) -> None:
-        """Start each channel's background work; ``sink_for(channel)`` stores its input."""
-        for channel in self:
-            sink: Sink = sink_for(channel)
-            await channel.start(sink)
-
-    async def stop(self) -> None:
+    async def close(self) -> None:
         for channel in self:
             try:
-                await channel.stop()
+                await channel.close()
             except Exception:
-                log.exception("channel %r did not stop cleanly", channel.name)
+                log.exception("channel %r did not close cleanly", channel.name)

@@ -86,6 +86,9 @@ class StorageConfig:
     uri: str = "embedded"
     database: str = "bot_gateway"
     message_retention_days: int = 30
+    # How long a request waits for the database before it answers 503 (a webhook's
+    # provider then retries): well inside Twilio's 15 s webhook timeout.
+    timeout_seconds: float = 3.0
     embedded: EmbeddedConfig = field(default_factory=EmbeddedConfig)
 
     def __post_init__(self) -> None:
@@ -98,6 +101,7 @@ class StorageConfig:
             "database: use letters, digits, '_' or '-' (at most 63)",
         )
         _require(self.message_retention_days >= 1, "message_retention_days: must be at least 1")
+        _require(0 < self.timeout_seconds <= 60, "timeout_seconds: must be between 0 and 60")
 
     @property
     def is_embedded(self) -> bool:
@@ -152,7 +156,8 @@ class DeliveryConfig:
     max_backoff_seconds: float = 300.0
     # Messages sent at the same time (to different contacts).
     concurrency: int = 8
-    # A message left "sending" this long by a process that died is taken over.
+    # How long a claim on a message lasts: a send is cut at half of it, and a claim a
+    # stopped process left behind is put back in the queue once it runs out.
     stale_sending_seconds: float = 60.0
 
     def __post_init__(self) -> None:
@@ -164,6 +169,18 @@ class DeliveryConfig:
         )
         _require(self.concurrency >= 1, "concurrency: must be at least 1")
         _require(self.stale_sending_seconds > 0, "stale_sending_seconds: must be positive")
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Several gateways on one database: who works which channel."""
+
+    # A channel's lease: its holder polls it and sends its outbox, renewing every
+    # third of this; another gateway takes over within it when the holder dies.
+    lease_seconds: float = 15.0
+
+    def __post_init__(self) -> None:
+        _require(self.lease_seconds >= 1, "lease_seconds: must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -223,6 +240,7 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
     faq: FaqConfig = field(default_factory=FaqConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)

@@ -137,20 +137,21 @@ class FaqResponder:
         except Exception as exc:
             log.warning("FAQ cache not cleared (%s); entries expire within the TTL", exc)
 
-    async def reply(self, contact: dict[str, Any], found: dict[str, Any]) -> bool:
-        """Queue the answer ``lookup`` found unless it was sent to the contact lately."""
+    async def reply(self, contact: dict[str, Any], found: dict[str, Any]) -> dict[str, Any] | None:
+        """Queue the answer ``lookup`` found unless it was sent to the contact lately;
+        returns the queued message."""
         since = utcnow() - timedelta(seconds=self.config.repeat_window_seconds)
         messages = self.storage.messages
         if await messages.sent_faq_since(contact["id"], found["faq_id"], since):
-            return False  # the same answer again would only loop
-        await messages.insert_outbound(
+            return None  # the same answer again would only loop
+        reply, _ = await messages.insert_outbound(
             contact=contact,
             content=found["answer"],
             agent=None,
             extra={"auto_reply": True, "faq_id": found["faq_id"]},
         )
         await self.storage.faqs.count_hit(found["faq_id"])
-        return True
+        return reply
 
     async def close(self) -> None:
         client = getattr(self.cache, "client", None)

@@ -26,6 +26,7 @@ from channels.base import Channel, Inbound
 from gateway.faq import FaqResponder, normalize
 from storage.contacts import Sighting
 from storage.database import Storage
+from storage.errors import is_unavailable
 from storage.messages import inbound_document
 from storage.records import utcnow
 
@@ -44,6 +45,7 @@ class Received:
     stored: int = 0
     duplicates: int = 0
     auto_replies: int = 0
+    failed: list[BaseException] = field(default_factory=list)  # refused, not stored
 
 
 @dataclass
@@ -58,6 +60,14 @@ class _Pending:
         m = self.message
         self.sighting = Sighting(self.channel_id, m.contact_external_id, m.name, m.username)
         self.done = asyncio.get_running_loop().create_future()
+
+    def answer(self, result: tuple[dict[str, Any], bool] | Exception) -> None:
+        if self.done.done():  # its webhook went away (the client hung up)
+            return
+        if isinstance(result, Exception):
+            self.done.set_exception(result)
+        else:
+            self.done.set_result(result)
 
 
 class InboundWriter:
@@ -82,28 +92,51 @@ class InboundWriter:
 
     async def write(
         self, channel_id: str, messages: list[tuple[Inbound, dict[str, Any]]]
-    ) -> list[tuple[dict[str, Any], bool]]:
-        """``(contact, created)`` for each ``(message, extra fields)``, in order."""
+    ) -> list[tuple[dict[str, Any], bool] | BaseException]:
+        """``(contact, created)`` for each ``(message, extra fields)``, in order, or
+        the exception that kept that one from being stored."""
         pending = [_Pending(channel_id, message, extra) for message, extra in messages]
         self._queue.extend(pending)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_all(), name="inbound group commit")
-        return list(await asyncio.gather(*(p.done for p in pending)))
+        return list(await asyncio.gather(*(p.done for p in pending), return_exceptions=True))
 
     async def _flush_all(self) -> None:
         # What arrives while a batch is written waits for the next: one write at a time.
         while self._queue:
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-            try:
-                results = await self._store(batch)
-            except Exception as exc:  # each webhook of the batch answers 503
-                for p in batch:
-                    p.done.set_exception(exc)
-            else:
-                for p, result in zip(batch, results, strict=True):
-                    p.done.set_result(result)
+            await self._flush(batch)
 
-    async def _store(self, batch: list[_Pending]) -> list[tuple[dict[str, Any], bool]]:
+    async def _flush(self, batch: list[_Pending]) -> Exception | None:
+        """Store ``batch`` and answer its members; returns the error if the database is away."""
+        try:
+            results = await self._store(batch)
+        except Exception as exc:
+            if is_unavailable(exc):
+                # Whoever waits now would wait as long to fail: all of them answer 503.
+                waiting, self._queue = self._queue, []
+                for p in batch + waiting:
+                    p.answer(exc)
+                return exc
+            if len(batch) == 1:
+                batch[0].answer(exc)
+                return None
+            # Not the database being away: one member is to blame. Write each alone,
+            # so that only the offender fails.
+            log.warning("a batch of %d inbound messages failed (%s); writing them one by one",
+                        len(batch), type(exc).__name__)  # fmt: skip
+            for n, p in enumerate(batch):
+                away = await self._flush([p])
+                if away is not None:
+                    for rest in batch[n + 1 :]:
+                        rest.answer(away)
+                    return away
+            return None
+        for p, result in zip(batch, results, strict=True):
+            p.answer(result)
+        return None
+
+    async def _store(self, batch: list[_Pending]) -> list[tuple[dict[str, Any], bool] | Exception]:
         now = utcnow()
         await self._record_contacts(batch, now)
         contacts = [self._contacts[p.sighting.contact_id][0] for p in batch]
@@ -120,8 +153,11 @@ class InboundWriter:
             for p, contact in zip(batch, contacts, strict=True)
         ]
         created = await self.storage.messages.insert_inbound_many(documents)
-        await self._assign([c for c, new in zip(contacts, created, strict=True) if new])
-        return list(zip(contacts, created, strict=True))
+        await self._assign([c for c, new in zip(contacts, created, strict=True) if new is True])
+        return [
+            new if isinstance(new, Exception) else (contact, new)
+            for contact, new in zip(contacts, created, strict=True)
+        ]
 
     async def _record_contacts(self, batch: list[_Pending], now: datetime) -> None:
         """Write the contacts that are new, changed, or not written for a minute."""
@@ -173,9 +209,14 @@ async def receive(
     channel: Channel,
     messages: list[Inbound],
     faq: FaqResponder | None = None,
-    outbox_changed: Callable[[], None] | None = None,
+    queued: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> Received:
-    """Store what a channel received; returns once every message is durable."""
+    """Store what a channel received; returns once every message is durable.
+
+    Raises the database's error if it was unavailable for any of them (nothing is
+    acknowledged then); a message refused for any other reason is counted in
+    ``failed`` and the others are stored all the same.
+    """
     prepared: list[tuple[Inbound, dict[str, Any]]] = []
     answers: list[dict[str, Any] | None] = []
     for message in messages:
@@ -192,13 +233,24 @@ async def receive(
         answers.append(found)
     result = Received()
     written = await writer.write(channel.id, prepared)
-    for (contact, created), found in zip(written, answers, strict=True):
+    away = next((w for w in written if isinstance(w, Exception) and is_unavailable(w)), None)
+    if away is not None:
+        raise away
+    replies = []
+    for outcome, found in zip(written, answers, strict=True):
+        if isinstance(outcome, BaseException):
+            result.failed.append(outcome)
+            continue
+        contact, created = outcome
         if not created:
             result.duplicates += 1
             continue
         result.stored += 1
-        if found is not None and await faq.reply(contact, found):  # type: ignore[union-attr]
-            result.auto_replies += 1
-    if result.auto_replies and outbox_changed is not None:
-        outbox_changed()
+        if found is not None and faq is not None:
+            reply = await faq.reply(contact, found)
+            if reply is not None:
+                replies.append(reply)
+    result.auto_replies = len(replies)
+    if replies and queued is not None:
+        queued(replies)
     return result

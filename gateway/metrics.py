@@ -34,6 +34,12 @@ class Metrics:
         self.outbox_depth = Gauge(
             "gateway_outbox_depth", "Messages queued or being sent", registry=r
         )
+        self.worker_restarts = Counter(
+            "gateway_worker_restarts",
+            "Background workers restarted after an unexpected error",
+            ["worker"],
+            registry=r,
+        )
         self.http = Counter(
             "gateway_http_requests", "HTTP requests by route and status", ["route", "status"],
             registry=r,

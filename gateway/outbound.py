@@ -1,241 +1,554 @@
 """The outbound dispatcher: queued messages leave through their channel, once, in order.
 
-- A message is claimed atomically (queued → sending), so of several dispatchers
-  (replicas) exactly one sends it.
-- Messages to one contact leave in the order they were created: a message waits
-  while an older one to the same contact is unsent.
-- Transient failures are retried with exponential backoff and jitter; a provider's
-  retry-after is honoured exactly; permanent failures end ``failed`` at once.
-- Messages a dead process left ``sending`` are taken over after a lease: sent if the
-  provider's id was recorded, queued again otherwise.
+The guarantees, and what keeps them:
+
+- **One sender per channel.** A gateway sends a channel's messages only while it
+  holds the channel's lease (gateway/leases.py), so pacing per bot and per chat is
+  exact even with several gateways on one database.
+- **Cost does not grow with what waits.** The holder keeps the channel's unsent
+  messages in memory, one queue per contact, and a heap of each contact's oldest
+  unsent message by due time. Only that message is ever a candidate; finding the
+  next one is a heap pop. The database is read when the lease is taken, and then
+  once a second for what other gateways queued.
+- **Claims mean what they say.** A message is claimed (queued → sending, with a
+  token and a deadline) only when its send can start: its pacing slot has come
+  and a concurrency slot is free. Only the token finishes the claim. A send is cut
+  at half the claim, so no claim runs out under a live send; one that another
+  process left behind is put back once its deadline passes, never one of ours.
+- **In order per contact.** A contact's next message is claimed only once the
+  outcome of the one before it is durable, across retries and restarts.
+- **Failures.** Transient ones are retried with exponential backoff and jitter;
+  permanent ones end ``failed`` at once; a flood wait (429) pauses the channel for
+  as long as the provider says and is not an attempt.
+- **Few round trips.** Claims are made for every message whose slot has come in
+  one write, and outcomes are group-committed: about two writes per message, fewer
+  under load.
+
+"Exactly once", precisely: Telegram and Twilio take no idempotency key, so if a
+gateway dies after the provider accepted a message and before its outcome was
+recorded, the next holder sends it again. Nothing else sends a message twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
+import heapq
 import logging
 import random
 import time
-from collections.abc import Hashable
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pymongo.errors import PyMongoError
 
-from channels.base import ProviderError, SendError, StatusReport
-from gateway.channels import ChannelSet
+from channels.base import Backoff, Channel, ProviderError, SendError, StatusReport, Throttled
 from gateway.config import DeliveryConfig
 from gateway.metrics import Metrics
+from gateway.workers import Supervisor
 from storage.database import Storage
-from storage.records import new_id, utcnow
+from storage.errors import is_unavailable
+from storage.outbox import Claim, OutboxRepository, Outcome, Unsent
+from storage.records import key_floor, millis, new_id, utcnow
 
 log = logging.getLogger("gateway.outbound")
 
-POLL_SECONDS = 1.0  # also picks up messages another replica queued
-BATCH = 100
+DISCOVER_SECONDS = 1.0  # how soon a message another gateway queued is seen
+# Discovery reads the queued messages created this recently, so one whose insert
+# finished late (or on a machine whose clock is a little behind) is still found.
+DISCOVER_MARGIN_MS = 30_000
+OUTCOMES_PER_WRITE = 256
+REMEMBERED_DONE = 4096  # finished ids a stale discovery read must not bring back
+ERROR_CHARS = 500
 
 
-class Pacer:
-    """Spaces sends per key (a bot, a chat) by a minimum interval."""
+class Pacing:
+    """When a channel's next send may start: its rate, each chat's gap, a provider's pause."""
 
-    def __init__(self) -> None:
-        self._next: dict[Hashable, float] = {}
+    def __init__(self, per_channel: float, per_chat: float) -> None:
+        self.per_channel, self.per_chat = per_channel, per_chat
+        self.next_send = 0.0
+        self.paused_until = 0.0
+        self.flood_waits = 0
+        self._chats: dict[str, float] = {}
 
-    async def wait(self, key: Hashable, interval: float) -> None:
-        if interval <= 0:
-            return
-        now = time.monotonic()
-        at = max(now, self._next.get(key, 0.0))
-        self._next[key] = at + interval
-        if len(self._next) > 10_000:  # forget keys whose slot has passed
-            self._next = {k: v for k, v in self._next.items() if v > now}
-        if at > now:
-            await asyncio.sleep(at - now)
+    def gate(self) -> float:
+        return max(self.next_send, self.paused_until)
 
-    def hold(self, key: Hashable, seconds: float) -> None:
-        """Nothing for ``key`` until ``seconds`` from now (a provider said so)."""
-        self._next[key] = max(self._next.get(key, 0.0), time.monotonic() + seconds)
+    def chat_ready(self, to: str) -> float:
+        return self._chats.get(to, 0.0)
+
+    def take(self, to: str, now: float) -> None:
+        """A send to ``to`` starts now: the next one waits its turn."""
+        self.next_send = max(self.next_send, now) + self.per_channel
+        if self.per_chat > 0:
+            self._chats[to] = now + self.per_chat
+            if len(self._chats) > 10_000:  # forget chats whose gap has passed
+                self._chats = {k: v for k, v in self._chats.items() if v > now}
+
+    def pause(self, seconds: float) -> None:
+        self.flood_waits += 1
+        self.paused_until = max(self.paused_until, time.monotonic() + seconds)
+
+    def paused_for(self) -> float:
+        return max(0.0, self.paused_until - time.monotonic())
 
 
-class Dispatcher:
-    def __init__(
-        self,
-        storage: Storage,
-        channels: ChannelSet,
-        config: DeliveryConfig,
-        metrics: Metrics | None = None,
-    ) -> None:
-        self.storage = storage
-        self.metrics = metrics or Metrics()
-        self.channels = channels
-        self.config = config
-        self.owner = new_id()  # names this process in the claims it makes
-        self.pacer = Pacer()
+@dataclass(eq=False, slots=True)
+class _Pending:
+    message: Unsent
+    due: float  # monotonic time it may be sent
+    attempts: int  # counted attempts so far
+    # queued: waits its turn; mine: this process sends it (or records how that went);
+    # theirs: another process claimed it, and we wait for it to finish or expire.
+    state: Literal["queued", "mine", "theirs"] = "queued"
+    claim: Claim | None = None
+
+    @property
+    def id(self) -> str:
+        return self.message.id
+
+
+def _due(message: Unsent) -> float:
+    return time.monotonic() + max(0.0, (message.next_attempt_at - utcnow()).total_seconds())
+
+
+class Lane:
+    """One held channel's outbox: every unsent message, and the loop that sends them."""
+
+    def __init__(self, channel: Channel, dispatcher: Dispatcher) -> None:
+        self.channel = channel
+        self.dispatcher = dispatcher
+        self.outbox: OutboxRepository = dispatcher.storage.outbox
+        self.pacing = dispatcher.pacing(channel)
+        self._queues: dict[str, list[_Pending]] = {}  # contact → unsent, oldest first
+        self._known: dict[str, _Pending] = {}
+        self._heads: list[tuple[float, str, str]] = []  # (due, key, id) of candidates
+        self._theirs: dict[str, _Pending] = {}
+        self._done: dict[str, None] = {}  # recently finished, oldest first
         self._wake = asyncio.Event()
-        self._busy_contacts: set[str] = set()
-        # Set by a pass over the outbox that left due messages behind (their contact
-        # was busy, or the pass was full): a send ending then looks again at once.
-        self._left_behind: set[str] = set()
-        self._outbox_full = False
-        self._sends: set[asyncio.Task[None]] = set()
-        self._slots = asyncio.Semaphore(config.concurrency)
-        self._loop: asyncio.Task[None] | None = None
-        self._recovered_at = float("-inf")
 
-    def notify(self) -> None:
-        """A message was queued: look now rather than at the next poll."""
+    def wake(self) -> None:
         self._wake.set()
 
-    def start(self) -> None:
-        self._loop = asyncio.create_task(self._run(), name="dispatcher")
-
-    async def stop(self, grace: float) -> None:
-        """Stop claiming; let sends under way finish within ``grace`` seconds."""
-        if self._loop is not None:
-            self._loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop
-        if self._sends:
-            _, unfinished = await asyncio.wait(self._sends, timeout=grace)
-            for task in unfinished:  # left "sending": taken over after the lease
-                task.cancel()
-            if unfinished:
-                log.warning("%d sends did not finish before shutdown", len(unfinished))
-
-    async def _run(self) -> None:
+    async def run(self) -> None:
+        """Load the channel's outbox, then send whatever is due, for as long as we hold it."""
+        # Start from the database (also after a crash): sends under way here are
+        # known by their ids in dispatcher.live and stay ours.
+        for part in (self._queues, self._known, self._theirs):
+            part.clear()
+        self._heads.clear()
+        for message in await self.outbox.unsent(self.channel.id):
+            self.add(message)
+        if self._known:
+            log.info("channel %r: %d unsent messages to send", self.channel.name, len(self._known))
+        trouble = Backoff(0.5, 10.0)
         while True:
             self._wake.clear()
             try:
-                await self._recover()
-                wait = await self._dispatch_due()
+                wait = await self._step()
             except PyMongoError as exc:
-                log.warning("dispatcher: database error %s; retrying", type(exc).__name__)
-                wait = POLL_SECONDS
-            except Exception:  # a bug must not stop delivery for good
-                log.exception("dispatcher: unexpected error; retrying")
-                wait = POLL_SECONDS
+                wait = trouble.next()
+                log.warning("channel %r outbox: database error (%s); again in %.1f s",
+                            self.channel.name, type(exc).__name__, wait)  # fmt: skip
+            else:
+                trouble.reset()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
 
-    async def _recover(self) -> None:
-        # At start, then about twice per lease: not on every wake-up.
-        lease_seconds = self.config.stale_sending_seconds
-        if time.monotonic() - self._recovered_at < lease_seconds / 2:
+    # -- what is known ---------------------------------------------------------------
+
+    def add(self, message: Unsent) -> None:
+        """A message to send (queued here, loaded, or found by discovery)."""
+        if message.id in self._known or message.id in self._done:
             return
-        self._recovered_at = time.monotonic()
-        lease = timedelta(seconds=lease_seconds)
-        sent, requeued = await self.storage.messages.recover_stale(utcnow() - lease)
-        if sent or requeued:
-            log.warning(
-                "took over %d stale sends: %d were sent, %d queued again",
-                sent + requeued,
-                sent,
-                requeued,
+        pending = _Pending(message, _due(message), message.attempts)
+        if message.claim is not None:
+            live = message.claim.owner == self.dispatcher.owner and (
+                message.id in self.dispatcher.live
             )
+            pending.state, pending.claim = ("mine" if live else "theirs"), message.claim
+            if not live:
+                self._theirs[message.id] = pending
+        self._known[message.id] = pending
+        queue = self._queues.setdefault(message.contact_id, [])
+        bisect.insort(queue, pending, key=lambda p: p.message.key)
+        if queue[0] is pending:
+            self._push(pending)
+        self._wake.set()
 
-    async def _dispatch_due(self) -> float:
-        """Start sending every due message; returns seconds until the next one is due."""
-        now = utcnow()
-        outbox = await self.storage.messages.queued(BATCH)
-        self._outbox_full = len(outbox) == BATCH
-        self._left_behind.clear()
-        for message in outbox:
-            if message["next_attempt_at"] > now:  # the rest are later still
-                return min(POLL_SECONDS, (message["next_attempt_at"] - now).total_seconds())
-            contact = message["contact_id"]
-            if contact in self._busy_contacts:
-                self._left_behind.add(contact)
-                continue
-            if await self.storage.messages.has_earlier_unsent(message):
-                self._left_behind.add(contact)
-                continue  # an older message to this contact goes first
-            claimed = await self.storage.messages.claim(message, self.owner)
-            if claimed is None:
-                continue  # another dispatcher took it
-            self._busy_contacts.add(contact)
-            task = asyncio.create_task(self._deliver(claimed), name=f"send {message['id']}")
-            self._sends.add(task)
-            task.add_done_callback(self._sends.discard)
-        return POLL_SECONDS
+    async def discover(self, floor: str) -> None:
+        """Add the messages queued (by any gateway) since ``floor`` that are new here."""
+        ids = await self.outbox.queued_since(self.channel.id, floor)
+        new = [i for i in ids if i not in self._known and i not in self._done]
+        if new:
+            for message in await self.outbox.get_unsent(new):
+                self.add(message)
 
-    async def _deliver(self, message: dict[str, Any]) -> None:
-        try:
-            async with self._slots:
-                await self._send(message)
-        except PyMongoError as exc:  # the outcome could not be recorded: the lease recovers it
-            log.warning("message %s: could not record the outcome (%s)", message["id"], exc)
-        finally:
-            contact = message["contact_id"]
-            self._busy_contacts.discard(contact)
-            if contact in self._left_behind or self._outbox_full:
-                self._wake.set()  # what waited for this send may go now
-
-    async def _send(self, message: dict[str, Any]) -> None:
-        messages = self.storage.messages
-        channel = self.channels.get(message["channel_id"])
-        if channel is None:
-            await messages.mark_failed(message["id"], "the message's channel is not configured")
+    def settle(self, outcome: Outcome, attempts: int, retry_in: float = 0.0) -> None:
+        """A send's outcome is durable: the contact's next message may go."""
+        pending = self._known.get(outcome.message_id)
+        if pending is None:
             return
-        to = message["contact"]["external_id"]
-        per_channel, per_contact = channel.pacing()
-        await self.pacer.wait(channel.id, per_channel)
-        await self.pacer.wait((channel.id, to), per_contact)
+        if outcome.status == "queued":
+            pending.state, pending.attempts = "queued", attempts
+            pending.due = time.monotonic() + retry_in
+            self._push(pending)
+        else:
+            self._forget(pending)
+            self._done[pending.id] = None
+            if len(self._done) > REMEMBERED_DONE:
+                del self._done[next(iter(self._done))]
+        self._wake.set()
+
+    def abandon(self, message_id: str, claim: Claim) -> None:
+        """Our claim's outcome could not be recorded: treat it as another's claim, which
+        is put back (and the message sent again) once it expires."""
+        pending = self._known.get(message_id)
+        if pending is not None:
+            pending.state, pending.claim = "theirs", claim
+            self._theirs[message_id] = pending
+            self._wake.set()
+
+    def _forget(self, pending: _Pending) -> None:
+        del self._known[pending.id]
+        self._theirs.pop(pending.id, None)
+        contact = pending.message.contact_id
+        queue = self._queues[contact]
+        was_head = queue[0] is pending
+        queue.remove(pending)
+        if not queue:
+            del self._queues[contact]
+        elif was_head:
+            self._push(queue[0])
+
+    def _push(self, pending: _Pending) -> None:
+        if pending.state == "queued":
+            heapq.heappush(self._heads, (pending.due, pending.message.key, pending.id))
+
+    # -- sending ---------------------------------------------------------------------
+
+    def _candidate(self) -> _Pending | None:
+        """The heap's top if it is still its contact's oldest message and waiting."""
+        while self._heads:
+            due, _, message_id = self._heads[0]
+            pending = self._known.get(message_id)
+            if (
+                pending is not None
+                and pending.state == "queued"
+                and pending.due == due
+                and self._queues[pending.message.contact_id][0] is pending
+            ):
+                return pending
+            heapq.heappop(self._heads)  # superseded: sent, retried or no longer first
+        return None
+
+    async def _step(self) -> float | None:
+        """Claim and start every send whose time has come; returns how long to wait."""
+        if self._theirs:
+            await self._take_over_expired()
+        now = time.monotonic()
+        picked: list[_Pending] = []
+        while self.dispatcher.free_slots > len(picked) and self.pacing.gate() <= now:
+            pending = self._candidate()
+            if pending is None or pending.due > now:
+                break
+            heapq.heappop(self._heads)
+            chat_ready = self.pacing.chat_ready(pending.message.to)
+            if chat_ready > now:  # this chat's gap first; others may go meanwhile
+                pending.due = chat_ready
+                self._push(pending)
+                continue
+            self.pacing.take(pending.message.to, now)
+            pending.state = "mine"
+            picked.append(pending)
+        if picked:
+            await self._claim(picked)
+        return self._wait()
+
+    def _wait(self) -> float | None:
+        now = time.monotonic()
+        times = []
+        pending = self._candidate()
+        if pending is not None and self.dispatcher.free_slots > 0:
+            times.append(max(pending.due, self.pacing.gate()))
+        times += [self._expiry(p) for p in self._theirs.values()]
+        return max(0.0, min(times) - now) if times else None  # None: until woken
+
+    async def _claim(self, picked: list[_Pending]) -> None:
+        until = utcnow() + timedelta(seconds=self.dispatcher.config.stale_sending_seconds)
+        self.dispatcher.free_slots -= len(picked)
+        try:
+            token, taken = await self.outbox.claim(
+                [p.id for p in picked], self.dispatcher.owner, until
+            )
+        except BaseException:
+            self.dispatcher.free_slots += len(picked)
+            for pending in picked:
+                pending.state = "queued"
+                self._push(pending)
+            raise
+        missed = [p for p in picked if p.id not in taken]
+        self.dispatcher.free_slots += len(missed)
+        for pending in picked:
+            if pending.id in taken:
+                self.dispatcher.launch(self.channel, pending.message, pending.attempts, token)
+        if missed:  # something changed them behind our back: see what they are now
+            await self._reload(missed)
+
+    # -- claims another process left --------------------------------------------------
+
+    @staticmethod
+    def _expiry(pending: _Pending) -> float:
+        until = pending.claim.until if pending.claim else None
+        if until is None:
+            return time.monotonic()
+        return time.monotonic() + (until - utcnow()).total_seconds()
+
+    async def _take_over_expired(self) -> None:
+        now = time.monotonic()
+        expired = [p for p in self._theirs.values() if self._expiry(p) <= now]
+        if not expired:
+            return
+        await self.outbox.release([(p.id, p.claim.token if p.claim else None) for p in expired])
+        log.warning(
+            "channel %r: %d sends left unfinished by a stopped process are queued again",
+            self.channel.name,
+            len(expired),
+        )
+        await self._reload(expired)
+
+    async def _reload(self, stale: list[_Pending]) -> None:
+        """Read these messages again and keep them as they are now (or drop them)."""
+        fresh = await self.outbox.get_unsent([p.id for p in stale])
+        for pending in stale:
+            if pending.id in self._known:
+                self._forget(pending)
+        for message in fresh:
+            self.add(message)
+
+
+class OutcomeWriter:
+    """Records outcomes in groups: those that end while one group is written go in the next.
+
+    An outcome is retried until it is durable while the database is unreachable:
+    dropping it would send its message again.
+    """
+
+    def __init__(self, outbox: OutboxRepository) -> None:
+        self.outbox = outbox
+        self._queue: list[tuple[Outcome, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def record(self, outcome: Outcome) -> None:
+        done = asyncio.get_running_loop().create_future()
+        self._queue.append((outcome, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_all(), name="outcome writer")
+        await done
+
+    async def drain(self, within: float) -> None:
+        """Wait (at shutdown) for what is queued to be written."""
+        if self._flusher is not None and not self._flusher.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._flusher), within)
+
+    async def _flush_all(self) -> None:
+        backoff = Backoff(0.2, 5.0)
+        while self._queue:
+            batch = self._queue[:OUTCOMES_PER_WRITE]
+            try:
+                await self.outbox.finish([outcome for outcome, _ in batch])
+            except Exception as exc:
+                if is_unavailable(exc):
+                    wait = backoff.next()
+                    log.warning("%d send outcomes not recorded yet (%s); again in %.1f s",
+                                len(batch), type(exc).__name__, wait)  # fmt: skip
+                    await asyncio.sleep(wait)
+                    continue
+                log.exception("%d send outcomes could not be recorded", len(batch))
+                self._resolve(batch, exc)
+                continue
+            backoff.reset()
+            self._resolve(batch, None)
+
+    def _resolve(self, batch: list[tuple[Outcome, asyncio.Future[None]]], exc: Exception | None):
+        del self._queue[: len(batch)]
+        for _, done in batch:
+            if not done.done():
+                done.set_exception(exc) if exc is not None else done.set_result(None)
+
+
+class Dispatcher:
+    """Sends the outboxes of the channels this gateway holds, one :class:`Lane` each."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        config: DeliveryConfig,
+        metrics: Metrics,
+        supervisor: Supervisor,
+    ) -> None:
+        self.storage = storage
+        self.config = config
+        self.metrics = metrics
+        self.supervisor = supervisor
+        self.owner = new_id()  # names this process in the claims it makes
+        self.lanes: dict[str, Lane] = {}
+        self.live: set[str] = set()  # ids claimed here whose outcome is not durable yet
+        self.free_slots = config.concurrency
+        self.outcomes = OutcomeWriter(storage.outbox)
+        self._pacings: dict[str, Pacing] = {}  # by channel id; outlives a lane
+        self._sends: set[asyncio.Task[None]] = set()
+
+    def pacing(self, channel: Channel) -> Pacing:
+        if channel.id not in self._pacings:
+            self._pacings[channel.id] = Pacing(*channel.pacing())
+        return self._pacings[channel.id]
+
+    def paused(self) -> list[tuple[str, float, int]]:
+        """(channel id, seconds of flood wait left, flood waits so far) for metrics."""
+        return [(cid, p.paused_for(), p.flood_waits) for cid, p in self._pacings.items()]
+
+    def start(self) -> None:
+        self.supervisor.start("outbox discovery", self._discover_forever)
+
+    def hold(self, channel: Channel) -> None:
+        """This gateway now holds ``channel``: send its outbox."""
+        lane = Lane(channel, self)
+        self.lanes[channel.id] = lane
+        self.supervisor.start(f"outbox {channel.name}", lane.run)
+
+    async def drop(self, channel: Channel) -> None:
+        """Another gateway holds ``channel`` now (or we stop): claim nothing more for it."""
+        if self.lanes.pop(channel.id, None) is not None:
+            await self.supervisor.stop(f"outbox {channel.name}")
+
+    def queued(self, messages: list[dict[str, Any]]) -> None:
+        """Messages just queued here: the lane of their channel takes them at once."""
+        for message in messages:
+            lane = self.lanes.get(message["channel_id"])
+            if lane is not None:
+                lane.add(Unsent.from_document(message))
+
+    async def stop(self, grace: float) -> None:
+        """Claim nothing more; let sends under way finish within ``grace`` seconds."""
+        await self.supervisor.stop("outbox discovery")
+        for lane in list(self.lanes.values()):
+            await self.drop(lane.channel)
+        deadline = time.monotonic() + grace
+        if self._sends:
+            _, unfinished = await asyncio.wait(self._sends, timeout=grace)
+            for task in unfinished:  # left "sending": put back once the claim expires
+                task.cancel()
+            if unfinished:
+                log.warning("%d sends did not finish before shutdown", len(unfinished))
+        await self.outcomes.drain(max(0.1, deadline - time.monotonic()))
+
+    async def _discover_forever(self) -> None:
+        while True:
+            await asyncio.sleep(DISCOVER_SECONDS)
+            floor = key_floor(millis(utcnow()) - DISCOVER_MARGIN_MS)
+            for lane in list(self.lanes.values()):
+                try:
+                    await lane.discover(floor)
+                except PyMongoError as exc:
+                    log.warning("outbox discovery: database error (%s)", type(exc).__name__)
+
+    # -- one send ---------------------------------------------------------------------
+
+    def launch(self, channel: Channel, message: Unsent, attempts: int, token: str) -> None:
+        self.live.add(message.id)
+        task = asyncio.create_task(
+            self._deliver(channel, message, attempts, token), name=f"send {message.id}"
+        )
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
+
+    async def _deliver(self, channel: Channel, message: Unsent, attempts: int, token: str) -> None:
+        try:
+            outcome, attempts, retry_in = await self._attempt(channel, message, attempts, token)
+        finally:
+            self.free_slots += 1
+            for lane in self.lanes.values():
+                lane.wake()  # a slot is free
+        try:
+            await self.outcomes.record(outcome)
+        except Exception:  # logged by the writer
+            lane = self.lanes.get(channel.id)
+            if lane is not None:
+                expires = utcnow() + timedelta(seconds=self.config.stale_sending_seconds)
+                lane.abandon(message.id, Claim(token, self.owner, expires))
+            return
+        finally:
+            self.live.discard(message.id)
+        lane = self.lanes.get(channel.id)
+        if lane is not None:
+            lane.settle(outcome, attempts, retry_in)
+
+    async def _attempt(
+        self, channel: Channel, message: Unsent, attempts: int, token: str
+    ) -> tuple[Outcome, int, float]:
+        """Send once; returns the outcome, the counted attempts and when to retry."""
         started = time.monotonic()
         try:
-            external_id = await channel.send(to, message["content"], message["id"])
+            # Cut well inside the claim, so the claim never expires under a live send.
+            async with asyncio.timeout(self.config.stale_sending_seconds / 2):
+                external_id = await channel.send(message.to, message.content, message.id)
         except SendError as exc:
-            await self._failed(message, channel.id, to, exc)
-            return
+            return self._failed(channel, message, attempts, token, exc)
+        except TimeoutError:
+            failure = ProviderError("the provider did not answer in time")
+            return self._failed(channel, message, attempts, token, failure)
         except Exception as exc:  # a bug or an unexpected client error: retry, loudly
-            log.exception(
-                "message %s: unexpected error from channel %r", message["id"], channel.name
-            )
-            await self._failed(message, channel.id, to, ProviderError(type(exc).__name__))
-            return
-        await messages.mark_sent(message["id"], external_id)
-        self.metrics.send_seconds.labels(channel.name).observe(time.monotonic() - started)
+            log.exception("message %s: unexpected error from channel %r", message.id, channel.name)
+            failure = ProviderError(type(exc).__name__)
+            return self._failed(channel, message, attempts, token, failure)
+        elapsed = time.monotonic() - started
+        self.metrics.send_seconds.labels(channel.name).observe(elapsed)
         self.metrics.outbound.labels(channel.name, "sent").inc()
-        log.info(
-            "message %s sent through %r in %.0f ms",
-            message["id"],
-            channel.name,
-            1000 * (time.monotonic() - started),
-        )
+        log.info("message %s sent through %r in %.0f ms", message.id, channel.name, 1000 * elapsed)
+        return Outcome(message.id, token, "sent", external_id=external_id), attempts + 1, 0.0
 
-    async def _failed(
-        self, message: dict[str, Any], channel_id: str, to: str, exc: SendError
-    ) -> None:
-        attempts = message["attempts"]
-        reason = exc.describe()
+    def _failed(
+        self, channel: Channel, message: Unsent, attempts: int, token: str, exc: SendError
+    ) -> tuple[Outcome, int, float]:
+        reason = exc.describe().encode("utf-8", "replace").decode()[:ERROR_CHARS]
+        if isinstance(exc, Throttled):  # the provider asks us to wait: not an attempt
+            delay = exc.retry_after if exc.retry_after is not None else self.config.backoff_seconds
+            self.pacing(channel).pause(delay)
+            log.warning("channel %r: flood wait of %.1f s (message %s waits)",
+                        channel.name, delay, message.id)  # fmt: skip
+            return self._retry(message, token, reason, delay, counted=False), attempts, delay
+        attempts += 1
         if not exc.retry or attempts >= self.config.max_attempts:
-            await self.storage.messages.mark_failed(message["id"], reason)
-            channel = self.channels.get(channel_id)
-            self.metrics.outbound.labels(channel.name if channel else "?", "failed").inc()
-            log.warning("message %s failed after %d attempts: %s", message["id"], attempts, reason)
-            return
-        if exc.retry_after is not None:
-            delay = exc.retry_after  # the provider's word, exactly
-            self.pacer.hold(channel_id, delay)
-            self.pacer.hold((channel_id, to), delay)
-        else:
-            ceiling = min(
-                self.config.max_backoff_seconds, self.config.backoff_seconds * 2 ** (attempts - 1)
-            )
-            delay = ceiling * random.uniform(0.75, 1.0)  # noqa: S311 - jitter, not secrecy
-        await self.storage.messages.retry_later(
-            message["id"], utcnow() + timedelta(seconds=delay), reason
+            self.metrics.outbound.labels(channel.name, "failed").inc()
+            log.warning("message %s failed after %d attempts: %s", message.id, attempts, reason)
+            return Outcome(message.id, token, "failed", error=reason), attempts, 0.0
+        ceiling = min(
+            self.config.max_backoff_seconds, self.config.backoff_seconds * 2 ** (attempts - 1)
         )
-        log.info(
-            "message %s: attempt %d failed (%s); retry in %.1f s",
-            message["id"],
-            attempts,
-            reason,
-            delay,
-        )
+        delay = ceiling * random.uniform(0.75, 1.0)  # noqa: S311 - jitter, not secrecy
+        log.info("message %s: attempt %d failed (%s); retry in %.1f s",
+                 message.id, attempts, reason, delay)  # fmt: skip
+        return self._retry(message, token, reason, delay, counted=True), attempts, delay
+
+    @staticmethod
+    def _retry(message: Unsent, token: str, reason: str, delay: float, *, counted: bool) -> Outcome:
+        at = utcnow() + timedelta(seconds=delay)
+        return Outcome(message.id, token, "queued", error=reason, next_attempt_at=at,
+                       counted=counted)  # fmt: skip
 
 
-async def apply_statuses(storage: Storage, reports: list[StatusReport]) -> None:
-    """A provider's delivery news; a status never moves backwards."""
+async def apply_statuses(storage: Storage, channel: Channel, reports: list[StatusReport]) -> None:
+    """A provider's delivery news about the channel's messages; never moves backwards."""
     for report in reports:
-        await storage.messages.apply_status(report.message_id, report.status, report.error)
+        await storage.messages.apply_status(
+            channel.id,
+            report.message_id,
+            report.status,
+            external_id=report.external_id,
+            error=report.error,
+        )

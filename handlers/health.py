@@ -24,7 +24,7 @@ class HealthHandler(BaseHandler):
 
 @public("orchestrators probe without credentials")
 class ReadyHandler(BaseHandler):
-    """``/readyz``: the database answers a ping, so requests can be served."""
+    """``/readyz``: the database answers a ping and no background worker keeps failing."""
 
     async def get(self) -> None:
         """Readiness.
@@ -42,6 +42,11 @@ class ReadyHandler(BaseHandler):
             await self.services.storage.ping()
         except StorageUnavailable as exc:
             self.send_error_body(503, "unavailable", str(exc))
+            return
+        down = self.services.supervisor.down()
+        if down:
+            message = f"background workers failing: {', '.join(down)}"
+            self.send_error_body(503, "unavailable", message)
             return
         self.write_json({"status": "ready"})
 

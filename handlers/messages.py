@@ -57,7 +57,7 @@ class MessagesHandler(BaseHandler):
             known=self.services.inbound.known_contact(contact_id),  # agents answer who wrote
         )
         if created:
-            self.services.outbox_changed()
+            self.services.queued([message])
         else:
             self.set_header("Idempotent-Replayed", "true")
         self.write_json(present(message), 201)

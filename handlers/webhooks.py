@@ -73,9 +73,11 @@ class WebhookHandler(BaseHandler):
             self.services.metrics.inbound.labels(found.name, result).inc()
             raise error_for(exc.status, exc.message) from None
         if items and isinstance(items[0], StatusReport):
-            await apply_statuses(self.services.storage, items)
+            await apply_statuses(self.services.storage, found, items)
         elif items:
-            await self.services.receive(found, items)
+            received = await self.services.receive(found, items)
+            if received.failed:  # not stored, so not acknowledged
+                raise received.failed[0]
         content_type, body = found.webhook_reply
         self.set_header("Content-Type", f"{content_type}; charset=utf-8")
         self.finish(body)

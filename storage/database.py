@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -29,11 +28,15 @@ from storage.embedded import (
 )
 from storage.errors import StorageUnavailable
 from storage.faqs import FaqsRepository
+from storage.leases import LeasesRepository
 from storage.messages import MessagesRepository
+from storage.outbox import OutboxRepository
 from storage.pages import PageReader
 from storage.revocations import RevocationsRepository
 
 log = logging.getLogger("gateway.storage")
+
+INDEX_TIMEOUT_SECONDS = 300  # longer than a request may wait: index builds, bulk expiry
 
 
 @dataclass
@@ -47,12 +50,15 @@ class Storage:
     channels: ChannelsRepository
     contacts: ContactsRepository
     messages: MessagesRepository
+    outbox: OutboxRepository
+    leases: LeasesRepository
     revocations: RevocationsRepository
     faqs: FaqsRepository
     embedded: EmbeddedServer | None = None
     lock: DataDirLock | None = None
     data_dir: Path | None = None
-    _sweeper: asyncio.Task[None] | None = None
+    # Why the database cannot serve now, when we know (the embedded server restarting).
+    trouble: str | None = None
 
     @classmethod
     def connect(
@@ -80,6 +86,8 @@ class Storage:
             channels=ChannelsRepository(db, pages),
             contacts=ContactsRepository(db, pages),
             messages=MessagesRepository(db, pages),
+            outbox=OutboxRepository(db),
+            leases=LeasesRepository(db),
             revocations=RevocationsRepository(db),
             faqs=FaqsRepository(db, pages),
             embedded=embedded,
@@ -94,13 +102,16 @@ class Storage:
         With ``attach`` a data dir owned by a running gateway is used through the
         database that gateway advertises; without it, such a data dir is an error.
         """
+        # Every operation gives up after the timeout (pymongo's client-side timeout),
+        # so requests answer 503 quickly while the database is unreachable.
+        options = {"timeoutMS": int(config.timeout_seconds * 1000)}
         if not config.is_embedded:
-            return cls.connect(config.uri, config.database)
+            return cls.connect(config.uri, config.database, **options)
         lock = DataDirLock(data_dir)
         if not lock.acquire():
             if attach:
                 uri = read_advertised_uri(data_dir, config.embedded.start_timeout_seconds)
-                return cls.connect(uri, config.database)
+                return cls.connect(uri, config.database, **options)
             owner = _read_pid(lock.path)
             raise DataDirBusy(
                 f"data dir {data_dir} is in use by another bot-gateway{owner}; "
@@ -121,20 +132,24 @@ class Storage:
         _write_atomically(
             advertisement_path(data_dir), json.dumps({"uri": uri, "pid": os.getpid()})
         )
-        return cls.connect(uri, config.database, embedded=server, lock=lock, data_dir=data_dir)
+        return cls.connect(
+            uri, config.database, embedded=server, lock=lock, data_dir=data_dir, **options
+        )
 
     async def ensure_indexes(self, message_retention_seconds: int) -> None:
         """Create the indexes; also learns how the server executes page queries."""
-        build = await self.client.admin.command("buildInfo")
-        self.pages.windowed = "secantusVersion" in build
-        await self.agents.ensure_indexes()
-        await self.channels.ensure_indexes()
-        await self.contacts.ensure_indexes()
-        await self.messages.ensure_indexes(
-            message_retention_seconds, server_expires=self.server_expires
-        )
-        await self.revocations.ensure_indexes()
-        await self.faqs.ensure_indexes()
+        with pymongo.timeout(INDEX_TIMEOUT_SECONDS):  # building one on a big collection
+            build = await self.client.admin.command("buildInfo")
+            self.pages.windowed = "secantusVersion" in build
+            await self.agents.ensure_indexes()
+            await self.channels.ensure_indexes()
+            await self.contacts.ensure_indexes()
+            await self.messages.ensure_indexes(
+                message_retention_seconds, server_expires=self.server_expires
+            )
+            await self.outbox.ensure_indexes()
+            await self.revocations.ensure_indexes()
+            await self.faqs.ensure_indexes()
 
     @property
     def server_expires(self) -> bool:
@@ -143,6 +158,8 @@ class Storage:
 
     async def ping(self, within: float = 2.0) -> None:
         """Raise :class:`StorageUnavailable` unless the server answers ``within`` seconds."""
+        if self.trouble is not None:
+            raise StorageUnavailable(self.trouble)
         try:
             with pymongo.timeout(within):
                 await self.client.admin.command("ping")
@@ -155,14 +172,11 @@ class Storage:
         """Delete expired messages now where the server does not; returns how many."""
         if self.server_expires:
             return 0  # MongoDB's TTL monitor does it
-        return await self.messages.expire()
+        with pymongo.timeout(INDEX_TIMEOUT_SECONDS):
+            return await self.messages.expire()
 
-    def start_ttl_sweeper(self, interval: float) -> None:
-        """Expire messages every ``interval`` seconds where the server does not."""
-        if not self.server_expires:
-            self._sweeper = asyncio.create_task(self._sweep_forever(interval))
-
-    async def _sweep_forever(self, interval: float) -> None:
+    async def sweep_forever(self, interval: float) -> None:
+        """Expire messages every ``interval`` seconds (where the server does not)."""
         while True:
             await asyncio.sleep(interval)
             try:
@@ -173,11 +187,30 @@ class Storage:
                 if expired:
                     log.info("%d messages older than the retention deleted", expired)
 
+    async def keep_embedded_running(self, start_timeout: float) -> None:
+        """Restart the embedded server whenever it exits, with backoff; say so meanwhile."""
+        server = self.embedded
+        assert server is not None
+        while True:
+            code = await server.wait_exit()
+            if server.process is None:
+                return  # stopped on purpose
+            self.trouble = f"the embedded database exited (code {code}) and is restarting"
+            log.error("the embedded database exited with code %s; restarting it", code)
+            wait = 0.5
+            while True:
+                try:
+                    await server.restart(start_timeout)
+                    break
+                except StorageUnavailable as exc:
+                    log.error("the embedded database did not restart (%s); again in %.1f s",
+                              exc, wait)  # fmt: skip
+                    await asyncio.sleep(wait)
+                    wait = min(30.0, wait * 2)
+            self.trouble = None
+            log.warning("embedded database restarted (pid %s)", server.pid)
+
     async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
         await self.client.close()
         if self.embedded is not None:
             if self.data_dir is not None:

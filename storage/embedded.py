@@ -13,6 +13,7 @@ server instead of opening the same files a second time.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import fcntl
 import importlib.util
@@ -126,6 +127,7 @@ class EmbeddedServer:
         self.log_path = self.workdir / "db.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.uri: str | None = None
+        self.port = 0  # 0: the server picks a free one; a restart keeps it
 
     @property
     def pid(self) -> int | None:
@@ -149,7 +151,7 @@ class EmbeddedServer:
             "--host",
             "127.0.0.1",
             "--port",
-            "0",  # the server picks a free port and announces it in its log
+            str(self.port),  # 0 at first: the server picks one and announces it in its log
             "--storage-path",
             self.storage_path,
             "--cache-size",
@@ -179,8 +181,8 @@ class EmbeddedServer:
             # retryWrites=false: secantusdb records every retryable write and, past
             # 10,000 in 30 minutes, sorts them all on each write (tens of ms apiece).
             # Over loopback to one local server there is no failover to retry across.
-            port = int(match["port"])
-            self.uri = f"mongodb://127.0.0.1:{port}/?directConnection=true&retryWrites=false"
+            self.port = int(match["port"])
+            self.uri = f"mongodb://127.0.0.1:{self.port}/?directConnection=true&retryWrites=false"
             return True
         if self.process.poll() is not None:
             raise StorageUnavailable(
@@ -211,6 +213,39 @@ class EmbeddedServer:
             time.sleep(0.02)
         assert self.uri is not None
         return self.uri
+
+    async def restart(self, within: float) -> str:
+        """Start the server again after it exited, on the same port (so clients keep
+        their URI), without blocking the event loop; returns its URI."""
+        self.process, self.uri = None, None
+        self._launch()
+        deadline = time.monotonic() + within
+        while not self._poll_ready():
+            if time.monotonic() >= deadline:
+                self.stop()
+                raise StorageUnavailable(f"the embedded database did not start in {within:g} s")
+            await asyncio.sleep(0.05)
+        assert self.uri is not None
+        return self.uri
+
+    async def wait_exit(self) -> int | None:
+        """Wait until the server process exits; its exit code (None if it was stopped)."""
+        process = self.process
+        if process is None:
+            return None
+        try:
+            pidfd = os.pidfd_open(process.pid)
+        except ProcessLookupError:  # reaped already
+            return process.wait()
+        loop = asyncio.get_running_loop()
+        exited = loop.create_future()
+        loop.add_reader(pidfd, lambda: exited.done() or exited.set_result(None))
+        try:
+            await exited
+        finally:
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+        return process.wait()
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM, then SIGKILL after ``timeout``; always reaps the process."""

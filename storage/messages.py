@@ -15,6 +15,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from storage.errors import Refused
 from storage.pages import KEY, Page, PageReader, Position
 from storage.records import key_floor, millis, new_id, to_record, utcnow
 
@@ -22,7 +23,6 @@ log = logging.getLogger("gateway.storage")
 
 TTL_INDEX = "created_at_ttl"  # MongoDB deletes expired messages through it
 EXPIRY_INDEX = "created_at"  # the embedded server: the gateway deletes them, see expire()
-UNSENT = ["queued", "sending"]
 # Delivery news only moves forward: a late "delivered" cannot undo "read".
 _EARLIER = {
     "sent": ["queued", "sending"],
@@ -109,12 +109,6 @@ class MessagesRepository:
             partialFilterExpression={"idempotency_key": {"$type": "string"}},
             name="outbound_idempotency",
         )
-        await c.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)], name="outbox")
-        # A contact's messages still to send, which go out in order. (Not partial: the
-        # embedded server then answers {direction: "out"} alone from this index, wrongly.)
-        await c.create_index(
-            [("contact_id", ASCENDING), ("status", ASCENDING)], name="unsent_by_contact"
-        )
         if server_expires:
             await self._ensure_ttl(retention_seconds)
             return
@@ -174,20 +168,20 @@ class MessagesRepository:
             document, {"channel_id": channel_id, "dedupe_key": dedupe_key}
         )
 
-    async def insert_inbound_many(self, documents: list[dict[str, Any]]) -> list[bool]:
+    async def insert_inbound_many(self, documents: list[dict[str, Any]]) -> list[bool | Refused]:
         """Store inbound messages (from :func:`inbound_document`) in one bulk write.
 
         Returns, for each, whether it was stored now: False for a repeat of a
-        ``dedupe_key`` already stored, or earlier in the same list.
+        ``dedupe_key`` already stored, or earlier in the same list; :class:`Refused`
+        for one the server would not store (the others are stored all the same).
         """
-        created = [True] * len(documents)
+        created: list[bool | Refused] = [True] * len(documents)
         try:
             await self.collection.insert_many(documents, ordered=False)
         except BulkWriteError as exc:
             for error in exc.details.get("writeErrors", []):
-                if error["code"] != 11000:
-                    raise
-                created[error["index"]] = False
+                duplicate = error["code"] == 11000
+                created[error["index"]] = False if duplicate else Refused(error.get("errmsg", ""))
         return created
 
     async def insert_outbound(
@@ -294,91 +288,34 @@ class MessagesRepository:
         )
         return found is not None
 
-    # -- the outbox ------------------------------------------------------------------
+    # -- delivery news ---------------------------------------------------------------
 
-    async def queued(self, limit: int) -> list[dict[str, Any]]:
-        """Queued messages, soonest due first: what is due now, then when the next is."""
-        documents = (
-            await self.collection.find({"status": "queued"})
-            .sort("next_attempt_at", ASCENDING)
-            .limit(limit)
-            .to_list()
-        )
-        return [to_record(d) for d in documents]  # type: ignore[misc]
+    async def apply_status(
+        self,
+        channel_id: str,
+        message_id: str,
+        status: str,
+        *,
+        external_id: str = "",
+        error: str | None = None,
+    ) -> bool:
+        """Record a provider's news about one of the channel's messages.
 
-    async def outbox_depth(self) -> int:
-        """Outbound messages not yet sent (queued or being sent)."""
-        return await self.collection.count_documents({"status": {"$in": UNSENT}})
-
-    async def has_earlier_unsent(self, message: dict[str, Any]) -> bool:
-        """Whether an older message to the same contact still waits: order is kept."""
-        # The contact's unsent messages are few; comparing their keys here keeps the
-        # query on the unsent_by_contact index (a range on list_key too would make
-        # the embedded server walk the whole conversation).
-        unsent = self.collection.find(
-            {"contact_id": message["contact_id"], "status": {"$in": UNSENT}},
-            projection={KEY: 1},
-        )
-        return any([d[KEY] < message[KEY] async for d in unsent])
-
-    async def claim(self, message: dict[str, Any], owner: str) -> dict[str, Any] | None:
-        """Atomically take a queued message for sending; None if another took it.
-
-        The conditional update is the claim. Nothing but a claim changes a queued
-        message, so the claimed record is the one read plus this change. (A
-        findAndModify would be one call, but the embedded server answers it by
-        scanning the whole collection.)
+        Only a message of that channel, whose provider id is ``external_id`` or not
+        recorded yet (the news may overtake our own record of the send), and only
+        forward: a late "delivered" cannot undo "read".
         """
-        now = utcnow()
-        change = {"status": "sending", "claimed_by": owner, "claimed_at": now, "updated_at": now}
-        claimed = await self.collection.update_one(
-            {"_id": message["id"], "status": "queued"},
-            {"$set": change, "$inc": {"attempts": 1}},
-        )
-        if claimed.modified_count != 1:
-            return None
-        return {**message, **change, "attempts": message["attempts"] + 1}
-
-    async def _finish(self, message_id: str, changes: dict[str, Any]) -> None:
-        await self.collection.update_one(
-            {"_id": message_id, "status": "sending"},
-            {"$set": {**changes, "updated_at": utcnow()}},
-        )
-
-    async def mark_sent(self, message_id: str, external_id: str) -> None:
-        await self._finish(
-            message_id, {"status": "sent", "external_id": external_id, "error": None}
-        )
-
-    async def retry_later(self, message_id: str, at: datetime, error: str) -> None:
-        await self._finish(message_id, {"status": "queued", "next_attempt_at": at, "error": error})
-
-    async def mark_failed(self, message_id: str, error: str) -> None:
-        await self._finish(message_id, {"status": "failed", "error": error})
-
-    async def apply_status(self, message_id: str, status: str, error: str | None = None) -> bool:
-        """Record the provider's news, unless the message is already further along."""
+        query: dict[str, Any] = {
+            "_id": message_id,
+            "channel_id": channel_id,
+            "direction": "out",
+            "status": {"$in": _EARLIER[status]},
+        }
         changes: dict[str, Any] = {"status": status, "updated_at": utcnow()}
+        if external_id:
+            query["external_id"] = {"$in": ["", external_id]}
+            changes["external_id"] = external_id
         if error is not None:
             changes["error"] = error
-        result = await self.collection.update_one(
-            {"_id": message_id, "direction": "out", "status": {"$in": _EARLIER[status]}},
-            {"$set": changes},
-        )
+        result = await self.collection.update_one(query, {"$set": changes})
         return result.modified_count == 1
-
-    async def recover_stale(self, claimed_before: datetime) -> tuple[int, int]:
-        """Messages left ``sending`` by a process that died: ``(sent, requeued)``.
-
-        One whose provider id was recorded was sent and is not sent again; the
-        others go back to the queue.
-        """
-        stale = {"status": "sending", "claimed_at": {"$lt": claimed_before}}
-        sent = await self.collection.update_many(
-            {**stale, "external_id": {"$nin": ["", None]}},
-            {"$set": {"status": "sent", "updated_at": utcnow()}},
-        )
-        requeued = await self.collection.update_many(
-            stale, {"$set": {"status": "queued", "next_attempt_at": utcnow()}}
-        )
-        return sent.modified_count, requeued.modified_count

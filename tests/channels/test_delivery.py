@@ -6,11 +6,11 @@ import asyncio
 import json
 from datetime import timedelta
 
-from gateway.config import ChannelConfig, DeliveryConfig
+from gateway.config import ChannelConfig
 from storage.database import Storage
 from storage.records import utcnow
 from tests.channels.conftest import Gateway
-from tests.helpers import async_wait_until, free_port, sign_up
+from tests.helpers import free_port, sign_up
 
 MOCK = ChannelConfig(name="mock", type="mock")
 URL = "/webhooks/mock/mock/"
@@ -124,38 +124,30 @@ async def test_a_webhook_is_503_when_the_database_is_down_and_nothing_is_acknowl
     assert await gw.messages() == []
 
 
-async def test_a_dead_process_sends_are_taken_over_without_sending_twice(gateway) -> None:
-    gw: Gateway = await gateway(MOCK, delivery=DeliveryConfig(stale_sending_seconds=0.5))
-    await _write(gw, 1)
-    [inbound] = await gw.messages()
-    contact = await gw.storage.contacts.get(inbound["contact_id"])
-    agent = await gw.storage.agents.get_by_username("ana")
-    messages = gw.storage.messages
-    # Two messages another process claimed, then died: one after the provider took it.
-    delivered, _ = await messages.insert_outbound(contact=contact, content="a", agent=agent)
-    lost, _ = await messages.insert_outbound(contact=contact, content="b", agent=agent)
-    long_ago = utcnow() - timedelta(minutes=5)
-    for message, external_id in ((delivered, "mock-provider-id"), (lost, "")):
-        await messages.collection.update_one(
-            {"_id": message["id"]},
-            {
-                "$set": {
-                    "status": "sending",
-                    "claimed_by": "dead-process",
-                    "claimed_at": long_ago,
-                    "external_id": external_id,
-                    "attempts": 1,
-                }
-            },
-        )
-    gw.services.outbox_changed()
+async def _unsent_before_start(storage: Storage, *contents: str) -> list[dict]:
+    """Messages to a mock contact, queued before the gateway starts (by an earlier run)."""
+    channel = await storage.channels.upsert("mock", "mock", "webhook", {})
+    contact = await storage.contacts.record_seen(channel["id"], "1")
+    return [
+        (await storage.messages.insert_outbound(contact=contact, content=text, agent=None))[0]
+        for text in contents
+    ]
 
-    async def both_sent() -> bool:
-        statuses = [(await messages.get(m["id"]))["status"] for m in (delivered, lost)]
-        return statuses == ["sent", "sent"]
 
-    await async_wait_until(both_sent, 10, "the stale sends to be taken over")
-    # The one the provider had is not sent again; the other is sent once more.
-    assert (await messages.get(delivered["id"]))["attempts"] == 1
-    resent = await messages.get(lost["id"])
-    assert (resent["attempts"], resent["external_id"].startswith("mock-")) == (2, True)
+async def test_a_stopped_process_claims_are_put_back_once_they_expire_and_sent_once(
+    gateway, storage: Storage
+) -> None:
+    # Another process claimed the first of two messages and stopped; its claim runs
+    # out in a second. Until then the contact's second message waits behind it.
+    first, second = await _unsent_before_start(storage, "a", "b")
+    expires = utcnow() + timedelta(seconds=1)
+    claim = {"status": "sending", "claim": "t", "claimed_by": "gone", "claimed_until": expires}
+    await storage.messages.collection.update_one(
+        {"_id": first["id"]}, {"$set": {**claim, "attempts": 1}}
+    )
+    gw: Gateway = await gateway(MOCK)
+    final = [await gw.final(m["id"]) for m in (first, second)]
+    assert [m["status"] for m in final] == ["sent", "sent"]
+    assert final[0]["updated_at"] >= expires  # not before the claim ran out
+    assert final[0]["updated_at"] <= final[1]["updated_at"]  # and in order
+    assert [m["attempts"] for m in final] == [2, 1]

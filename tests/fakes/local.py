@@ -14,18 +14,31 @@ class LocalServer:
 
     def __init__(self) -> None:
         self.base_url = ""
+        self.port = 0
+        self._routes: list[Any] = []
         self._server: HTTPServer | None = None
 
     def serve(self, routes: list[Any]) -> None:
-        sockets = bind_sockets(0, "127.0.0.1")
+        self._routes = routes
+        sockets = bind_sockets(self.port, "127.0.0.1")
         self._server = HTTPServer(Application(routes, log_function=_quiet))
         self._server.add_sockets(sockets)
-        self.base_url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
+        self.port = sockets[0].getsockname()[1]
+        self.base_url = f"http://127.0.0.1:{self.port}"
 
     async def stop(self) -> None:
         if self._server is not None:
             self._server.stop()
             await self._server.close_all_connections()
+            self._server = None
+
+    async def refuse(self) -> None:
+        """Stop listening: connections are refused until :meth:`resume`."""
+        await self.stop()
+
+    def resume(self) -> None:
+        """Listen again on the same port."""
+        self.serve(self._routes)
 
 
 def _quiet(handler: RequestHandler) -> None:

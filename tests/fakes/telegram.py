@@ -2,7 +2,8 @@
 
 It queues updates for getUpdates, records every sendMessage, and answers sends
 from a script: "ok", ("network",) to drop the connection, (429, retry_after),
-or (status, description).
+or (status, description). ``failing`` makes every call answer 502 (an HTML page
+from ``updates_script`` entries "html" only), and ``refuse()`` stops listening.
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ class FakeBotAPI:
     webhook: dict[str, Any] = field(default_factory=dict)
     base_url: str = ""
     down: bool = False  # drop every connection, as if Telegram were unreachable
+    failing: bool = False  # answer every call 502, as Telegram's front end does at times
+    updates_script: list[Any] = field(default_factory=list)  # "html": one non-JSON answer
+    send_delay: float = 0.0  # seconds each sendMessage takes
+    polls_at_once: int = 0  # getUpdates calls being answered now
+    most_polls_at_once: int = 0
 
     def __post_init__(self) -> None:
         self._update_ids = itertools.count(1000)
@@ -53,6 +59,13 @@ class FakeBotAPI:
 
     async def stop(self) -> None:
         await self._server.stop()
+
+    async def refuse(self) -> None:
+        """Refuse connections, as an unreachable host does, until :meth:`resume`."""
+        await self._server.refuse()
+
+    def resume(self) -> None:
+        self._server.resume()
 
     def user_writes(
         self, user_id: int, text: str, first_name: str = "Ana", username: str = "", **extra: Any
@@ -80,18 +93,29 @@ class FakeBotAPI:
         self.calls.append(method)
         if self.down:
             raise _Drop()
+        if self.failing:
+            raise _Answer(502, "Bad Gateway")
         if method == "getMe":
             return {"id": 1, "is_bot": True, "first_name": "Test bot", "username": "test_bot"}
         if method == "getUpdates":
-            return await self._get_updates(params)
+            self.polls_at_once += 1
+            self.most_polls_at_once = max(self.most_polls_at_once, self.polls_at_once)
+            try:
+                return await self._get_updates(params)
+            finally:
+                self.polls_at_once -= 1
         if method in ("setWebhook", "deleteWebhook"):
             self.webhook = params if method == "setWebhook" else {}
             return True
         if method == "sendMessage":
+            if self.send_delay:
+                await asyncio.sleep(self.send_delay)
             return self._send(handler, params)
         raise _Answer(404, "Not Found: method not found")
 
     async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        if self.updates_script and self.updates_script.pop(0) == "html":
+            raise _Html()
         offset = int(params.get("offset") or 0)
         # Asking with an offset confirms every update before it.
         self.updates = [u for u in self.updates if u["update_id"] >= offset]
@@ -130,6 +154,10 @@ class _Drop(Exception):
     """Close the connection without an answer, like a network failure."""
 
 
+class _Html(Exception):
+    """Answer with an HTML error page, as Telegram's front end sometimes does."""
+
+
 class _Method(RequestHandler):
     def initialize(self, fake: FakeBotAPI) -> None:
         self.fake = fake
@@ -145,6 +173,11 @@ class _Method(RequestHandler):
             result = await self.fake.call(self, method, params)
         except _Drop:
             self.request.connection.stream.close()
+            return
+        except _Html:
+            self.set_status(502)
+            self.set_header("Content-Type", "text/html")
+            self.finish("<html><body><h1>502 Bad Gateway</h1></body></html>")
             return
         except _Answer as answer:
             body: dict[str, Any] = {

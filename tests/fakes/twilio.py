@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -28,6 +29,9 @@ class FakeTwilio:
     sent: list[dict[str, str]] = field(default_factory=list)
     send_script: list[Any] = field(default_factory=list)
     base_url: str = ""
+    # Awaited with (the request's form, the new message's sid) before answering a
+    # create: a status callback can arrive before the sender hears back, as with Twilio.
+    before_answer: Callable[[dict[str, str], str], Awaitable[None]] | None = None
 
     def __post_init__(self) -> None:
         self._sids = itertools.count(1)
@@ -47,7 +51,7 @@ class _Messages(RequestHandler):
     def initialize(self, fake: FakeTwilio) -> None:
         self.fake = fake
 
-    def post(self, account: str) -> None:
+    async def post(self, account: str) -> None:
         expected = base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
         if (
             account != ACCOUNT_SID
@@ -66,6 +70,8 @@ class _Messages(RequestHandler):
             return
         sid = f"SM{next(self.fake._sids):032d}"
         self.fake.sent.append({**form, "sid": sid})
+        if self.fake.before_answer is not None:
+            await self.fake.before_answer(form, sid)
         self.set_status(201)
         self.finish(
             json.dumps(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -70,7 +71,7 @@ async def test_the_sweeper_expires_messages_at_the_configured_interval(tmp_path:
     store = Storage.open(CONFIG, tmp_path)
     try:
         await store.ensure_indexes(RETENTION_SECONDS)
-        store.start_ttl_sweeper(0.2)
+        sweeper = asyncio.create_task(store.sweep_forever(0.2))
         message, _ = await store.messages.insert_inbound(
             channel_id="c",
             contact={"id": "k", "external_id": "1", "name": ""},
@@ -86,6 +87,7 @@ async def test_the_sweeper_expires_messages_at_the_configured_interval(tmp_path:
             return await store.messages.get(message["id"]) is None
 
         await async_wait_until(gone, 10, "the sweeper to expire the message")
+        sweeper.cancel()
     finally:
         await store.close()
 

@@ -27,20 +27,18 @@ async def test_every_designed_index_exists(storage: Storage) -> None:
     assert messages["outbound_idempotency"]["unique"] is True
     assert messages["inbound_dedupe"]["key"] == [("channel_id", 1), ("dedupe_key", 1)]
     assert messages["inbound_dedupe"]["unique"] is True
-    assert messages["outbox"]["key"] == [("status", 1), ("next_attempt_at", 1)]
-    unsent = messages["unsent_by_contact"]
-    assert unsent["key"] == [("contact_id", 1), ("status", 1)]
+    outbox = [("channel_id", 1), ("status", 1), ("list_key", 1)]
+    assert messages["channel_outbox"]["key"] == outbox
+    assert "outbox" not in messages  # an earlier version's: dropped
     expiry = messages[TTL_INDEX if storage.server_expires else EXPIRY_INDEX]
     assert expiry["key"] == [("created_at", 1)]
 
 
-async def test_a_contacts_unsent_messages_are_found_by_index_not_by_walking_the_conversation(
-    storage: Storage,
-) -> None:
-    # has_earlier_unsent runs before every send; a long conversation must not slow it.
-    unsent = {"contact_id": "c", "status": {"$in": ["queued", "sending"]}}
-    plan = (await storage.messages.collection.find(unsent).explain())["queryPlanner"]
-    assert plan["winningPlan"]["inputStage"]["indexName"] == "unsent_by_contact"
+async def test_the_outbox_reads_go_through_the_outbox_index(storage: Storage) -> None:
+    # Once a second for what other gateways queued: it must not scan the messages.
+    recent = {"channel_id": "c", "status": "queued", "list_key": {"$gte": "0"}}
+    plan = (await storage.messages.collection.find(recent).explain())["queryPlanner"]
+    assert plan["winningPlan"]["inputStage"]["indexName"] == "channel_outbox"
 
     agents = await _indexes(storage, "agents")
     assert agents["username_unique"]["unique"] is True

@@ -1,0 +1,198 @@
+"""The outbox: outbound messages of the ``messages`` collection not yet sent.
+
+The dispatcher keeps a channel's unsent messages in memory while it holds the
+channel's lease (gateway/outbound.py); this repository loads them, finds the ones
+another gateway queued since, and records claims and outcomes in bulk. Every read
+is on the ``channel_outbox`` index, (channel_id, status, list_key), and every
+write names messages by id.
+
+A claim is ``status: sending`` with a ``claim`` token, the claiming process and a
+deadline (``claimed_until``). Only a write that names the token finishes it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import pymongo
+from pymongo import ASCENDING, UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+
+from storage.pages import KEY
+from storage.records import utcnow
+
+UNSENT = ["queued", "sending"]
+LOAD_TIMEOUT_SECONDS = 120  # a whole channel's backlog, read once per lease
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    token: str | None  # None: made by a version that kept no token
+    owner: str  # the process that made it
+    until: datetime | None  # None: made by a version that kept no deadline
+
+
+@dataclass(frozen=True, slots=True)
+class Unsent:
+    """An outbound message still to send, as the dispatcher needs it."""
+
+    id: str
+    key: str  # list_key: the order of a contact's messages
+    channel_id: str
+    contact_id: str
+    to: str  # the contact's external id on the channel
+    content: str
+    attempts: int
+    next_attempt_at: datetime
+    claim: Claim | None = None  # set while another send holds it
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any]) -> Unsent:
+        claim = None
+        if document["status"] == "sending":
+            claim = Claim(
+                document.get("claim"),
+                document.get("claimed_by") or "",
+                document.get("claimed_until"),
+            )
+        return cls(
+            id=document.get("_id") or document["id"],
+            key=document[KEY],
+            channel_id=document["channel_id"],
+            contact_id=document["contact_id"],
+            to=document["contact"]["external_id"],
+            content=document["content"],
+            attempts=document.get("attempts", 0),
+            next_attempt_at=document.get("next_attempt_at") or document["created_at"],
+            claim=claim,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a claimed send ended; written only where the claim's token still holds."""
+
+    message_id: str
+    token: str
+    status: Literal["sent", "queued", "failed"]
+    external_id: str = ""
+    error: str | None = None
+    next_attempt_at: datetime | None = None  # status queued: when to try again
+    counted: bool = True  # False: the provider only asked us to wait (not an attempt)
+
+
+_FIELDS = {KEY: 1, "channel_id": 1, "contact_id": 1, "contact.external_id": 1, "content": 1,
+           "attempts": 1, "next_attempt_at": 1, "created_at": 1, "status": 1, "claim": 1,
+           "claimed_by": 1, "claimed_until": 1}  # fmt: skip
+
+
+class OutboxRepository:
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.collection = db["messages"]
+
+    async def ensure_indexes(self) -> None:
+        await self.collection.create_index(
+            [("channel_id", ASCENDING), ("status", ASCENDING), (KEY, ASCENDING)],
+            name="channel_outbox",
+        )
+        # Earlier versions scanned the outbox by due time and each contact's unsent
+        # messages; nothing reads those indexes any more.
+        existing = await self.collection.index_information()
+        for name in ("outbox", "unsent_by_contact"):
+            if name in existing:
+                await self.collection.drop_index(name)
+
+    async def unsent(self, channel_id: str) -> list[Unsent]:
+        """Every queued or claimed message of a channel, oldest first."""
+        with pymongo.timeout(LOAD_TIMEOUT_SECONDS):
+            documents = (
+                await self.collection.find(
+                    {"channel_id": channel_id, "status": {"$in": UNSENT}}, projection=_FIELDS
+                )
+                .sort(KEY, ASCENDING)
+                .to_list()
+            )
+        return [Unsent.from_document(d) for d in documents]
+
+    async def queued_since(self, channel_id: str, floor: str) -> list[str]:
+        """Ids of the channel's queued messages whose key is ``floor`` or later."""
+        found = self.collection.find(
+            {"channel_id": channel_id, "status": "queued", KEY: {"$gte": floor}},
+            projection={"_id": 1},
+        )
+        return [d["_id"] async for d in found]
+
+    async def get_unsent(self, ids: list[str]) -> list[Unsent]:
+        """Those of ``ids`` still queued or claimed, oldest first."""
+        found = self.collection.find(
+            {"_id": {"$in": ids}, "status": {"$in": UNSENT}}, projection=_FIELDS
+        )
+        return sorted([Unsent.from_document(d) async for d in found], key=lambda u: u.key)
+
+    async def claim(self, ids: list[str], owner: str, until: datetime) -> tuple[str, set[str]]:
+        """Take the queued ones of ``ids`` for sending, in one write.
+
+        Returns the claim's token and the ids it took: all of them, unless something
+        changed a message behind our back (then one read says which).
+        """
+        token = uuid.uuid4().hex
+        result = await self.collection.update_many(
+            {"_id": {"$in": ids}, "status": "queued"},
+            {
+                "$set": {
+                    "status": "sending",
+                    "claim": token,
+                    "claimed_by": owner,
+                    "claimed_until": until,
+                    "updated_at": utcnow(),
+                },
+                "$inc": {"attempts": 1},
+            },
+        )
+        if result.modified_count == len(ids):
+            return token, set(ids)
+        taken = self.collection.find({"_id": {"$in": ids}, "claim": token}, projection={"_id": 1})
+        return token, {d["_id"] async for d in taken}
+
+    async def finish(self, outcomes: list[Outcome]) -> None:
+        """Record outcomes in one bulk write; each applies only under its own claim."""
+        writes: list[UpdateOne] = []
+        now = utcnow()
+        for o in outcomes:
+            mine = {"_id": o.message_id, "claim": o.token}
+            if o.status == "sent":
+                # A status callback may have overtaken us (delivered, read): keep it,
+                # but record the provider's id either way.
+                sent = {"status": "sent", "error": None}
+                writes.append(UpdateOne({**mine, "status": "sending"}, {"$set": sent}))
+                recorded = {"external_id": o.external_id, "updated_at": now}
+                writes.append(UpdateOne(mine, {"$set": recorded}))
+                continue
+            changes = {"status": o.status, "error": o.error, "updated_at": now}
+            if o.next_attempt_at is not None:
+                changes["next_attempt_at"] = o.next_attempt_at
+            update: dict[str, Any] = {"$set": changes}
+            if not o.counted:
+                update["$inc"] = {"attempts": -1}
+            writes.append(UpdateOne({**mine, "status": "sending"}, update))
+        if writes:
+            await self.collection.bulk_write(writes, ordered=False)
+
+    async def release(self, claims: list[tuple[str, str | None]]) -> None:
+        """Put messages whose claims ``(id, token)`` expired back in the queue."""
+        writes = [
+            UpdateOne(
+                {"_id": message_id, "status": "sending", "claim": token},
+                {"$set": {"status": "queued", "updated_at": utcnow()}},
+            )
+            for message_id, token in claims
+        ]
+        if writes:
+            await self.collection.bulk_write(writes, ordered=False)
+
+    async def depth(self) -> int:
+        """Outbound messages not yet sent (queued or being sent)."""
+        return await self.collection.count_documents({"status": {"$in": UNSENT}})
