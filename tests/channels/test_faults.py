@@ -223,3 +223,29 @@ async def test_8_a_status_callback_that_overtakes_the_send_keeps_its_news_and_th
         request["sid"],
         [200],
     )
+
+
+async def test_a_worker_that_fails_is_restarted_counted_and_named_by_readyz(
+    gateway, caplog
+) -> None:
+    gw: Gateway = await gateway(MOCK)
+    runs: list[float] = []
+
+    async def doomed() -> None:
+        runs.append(time.monotonic())
+        raise RuntimeError("a bug in a worker")
+
+    gw.services.supervisor.start("doomed", doomed)
+
+    async def named() -> bool:
+        status, body = await gw.anonymous.fetch("GET", "/readyz")
+        return status == 503 and "doomed" in body["error"]["message"]
+
+    await async_wait_until(named, 20, "/readyz to name the failing worker")
+    assert len(runs) >= 2  # restarted, with backoff
+    assert await _metric(gw, 'gateway_worker_restarts_total{worker="doomed"}') >= 2
+    failures = [r for r in caplog.records if "worker 'doomed' failed" in r.getMessage()]
+    assert failures
+    assert "a bug in a worker" in (failures[0].exc_text or "")  # with its traceback
+    await gw.services.supervisor.stop("doomed")
+    assert (await gw.anonymous.fetch("GET", "/readyz"))[0] == 200
