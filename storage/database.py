@@ -73,9 +73,12 @@ class Storage:
     ) -> Storage:
         """A Storage on ``uri``; ``client_options`` go to ``AsyncMongoClient``."""
         # tz_aware: every datetime we read back is UTC-aware, like the ones we write.
-        client: AsyncMongoClient = AsyncMongoClient(
-            uri, tz_aware=True, appname="bot-gateway", **client_options
-        )
+        # journal: a write is acknowledged only once it is in the journal, so what we
+        # acknowledge (a webhook, a queued message, a send's outcome) survives the
+        # server's kill -9. Without it the embedded server lost ~100 ms of acknowledged
+        # writes (measured); a replica set's default, majority, journals already.
+        options = {"tz_aware": True, "appname": "bot-gateway", "journal": True}
+        client: AsyncMongoClient = AsyncMongoClient(uri, **{**options, **client_options})
         db = client[database]
         pages = PageReader()
         return cls(

@@ -21,6 +21,8 @@ from tornado.netutil import bind_sockets
 from gateway.app import Services, build_services, make_app
 from storage.database import Storage
 from storage.embedded import EmbeddedServer
+from tests.fakes.telegram import FakeBotAPI
+from tests.fakes.twilio import FakeTwilio
 from tests.helpers import RETENTION_SECONDS, TEST_CONFIG, Client, CommandCounter, sign_up
 from tests.processes import Gateway
 
@@ -115,6 +117,20 @@ async def counted_storage(mongo_uri: str, commands: CommandCounter) -> AsyncIter
     """Like ``storage``, with every command it sends recorded in ``commands``."""
     async with fresh_storage(mongo_uri, event_listeners=[commands]) as store:
         yield store
+
+
+@pytest.fixture
+async def telegram_api() -> AsyncIterator[FakeBotAPI]:
+    fake = await FakeBotAPI().start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def twilio_api() -> AsyncIterator[FakeTwilio]:
+    fake = await FakeTwilio().start()
+    yield fake
+    await fake.stop()
 
 
 @pytest.fixture

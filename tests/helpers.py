@@ -84,6 +84,14 @@ class Client:
         text = response.body.decode() if response.body else ""
         return response.code, json.loads(text) if text else None
 
+    async def metric(self, series: str) -> float | None:
+        """The value of one series on ``/metrics`` (None when it is not there)."""
+        response = await self.http.fetch(self.base_url + "/metrics", raise_error=False)
+        for line in response.body.decode().splitlines():
+            if line.startswith(series + " "):
+                return float(line.split()[-1])
+        return None
+
 
 async def sign_up(client: Client, username: str, password: str = "correct horse") -> Client:
     """Create an agent (with ``client``'s credentials, if any) and sign it in."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import urllib.error
@@ -11,7 +13,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import free_port, wait_until
+from tests.helpers import Client, async_wait_until, free_port, wait_until
+
+# The installed console script, as an operator runs it (pip install puts it beside python).
+BOT_GATEWAY = shutil.which("bot-gateway", path=str(Path(sys.executable).parent)) or "bot-gateway"
 
 
 def http_status(url: str) -> int:
@@ -98,3 +103,23 @@ def call(
     except urllib.error.HTTPError as exc:
         raw, status = exc.read(), exc.code
     return status, json.loads(raw) if raw else None
+
+
+async def serve(config: Path, log: Path) -> asyncio.subprocess.Process:
+    """``bot-gateway serve --config FILE``, its output appended to ``log``."""
+    with log.open("ab") as out:  # the child keeps its own copy
+        return await asyncio.create_subprocess_exec(
+            BOT_GATEWAY, "serve", "--config", str(config), stdout=out, stderr=out
+        )
+
+
+async def until_ready(client: Client, within: float = 30) -> None:
+    """Poll ``/readyz`` until it answers 200."""
+
+    async def ready() -> bool:
+        try:
+            return (await client.fetch("GET", "/readyz"))[0] == 200
+        except OSError:
+            return False
+
+    await async_wait_until(ready, within, f"{client.base_url} to be ready")

@@ -20,8 +20,7 @@ import pytest
 from gateway.app import Services, start_services, stop_services
 from gateway.config import ChannelConfig, DeliveryConfig, ServerConfig
 from storage.database import Storage
-from tests.fakes.telegram import FakeBotAPI
-from tests.fakes.twilio import AUTH_TOKEN, FakeTwilio
+from tests.fakes.twilio import AUTH_TOKEN
 from tests.helpers import (
     TEST_CONFIG,
     Client,
@@ -93,20 +92,6 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(10)
-
-
-@pytest.fixture
-async def telegram_api() -> AsyncIterator[FakeBotAPI]:
-    fake = await FakeBotAPI().start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
-async def twilio_api() -> AsyncIterator[FakeTwilio]:
-    fake = await FakeTwilio().start()
-    yield fake
-    await fake.stop()
 
 
 @dataclasses.dataclass

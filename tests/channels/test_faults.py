@@ -184,11 +184,9 @@ async def test_7_flood_waits_are_not_attempts_and_show_in_metrics(
 
 
 async def _metric(gw: Gateway, series: str) -> float:
-    response = await gw.anonymous.http.fetch(gw.anonymous.base_url + "/metrics")
-    for line in response.body.decode().splitlines():
-        if line.startswith(series + " "):
-            return float(line.split()[-1])
-    raise AssertionError(f"{series} is not in /metrics")
+    value = await gw.anonymous.metric(series)
+    assert value is not None, f"{series} is not in /metrics"
+    return value
 
 
 async def test_8_a_status_callback_that_overtakes_the_send_keeps_its_news_and_the_sid(

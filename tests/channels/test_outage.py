@@ -1,0 +1,91 @@
+"""A provider outage: the Bot API fails for 30 s while agents keep replying.
+
+Nothing else waits for it (the mock channel's replies leave at once), and once it
+is back every message is delivered exactly once, in order per chat. The fake Bot
+API's log of what it accepted is the evidence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import defaultdict
+
+from gateway.config import ChannelConfig, DeliveryConfig
+from tests.channels.conftest import Gateway
+from tests.channels.test_telegram import SIGNED, URL, telegram
+from tests.fakes.telegram import FakeBotAPI, make_update
+from tests.helpers import async_wait_until
+
+CHATS = 200
+REPLIES = 5
+OUTAGE_SECONDS = 30.0
+# Retries every two seconds at most, and never give up during an outage this long.
+PATIENT = DeliveryConfig(backoff_seconds=0.5, max_backoff_seconds=2, max_attempts=100)
+
+
+async def test_a_bot_api_outage_holds_back_nothing_else_and_loses_nothing(
+    gateway, telegram_api: FakeBotAPI
+) -> None:
+    bot = telegram(telegram_api, messages_per_second=100, seconds_between_messages_to_a_chat=0.2)
+    gw: Gateway = await gateway(bot, ChannelConfig(name="mock", type="mock"), delivery=PATIENT)
+    for first in range(1, CHATS + 1, 50):
+        updates = [make_update(chat, chat, "hi") for chat in range(first, first + 50)]
+        answers = await asyncio.gather(*(gw.post(URL, json.dumps(u), SIGNED) for u in updates))
+        assert {status for status, _ in answers} == {200}
+    chats = {
+        int(c["external_id"]): c["_id"]
+        for c in await gw.storage.contacts.collection.find().to_list()
+    }
+    body = json.dumps({"contact_id": "m", "message": "hello"})
+    assert (await gw.post("/webhooks/mock/mock/", body, {"Content-Type": "application/json"}))[
+        0
+    ] == 200
+    [mock_contact] = await gw.storage.contacts.collection.find({"external_id": "m"}).to_list()
+
+    # The outage: first every call answers 502, then connections are refused.
+    outage_began = time.monotonic()
+    telegram_api.failing = True
+    mock_delays: list[float] = []
+
+    async def mock_reply(n: int) -> None:
+        queued = time.monotonic()
+        message = await gw.send(mock_contact["_id"], f"mock {n}")
+        assert (await gw.final(message["id"], within=10))["status"] == "sent"
+        mock_delays.append(time.monotonic() - queued)
+
+    for reply in range(REPLIES):  # each round after the last: order per chat is known
+        await asyncio.gather(*(gw.send(cid, f"{chat}:{reply}") for chat, cid in chats.items()))
+        await mock_reply(reply)
+    await asyncio.sleep(max(0.0, OUTAGE_SECONDS / 2 - (time.monotonic() - outage_began)))
+    telegram_api.failing = False
+    await telegram_api.refuse()
+    await mock_reply(REPLIES)
+    # Holding the fault for its full length (not waiting for an event).
+    await asyncio.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - outage_began)))
+    assert telegram_api.sent == []
+    assert max(mock_delays) <= 2.0, f"mock replies took {mock_delays} s during the outage"
+
+    telegram_api.resume()
+    recovered = time.monotonic()
+
+    async def all_delivered() -> bool:
+        return len(telegram_api.sent) >= CHATS * REPLIES
+
+    await async_wait_until(all_delivered, 60, "every message to be delivered after the outage")
+    took = time.monotonic() - recovered
+    received: dict[int, list[str]] = defaultdict(list)
+    for sent in telegram_api.sent:
+        received[sent.chat_id].append(sent.text)
+    expected = {chat: [f"{chat}:{r}" for r in range(REPLIES)] for chat in chats}
+    assert dict(received) == expected  # each exactly once, in order per chat
+    assert took <= 60
+
+    async def all_recorded() -> bool:
+        out = await gw.storage.messages.collection.count_documents(
+            {"direction": "out", "status": "sent", "contact_id": {"$in": list(chats.values())}}
+        )
+        return out == CHATS * REPLIES
+
+    await async_wait_until(all_recorded, 10, "every send to be recorded")
