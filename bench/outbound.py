@@ -1,10 +1,12 @@
 """Outbound: how long an agent's POST /api/v1/messages/ takes, and how fast the
-dispatcher drains a backlog to the fake Bot API with rate limits off."""
+dispatcher drains a backlog to the fake Bot API with rate limits off, in how many
+database round trips per message."""
 
 from __future__ import annotations
 
 import json
 import time
+import urllib.request
 from pathlib import Path
 
 from bench.harness import Api, summary_ms
@@ -36,7 +38,7 @@ def wait_for_sends(fake: FakeBotAPI, total: int, timeout: float) -> float:
     return fake.sent[total - 1].at
 
 
-def dispatch_rate(
+def backlog_drain(
     port: int,
     token: str,
     pid: int,
@@ -45,24 +47,58 @@ def dispatch_rate(
     fake: FakeBotAPI,
     workdir: Path,
 ) -> dict[str, float]:
-    """Queue ``count`` messages at once (16 connections), then time the backlog's sends."""
+    """Queue ``count`` messages across ``contact_ids`` while the fake Bot API holds every
+    send, then let it answer and time how fast the dispatcher drains the backlog.
+
+    Round trips are the database commands the gateway sent (its /metrics counts them
+    with pymongo's command monitoring) from the first enqueue until every outcome is
+    recorded, divided by the messages: the enqueue is included.
+    """
+    base = f"http://127.0.0.1:{port}"
     already = len(fake.sent)
+    commands_before = database_commands(base)
+    fake.hold_sends()
     rows = (
         Row(
             MESSAGES,
             (f"Bearer {token}", "application/json"),
-            json.dumps({"contact_id": contact_ids[n % len(contact_ids)], "content": f"burst {n}"}),
+            json.dumps(
+                {"contact_id": contact_ids[n % len(contact_ids)], "content": f"backlog {n}"}
+            ),
         )
         for n in range(count)
     )
-    started = time.monotonic()
-    load = drive(
-        f"http://127.0.0.1:{port}", ("Authorization", "Content-Type"), rows, workdir, pid=pid
-    )
+    load = drive(base, ("Authorization", "Content-Type"), rows, workdir, pid=pid)
     assert load.acked == count, load
-    last = wait_for_sends(fake, already + count, timeout=max(60.0, count / 10))
+    released = time.monotonic()
+    fake.hold_sends(False)
+    last = wait_for_sends(fake, already + count, timeout=max(120.0, count / 20))
+    wait_for_empty_outbox(base, timeout=60)
+    commands = database_commands(base) - commands_before
     return {
         "enqueue_burst_rps": round(load.rps),
         "enqueue_burst_p99_ms": round(load.p99_ms, 2),
-        "dispatch_per_second": round(count / (last - started)),
+        "dispatch_per_second": round(count / (last - released)),
+        "round_trips_per_message": round(commands / count, 2),
     }
+
+
+def metrics(base: str) -> str:
+    with urllib.request.urlopen(base + "/metrics", timeout=10) as response:  # noqa: S310
+        return response.read().decode()
+
+
+def database_commands(base: str) -> float:
+    total = 0.0
+    for line in metrics(base).splitlines():
+        if line.startswith("gateway_database_commands_total{"):
+            total += float(line.split()[-1])
+    return total
+
+
+def wait_for_empty_outbox(base: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while "gateway_outbox_depth 0.0" not in metrics(base).splitlines():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"outcomes were still unrecorded after {timeout} s")
+        time.sleep(0.05)

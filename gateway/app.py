@@ -111,6 +111,12 @@ class Services:
                 ("no_faq", stats.no_faq),
             ],
         )
+        yield counter(
+            "gateway_database_commands",
+            "Commands sent to the database (its round trips), by command",
+            ["command"],
+            sorted(self.storage.commands.by_name.items()),
+        )
         polling = [c for c in self.channels if hasattr(c, "poll_errors")]
         yield counter(
             "gateway_telegram_poll_errors",
@@ -196,6 +202,7 @@ async def start_services(config: Config, storage: Storage) -> Services:
     services.channels = await ChannelSet.open(config, storage)
     dispatcher = Dispatcher(storage, config.delivery, services.metrics, services.supervisor)
     services.dispatcher = dispatcher
+    alone = storage.embedded is not None  # the embedded server's data dir admits one gateway
     services.work = ChannelWork(
         storage,
         services.channels,
@@ -203,9 +210,9 @@ async def start_services(config: Config, storage: Storage) -> Services:
         services.supervisor,
         services.sink_for,
         lease_seconds=config.cluster.lease_seconds,
-        exclusive=storage.embedded is not None,  # its data dir admits one gateway
+        exclusive=alone,
     )
-    dispatcher.start()
+    dispatcher.start(alone=alone)
     services.work.start()
     return services
 

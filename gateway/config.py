@@ -149,8 +149,9 @@ class AuthConfig:
 class DeliveryConfig:
     """How the outbound dispatcher sends and retries."""
 
-    # Attempts per message, the first included, before it ends failed.
-    max_attempts: int = 5
+    # Attempts per message, the first included, before it ends failed: with the
+    # backoff below, ten span about 17 minutes of a provider's outage.
+    max_attempts: int = 10
     # The first retry waits this long; each next one twice as long, with jitter.
     backoff_seconds: float = 2.0
     max_backoff_seconds: float = 300.0

@@ -38,10 +38,12 @@ import heapq
 import logging
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
+import pymongo
 from pymongo.errors import PyMongoError
 
 from channels.base import Backoff, Channel, ProviderError, SendError, StatusReport, Throttled
@@ -59,7 +61,12 @@ DISCOVER_SECONDS = 1.0  # how soon a message another gateway queued is seen
 # Discovery reads the queued messages created this recently, so one whose insert
 # finished late (or on a machine whose clock is a little behind) is still found.
 DISCOVER_MARGIN_MS = 30_000
-OUTCOMES_PER_WRITE = 256
+# Outcomes per bulk write: the embedded server updates a message in about 4 ms (its
+# indexes), so a write of this many ends well within BACKGROUND_TIMEOUT_SECONDS.
+OUTCOMES_PER_WRITE = 64
+# The dispatcher's database calls may take longer than a request's: no provider waits
+# on them, and a call cut short is only sent again, doing the same work twice.
+BACKGROUND_TIMEOUT_SECONDS = 30.0
 REMEMBERED_DONE = 4096  # finished ids a stale discovery read must not bring back
 ERROR_CHARS = 500
 
@@ -127,6 +134,7 @@ class Lane:
         self._known: dict[str, _Pending] = {}
         self._heads: list[tuple[float, str, str]] = []  # (due, key, id) of candidates
         self._theirs: dict[str, _Pending] = {}
+        self._busy: Counter[str] = Counter()  # contact → its sends under way (or left)
         self._done: dict[str, None] = {}  # recently finished, oldest first
         self._wake = asyncio.Event()
 
@@ -137,10 +145,12 @@ class Lane:
         """Load the channel's outbox, then send whatever is due, for as long as we hold it."""
         # Start from the database (also after a crash): sends under way here are
         # known by their ids in dispatcher.live and stay ours.
-        for part in (self._queues, self._known, self._theirs):
+        for part in (self._queues, self._known, self._theirs, self._busy):
             part.clear()
         self._heads.clear()
-        for message in await self.outbox.unsent(self.channel.id):
+        with pymongo.timeout(BACKGROUND_TIMEOUT_SECONDS):
+            unsent = await self.outbox.unsent(self.channel.id)
+        for message in unsent:
             self.add(message)
         if self._known:
             log.info("channel %r: %d unsent messages to send", self.channel.name, len(self._known))
@@ -148,7 +158,8 @@ class Lane:
         while True:
             self._wake.clear()
             try:
-                wait = await self._step()
+                with pymongo.timeout(BACKGROUND_TIMEOUT_SECONDS):
+                    wait = await self._step()
             except PyMongoError as exc:
                 wait = trouble.next()
                 log.warning("channel %r outbox: database error (%s); again in %.1f s",
@@ -165,17 +176,16 @@ class Lane:
         if message.id in self._known or message.id in self._done:
             return
         pending = _Pending(message, _due(message), message.attempts)
+        self._known[message.id] = pending
+        queue = self._queues.setdefault(message.contact_id, [])
+        bisect.insort(queue, pending, key=lambda p: p.message.key)
         if message.claim is not None:
             live = message.claim.owner == self.dispatcher.owner and (
                 message.id in self.dispatcher.live
             )
-            pending.state, pending.claim = ("mine" if live else "theirs"), message.claim
-            if not live:
-                self._theirs[message.id] = pending
-        self._known[message.id] = pending
-        queue = self._queues.setdefault(message.contact_id, [])
-        bisect.insort(queue, pending, key=lambda p: p.message.key)
-        if queue[0] is pending:
+            pending.claim = message.claim
+            self._mark(pending, "mine" if live else "theirs")
+        elif queue[0] is pending:
             self._push(pending)
         self._wake.set()
 
@@ -193,9 +203,9 @@ class Lane:
         if pending is None:
             return
         if outcome.status == "queued":
-            pending.state, pending.attempts = "queued", attempts
+            pending.attempts = attempts
             pending.due = time.monotonic() + retry_in
-            self._push(pending)
+            self._mark(pending, "queued")
         else:
             self._forget(pending)
             self._done[pending.id] = None
@@ -208,24 +218,39 @@ class Lane:
         is put back (and the message sent again) once it expires."""
         pending = self._known.get(message_id)
         if pending is not None:
-            pending.state, pending.claim = "theirs", claim
-            self._theirs[message_id] = pending
+            pending.claim = claim
+            self._mark(pending, "theirs")
             self._wake.set()
 
-    def _forget(self, pending: _Pending) -> None:
-        del self._known[pending.id]
+    def _mark(self, pending: _Pending, state: Literal["queued", "mine", "theirs"]) -> None:
+        """Change a message's state, keeping count of each contact's sends under way."""
+        contact = pending.message.contact_id
+        if pending.state != "queued":
+            self._busy[contact] -= 1
+        pending.state = state
         self._theirs.pop(pending.id, None)
+        if state == "theirs":
+            self._theirs[pending.id] = pending
+        if state != "queued":
+            self._busy[contact] += 1
+        elif contact in self._queues:
+            self._push(self._queues[contact][0])  # the contact may go on now
+
+    def _forget(self, pending: _Pending) -> None:
+        self._mark(pending, "queued")
+        del self._known[pending.id]
         contact = pending.message.contact_id
         queue = self._queues[contact]
         was_head = queue[0] is pending
         queue.remove(pending)
         if not queue:
             del self._queues[contact]
+            del self._busy[contact]
         elif was_head:
             self._push(queue[0])
 
     def _push(self, pending: _Pending) -> None:
-        if pending.state == "queued":
+        if pending.state == "queued" and not self._busy[pending.message.contact_id]:
             heapq.heappush(self._heads, (pending.due, pending.message.key, pending.id))
 
     # -- sending ---------------------------------------------------------------------
@@ -239,10 +264,11 @@ class Lane:
                 pending is not None
                 and pending.state == "queued"
                 and pending.due == due
+                and not self._busy[pending.message.contact_id]
                 and self._queues[pending.message.contact_id][0] is pending
             ):
                 return pending
-            heapq.heappop(self._heads)  # superseded: sent, retried or no longer first
+            heapq.heappop(self._heads)  # superseded: sent, retried, busy or no longer first
         return None
 
     async def _step(self) -> float | None:
@@ -262,7 +288,7 @@ class Lane:
                 self._push(pending)
                 continue
             self.pacing.take(pending.message.to, now)
-            pending.state = "mine"
+            self._mark(pending, "mine")
             picked.append(pending)
         if picked:
             await self._claim(picked)
@@ -287,8 +313,7 @@ class Lane:
         except BaseException:
             self.dispatcher.free_slots += len(picked)
             for pending in picked:
-                pending.state = "queued"
-                self._push(pending)
+                self._mark(pending, "queued")
             raise
         missed = [p for p in picked if p.id not in taken]
         self.dispatcher.free_slots += len(missed)
@@ -360,7 +385,8 @@ class OutcomeWriter:
         while self._queue:
             batch = self._queue[:OUTCOMES_PER_WRITE]
             try:
-                await self.outbox.finish([outcome for outcome, _ in batch])
+                with pymongo.timeout(BACKGROUND_TIMEOUT_SECONDS):
+                    await self.outbox.finish([outcome for outcome, _ in batch])
             except Exception as exc:
                 if is_unavailable(exc):
                     wait = backoff.next()
@@ -412,8 +438,11 @@ class Dispatcher:
         """(channel id, seconds of flood wait left, flood waits so far) for metrics."""
         return [(cid, p.paused_for(), p.flood_waits) for cid, p in self._pacings.items()]
 
-    def start(self) -> None:
-        self.supervisor.start("outbox discovery", self._discover_forever)
+    def start(self, *, alone: bool) -> None:
+        """Start sending; unless ``alone`` on the database (then every message is
+        queued here), also look for messages other gateways queue."""
+        if not alone:
+            self.supervisor.start("outbox discovery", self._discover_forever)
 
     def hold(self, channel: Channel) -> None:
         """This gateway now holds ``channel``: send its outbox."""
@@ -453,7 +482,8 @@ class Dispatcher:
             floor = key_floor(millis(utcnow()) - DISCOVER_MARGIN_MS)
             for lane in list(self.lanes.values()):
                 try:
-                    await lane.discover(floor)
+                    with pymongo.timeout(BACKGROUND_TIMEOUT_SECONDS):
+                        await lane.discover(floor)
                 except PyMongoError as exc:
                     log.warning("outbox discovery: database error (%s)", type(exc).__name__)
 

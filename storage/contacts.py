@@ -13,7 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from storage.pages import KEY, Page, PageReader, Position
-from storage.records import derived_id, new_id, to_record, utcnow
+from storage.records import BY_ID, derived_id, new_id, to_record, utcnow
 
 
 def contact_id(channel_id: str, external_id: str) -> str:
@@ -129,6 +129,7 @@ class ContactsRepository:
         result = await self.collection.update_one(
             {"_id": contact_id_, "assigned_agent_id": None},
             {"$set": {"assigned_agent_id": agent_id}},
+            hint=BY_ID,
         )
         return result.modified_count == 1
 

@@ -6,12 +6,13 @@ import asyncio
 import json
 import logging
 import os
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pymongo
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
@@ -39,6 +40,22 @@ log = logging.getLogger("gateway.storage")
 INDEX_TIMEOUT_SECONDS = 300  # longer than a request may wait: index builds, bulk expiry
 
 
+class CommandCounts(monitoring.CommandListener):
+    """Commands sent to the database by name: its round trips, for ``/metrics``."""
+
+    def __init__(self) -> None:
+        self.by_name: Counter[str] = Counter()
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.by_name[event.command_name] += 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
 @dataclass
 class Storage:
     """The database handle and one repository per collection."""
@@ -59,6 +76,7 @@ class Storage:
     data_dir: Path | None = None
     # Why the database cannot serve now, when we know (the embedded server restarting).
     trouble: str | None = None
+    commands: CommandCounts = field(default_factory=CommandCounts)
 
     @classmethod
     def connect(
@@ -77,11 +95,16 @@ class Storage:
         # acknowledge (a webhook, a queued message, a send's outcome) survives the
         # server's kill -9. Without it the embedded server lost ~100 ms of acknowledged
         # writes (measured); a replica set's default, majority, journals already.
+        commands = CommandCounts()
+        listeners = [commands, *client_options.pop("event_listeners", [])]
         options = {"tz_aware": True, "appname": "bot-gateway", "journal": True}
-        client: AsyncMongoClient = AsyncMongoClient(uri, **{**options, **client_options})
+        client: AsyncMongoClient = AsyncMongoClient(
+            uri, event_listeners=listeners, **{**options, **client_options}
+        )
         db = client[database]
         pages = PageReader()
         return cls(
+            commands=commands,
             client=client,
             db=db,
             pages=pages,

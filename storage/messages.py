@@ -17,7 +17,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from storage.errors import Refused
 from storage.pages import KEY, Page, PageReader, Position
-from storage.records import key_floor, millis, new_id, to_record, utcnow
+from storage.records import BY_ID, key_floor, millis, new_id, to_record, utcnow
 
 log = logging.getLogger("gateway.storage")
 
@@ -317,5 +317,5 @@ class MessagesRepository:
             changes["external_id"] = external_id
         if error is not None:
             changes["error"] = error
-        result = await self.collection.update_one(query, {"$set": changes})
+        result = await self.collection.update_one(query, {"$set": changes}, hint=BY_ID)
         return result.modified_count == 1

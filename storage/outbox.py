@@ -22,7 +22,7 @@ from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from storage.pages import KEY
-from storage.records import utcnow
+from storage.records import BY_ID, utcnow
 
 UNSENT = ["queued", "sending"]
 LOAD_TIMEOUT_SECONDS = 120  # a whole channel's backlog, read once per lease
@@ -128,7 +128,7 @@ class OutboxRepository:
     async def get_unsent(self, ids: list[str]) -> list[Unsent]:
         """Those of ``ids`` still queued or claimed, oldest first."""
         found = self.collection.find(
-            {"_id": {"$in": ids}, "status": {"$in": UNSENT}}, projection=_FIELDS
+            {"_id": {"$in": ids}, "status": {"$in": UNSENT}}, projection=_FIELDS, hint=BY_ID
         )
         return sorted([Unsent.from_document(d) async for d in found], key=lambda u: u.key)
 
@@ -151,33 +151,35 @@ class OutboxRepository:
                 },
                 "$inc": {"attempts": 1},
             },
+            hint=BY_ID,
         )
         if result.modified_count == len(ids):
             return token, set(ids)
-        taken = self.collection.find({"_id": {"$in": ids}, "claim": token}, projection={"_id": 1})
+        taken = self.collection.find(
+            {"_id": {"$in": ids}, "claim": token}, projection={"_id": 1}, hint=BY_ID
+        )
         return token, {d["_id"] async for d in taken}
 
     async def finish(self, outcomes: list[Outcome]) -> None:
-        """Record outcomes in one bulk write; each applies only under its own claim."""
+        """Record outcomes in one bulk write; each applies only under its own claim.
+
+        A status callback may have overtaken a send (delivered, read, failed): then
+        the claim no longer matches, the callback's news stays, and the callback has
+        recorded the provider's id itself.
+        """
         writes: list[UpdateOne] = []
         now = utcnow()
         for o in outcomes:
-            mine = {"_id": o.message_id, "claim": o.token}
-            if o.status == "sent":
-                # A status callback may have overtaken us (delivered, read): keep it,
-                # but record the provider's id either way.
-                sent = {"status": "sent", "error": None}
-                writes.append(UpdateOne({**mine, "status": "sending"}, {"$set": sent}))
-                recorded = {"external_id": o.external_id, "updated_at": now}
-                writes.append(UpdateOne(mine, {"$set": recorded}))
-                continue
-            changes = {"status": o.status, "error": o.error, "updated_at": now}
+            changes: dict[str, Any] = {"status": o.status, "error": o.error, "updated_at": now}
+            if o.external_id:
+                changes["external_id"] = o.external_id
             if o.next_attempt_at is not None:
                 changes["next_attempt_at"] = o.next_attempt_at
             update: dict[str, Any] = {"$set": changes}
             if not o.counted:
                 update["$inc"] = {"attempts": -1}
-            writes.append(UpdateOne({**mine, "status": "sending"}, update))
+            mine = {"_id": o.message_id, "claim": o.token, "status": "sending"}
+            writes.append(UpdateOne(mine, update, hint=BY_ID))
         if writes:
             await self.collection.bulk_write(writes, ordered=False)
 
@@ -187,6 +189,7 @@ class OutboxRepository:
             UpdateOne(
                 {"_id": message_id, "status": "sending", "claim": token},
                 {"$set": {"status": "queued", "updated_at": utcnow()}},
+                hint=BY_ID,
             )
             for message_id, token in claims
         ]

@@ -15,6 +15,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+# The _id index by name. The embedded server uses it only when _id is a query's only
+# field: {_id, status} scans the whole collection (explain says COLLSCAN). Queries by
+# _id with more conditions hint it; MongoDB takes the hint the same way.
+BY_ID = "_id_"
 # Namespace for ids derived from provider identifiers (contacts: channel + external id).
 ID_NAMESPACE = uuid.UUID("6f1c2a53-8d0e-4c1b-9a57-2b9e5f0c7d41")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

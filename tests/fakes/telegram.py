@@ -50,12 +50,20 @@ class FakeBotAPI:
         self._update_ids = itertools.count(1000)
         self._message_ids = itertools.count(1)
         self._new_update = asyncio.Event()
+        self._sends_open = asyncio.Event()
+        self._sends_open.set()
         self._server = LocalServer()
 
     async def start(self) -> FakeBotAPI:
+        self._loop = asyncio.get_running_loop()
         self._server.serve([(r"/bot([^/]+)/(\w+)", _Method, {"fake": self})])
         self.base_url = self._server.base_url
         return self
+
+    def hold_sends(self, held: bool = True) -> None:
+        """Make sendMessage calls wait (or let them go); callable from any thread."""
+        event = self._sends_open
+        self._loop.call_soon_threadsafe(event.clear if held else event.set)
 
     async def stop(self) -> None:
         await self._server.stop()
@@ -108,6 +116,7 @@ class FakeBotAPI:
             self.webhook = params if method == "setWebhook" else {}
             return True
         if method == "sendMessage":
+            await self._sends_open.wait()
             if self.send_delay:
                 await asyncio.sleep(self.send_delay)
             return self._send(handler, params)
