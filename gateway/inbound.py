@@ -24,6 +24,7 @@ from typing import Any
 
 from channels.base import Channel, Inbound
 from gateway.faq import FaqResponder, normalize
+from gateway.workers import detached_task
 from storage.contacts import Sighting
 from storage.database import Storage
 from storage.errors import is_unavailable
@@ -98,7 +99,7 @@ class InboundWriter:
         pending = [_Pending(channel_id, message, extra) for message, extra in messages]
         self._queue.extend(pending)
         if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_all(), name="inbound group commit")
+            self._flusher = detached_task(self._flush_all(), "inbound group commit")
         return list(await asyncio.gather(*(p.done for p in pending), return_exceptions=True))
 
     async def _flush_all(self) -> None:

@@ -10,17 +10,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from channels.base import Backoff
 
 log = logging.getLogger("gateway.workers")
 
+T = TypeVar("T")
 STABLE_SECONDS = 10.0  # a restarted worker that runs this long is up again
 DOWN_GRACE_SECONDS = 5.0  # /readyz names workers down longer than this
+
+
+def detached_task(work: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
+    """A task that does not inherit its creator's context variables.
+
+    A task copies them when it is created, pymongo's timeout deadline included: a
+    long-lived task made inside ``pymongo.timeout(...)`` would find every database
+    call of its own cut short once its creator's deadline has passed.
+    """
+    return asyncio.create_task(work, name=name, context=contextvars.Context())
 
 
 @dataclass
@@ -52,7 +65,7 @@ class Supervisor:
         if name in self.workers:
             raise RuntimeError(f"worker {name!r} is already running")
         worker = Worker(name, run)
-        worker.task = asyncio.create_task(self._keep(worker), name=name)
+        worker.task = detached_task(self._keep(worker), name)
         self.workers[name] = worker
 
     async def stop(self, name: str) -> None:

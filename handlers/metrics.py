@@ -34,7 +34,8 @@ class MetricsHandler(BaseHandler):
                 raise Unauthorized("send the metrics token as Authorization: Bearer <token>")
         elif not ipaddress.ip_address(self.request.remote_ip or "0.0.0.0").is_loopback:  # noqa: S104
             raise Forbidden("set metrics.token (METRICS_TOKEN) to scrape from another host")
-        depth = await self.services.storage.outbox.depth()
+        channel_ids = [channel.id for channel in self.services.channels]
+        depth = await self.services.storage.outbox.depth(channel_ids)
         self.services.metrics.outbox_depth.set(depth)
         self.set_header("Content-Type", CONTENT_TYPE_LATEST)
         self.finish(generate_latest(self.services.metrics.registry))

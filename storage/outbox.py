@@ -196,6 +196,10 @@ class OutboxRepository:
         if writes:
             await self.collection.bulk_write(writes, ordered=False)
 
-    async def depth(self) -> int:
-        """Outbound messages not yet sent (queued or being sent)."""
-        return await self.collection.count_documents({"status": {"$in": UNSENT}})
+    async def depth(self, channel_ids: list[str]) -> int:
+        """The channels' outbound messages not yet sent (queued or being sent)."""
+        total = 0
+        for channel_id in channel_ids:  # one index range each; a status alone has none
+            unsent = {"channel_id": channel_id, "status": {"$in": UNSENT}}
+            total += await self.collection.count_documents(unsent)
+        return total

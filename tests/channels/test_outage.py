@@ -21,8 +21,8 @@ from tests.helpers import async_wait_until
 CHATS = 200
 REPLIES = 5
 OUTAGE_SECONDS = 30.0
-# Retries every two seconds at most, and never give up during an outage this long.
-PATIENT = DeliveryConfig(backoff_seconds=0.5, max_backoff_seconds=2, max_attempts=100)
+# Retries every five seconds at most, and never gives up during an outage this long.
+PATIENT = DeliveryConfig(backoff_seconds=0.5, max_backoff_seconds=5, max_attempts=100)
 
 
 async def test_a_bot_api_outage_holds_back_nothing_else_and_loses_nothing(
