@@ -15,6 +15,9 @@ from typing import Any
 
 from tests.helpers import Client, async_wait_until, free_port, wait_until
 
+# A deadline, not a wait: on a busy machine start-up (aiogram's import, the embedded
+# database) can take tens of seconds.
+STARTUP_SECONDS = 60.0
 # The installed console script, as an operator runs it (pip install puts it beside python).
 BOT_GATEWAY = shutil.which("bot-gateway", path=str(Path(sys.executable).parent)) or "bot-gateway"
 
@@ -67,7 +70,8 @@ class Gateway:
         log = (self.workdir / "gateway.log").open("ab")
         self.process = subprocess.Popen(self.command("serve"), stdout=log, stderr=log)
         log.close()
-        wait_until(lambda: http_status(self.url("/healthz")) == 200, 20, "/healthz to answer 200")
+        healthy = lambda: http_status(self.url("/healthz")) == 200  # noqa: E731
+        wait_until(healthy, STARTUP_SECONDS, "/healthz to answer 200")
         return self.process
 
     def url(self, path: str) -> str:
@@ -113,7 +117,7 @@ async def serve(config: Path, log: Path) -> asyncio.subprocess.Process:
         )
 
 
-async def until_ready(client: Client, within: float = 30) -> None:
+async def until_ready(client: Client, within: float = STARTUP_SECONDS) -> None:
     """Poll ``/readyz`` until it answers 200."""
 
     async def ready() -> bool:

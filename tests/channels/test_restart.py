@@ -11,6 +11,7 @@ from pathlib import Path
 from channels.telegram import SECRET_HEADER
 from tests.fakes.telegram import TOKEN, FakeBotAPI, make_update
 from tests.helpers import Client, async_wait_until, free_port, sign_in, sign_up
+from tests.processes import STARTUP_SECONDS
 
 HOOK_SECRET = "hook-secret"
 
@@ -73,7 +74,7 @@ async def test_killed_with_messages_queued_then_restarted_delivers_each_once(
     telegram_api.down = True  # Telegram unreachable: every send fails and is retried
     gateway = await _serve(config, tmp_path)
     try:
-        await async_wait_until(up, 30, "the gateway to start")
+        await async_wait_until(up, STARTUP_SECONDS, "the gateway to start")
         hook = json.dumps(make_update(1, 42, "hi", "Zé"))
         status, _ = await client.fetch(
             "POST",
@@ -103,7 +104,7 @@ async def test_killed_with_messages_queued_then_restarted_delivers_each_once(
     telegram_api.down = False
     restarted = await _serve(config, tmp_path)
     try:
-        await async_wait_until(up, 30, "the gateway to restart")
+        await async_wait_until(up, STARTUP_SECONDS, "the gateway to restart")
         agent = await sign_in(client, "ana")
 
         async def all_sent() -> bool:

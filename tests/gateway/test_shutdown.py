@@ -14,6 +14,7 @@ from tornado.httpclient import HTTPClientError
 from gateway.config import StorageConfig
 from storage.database import Storage
 from tests.helpers import Client, async_wait_until, free_port
+from tests.processes import STARTUP_SECONDS
 
 SECRET = "mock-secret-for-shutdown"
 
@@ -44,7 +45,7 @@ async def test_sigterm_mid_load_loses_no_acknowledged_webhook(tmp_path: Path) ->
         except OSError:
             return False
 
-    await async_wait_until(up, 30, "the gateway to start")
+    await async_wait_until(up, STARTUP_SECONDS, "the gateway to start")
     acknowledged: list[str] = []
     stop = asyncio.Event()
 
