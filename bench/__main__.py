@@ -127,7 +127,7 @@ def run(uri: str, db_pid: int | None, tmp: Path, size: dict[str, int], quick: bo
         backlog_contacts = chats[: size["dispatch"] // 10]
         f.update(
             outbound.backlog_drain(
-                port, token, pid, backlog_contacts, size["dispatch"], bot_api, tmp
+                port, token, pid, backlog_contacts, size["dispatch"], bot_api, tmp, db_pid
             )
         )
         f["dispatch_ratio"] = round(f["dispatch_per_second"] / f["telegram_rps"], 2)

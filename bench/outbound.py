@@ -10,7 +10,7 @@ import urllib.request
 from pathlib import Path
 
 from bench.harness import Api, summary_ms
-from bench.load import Row, drive
+from bench.load import Row, cpu_seconds, drive
 from tests.fakes.telegram import FakeBotAPI
 
 MESSAGES = "/api/v1/messages/"
@@ -46,13 +46,15 @@ def backlog_drain(
     count: int,
     fake: FakeBotAPI,
     workdir: Path,
+    db_pid: int | None = None,
 ) -> dict[str, float]:
     """Queue ``count`` messages across ``contact_ids`` while the fake Bot API holds every
     send, then let it answer and time how fast the dispatcher drains the backlog.
 
     Round trips are the database commands the gateway sent (its /metrics counts them
     with pymongo's command monitoring) from the first enqueue until every outcome is
-    recorded, divided by the messages: the enqueue is included.
+    recorded, divided by the messages: the enqueue is included. CPU per message is
+    the drain's alone, for the gateway and (when its pid is known) the database.
     """
     base = f"http://127.0.0.1:{port}"
     already = len(fake.sent)
@@ -70,12 +72,18 @@ def backlog_drain(
     )
     load = drive(base, ("Authorization", "Content-Type"), rows, workdir, pid=pid)
     assert load.acked == count, load
+    cpu_before = {p: cpu_seconds(p) for p in (pid, db_pid) if p is not None}
     released = time.monotonic()
     fake.hold_sends(False)
     last = wait_for_sends(fake, already + count, timeout=max(120.0, count / 20))
     wait_for_empty_outbox(base, timeout=60)
     commands = database_commands(base) - commands_before
-    return {
+    cpu_us = {p: round(1e6 * (cpu_seconds(p) - before) / count) for p, before in cpu_before.items()}
+    figures = {
+        "dispatch_gateway_cpu_us_per_message": cpu_us[pid],
+        "dispatch_db_cpu_us_per_message": cpu_us.get(db_pid or -1, 0),
+    }
+    return figures | {
         "enqueue_burst_rps": round(load.rps),
         "enqueue_burst_p99_ms": round(load.p99_ms, 2),
         "dispatch_per_second": round(count / (last - released)),

@@ -202,7 +202,7 @@ async def start_services(config: Config, storage: Storage) -> Services:
     services.channels = await ChannelSet.open(config, storage)
     dispatcher = Dispatcher(storage, config.delivery, services.metrics, services.supervisor)
     services.dispatcher = dispatcher
-    alone = storage.embedded is not None  # the embedded server's data dir admits one gateway
+    alone = storage.outbox.sole_writer  # the embedded server's data dir admits one gateway
     services.work = ChannelWork(
         storage,
         services.channels,

@@ -112,7 +112,7 @@ class Storage:
             channels=ChannelsRepository(db, pages),
             contacts=ContactsRepository(db, pages),
             messages=MessagesRepository(db, pages),
-            outbox=OutboxRepository(db),
+            outbox=OutboxRepository(db, sole_writer=embedded is not None),
             leases=LeasesRepository(db),
             revocations=RevocationsRepository(db),
             faqs=FaqsRepository(db, pages),

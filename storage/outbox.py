@@ -8,6 +8,11 @@ write names messages by id.
 
 A claim is ``status: sending`` with a ``claim`` token, the claiming process and a
 deadline (``claimed_until``). Only a write that names the token finishes it.
+
+On the embedded server the data dir admits one gateway (an inherited flock), so no
+other process can take a message: there a claim is kept in memory only and a send
+costs one write to its message (the outcome), not two. A message being sent then
+reads ``queued`` until its outcome is recorded.
 """
 
 from __future__ import annotations
@@ -90,8 +95,9 @@ _FIELDS = {KEY: 1, "channel_id": 1, "contact_id": 1, "contact.external_id": 1, "
 
 
 class OutboxRepository:
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: AsyncDatabase, *, sole_writer: bool = False) -> None:
         self.collection = db["messages"]
+        self.sole_writer = sole_writer  # no other process can claim: claims stay in memory
 
     async def ensure_indexes(self) -> None:
         await self.collection.create_index(
@@ -139,6 +145,8 @@ class OutboxRepository:
         changed a message behind our back (then one read says which).
         """
         token = uuid.uuid4().hex
+        if self.sole_writer:
+            return token, set(ids)
         result = await self.collection.update_many(
             {"_id": {"$in": ids}, "status": "queued"},
             {
@@ -161,34 +169,57 @@ class OutboxRepository:
         return token, {d["_id"] async for d in taken}
 
     async def finish(self, outcomes: list[Outcome]) -> None:
-        """Record outcomes in one bulk write; each applies only under its own claim.
+        """Record outcomes; each applies only under its own claim.
+
+        Outcomes of one claim that end alike go in one update (the embedded server
+        updates many documents in one command about twice as fast as one by one),
+        each document taking its own provider id, error and retry time.
 
         A status callback may have overtaken a send (delivered, read, failed): then
         the claim no longer matches, the callback's news stays, and the callback has
         recorded the provider's id itself.
         """
-        writes: list[UpdateOne] = []
-        now = utcnow()
+        groups: dict[tuple[str, str, bool], list[Outcome]] = {}
         for o in outcomes:
-            changes: dict[str, Any] = {"status": o.status, "error": o.error, "updated_at": now}
-            if o.external_id:
-                changes["external_id"] = o.external_id
-            if o.next_attempt_at is not None:
-                changes["next_attempt_at"] = o.next_attempt_at
-            update: dict[str, Any] = {"$set": changes}
-            if not o.counted:
-                update["$inc"] = {"attempts": -1}
-            mine = {"_id": o.message_id, "claim": o.token, "status": "sending"}
-            writes.append(UpdateOne(mine, update, hint=BY_ID))
-        if writes:
-            await self.collection.bulk_write(writes, ordered=False)
+            groups.setdefault((o.token, o.status, o.counted), []).append(o)
+        for (token, status, counted), group in groups.items():
+            ids = [o.message_id for o in group]
+
+            def each(values: list[Any], ids: list[str] = ids) -> dict[str, Any]:
+                # This document's own value: the one at its id's place in ``ids``.
+                at = {"$indexOfArray": [{"$literal": ids}, "$_id"]}
+                return {"$arrayElemAt": [{"$literal": values}, at]}
+
+            changes: dict[str, Any] = {
+                "status": {"$literal": status},
+                "error": each([o.error for o in group]),
+                "updated_at": {"$literal": utcnow()},
+                # A missing provider id (None) keeps the one a callback recorded.
+                "external_id": {
+                    "$ifNull": [each([o.external_id or None for o in group]), "$external_id"]
+                },
+            }
+            if status == "queued":
+                changes["next_attempt_at"] = each([o.next_attempt_at for o in group])
+            # A claim written to the message counted the attempt already.
+            step = int(counted) if self.sole_writer else int(counted) - 1
+            if step:
+                changes["attempts"] = {"$add": [{"$ifNull": ["$attempts", 0]}, step]}
+            mine: dict[str, Any] = {"_id": {"$in": ids}}
+            mine |= (
+                {"status": "queued"} if self.sole_writer else {"claim": token, "status": "sending"}
+            )
+            await self.collection.update_many(mine, [{"$set": changes}], hint=BY_ID)
 
     async def release(self, claims: list[tuple[str, str | None]]) -> None:
         """Put messages whose claims ``(id, token)`` expired back in the queue."""
         writes = [
             UpdateOne(
                 {"_id": message_id, "status": "sending", "claim": token},
-                {"$set": {"status": "queued", "updated_at": utcnow()}},
+                {
+                    "$set": {"status": "queued", "updated_at": utcnow()},
+                    "$unset": {"claim": "", "claimed_by": "", "claimed_until": ""},
+                },
                 hint=BY_ID,
             )
             for message_id, token in claims

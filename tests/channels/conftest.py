@@ -132,6 +132,7 @@ class Gateway:
         seen: dict[str, Any] = {}
 
         async def settled() -> bool:
+            seen.clear()  # the latest read only: a field may have gone since the last
             seen.update(await self.storage.messages.get(message_id) or {})
             return seen.get("status") in ("sent", "failed")
 
