@@ -257,15 +257,21 @@ class Config:
             if value is None:
                 continue
             *sections, name = dotted.split("__")
-            config = _replace_path(config, sections, name, value)
+            config = _replace_path(config, sections, name, value, dotted.replace("__", "."))
         return config
 
 
-def _replace_path(obj: Any, sections: list[str], name: str, value: Any) -> Any:
+def _replace_path(obj: Any, sections: list[str], name: str, value: Any, key: str) -> Any:
     if not sections:
-        return dataclasses.replace(obj, **{name: value})
+        # Converted and checked like the file's values: --data-dir arrives as a str.
+        converted = _convert(typing.get_type_hints(type(obj))[name], value, key, {})
+        try:
+            return dataclasses.replace(obj, **{name: converted})
+        except ConfigError as exc:  # the section's own check names the key in it
+            raise ConfigError(f"{key.removesuffix(name)}{exc}") from None
     head, *rest = sections
-    return dataclasses.replace(obj, **{head: _replace_path(getattr(obj, head), rest, name, value)})
+    inner = _replace_path(getattr(obj, head), rest, name, value, key)
+    return dataclasses.replace(obj, **{head: inner})
 
 
 def resolve_config_path(explicit: str | os.PathLike[str] | None) -> Path:
@@ -395,6 +401,8 @@ def _convert(kind: Any, value: Any, key: str, environ: Mapping[str, str]) -> Any
             raise ConfigError(f"{key}: expected a string, got {type(value).__name__}")
         return str(value)
     if kind is Path:
+        if isinstance(value, Path):
+            return value
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{key}: expected a path")
         return Path(value)

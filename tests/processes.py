@@ -60,11 +60,13 @@ class Gateway:
         self.workdir = workdir
         self.port = free_port()
         self.config = workdir / "config.yaml"
-        self.config.write_text(f"data_dir: {workdir / 'data'}\nserver:\n  port: {self.port}\n")
+        self.config.write_text(f"server:\n  port: {self.port}\n")
         self.process: subprocess.Popen[bytes] | None = None
 
     def command(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "gateway", *args, "--config", str(self.config)]
+        """The installed command, with the data dir given on the command line."""
+        data_dir = str(self.workdir / "data")
+        return [BOT_GATEWAY, *args, "--config", str(self.config), "--data-dir", data_dir]
 
     def start(self) -> subprocess.Popen[bytes]:
         log = (self.workdir / "gateway.log").open("ab")

@@ -76,10 +76,13 @@ def test_config_is_frozen() -> None:
 
 
 def test_command_line_overrides_replace_nested_values() -> None:
-    config = Config().with_overrides(server__port=9100, data_dir=Path("/x"), server__host=None)
+    # As argparse hands them over: --data-dir is a str, --port an int.
+    config = Config().with_overrides(server__port=9100, data_dir="/x", server__host=None)
     assert config.server.port == 9100
     assert config.server.host == "127.0.0.1"
     assert config.data_dir == Path("/x")
+    with pytest.raises(ConfigError, match=r"^server\.port: must be between 0 and 65535$"):
+        Config().with_overrides(server__port=70000)
 
 
 @pytest.mark.parametrize(
