@@ -8,6 +8,7 @@ to retry, so the dispatcher never needs to know a provider's error codes.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import random
 from abc import ABC, abstractmethod
@@ -16,6 +17,16 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 log = logging.getLogger("gateway.channels")
+
+
+# Limits at the edge: what no provider sends, refused before anything is stored.
+MAX_JSON_DEPTH = 32
+MAX_NAME = 256  # a sender's name or username
+MAX_ID = 128  # a provider's id of a sender or a message
+# The longest text any channel delivers (Telegram and WhatsApp: 4,096 characters),
+# with room for the labels we add ("[edited] ", "[photo] " and a 1,024-character
+# caption). Each channel refuses its own fields past the provider's limit first.
+MAX_INBOUND_TEXT = 5_200
 
 
 @dataclass(frozen=True)
@@ -34,20 +45,64 @@ class Inbound:
         # The database stores UTF-8: a string that has no UTF-8 form (a lone
         # surrogate from a JSON "\ud800" escape) is refused here, before it can fail
         # the bulk write it would share with other webhooks.
-        for name, label in _LABELS.items():
-            if not storable(getattr(self, name)):
+        for name, (label, limit) in _FIELDS.items():
+            value = getattr(self, name)
+            if not storable(value):
                 raise WebhookRefused(400, f"{label}: not valid Unicode text (a lone surrogate?)")
+            if limit is not None and len(value) > limit:
+                raise WebhookRefused(400, f"{label}: longer than {limit} characters")
 
 
-_LABELS = {
-    "text": "the message text",
-    "name": "the sender's name",
-    "username": "the sender's username",
-    "contact_external_id": "the sender's id",
-    "dedupe_key": "the message's id",
-    "external_id": "the message's id",
-    "extra": "the message's attachments",
+_FIELDS: dict[str, tuple[str, int | None]] = {
+    "text": ("the message text", MAX_INBOUND_TEXT),
+    "name": ("the sender's name", MAX_NAME),
+    "username": ("the sender's username", MAX_NAME),
+    "contact_external_id": ("the sender's id", MAX_ID),
+    "dedupe_key": ("the message's id", MAX_ID * 2),  # may join two ids
+    "external_id": ("the message's id", MAX_ID),
+    "extra": ("the message's attachments", None),
 }
+
+
+def check_text(value: str, label: str, limit: int) -> str:
+    """``value`` if it is at most ``limit`` characters; a 400 naming ``label`` if not."""
+    if len(value) > limit:
+        raise WebhookRefused(400, f"{label}: longer than {limit} characters")
+    return value
+
+
+def load_json(body: bytes) -> Any:
+    """Parse a JSON body that is safe to handle and store: nested at most
+    ``MAX_JSON_DEPTH`` levels, every string with a UTF-8 form. ValueError names
+    the problem, and the field where there is one."""
+    try:
+        data = json.loads(body)
+    except RecursionError:  # thousands of levels: refused before our own walk
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"malformed JSON: {exc}") from None
+    problem = json_problem(data)
+    if problem is not None:
+        raise ValueError(problem)
+    return data
+
+
+def json_problem(data: Any) -> str | None:
+    """What makes parsed JSON unsafe (too deep, a string with no UTF-8 form), or None."""
+    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
+    while stack:  # no recursion: the depth is what is being checked
+        value, path, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth >= MAX_JSON_DEPTH:
+                return f"{path or 'body'}: nested deeper than {MAX_JSON_DEPTH} levels"
+            pairs = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in pairs:
+                if not storable(key):
+                    return f"{path or 'body'}: a key is not valid Unicode text"
+                stack.append((item, f"{path}.{key}" if path else str(key), depth + 1))
+        elif not storable(value):
+            return f"{path or 'body'}: not valid Unicode text (a lone surrogate?)"
+    return None
 
 
 @dataclass(frozen=True)
@@ -154,6 +209,7 @@ Sink = Callable[[list[Inbound]], Awaitable[None]]
 @dataclass(frozen=True)
 class ChannelContext:
     public_url: str  # "" when the gateway has none
+    loopback_only: bool = False  # only this machine can reach the gateway
 
 
 class Channel(ABC):
@@ -167,6 +223,8 @@ class Channel(ABC):
     secrets: ClassVar[tuple[str, ...]] = ()
     # Webhook routes under /webhooks/<type>/<channel>/: suffix -> method name.
     webhooks: ClassVar[dict[str, str]] = {"": "parse_webhook"}
+    # The longest text one send may carry (Telegram's 4,096 unless the type says less).
+    max_text: ClassVar[int] = 4096
     # What a webhook answers once the message is stored: (content type, body).
     webhook_reply: ClassVar[tuple[str, str]] = ("application/json", '{"ok": true}')
 
@@ -178,6 +236,11 @@ class Channel(ABC):
         self.settings = settings
         self.context = context
         self.faq_auto_reply = True  # set from the channel's config
+
+    @classmethod
+    def off_because(cls, settings: Any, context: ChannelContext) -> str | None:
+        """Why the channel must not run with these settings here, or None."""
+        return None
 
     @staticmethod
     def mode_of(settings: Any) -> str:

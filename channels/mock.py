@@ -20,14 +20,19 @@ from channels.base import (
     NetworkFailure,
     WebhookRefused,
     WebhookRequest,
+    check_text,
+    load_json,
     log,
     secrets_match,
 )
 
+MAX_TEXT = 4096  # as Telegram's: the mock stands in for a real channel
+
 
 @dataclass(frozen=True)
 class MockSettings:
-    # Shared secret the caller sends as X-Mock-Secret; empty: the webhook is open.
+    # Shared secret the caller sends as X-Mock-Secret. Empty: the webhook is open, so
+    # the channel runs only while nobody but this machine can reach the gateway.
     secret: str = ""
     # Fail this many sends with a network error before succeeding.
     fail_first_sends: int = 0
@@ -43,7 +48,15 @@ class MockChannel(Channel):
         self._failures_left = settings.fail_first_sends
         self._sent = itertools.count(1)
         if not settings.secret:
-            log.warning("mock channel %r accepts webhooks without a secret", self.name)
+            log.warning("mock channel %r accepts webhooks without a secret (from this "
+                        "machine only)", self.name)  # fmt: skip
+
+    @classmethod
+    def off_because(cls, settings: MockSettings, context: ChannelContext) -> str | None:
+        if settings.secret or context.loopback_only:
+            return None
+        # Anyone who can reach an open mock webhook can put messages in the inbox.
+        return "no secret (MOCK_WEBHOOK_SECRET) while the gateway can be reached from elsewhere"
 
     async def parse_webhook(self, request: WebhookRequest) -> list[Inbound]:
         if self.settings.secret and not secrets_match(
@@ -51,9 +64,9 @@ class MockChannel(Channel):
         ):
             raise WebhookRefused(401, "missing or wrong X-Mock-Secret")
         try:
-            data = json.loads(request.body)
-        except (ValueError, UnicodeDecodeError):
-            raise WebhookRefused(400, "the body must be JSON") from None
+            data = load_json(request.body)
+        except ValueError as exc:
+            raise WebhookRefused(400, f"the body must be JSON: {exc}") from None
         if not isinstance(data, dict):
             raise WebhookRefused(400, "the body must be a JSON object")
         contact, text = data.get("contact_id"), data.get("message")
@@ -69,8 +82,14 @@ class MockChannel(Channel):
             not isinstance(message_id, str | int) or isinstance(message_id, bool)
         ):
             raise WebhookRefused(400, "message_id: a string or an integer")
+        check_text(text, "message", MAX_TEXT)
         # Without a message_id every call is a new message (the reference's behaviour).
-        dedupe = f"{contact}:{message_id}" if message_id is not None else str(uuid.uuid4())
+        # A JSON pair, so ("a:b", "c") and ("a", "b:c") are two keys.
+        dedupe = (
+            json.dumps([str(contact), str(message_id)], ensure_ascii=False)
+            if message_id is not None
+            else str(uuid.uuid4())
+        )
         return [
             Inbound(
                 contact_external_id=str(contact),

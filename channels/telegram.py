@@ -7,7 +7,6 @@ API servers and the fake one the tests start.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable
@@ -45,6 +44,8 @@ from channels.base import (
     Undeliverable,
     WebhookRefused,
     WebhookRequest,
+    check_text,
+    load_json,
     log,
     secrets_match,
 )
@@ -100,9 +101,9 @@ class TelegramChannel(Channel):
         if not secrets_match(self.secret, request.headers.get(SECRET_HEADER)):
             raise WebhookRefused(401, f"missing or wrong {SECRET_HEADER}")
         try:
-            return to_inbound(json.loads(request.body))
-        except (ValueError, UnicodeDecodeError):
-            raise WebhookRefused(400, "not a Telegram update") from None
+            return to_inbound(load_json(request.body))
+        except ValueError as exc:
+            raise WebhookRefused(400, f"not a Telegram update: {exc}") from None
 
     # -- outbound -----------------------------------------------------------------
 
@@ -292,10 +293,13 @@ def _field(obj: Any, key: str, kind: type, *, required: bool = True) -> Any:
 
 def describe(message: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """Text for people, and what else we know, for every kind of message."""
+    # https://core.telegram.org/bots/api#sendmessage (text: 4096), #sendphoto (caption: 1024)
     text = _field(message, "text", str, required=False)
     if text is not None:
-        return text, {}
+        return check_text(text, "text", 4096), {}
     caption = _field(message, "caption", str, required=False)
+    if caption is not None:
+        check_text(caption, "caption", 1024)
     extra: dict[str, Any] = {"caption": caption} if caption else {}
     caption = f" {caption}" if caption else ""
     if photo := _field(message, "photo", list, required=False):

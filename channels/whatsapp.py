@@ -29,6 +29,7 @@ from channels.base import (
     Undeliverable,
     WebhookRefused,
     WebhookRequest,
+    check_text,
 )
 
 TWILIO_API = "https://api.twilio.com"
@@ -89,6 +90,8 @@ class WhatsAppChannel(Channel):
     required = ("account_sid", "auth_token", "from_number")
     secrets = ("auth_token",)
     webhooks: ClassVar[dict[str, str]] = {"": "parse_webhook", "status/": "parse_status"}
+    # https://www.twilio.com/docs/messaging/api/message-resource#create-a-message-resource
+    max_text = 1600  # Body
     # https://www.twilio.com/docs/messaging/twiml: an empty Response sends nothing back.
     webhook_reply = ("text/xml", '<?xml version="1.0" encoding="UTF-8"?><Response></Response>')
 
@@ -109,9 +112,10 @@ class WhatsAppChannel(Channel):
         sid, sender = form.get("MessageSid", ""), form.get("From", "")
         if not sid or not sender:
             raise WebhookRefused(400, "MessageSid and From are required")
-        text, extra = form.get("Body", ""), {}
+        # https://www.twilio.com/docs/messaging/guides/webhook-request: at most 10 media
+        text, extra = check_text(form.get("Body", ""), "Body", 4096), {}
         count = form.get("NumMedia", "0")
-        media = int(count) if count.isdigit() else 0
+        media = min(int(count), 10) if count.isascii() and count.isdigit() else 0
         if media:
             kind = form.get("MediaContentType0", "media").split("/")[0]
             urls = [form[f"MediaUrl{i}"] for i in range(media) if f"MediaUrl{i}" in form]

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from gateway import logs
 from gateway.agents import create_agent
 from gateway.config import Config, ConfigError, load_config
+from gateway.database import open_storage
 from gateway.errors import GatewayError
-from storage.database import Storage
 from storage.errors import StorageUnavailable
 
 EXIT_CONFIG = 2
@@ -75,7 +75,7 @@ def _read_password(from_stdin: bool) -> str:
 
 async def _create_agent(config: Config, username: str, password: str, display_name: str) -> None:
     # attach: if a gateway is running on this data dir, use its database.
-    storage = Storage.open(config.storage, config.data_dir, attach=True)
+    storage = open_storage(config, attach=True)
     try:
         await storage.ensure_indexes(config.storage.message_retention_seconds)
         agent = await create_agent(storage.agents, username, password, display_name)
@@ -91,7 +91,7 @@ async def _set_webhooks(config: Config, only: str | None) -> None:
 
     if not config.server.public_url:
         raise GatewayError("set PUBLIC_URL (server.public_url) to the gateway's public address")
-    storage = Storage.open(config.storage, config.data_dir, attach=True)
+    storage = open_storage(config, attach=True)
     try:
         await storage.ensure_indexes(config.storage.message_retention_seconds)
         channels = await ChannelSet.open(config, storage)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 from typing import Any
 
-from gateway.errors import Conflict, Unauthorized, ValidationError
+from gateway.errors import Conflict, Forbidden, Unauthorized, ValidationError
 from gateway.passwords import MIN_PASSWORD_LENGTH, hash_password
 from storage.agents import AgentsRepository
 from storage.errors import DuplicateKey
@@ -27,6 +28,33 @@ def normalize_username(username: str) -> str:
 def check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValidationError.of("password", f"must be at least {MIN_PASSWORD_LENGTH} characters")
+
+
+class Registration(StrEnum):
+    BOOTSTRAP = "bootstrap"  # the first agent, without credentials
+    OPEN = "open"  # anyone (auth.open_registration)
+    AGENT = "agent"  # an agent's token is needed
+
+
+async def registration(
+    agents: AgentsRepository, open_registration: bool, from_this_machine: bool
+) -> Registration:
+    """How a request to create an agent must be authorised.
+
+    The first agent needs no credentials only from this machine, and only while no
+    agent was ever created: a public instance is never open to its first caller,
+    and deleting every agent does not open it again.
+    """
+    if open_registration:
+        return Registration.OPEN
+    if await agents.ever_existed():
+        return Registration.AGENT
+    if not from_this_machine:
+        raise Forbidden(
+            "no agent exists yet: create the first one with `bot-gateway create-agent` "
+            "on the server, or with this request from the server itself"
+        )
+    return Registration.BOOTSTRAP
 
 
 async def create_agent(

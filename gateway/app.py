@@ -13,6 +13,7 @@ from channels.base import Channel, Inbound, Sink, Unavailable
 from gateway.auth import Authenticator
 from gateway.channels import ChannelSet
 from gateway.config import Config
+from gateway.database import open_storage
 from gateway.faq import FaqResponder, make_cache
 from gateway.inbound import InboundWriter, Received, receive
 from gateway.leases import ChannelWork
@@ -191,7 +192,9 @@ def build_services(config: Config, storage: Storage) -> Services:
     scrubber.add(secret, config.metrics.token)
     scrubber.add_uri_password(config.storage.uri)
     scrubber.add_uri_password(config.cache.url)
-    authenticator = Authenticator(config.auth, secret, storage.agents, storage.revocations)
+    authenticator = Authenticator(
+        config.auth, secret, storage.agents, storage.revocations, storage.sign_in_failures
+    )
     faq = FaqResponder(storage, make_cache(config.cache), config.faq, config.cache.faq_ttl_seconds)
     return Services(config=config, storage=storage, auth=authenticator, faq=faq, metrics=Metrics())
 
@@ -232,7 +235,7 @@ async def stop_services(services: Services) -> None:
 
 async def open_services(config: Config) -> Services:
     """Open storage (starting the embedded server if configured), then everything else."""
-    storage = Storage.open(config.storage, config.data_dir)
+    storage = open_storage(config)
     try:
         await storage.ensure_indexes(config.storage.message_retention_seconds)
         services = await start_services(config, storage)
@@ -275,7 +278,12 @@ def make_app(services: Services) -> tornado.web.Application:
         services.metrics.http.labels(type(handler).__name__, str(handler.get_status())).inc()
         _log_request(handler)
 
-    return tornado.web.Application(handlers, log_function=log_request, xsrf_cookies=False)
+    return tornado.web.Application(
+        handlers,
+        log_function=log_request,
+        xsrf_cookies=False,
+        public_url=services.config.server.public_url,
+    )
 
 
 def _log_request(handler: tornado.web.RequestHandler) -> None:

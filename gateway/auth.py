@@ -1,55 +1,34 @@
-"""Agent authentication: login, token refresh with reuse detection, throttling."""
+"""Agent authentication: sign-in with limits, token rotation with reuse detection, sign-out."""
 
 from __future__ import annotations
 
-import time
-from collections import defaultdict, deque
+import asyncio
+import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gateway.config import AuthConfig
 from gateway.errors import TooManyRequests, Unauthorized
 from gateway.passwords import hash_password, verify_password
-from gateway.tokens import TokenIssuer
+from gateway.tokens import Claims, TokenIssuer
 from storage.agents import AgentsRepository
 from storage.revocations import RevocationsRepository
+from storage.signins import SignInFailuresRepository
 
 _BAD_CREDENTIALS = "invalid username or password"
+# Checks of a password at once (argon2 takes ~50 ms of a core each), and how many
+# may wait for one: past that a sign-in is told to come back in a second, so a
+# flood of guesses cannot take every core.
+CONCURRENT_CHECKS = 4
+WAITING_CHECKS = 64
+# An address over its limit (a proxy's, or an office's) is slowed down, not locked:
+# the right password of an account with no failures of its own still signs in.
+ADDRESS_PENALTY_SECONDS = 1.0
 
 
-class LoginThrottle:
-    """Counts failed logins per key in a sliding window (per process).
-
-    Several replicas each keep their own counts, which multiplies the allowance by
-    the number of replicas: still far below what a brute force needs.
-    """
-
-    def __init__(self, limit: int, window_seconds: int) -> None:
-        self.limit = limit
-        self.window = window_seconds
-        self._failures: defaultdict[str, deque[float]] = defaultdict(deque)
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        failures = self._failures[key]
-        while failures and failures[0] <= now - self.window:
-            failures.popleft()
-        if not failures:
-            del self._failures[key]  # keep memory bounded by active attackers
-        return failures
-
-    def retry_after(self, key: str, limit: int | None = None) -> int | None:
-        """Seconds until ``key`` may try again, or None if it may now."""
-        now = time.monotonic()
-        failures = self._recent(key, now)
-        if len(failures) < (limit or self.limit):
-            return None
-        return max(1, int(failures[0] + self.window - now) + 1)
-
-    def fail(self, key: str) -> None:
-        self._failures[key].append(time.monotonic())
-
-    def forget(self, key: str) -> None:
-        self._failures.pop(key, None)
+def _user_key(username: str) -> str:
+    # A hash: the attacker chooses the username, and the key must stay small.
+    return "user:" + hashlib.sha256(username.encode("utf-8", "replace")).hexdigest()[:32]
 
 
 class Authenticator:
@@ -59,6 +38,7 @@ class Authenticator:
         secret: str,
         agents: AgentsRepository,
         revocations: RevocationsRepository,
+        failures: SignInFailuresRepository,
     ) -> None:
         self.tokens = TokenIssuer(
             secret,
@@ -67,27 +47,49 @@ class Authenticator:
         )
         self.agents = agents
         self.revocations = revocations
-        self.throttle = LoginThrottle(config.max_failed_logins, config.failed_login_window_seconds)
+        self.failures = failures
+        self.limit = config.max_failed_logins
         # Many agents may share one office address: allow more failures per address.
-        self._ip_limit = config.max_failed_logins * 4
+        self.address_limit = config.max_failed_logins * 4
+        self.window = timedelta(seconds=config.failed_login_window_seconds)
+        self._checks = asyncio.Semaphore(CONCURRENT_CHECKS)
+        self._waiting = 0
         self._dummy_hash: str | None = None
 
-    async def login(self, username: str, password: str, client_ip: str) -> dict[str, str]:
-        user_key, ip_key = f"user:{username}", f"ip:{client_ip}"
-        wait = self.throttle.retry_after(user_key) or self.throttle.retry_after(
-            ip_key, self._ip_limit
-        )
-        if wait is not None:
-            raise TooManyRequests("too many failed logins; try again later", retry_after=wait)
+    async def login(self, username: str, password: str, client_address: str) -> dict[str, str]:
+        """A token pair for the right password; 401 otherwise, 429 past the limits.
+
+        Each attempt is counted (per username, shared by every gateway on the
+        database) before its password is checked, and given back if it succeeds.
+        """
+        user_key, address_key = _user_key(username), f"address:{client_address}"
+        user = await self.failures.reserve(user_key, self.window)
+        if user.attempts > self.limit:
+            raise TooManyRequests("too many failed logins; try again later", _left(user.until))
+        address = await self.failures.reserve(address_key, self.window)
+        if address.attempts > self.address_limit:
+            if user.attempts > 1:  # this account has failures of its own here
+                raise TooManyRequests("too many failed logins; try again later",
+                                      _left(address.until))  # fmt: skip
+            await asyncio.sleep(ADDRESS_PENALTY_SECONDS)
         agent = await self.agents.get_by_username(username)
         # Verify against a dummy hash for unknown users so both failures take as long.
         stored_hash = agent["password_hash"] if agent else await self._unknown_user_hash()
-        if not await verify_password(stored_hash, password) or agent is None:
-            self.throttle.fail(user_key)
-            self.throttle.fail(ip_key)
-            raise Unauthorized(_BAD_CREDENTIALS)
-        self.throttle.forget(user_key)
+        if not await self._check(stored_hash, password) or agent is None:
+            raise Unauthorized(_BAD_CREDENTIALS)  # both reservations stay: failures
+        await self.failures.forget(user_key)
+        await self.failures.give_back(address_key)
         return self.tokens.issue_pair(agent["id"])
+
+    async def _check(self, stored_hash: str, password: str) -> bool:
+        if self._waiting >= WAITING_CHECKS:
+            raise TooManyRequests("too many sign-ins at once; try again in a moment", 1)
+        self._waiting += 1
+        try:
+            async with self._checks:
+                return await verify_password(stored_hash, password)
+        finally:
+            self._waiting -= 1
 
     async def _unknown_user_hash(self) -> str:
         if self._dummy_hash is None:
@@ -95,29 +97,40 @@ class Authenticator:
         return self._dummy_hash
 
     async def refresh(self, refresh_token: str) -> dict[str, str]:
-        """Rotate: use the refresh token up and issue a new pair in its family."""
+        """Rotate: use the refresh token up and issue a new pair of the same sign-in.
+
+        A used token that comes back means someone else holds a copy: the sign-in
+        ends, and with it every token it issued, access tokens included.
+        """
         claims = self.tokens.decode(refresh_token, "refresh")
-        family_key = f"family:{claims.family}"
-        if await self.revocations.is_revoked(family_key):
-            raise Unauthorized("refresh token revoked")
+        agent = await self._agent_of(claims)
         if not await self.revocations.use_once(f"jti:{claims.jti}", claims.expires_at):
-            # A used token came back: someone else holds a copy. End the family.
-            await self.revocations.revoke(family_key, datetime.now(UTC) + self.tokens.refresh_ttl)
+            await self.agents.end_sign_in(agent["id"], claims.family)
             raise Unauthorized("refresh token already used; sign in again")
-        agent = await self.agents.get(claims.agent_id)
-        if agent is None or _issued_before_reset(claims.issued_at, agent):
-            raise Unauthorized("refresh token no longer valid; sign in again")
         return self.tokens.issue_pair(agent["id"], family=claims.family)
 
     async def authenticate(self, access_token: str) -> dict[str, Any]:
         """The agent an access token speaks for; :class:`Unauthorized` otherwise."""
+        return await self._agent_of(self.tokens.decode(access_token, "access"))
+
+    async def logout(self, access_token: str) -> None:
+        """End the sign-in this access token belongs to: all of its tokens."""
         claims = self.tokens.decode(access_token, "access")
+        await self.agents.end_sign_in(claims.agent_id, claims.family)
+
+    async def _agent_of(self, claims: Claims) -> dict[str, Any]:
         agent = await self.agents.get(claims.agent_id)
         if agent is None:
             raise Unauthorized("the agent of this token no longer exists")
+        if claims.family in agent.get("ended_sign_ins", ()):
+            raise Unauthorized("this sign-in has ended; sign in again")
         if _issued_before_reset(claims.issued_at, agent):
             raise Unauthorized("token issued before a password change; sign in again")
         return agent
+
+
+def _left(until: datetime) -> int:
+    return max(1, int((until - datetime.now(UTC)).total_seconds()) + 1)
 
 
 def _issued_before_reset(issued_at: datetime, agent: dict[str, Any]) -> bool:

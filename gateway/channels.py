@@ -28,6 +28,11 @@ class ChannelSet:
     def get(self, channel_id: str) -> Channel | None:
         return self._by_id.get(channel_id)
 
+    def max_text(self, channel_id: str) -> int:
+        """The longest text a send through the channel may carry."""
+        channel = self._by_id.get(channel_id)
+        return channel.max_text if channel is not None else Channel.max_text
+
     def find(self, type_: str, ref: str) -> Channel | None:
         """The channel of ``type_`` whose name or id is ``ref``."""
         channel = self._by_name.get(ref) or self._by_id.get(ref)
@@ -50,15 +55,22 @@ class ChannelSet:
             settings = build_section(kind.Settings, declared.settings, prefix)
             scrubber.add(*(str(getattr(settings, name)) for name in kind.secrets))
             missing = [name for name in kind.required if not getattr(settings, name)]
-            if not declared.enabled or missing:
-                why = "disabled" if not declared.enabled else f"{', '.join(missing)} not set"
+            context = ChannelContext(config.server.public_url, config.server.loopback_only)
+            why = (
+                "disabled"
+                if not declared.enabled
+                else f"{', '.join(missing)} not set"
+                if missing
+                else kind.off_because(settings, context)
+            )
+            if why:
                 log.info("channel %r (%s) is off: %s", declared.name, declared.type, why)
                 continue
             shown = {k: v for k, v in dataclasses.asdict(settings).items() if k not in kind.secrets}
             record = await storage.channels.upsert(
                 declared.name, declared.type, kind.mode_of(settings), shown
             )
-            channel = kind(record, settings, ChannelContext(config.server.public_url))
+            channel = kind(record, settings, context)
             channel.faq_auto_reply = declared.faq_auto_reply and config.faq.auto_reply
             channels.append(channel)
             log.info("channel %r (%s, %s) is on", declared.name, declared.type, record["mode"])

@@ -20,6 +20,8 @@ from typing import Any, Literal
 
 import yaml
 
+from gateway.clients import Network, parse_networks
+
 DEFAULT_CONFIG_PATH = Path("config.yaml")
 CONFIG_ENV_VAR = "GATEWAY_CONFIG"
 
@@ -51,11 +53,36 @@ class ServerConfig:
     shutdown_grace_seconds: float = 10.0
     # Larger request bodies get a JSON 413 before they are read.
     max_body_bytes: int = 1_048_576
+    # Proxies whose X-Forwarded-For is believed (comma-separated addresses or CIDR
+    # networks): the client's address for sign-in limits, /metrics and bootstrap.
+    trusted_proxies: str = ""
+    # Connections open at once (more are closed at once), how long one may stay idle
+    # or take to send its headers, and how long a request body may take.
+    max_connections: int = 1000
+    idle_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 30.0
+
+    @property
+    def proxies(self) -> tuple[Network, ...]:
+        return parse_networks(self.trusted_proxies)
+
+    @property
+    def loopback_only(self) -> bool:
+        """Whether only this machine can reach the server: it listens on loopback and
+        is published at no public URL (a proxy on this host would forward to it)."""
+        return self.host in ("127.0.0.1", "::1", "localhost") and not self.public_url
 
     def __post_init__(self) -> None:
+        try:
+            self.proxies  # noqa: B018 - parsed once here so a bad entry fails at start
+        except ValueError as exc:
+            raise ConfigError(f"trusted_proxies: {exc}") from None
         _require(0 <= self.port <= 65535, "port: must be between 0 and 65535")
         _require(self.max_body_bytes >= 1024, "max_body_bytes: must be at least 1024")
         _require(self.shutdown_grace_seconds > 0, "shutdown_grace_seconds: must be positive")
+        _require(self.max_connections >= 1, "max_connections: must be at least 1")
+        _require(self.idle_timeout_seconds > 0, "idle_timeout_seconds: must be positive")
+        _require(self.body_timeout_seconds > 0, "body_timeout_seconds: must be positive")
         _require(
             not self.public_url or self.public_url.startswith(("http://", "https://")),
             "public_url: must start with http:// or https://",

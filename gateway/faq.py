@@ -33,6 +33,16 @@ log = logging.getLogger("gateway.faq")
 
 NAMESPACE = "faq"
 _NO_MATCH = {"faq_id": None}
+MAX_PHRASING = 500  # the longest question (or alternative) an FAQ may have
+# Texts longer than this cannot be an FAQ's phrasing with punctuation and spaces
+# added, so they are not normalised: NFKD can make a text 18 times longer, and a
+# 4,096-character text would hold the event loop for no answer.
+MAX_QUESTION = 2 * MAX_PHRASING
+
+
+def question_phrase(text: str) -> str:
+    """The phrase an inbound text would match an FAQ by; "" if it is no question."""
+    return normalize(text) if len(text) <= MAX_QUESTION else ""
 
 
 def normalize(text: str) -> str:
@@ -87,7 +97,7 @@ class FaqResponder:
 
     async def lookup(self, text: str) -> dict[str, Any] | None:
         """``{faq_id, answer}`` of the enabled FAQ that ``text`` asks, if any."""
-        return await self.lookup_phrase(normalize(text))
+        return await self.lookup_phrase(question_phrase(text))
 
     async def lookup_phrase(self, phrase: str) -> dict[str, Any] | None:
         """:meth:`lookup` for a text already normalised."""

@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from channels.base import Channel, Inbound
-from gateway.faq import FaqResponder, normalize
+from gateway.faq import FaqResponder, question_phrase
 from gateway.workers import detached_task
 from storage.contacts import Sighting
 from storage.database import Storage
@@ -35,6 +35,7 @@ log = logging.getLogger("gateway.inbound")
 
 CONTACT_REFRESH_SECONDS = 60.0  # how stale a cached contact (and last_message_at) may be
 KNOWN_CONTACTS = 100_000  # contacts remembered, least recently seen forgotten first
+KNOWN_CONTACT_CHARS = 16_000_000  # and the characters of their names, ids and usernames
 MAX_BATCH = 256  # messages per bulk write
 # After finding no agent available, how long until looking again; a change made
 # through this process's API looks at once.
@@ -71,6 +72,41 @@ class _Pending:
             self.done.set_result(result)
 
 
+class _ContactCache:
+    """Contacts as last written here, by id, least recently seen forgotten first once
+    there are too many of them or their texts take too much room."""
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[str, tuple[dict[str, Any], float]] = OrderedDict()
+        self._chars = 0
+
+    def get(self, contact_id: str) -> tuple[dict[str, Any], float] | None:
+        return self._entries.get(contact_id)
+
+    def __getitem__(self, contact_id: str) -> tuple[dict[str, Any], float]:
+        return self._entries[contact_id]
+
+    def touch(self, contact_id: str) -> None:
+        self._entries.move_to_end(contact_id)
+
+    def put(self, contact_id: str, summary: dict[str, Any], written_at: float) -> None:
+        self.pop(contact_id)
+        self._entries[contact_id] = (summary, written_at)
+        self._chars += _size(summary)
+        while len(self._entries) > KNOWN_CONTACTS or self._chars > KNOWN_CONTACT_CHARS:
+            _, (oldest, _) = self._entries.popitem(last=False)
+            self._chars -= _size(oldest)
+
+    def pop(self, contact_id: str) -> None:
+        entry = self._entries.pop(contact_id, None)
+        if entry is not None:
+            self._chars -= _size(entry[0])
+
+
+def _size(summary: dict[str, Any]) -> int:
+    return sum(len(value) for value in summary.values() if isinstance(value, str))
+
+
 class InboundWriter:
     """Stores inbound messages in batches; ``write`` returns once its batch is durable."""
 
@@ -79,7 +115,7 @@ class InboundWriter:
         self._queue: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
         # contact id → (summary as stored, monotonic time it was last written)
-        self._contacts: OrderedDict[str, tuple[dict[str, Any], float]] = OrderedDict()
+        self._contacts = _ContactCache()
         self._nobody_until = 0.0
 
     def known_contact(self, contact_id: str) -> dict[str, Any] | None:
@@ -168,25 +204,19 @@ class InboundWriter:
         stored = await self.storage.contacts.record_seen_many(due, now)
         written_at = time.monotonic()
         for contact_id, summary in stored.items():
-            self._remember(contact_id, summary, written_at)
+            self._contacts.put(contact_id, summary, written_at)
 
     def _needs_write(self, sighting: Sighting) -> bool:
         known = self._contacts.get(sighting.contact_id)
         if known is None:
             return True
         summary, written_at = known
-        self._contacts.move_to_end(sighting.contact_id)
+        self._contacts.touch(sighting.contact_id)
         return (
             time.monotonic() - written_at > CONTACT_REFRESH_SECONDS
             or (sighting.name and sighting.name != summary["name"])
             or (sighting.username and sighting.username != summary["username"])
         )
-
-    def _remember(self, contact_id: str, summary: dict[str, Any], written_at: float) -> None:
-        self._contacts[contact_id] = (summary, written_at)
-        self._contacts.move_to_end(contact_id)
-        if len(self._contacts) > KNOWN_CONTACTS:
-            self._contacts.popitem(last=False)
 
     async def _assign(self, contacts: list[dict[str, Any]]) -> None:
         """Give each unassigned conversation to the available agent given one least recently."""
@@ -202,7 +232,7 @@ class InboundWriter:
                 contact["assigned_agent_id"] = agent["id"]
                 log.info("contact %s assigned to agent %s", contact_id, agent["username"])
             else:  # another gateway was faster: read the contact again next time
-                self._contacts.pop(contact_id, None)
+                self._contacts.pop(contact_id)
 
 
 async def receive(
@@ -223,7 +253,7 @@ async def receive(
     for message in messages:
         # Only plain text can ask a question: not a photo's placeholder, not an edit.
         plain = not message.extra
-        phrase = normalize(message.text) if plain else ""
+        phrase = question_phrase(message.text) if plain else ""
         found = None
         if plain and faq is not None and channel.faq_auto_reply:
             found = await faq.lookup_phrase(phrase)  # before the insert: stored with its FAQ

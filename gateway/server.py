@@ -8,11 +8,11 @@ import logging
 import signal
 import time
 
-from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from gateway.app import close_services, make_app, open_services
 from gateway.config import Config
+from gateway.listener import SPARE_DESCRIPTORS, GuardedHTTPServer, raise_file_limit
 
 log = logging.getLogger("gateway.server")
 
@@ -24,14 +24,23 @@ async def serve(config: Config, ready: asyncio.Event | None = None) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
 
+    files = raise_file_limit()
+    cap = min(config.server.max_connections, max(64, files - SPARE_DESCRIPTORS))
     services = await open_services(config)
     app = make_app(services)
-    server = HTTPServer(app)
+    server = GuardedHTTPServer(
+        app,
+        max_connections=cap,
+        # A connection must send its headers within this, and wait no longer idle.
+        idle_connection_timeout=config.server.idle_timeout_seconds,
+        body_timeout=config.server.body_timeout_seconds,
+    )
     try:
         sockets = bind_sockets(config.server.port, config.server.host)
         server.add_sockets(sockets)
         port = sockets[0].getsockname()[1]
-        log.info("bot-gateway listening on http://%s:%d", config.server.host, port)
+        log.info("bot-gateway listening on http://%s:%d (at most %d connections)",
+                 config.server.host, port, cap)  # fmt: skip
         if ready is not None:
             ready.set()
         await stop.wait()

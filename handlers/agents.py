@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.agents import create_agent, update_agent
+from gateway.agents import Registration, create_agent, registration, update_agent
 from gateway.errors import Forbidden, NotFound, ValidationError
 from handlers import schemas
 from handlers.base import BaseHandler, public
@@ -18,14 +18,16 @@ def present(agent: dict[str, Any]) -> dict[str, Any]:
 
 
 class AgentsHandler(BaseHandler):
-    @public("the first agent is created without credentials, or anyone with open_registration")
+    @public("the first agent, from this machine only, or anyone with open_registration")
     async def post(self) -> None:
         """Create an agent.
         ---
         summary: Create an agent
         description: >-
-          Open without a token while no agent exists (bootstrapping) or when
-          `auth.open_registration` is on; otherwise an agent's token is required.
+          Open without a token when `auth.open_registration` is on, or for the
+          first agent ever, and then only from the gateway's own machine
+          (`bot-gateway create-agent` is the other way); otherwise an agent's
+          token is required.
         tags: [agents]
         security: [{}, {bearer: []}]
         requestBody:
@@ -35,15 +37,22 @@ class AgentsHandler(BaseHandler):
           201: {description: The new agent, content: {application/json: {schema: Agent}}}
           400: {$ref: "#/components/responses/BadRequest"}
           401: {$ref: "#/components/responses/Unauthorized"}
+          403: {$ref: "#/components/responses/Forbidden"}
           409: {$ref: "#/components/responses/Conflict"}
         """
         agents = self.services.storage.agents
-        bootstrap = not await agents.any_exists()
-        if not bootstrap and not self.services.config.auth.open_registration:
+        how = await registration(
+            agents, self.services.config.auth.open_registration, self.from_this_machine
+        )
+        if how is Registration.AGENT:
             self.current_user = await self.authenticate()
         data = self.json_body(schemas.AgentCreate())
         agent = await create_agent(
-            agents, data["username"], data["password"], data["display_name"], bootstrap=bootstrap
+            agents,
+            data["username"],
+            data["password"],
+            data["display_name"],
+            bootstrap=how is Registration.BOOTSTRAP,
         )
         self.services.inbound.agents_changed()  # someone new may take waiting contacts
         self.write_json(present(agent), 201)

@@ -24,7 +24,7 @@ class TokenHandler(BaseHandler):
         """
         data = self.json_body(schemas.TokenRequest())
         pair = await self.services.auth.login(
-            data["username"].strip().lower(), data["password"], self.request.remote_ip or ""
+            data["username"].strip().lower(), data["password"], self.client_address
         )
         self.write_json(pair)
 
@@ -36,8 +36,8 @@ class RefreshHandler(BaseHandler):
         ---
         summary: Exchange a refresh token for a new pair (the old one is used up)
         description: >-
-          Presenting a refresh token a second time revokes every token descended
-          from the same sign-in.
+          Presenting a refresh token a second time ends the sign-in: every token
+          descended from it is refused, access tokens included.
         tags: [auth]
         security: []
         requestBody:
@@ -51,7 +51,26 @@ class RefreshHandler(BaseHandler):
         self.write_json(await self.services.auth.refresh(data["refresh"]))
 
 
+class LogoutHandler(BaseHandler):
+    async def post(self) -> None:
+        """Sign out.
+        ---
+        summary: End this sign-in
+        description: >-
+          Every token of the sign-in the access token belongs to is refused from
+          now on, the refresh tokens included. Other sign-ins of the agent go on.
+        tags: [auth]
+        responses:
+          204: {description: Signed out}
+          401: {$ref: "#/components/responses/Unauthorized"}
+        """
+        await self.services.auth.logout(self.bearer_token)
+        self.set_status(204)
+        self.finish()
+
+
 routes = [
     (r"/auth/token/", TokenHandler),
     (r"/auth/token/refresh/", RefreshHandler),
+    (r"/auth/logout/", LogoutHandler),
 ]

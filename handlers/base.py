@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import marshmallow
 from tornado.web import HTTPError, RequestHandler, stream_request_body
 
+from channels.base import load_json
+from gateway.clients import client_address, is_local
 from gateway.errors import (
     GatewayError,
     PayloadTooLarge,
@@ -99,10 +101,20 @@ class BaseHandler(RequestHandler):
         self.services = services
         self._body = bytearray()
         self._body_too_large = False
-        services.inflight.enter()  # left in on_finish, which Tornado always reaches
+        services.inflight.enter()
+        self._counted = True
 
     def on_finish(self) -> None:
-        self.services.inflight.leave()
+        self._leave()
+
+    def on_connection_close(self) -> None:
+        # A client that hangs up mid-body never reaches on_finish.
+        self._leave()
+
+    def _leave(self) -> None:
+        if self._counted:
+            self._counted = False
+            self.services.inflight.leave()
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json; charset=utf-8")
@@ -141,12 +153,28 @@ class BaseHandler(RequestHandler):
             raise self._too_large()
         return bytes(self._body)
 
-    async def authenticate(self) -> dict[str, Any]:
-        """The agent named by the ``Authorization: Bearer`` header, or 401."""
+    @property
+    def bearer_token(self) -> str:
+        """The ``Authorization: Bearer`` header's token, or 401."""
         scheme, _, token = self.request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("authentication required: send Authorization: Bearer <access token>")
-        return await self.services.auth.authenticate(token.strip())
+        return token.strip()
+
+    async def authenticate(self) -> dict[str, Any]:
+        """The agent named by the bearer token, or 401."""
+        return await self.services.auth.authenticate(self.bearer_token)
+
+    @property
+    def client_address(self) -> str:
+        """The caller's address, behind the trusted proxies (server.trusted_proxies)."""
+        proxies = self.services.config.server.proxies
+        return client_address(self.request.remote_ip or "", self.request.headers, proxies)
+
+    @property
+    def from_this_machine(self) -> bool:
+        proxies = self.services.config.server.proxies
+        return is_local(self.request.remote_ip or "", self.request.headers, proxies)
 
     @property
     def agent(self) -> dict[str, Any]:
@@ -161,9 +189,9 @@ class BaseHandler(RequestHandler):
         if content_type.split(";")[0].strip().lower() != "application/json":
             raise UnsupportedMediaType("send the body as JSON with Content-Type: application/json")
         try:
-            data = json.loads(self.body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise GatewayError(f"malformed JSON: {exc}") from None
+            data = load_json(self.body)
+        except ValueError as exc:
+            raise GatewayError(str(exc)) from None
         if not isinstance(data, dict):
             raise GatewayError("the JSON body must be an object")
         return _load(schema, data)

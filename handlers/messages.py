@@ -55,6 +55,7 @@ class MessagesHandler(BaseHandler):
             data["content"],
             key,
             known=self.services.inbound.known_contact(contact_id),  # agents answer who wrote
+            text_limit=self.services.channels.max_text,
         )
         if created:
             self.services.queued([message])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
-
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from channels.base import secrets_match
@@ -11,7 +9,7 @@ from gateway.errors import Forbidden, Unauthorized
 from handlers.base import BaseHandler, public
 
 
-@public("checks its own bearer token (metrics.token), or only lets local clients in")
+@public("checks its own bearer token (metrics.token), or lets in only this machine's clients")
 class MetricsHandler(BaseHandler):
     async def get(self) -> None:
         """Prometheus metrics.
@@ -32,7 +30,7 @@ class MetricsHandler(BaseHandler):
             scheme, _, given = self.request.headers.get("Authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not secrets_match(token, given.strip()):
                 raise Unauthorized("send the metrics token as Authorization: Bearer <token>")
-        elif not ipaddress.ip_address(self.request.remote_ip or "0.0.0.0").is_loopback:  # noqa: S104
+        elif not self.from_this_machine:
             raise Forbidden("set metrics.token (METRICS_TOKEN) to scrape from another host")
         channel_ids = [channel.id for channel in self.services.channels]
         depth = await self.services.storage.outbox.depth(channel_ids)

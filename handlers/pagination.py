@@ -15,6 +15,7 @@ from tornado.web import RequestHandler
 from gateway.errors import ValidationError
 from storage.pages import Page, Position
 
+MAX_CURSOR = 200
 _KEY = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -27,10 +28,13 @@ def encode_cursor(position: Position) -> str:
 def decode_cursor(cursor: str | None) -> Position | None:
     if cursor is None:
         return None
-    try:
-        key, density = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, TypeError, binascii.Error):
-        key = density = None
+    key = density = None
+    if len(cursor) <= MAX_CURSOR:  # ours are about 70 characters
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+            key, density = json.loads(raw)
+        except (ValueError, TypeError, binascii.Error, RecursionError):
+            key = density = None
     valid_density = type(density) in (int, float) and 0 <= density < 1e12
     if not (isinstance(key, str) and _KEY.fullmatch(key) and valid_density):
         raise ValidationError.of("cursor", "not a cursor this API gave out")
@@ -43,12 +47,15 @@ def page_response(
     """The page's items, and a link to the next page with the same filters."""
     next_url = None
     if page.next is not None:
-        arguments = {
-            name: values[0].decode()
+        # The query as it came, bytes and all (a q=%ff was read as U+FFFD).
+        arguments: dict[str, str | bytes] = {
+            name: values[0]
             for name, values in handler.request.query_arguments.items()
             if name != "cursor"
         }
         arguments["cursor"] = encode_cursor(page.next)
-        request = handler.request
-        next_url = f"{request.protocol}://{request.host}{request.path}?{urlencode(arguments)}"
+        # Never from the request's Host, which the caller chooses: from the public
+        # URL (so behind TLS it says https), or relative to this request.
+        public_url = handler.settings.get("public_url", "")
+        next_url = f"{public_url.rstrip('/')}{handler.request.path}?{urlencode(arguments)}"
     return {"results": [present(item) for item in page.items], "next": next_url}

@@ -10,11 +10,10 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
+from gateway.faq import MAX_PHRASING
 from gateway.passwords import MIN_PASSWORD_LENGTH
 
 MAX_CONTENT = 4096  # Telegram's limit for one text message
-
-_text = {"validate": validate.Length(min=1)}
 
 
 class StrictBoolean(fields.Boolean):
@@ -44,12 +43,14 @@ class Error(Schema):
 
 
 class TokenRequest(Schema):
-    username = fields.String(required=True, **_text)
-    password = fields.String(required=True, **_text)
+    # As long as a username or password can be, and no longer: an attacker's
+    # megabyte-long username is refused here, not looked up or counted.
+    username = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    password = fields.String(required=True, validate=validate.Length(min=1, max=1024))
 
 
 class RefreshRequest(Schema):
-    refresh = fields.String(required=True, **_text)
+    refresh = fields.String(required=True, validate=validate.Length(min=1, max=2048))
 
 
 class TokenPair(Schema):
@@ -206,9 +207,9 @@ def page_of(item: type[Schema]) -> type[Schema]:
 
 
 class FaqCreate(Schema):
-    question = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    question = fields.String(required=True, validate=validate.Length(min=1, max=MAX_PHRASING))
     alternatives = fields.List(
-        fields.String(validate=validate.Length(min=1, max=500)),
+        fields.String(validate=validate.Length(min=1, max=MAX_PHRASING)),
         validate=validate.Length(max=20),
         load_default=list,
         metadata={"description": "Other phrasings of the same question"},
@@ -220,9 +221,10 @@ class FaqCreate(Schema):
 class FaqUpdate(Schema):
     """At least one field (documented as minProperties in handlers/docs.py)."""
 
-    question = fields.String(validate=validate.Length(min=1, max=500))
+    question = fields.String(validate=validate.Length(min=1, max=MAX_PHRASING))
     alternatives = fields.List(
-        fields.String(validate=validate.Length(min=1, max=500)), validate=validate.Length(max=20)
+        fields.String(validate=validate.Length(min=1, max=MAX_PHRASING)),
+        validate=validate.Length(max=20),
     )
     answer = fields.String(validate=validate.Length(min=1, max=MAX_CONTENT))
     enabled = StrictBoolean()

@@ -13,11 +13,17 @@ from storage.pages import KEY, Page, PageReader, Position
 from storage.records import new_id, to_record, utcnow
 
 _CLAIM_ATTEMPTS = 5
+ENDED_SIGN_INS_KEPT = 100  # sign-ins ended per agent that stay refused (newest)
+
+
+# A mark that outlives every agent: once one existed, nobody bootstraps again.
+_EVER = {"_id": "an agent was created"}
 
 
 class AgentsRepository:
     def __init__(self, db: AsyncDatabase, pages: PageReader) -> None:
         self.collection = db["agents"]
+        self.meta = db["meta"]
         self.pages = pages
 
     async def ensure_indexes(self) -> None:
@@ -62,6 +68,7 @@ class AgentsRepository:
             await self.collection.insert_one(document)
         except DuplicateKeyError:
             raise DuplicateKey(f"username {username!r} is taken") from None
+        await self.meta.update_one(_EVER, {"$setOnInsert": {"at": now}}, upsert=True)
         return to_record(document)  # type: ignore[return-value]
 
     async def take_next_available(self) -> dict[str, Any] | None:
@@ -91,7 +98,11 @@ class AgentsRepository:
                 return to_record({**agent, "last_assigned_at": now})
         return None  # lost every race: the contact waits for its next message
 
-    async def any_exists(self) -> bool:
+    async def ever_existed(self) -> bool:
+        """Whether an agent was ever created here (deleted ones count)."""
+        if await self.meta.find_one(_EVER) is not None:
+            return True
+        # Agents made by a version that kept no mark.
         return await self.collection.find_one({}, projection={"_id": 1}) is not None
 
     async def get(self, agent_id: str) -> dict[str, Any] | None:
@@ -110,6 +121,14 @@ class AgentsRepository:
             return_document=ReturnDocument.AFTER,
         )
         return to_record(document)
+
+    async def end_sign_in(self, agent_id: str, family: str) -> None:
+        """No token of the sign-in ``family`` is accepted any more. The newest
+        families ended are kept: enough to outlast a refresh token's life."""
+        await self.collection.update_one(
+            {"_id": agent_id},
+            {"$push": {"ended_sign_ins": {"$each": [family], "$slice": -ENDED_SIGN_INS_KEPT}}},
+        )
 
     async def delete(self, agent_id: str) -> bool:
         return (await self.collection.delete_one({"_id": agent_id})).deleted_count == 1

@@ -25,7 +25,9 @@ from storage.embedded import (
     DataDirLock,
     EmbeddedServer,
     advertisement_path,
+    credentials,
     read_advertised_uri,
+    write_private,
 )
 from storage.errors import StorageUnavailable
 from storage.faqs import FaqsRepository
@@ -34,6 +36,7 @@ from storage.messages import MessagesRepository
 from storage.outbox import OutboxRepository
 from storage.pages import PageReader
 from storage.revocations import RevocationsRepository
+from storage.signins import SignInFailuresRepository
 
 log = logging.getLogger("gateway.storage")
 
@@ -61,6 +64,7 @@ class Storage:
     """The database handle and one repository per collection."""
 
     client: AsyncMongoClient
+    uri: str
     db: AsyncDatabase
     pages: PageReader
     agents: AgentsRepository
@@ -70,6 +74,7 @@ class Storage:
     outbox: OutboxRepository
     leases: LeasesRepository
     revocations: RevocationsRepository
+    sign_in_failures: SignInFailuresRepository
     faqs: FaqsRepository
     embedded: EmbeddedServer | None = None
     lock: DataDirLock | None = None
@@ -106,6 +111,7 @@ class Storage:
         return cls(
             commands=commands,
             client=client,
+            uri=uri,
             db=db,
             pages=pages,
             agents=AgentsRepository(db, pages),
@@ -115,6 +121,7 @@ class Storage:
             outbox=OutboxRepository(db, sole_writer=embedded is not None),
             leases=LeasesRepository(db),
             revocations=RevocationsRepository(db),
+            sign_in_failures=SignInFailuresRepository(db),
             faqs=FaqsRepository(db, pages),
             embedded=embedded,
             lock=lock,
@@ -143,21 +150,23 @@ class Storage:
                 f"data dir {data_dir} is in use by another bot-gateway{owner}; "
                 "stop it or pass a different --data-dir"
             )
-        server = EmbeddedServer(
-            str(data_dir / "db"),
-            workdir=data_dir,
-            cache_size=config.embedded.cache_size,
-            inherit_fds=(lock.fd,),
-        )
+        store = str(data_dir / "db")
+        timeout = config.embedded.start_timeout_seconds
         try:
-            uri = server.start(config.embedded.start_timeout_seconds)
+            server = EmbeddedServer(
+                store,
+                workdir=data_dir,
+                cache_size=config.embedded.cache_size,
+                inherit_fds=(lock.fd,),
+                login=credentials(data_dir, store, timeout),
+            )
+            uri = server.start(timeout)
         except BaseException:
             lock.release()
             raise
-        log.info("embedded database started (pid %s) with data in %s", server.pid, data_dir / "db")
-        _write_atomically(
-            advertisement_path(data_dir), json.dumps({"uri": uri, "pid": os.getpid()})
-        )
+        log.info("embedded database started (pid %s) with data in %s", server.pid, store)
+        # Holds the database's password: the gateway's user alone may read it.
+        write_private(advertisement_path(data_dir), json.dumps({"uri": uri, "pid": os.getpid()}))
         return cls.connect(
             uri, config.database, embedded=server, lock=lock, data_dir=data_dir, **options
         )
@@ -175,6 +184,7 @@ class Storage:
             )
             await self.outbox.ensure_indexes()
             await self.revocations.ensure_indexes()
+            await self.sign_in_failures.ensure_indexes()
             await self.faqs.ensure_indexes()
 
     @property
@@ -253,9 +263,3 @@ def _read_pid(path: Path) -> str:
     except (OSError, ValueError):
         return ""
     return f" (pid {pid})"
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)

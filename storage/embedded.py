@@ -3,6 +3,13 @@
 secantusdb is GPL-2.0-only, so it is never imported: we start it as a separate
 program and talk to it over the MongoDB wire protocol only.
 
+Only the gateway's own user can reach its data: the data directory is 0700, the
+server writes its files with umask 077, and it requires authentication
+(SCRAM-SHA-256) with a password generated once and kept in
+``<data_dir>/db_credentials`` (0600). The server has no way to create its first
+user while it requires authentication, so a new store is started once without
+``--auth``, on loopback, to create it.
+
 A data directory belongs to one gateway at a time. :class:`DataDirLock` takes an
 exclusive ``flock`` on ``<data_dir>/gateway.lock``; the embedded server inherits the
 locked descriptor, so the directory stays locked for as long as either process
@@ -14,17 +21,23 @@ server instead of opening the same files a second time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import fcntl
 import importlib.util
 import json
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote_plus
+
+from pymongo import MongoClient
+from pymongo.errors import OperationFailure, PyMongoError
 
 from storage.errors import StorageUnavailable
 
@@ -49,7 +62,7 @@ class DataDirLock:
 
     def acquire(self) -> bool:
         """Take the lock; ``False`` if another process holds it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -73,8 +86,51 @@ class DataDirLock:
             self._fd = None
 
 
+def private_dir(path: Path) -> None:
+    """Make ``path`` (and its parents) and let only its owner in."""
+    path.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):  # not ours to change (a mount): its modes apply
+        path.chmod(0o700)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically, readable by its owner only."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    tmp.replace(path)
+
+
 def advertisement_path(data_dir: Path) -> Path:
     return data_dir / "db.json"
+
+
+def credentials(data_dir: Path, storage_path: str, timeout: float) -> tuple[str, str]:
+    """The embedded server's (user, password), creating them with a new store."""
+    path = data_dir / "db_credentials"
+    if path.exists() and Path(storage_path).exists():
+        try:
+            saved = json.loads(path.read_text())
+            return str(saved["user"]), str(saved["password"])
+        except (OSError, ValueError, KeyError):
+            pass  # unreadable: make new ones
+    user, password = "gateway", secrets.token_urlsafe(32)
+    server = EmbeddedServer(storage_path, workdir=data_dir)  # without --auth, this once
+    uri = server.start(timeout)
+    try:
+        with MongoClient(uri, serverSelectionTimeoutMS=int(timeout * 1000)) as client:
+            roles = [{"role": "root", "db": "admin"}]
+            try:
+                client.admin.command("createUser", user, pwd=password, roles=roles)
+            except OperationFailure:  # the user exists (its password was lost): reset it
+                client.admin.command("updateUser", user, pwd=password, roles=roles)
+    except PyMongoError as exc:
+        raise StorageUnavailable(f"could not set up the embedded database's user: {exc}") from None
+    finally:
+        server.stop()
+    write_private(path, json.dumps({"user": user, "password": password}))
+    return user, password
 
 
 def read_advertised_uri(data_dir: Path, timeout: float) -> str:
@@ -97,7 +153,8 @@ def read_advertised_uri(data_dir: Path, timeout: float) -> str:
         time.sleep(0.05)
 
 
-def _die_with_parent() -> None:
+def _prepare_child() -> None:
+    os.umask(0o077)  # its files are the gateway user's alone
     # Linux: the server gets SIGTERM if the gateway dies without stopping it.
     try:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -116,7 +173,9 @@ class EmbeddedServer:
         workdir: Path,
         cache_size: str = "256M",
         inherit_fds: tuple[int, ...] = (),
+        login: tuple[str, str] | None = None,
     ) -> None:
+        """``login``: require authentication, as this (user, password)."""
         # Absolute paths: the server runs with the work dir as its current directory.
         self.storage_path = (
             storage_path if storage_path == ":memory:" else os.path.abspath(storage_path)
@@ -124,6 +183,7 @@ class EmbeddedServer:
         self.workdir = workdir.resolve()
         self.cache_size = cache_size
         self.inherit_fds = inherit_fds
+        self.login = login
         self.log_path = self.workdir / "db.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.uri: str | None = None
@@ -156,6 +216,7 @@ class EmbeddedServer:
             self.storage_path,
             "--cache-size",
             self.cache_size,
+            *(["--auth"] if self.login else []),
         ]
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
@@ -166,7 +227,7 @@ class EmbeddedServer:
                 stderr=subprocess.STDOUT,
                 cwd=self.workdir,
                 pass_fds=self.inherit_fds,
-                preexec_fn=_die_with_parent,
+                preexec_fn=_prepare_child,
             )
 
     def _poll_ready(self) -> bool:
@@ -182,7 +243,14 @@ class EmbeddedServer:
             # 10,000 in 30 minutes, sorts them all on each write (tens of ms apiece).
             # Over loopback to one local server there is no failover to retry across.
             self.port = int(match["port"])
-            self.uri = f"mongodb://127.0.0.1:{self.port}/?directConnection=true&retryWrites=false"
+            who, auth = "", ""
+            if self.login:
+                who = f"{quote_plus(self.login[0])}:{quote_plus(self.login[1])}@"
+                auth = "&authSource=admin"
+            self.uri = (
+                f"mongodb://{who}127.0.0.1:{self.port}/?directConnection=true"
+                f"&retryWrites=false{auth}"
+            )
             return True
         if self.process.poll() is not None:
             raise StorageUnavailable(

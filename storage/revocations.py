@@ -1,6 +1,8 @@
-"""The ``revoked_tokens`` collection: used refresh tokens and revoked token families.
+"""The ``revoked_tokens`` collection: refresh tokens that were used up.
 
-Entries expire (TTL index) once no token they name could still be valid.
+Entries expire (TTL index) once the token they name could no longer be valid. An
+ended sign-in is kept on its agent (``ended_sign_ins``), which every request
+reads anyway.
 """
 
 from __future__ import annotations
@@ -28,11 +30,3 @@ class RevocationsRepository:
         except DuplicateKeyError:
             return False
         return True
-
-    async def revoke(self, key: str, expires_at: datetime) -> None:
-        await self.collection.update_one(
-            {"_id": key}, {"$max": {"expires_at": expires_at}}, upsert=True
-        )
-
-    async def is_revoked(self, key: str) -> bool:
-        return await self.collection.find_one({"_id": key}, projection={"_id": 1}) is not None

@@ -31,8 +31,13 @@ from tests.helpers import (
 )
 
 PUBLIC_URL = "https://gw.example.com"
+# The mock channel, as it must run on a gateway others can reach: with its secret.
+MOCK_SECRET = "mock-secret-do-not-log"
+MOCK = ChannelConfig(name="mock", type="mock", settings={"secret": MOCK_SECRET})
+MOCK_URL = "/webhooks/mock/mock/"
+MOCK_HEADERS = {"Content-Type": "application/json", "X-Mock-Secret": MOCK_SECRET}
 FAST_RETRIES = DeliveryConfig(backoff_seconds=0.05, max_backoff_seconds=0.2, max_attempts=3)
-SECRETS = ["TEST-telegram-token-do-not-log", AUTH_TOKEN, "mock-secret-do-not-log", "hook-secret"]
+SECRETS = ["TEST-telegram-token-do-not-log", AUTH_TOKEN, MOCK_SECRET, "hook-secret"]
 
 
 @pytest.fixture(autouse=True)
@@ -151,11 +156,12 @@ async def gateway(
         *channels: ChannelConfig,
         delivery: DeliveryConfig = FAST_RETRIES,
         public_url: str = PUBLIC_URL,
+        host: str = "127.0.0.1",
         **sections: Any,
     ) -> Gateway:
         config = dataclasses.replace(
             TEST_CONFIG,
-            server=ServerConfig(public_url=public_url),
+            server=ServerConfig(public_url=public_url, host=host),
             delivery=delivery,
             channels=list(channels),
             **sections,

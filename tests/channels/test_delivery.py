@@ -9,15 +9,12 @@ from datetime import timedelta
 
 import pytest
 
-from gateway.config import ChannelConfig
 from storage.database import Storage
 from storage.records import utcnow
-from tests.channels.conftest import Gateway
+from tests.channels.conftest import MOCK, MOCK_HEADERS, MOCK_URL, Gateway
 from tests.helpers import free_port, sign_up
 
-MOCK = ChannelConfig(name="mock", type="mock")
-URL = "/webhooks/mock/mock/"
-JSON = {"Content-Type": "application/json"}
+URL, JSON = MOCK_URL, MOCK_HEADERS
 
 
 async def _write(gw: Gateway, contact: int, text: str = "hi") -> int:

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
 import pytest
 
-from gateway.config import CacheConfig, ChannelConfig, FaqConfig
+from gateway.config import CacheConfig, FaqConfig
 from gateway.faq import normalize
-from tests.channels.conftest import Gateway
+from tests.channels.conftest import MOCK, MOCK_HEADERS, MOCK_URL, Gateway
 from tests.channels.test_telegram import telegram
 from tests.helpers import async_wait_until, free_port
 
-URL = "/webhooks/mock/mock/"
-JSON = {"Content-Type": "application/json"}
-MOCK = ChannelConfig(name="mock", type="mock")
+URL, JSON = MOCK_URL, MOCK_HEADERS
 FAQ = {
     "question": "Qual o horário de atendimento?",
     "alternatives": ["Que horas vocês abrem?"],
@@ -146,7 +145,7 @@ async def test_suggestions_count_three_contacts_as_three(gateway, cache) -> None
 
 
 async def test_auto_replies_can_be_off_per_channel_and_globally(gateway) -> None:
-    quiet = ChannelConfig(name="mock", type="mock", faq_auto_reply=False)
+    quiet = dataclasses.replace(MOCK, faq_auto_reply=False)
     gw: Gateway = await gateway(quiet)
     await _create(gw)
     await _ask(gw, 1, FAQ["question"])

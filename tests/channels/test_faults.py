@@ -18,20 +18,18 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 
 from channels.base import Inbound
-from gateway.config import ChannelConfig, DeliveryConfig
+from gateway.config import DeliveryConfig
 from gateway.inbound import InboundWriter
 from storage.database import Storage
 from storage.records import utcnow
-from tests.channels.conftest import PUBLIC_URL, Gateway
+from tests.channels.conftest import MOCK, MOCK_HEADERS, MOCK_URL, PUBLIC_URL, Gateway
 from tests.channels.test_telegram import SIGNED, URL, telegram
 from tests.channels.test_whatsapp import PATH, inbound, signed, whatsapp
 from tests.fakes.telegram import FakeBotAPI, make_update
 from tests.fakes.twilio import FakeTwilio
 from tests.helpers import CommandCounter, async_wait_until
 
-MOCK = ChannelConfig(name="mock", type="mock")
-MOCK_URL = "/webhooks/mock/mock/"
-JSON = {"Content-Type": "application/json"}
+JSON = MOCK_HEADERS
 
 
 async def _telegram_chats(gw: Gateway, chats: list[int]) -> dict[int, str]:

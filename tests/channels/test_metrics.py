@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 
-from gateway.config import ChannelConfig, MetricsConfig
-from tests.channels.conftest import Gateway
+from gateway.config import MetricsConfig
+from tests.channels.conftest import MOCK, MOCK_HEADERS, Gateway
 
-SECRET = "mock-secret-do-not-log"
-MOCK = ChannelConfig(name="mock", type="mock", settings={"secret": SECRET})
-HEADERS = {"X-Mock-Secret": SECRET, "Content-Type": "application/json"}
+HEADERS = MOCK_HEADERS
 
 
 async def _scrape(gw: Gateway, token: str | None = None) -> tuple[int, str]:

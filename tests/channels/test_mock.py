@@ -7,12 +7,9 @@ import json
 import pytest
 
 from gateway.config import ChannelConfig
-from tests.channels.conftest import Gateway
+from tests.channels.conftest import MOCK, MOCK_HEADERS, MOCK_SECRET, MOCK_URL, Gateway
 
-SECRET = "mock-secret-do-not-log"
-MOCK = ChannelConfig(name="mock", type="mock", settings={"secret": SECRET})
-URL = "/webhooks/mock/mock/"
-OK = {"X-Mock-Secret": SECRET, "Content-Type": "application/json"}
+SECRET, URL, OK = MOCK_SECRET, MOCK_URL, MOCK_HEADERS
 
 # label, body, headers, expected status, expected stored text (None: nothing stored)
 INCOMING = [
@@ -87,3 +84,29 @@ async def test_outgoing(gateway, label, failures, status, attempts) -> None:
         assert final["external_id"].startswith("mock-")
     else:
         assert "configured to fail" in final["error"]
+
+
+OPEN = ChannelConfig(name="mock", type="mock")  # no secret
+
+
+@pytest.mark.parametrize(
+    ("host", "public_url", "runs"),
+    [
+        ("127.0.0.1", "", True),  # a laptop: only this machine can call it
+        ("0.0.0.0", "", False),  # noqa: S104 - a container or a server
+        ("127.0.0.1", "https://gw.example.com", False),  # a proxy on this host publishes it
+    ],
+)
+async def test_without_a_secret_the_webhook_runs_only_for_this_machine(
+    gateway, caplog, host: str, public_url: str, runs: bool
+) -> None:
+    gw: Gateway = await gateway(OPEN, host=host, public_url=public_url)
+    body = json.dumps({"contact_id": 7, "message": "hi"})
+    code, _ = await gw.post(URL, body, {"Content-Type": "application/json"})
+    assert code == (200 if runs else 404)
+    assert len(await gw.messages()) == (1 if runs else 0)
+    if not runs:
+        assert any(
+            "channel 'mock' (mock) is off: no secret (MOCK_WEBHOOK_SECRET)" in r.getMessage()
+            for r in caplog.records
+        )

@@ -12,8 +12,8 @@ import json
 import time
 from collections import defaultdict
 
-from gateway.config import ChannelConfig, DeliveryConfig
-from tests.channels.conftest import Gateway
+from gateway.config import DeliveryConfig
+from tests.channels.conftest import MOCK, MOCK_HEADERS, MOCK_URL, Gateway
 from tests.channels.test_telegram import SIGNED, URL, telegram
 from tests.fakes.telegram import FakeBotAPI, make_update
 from tests.helpers import async_wait_until
@@ -29,7 +29,7 @@ async def test_a_bot_api_outage_holds_back_nothing_else_and_loses_nothing(
     gateway, telegram_api: FakeBotAPI
 ) -> None:
     bot = telegram(telegram_api, messages_per_second=100, seconds_between_messages_to_a_chat=0.2)
-    gw: Gateway = await gateway(bot, ChannelConfig(name="mock", type="mock"), delivery=PATIENT)
+    gw: Gateway = await gateway(bot, MOCK, delivery=PATIENT)
     for first in range(1, CHATS + 1, 50):
         updates = [make_update(chat, chat, "hi") for chat in range(first, first + 50)]
         answers = await asyncio.gather(*(gw.post(URL, json.dumps(u), SIGNED) for u in updates))
@@ -39,9 +39,7 @@ async def test_a_bot_api_outage_holds_back_nothing_else_and_loses_nothing(
         for c in await gw.storage.contacts.collection.find().to_list()
     }
     body = json.dumps({"contact_id": "m", "message": "hello"})
-    assert (await gw.post("/webhooks/mock/mock/", body, {"Content-Type": "application/json"}))[
-        0
-    ] == 200
+    assert (await gw.post(MOCK_URL, body, MOCK_HEADERS))[0] == 200
     [mock_contact] = await gw.storage.contacts.collection.find({"external_id": "m"}).to_list()
 
     # The outage: first every call answers 502, then connections are refused.

@@ -65,7 +65,7 @@ async def test_sigterm_mid_load_loses_no_acknowledged_webhook(tmp_path: Path) ->
             except (OSError, HTTPClientError):
                 return  # the server closed the connection: this one was not acknowledged
             if 200 <= status < 300:
-                acknowledged.append(f"{worker}:{message_id}")
+                acknowledged.append(json.dumps([str(worker), message_id]))  # its dedupe key
             elif status >= 500:
                 return
 

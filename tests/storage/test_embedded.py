@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import stat
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from pymongo import MongoClient
+from pymongo.errors import OperationFailure
 
 from gateway.config import StorageConfig
 from storage import embedded
@@ -104,3 +107,33 @@ def test_without_the_embedded_extra_the_error_says_how_to_fix_it(
     lock = embedded.DataDirLock(tmp_path)
     assert lock.acquire()
     lock.release()
+
+
+async def test_only_the_gateways_user_can_read_its_data(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    store = Storage.open(CONFIG, data_dir)
+    try:
+        await store.ensure_indexes(RETENTION_SECONDS)
+        await store.agents.create("ana", "argon2-hash")
+        assert store.embedded is not None
+        mode = lambda path: stat.S_IMODE(path.stat().st_mode)  # noqa: E731
+        assert mode(data_dir) == 0o700
+        assert mode(data_dir / "db.json") == 0o600  # it holds the database's password
+        assert mode(data_dir / "db_credentials") == 0o600
+        written = [p for p in (data_dir / "db").rglob("*") if p.is_file()]
+        assert written
+        assert all(mode(p) & 0o077 == 0 for p in written), "the server's umask is 077"
+        # Another local user who finds the port gets nothing without the password.
+        anonymous = MongoClient(
+            f"mongodb://127.0.0.1:{store.embedded.port}/?directConnection=true",
+            serverSelectionTimeoutMS=5000,
+        )
+        with anonymous, pytest.raises(OperationFailure, match="requires authentication"):
+            anonymous[CONFIG.database]["agents"].find_one()
+    finally:
+        await store.close()
+    again = Storage.open(CONFIG, data_dir)  # the same credentials, read back
+    try:
+        assert await again.agents.get_by_username("ana") is not None
+    finally:
+        await again.close()

@@ -1,0 +1,93 @@
+"""The HTTP server's edge: timeouts, a connection cap, and accepting that survives
+running out of file descriptors.
+
+Tornado's own accept loop re-raises EMFILE on every wake-up of the listening
+socket, which spins a core and logs a traceback each time: here accepting pauses
+for a moment instead, and says so at most once a second. Connections past the cap
+are closed at once, so a flood of idle ones cannot take the descriptors that
+probes, the database and providers need.
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+from tornado.httpserver import HTTPServer
+from tornado.ioloop import IOLoop
+
+log = logging.getLogger("gateway.server")
+
+ACCEPTS_PER_WAKEUP = 128
+PAUSE_SECONDS = 0.1  # accepting rests this long when descriptors run out
+SPARE_DESCRIPTORS = 256  # kept for the database, providers, files and probes
+
+
+def raise_file_limit() -> int:
+    """Lift the soft limit on open files to the hard one; returns the limit now."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        wanted = 1_048_576 if hard == resource.RLIM_INFINITY else hard
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+class GuardedHTTPServer(HTTPServer):
+    """An HTTPServer with a connection cap and an accept loop that rests on EMFILE."""
+
+    def initialize(self, *args: Any, max_connections: int = 1000, **kwargs: Any) -> None:
+        super().initialize(*args, **kwargs)
+        self.max_connections = max_connections
+        self.refused = 0  # connections closed at once for being past the cap
+        self._last_warning = 0.0
+
+    def add_sockets(self, sockets: list[socket.socket]) -> None:
+        for sock in sockets:
+            self._sockets[sock.fileno()] = sock
+            self._handlers[sock.fileno()] = self._accept_from(sock)
+
+    def _accept_from(self, sock: socket.socket) -> Callable[[], None]:
+        loop = IOLoop.current()
+
+        def accept(fd: Any, events: int) -> None:
+            for _ in range(ACCEPTS_PER_WAKEUP):
+                if sock.fileno() < 0:
+                    return  # stopped meanwhile
+                try:
+                    connection, address = sock.accept()
+                except BlockingIOError:
+                    return
+                except ConnectionAbortedError:
+                    continue
+                except OSError as exc:  # EMFILE, ENFILE, ENOBUFS: rest, then go on
+                    self._warn(f"cannot accept connections: {exc.strerror}; pausing")
+                    loop.remove_handler(sock)
+                    loop.call_later(PAUSE_SECONDS, lambda: _resume(sock))
+                    return
+                if len(self._connections) >= self.max_connections:
+                    self.refused += 1
+                    connection.close()
+                    self._warn(f"{self.max_connections} connections open: refusing more")
+                    continue
+                self._handle_connection(connection, address)
+
+        def _resume(sock: socket.socket) -> None:
+            if sock.fileno() >= 0 and sock.fileno() in self._sockets:
+                loop.add_handler(sock, accept, IOLoop.READ)
+
+        loop.add_handler(sock, accept, IOLoop.READ)
+        return lambda: loop.remove_handler(sock)
+
+    def _warn(self, message: str) -> None:
+        now = time.monotonic()
+        if now - self._last_warning >= 1.0:  # a flood must not flood the log too
+            self._last_warning = now
+            log.warning(message)
