@@ -116,6 +116,10 @@ class StorageConfig:
     # How long a request waits for the database before it answers 503 (a webhook's
     # provider then retries): well inside Twilio's 15 s webhook timeout.
     timeout_seconds: float = 3.0
+    # On MongoDB, how many members must have a write (journaled) before it counts
+    # as done, and a webhook is answered: "majority" survives a primary's failover
+    # (a write only the old primary had is rolled back); "1" is faster.
+    write_concern: Literal["majority", "1"] = "majority"
     embedded: EmbeddedConfig = field(default_factory=EmbeddedConfig)
 
     def __post_init__(self) -> None:

@@ -137,9 +137,10 @@ class Storage:
         """
         # Every operation gives up after the timeout (pymongo's client-side timeout),
         # so requests answer 503 quickly while the database is unreachable.
-        options = {"timeoutMS": int(config.timeout_seconds * 1000)}
+        options: dict[str, Any] = {"timeoutMS": int(config.timeout_seconds * 1000)}
         if not config.is_embedded:
-            return cls.connect(config.uri, config.database, **options)
+            w = "majority" if config.write_concern == "majority" else 1
+            return cls.connect(config.uri, config.database, w=w, **options)
         lock = DataDirLock(data_dir)
         if not lock.acquire():
             if attach:

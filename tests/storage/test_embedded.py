@@ -137,3 +137,15 @@ async def test_only_the_gateways_user_can_read_its_data(tmp_path: Path) -> None:
         assert await again.agents.get_by_username("ana") is not None
     finally:
         await again.close()
+
+
+@pytest.mark.parametrize(("setting", "w"), [("majority", "majority"), ("1", 1)])
+def test_on_mongodb_writes_are_journaled_on_a_majority_unless_told(
+    tmp_path: Path, setting: str, w: object
+) -> None:
+    config = StorageConfig(uri="mongodb://127.0.0.1:9/", write_concern=setting)
+    store = Storage.open(config, tmp_path)  # connects lazily: nothing listens there
+    try:
+        assert store.client.write_concern.document == {"w": w, "j": True}
+    finally:
+        asyncio.run(store.close())
