@@ -66,7 +66,7 @@ class MockChannel(Channel):
         try:
             data = load_json(request.body)
         except ValueError as exc:
-            raise WebhookRefused(400, f"the body must be JSON: {exc}") from None
+            raise WebhookRefused(400, str(exc)) from None
         if not isinstance(data, dict):
             raise WebhookRefused(400, "the body must be a JSON object")
         contact, text = data.get("contact_id"), data.get("message")

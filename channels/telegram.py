@@ -11,24 +11,7 @@ import logging
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any, Literal
-
-from aiogram import Bot
-from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
-from aiogram.exceptions import (
-    ClientDecodeError,
-    TelegramAPIError,
-    TelegramBadRequest,
-    TelegramConflictError,
-    TelegramForbiddenError,
-    TelegramNetworkError,
-    TelegramNotFound,
-    TelegramRetryAfter,
-    TelegramServerError,
-    TelegramUnauthorizedError,
-)
-from aiogram.types import Update
+from typing import TYPE_CHECKING, Any, Literal
 
 from channels.base import (
     Backoff,
@@ -49,6 +32,11 @@ from channels.base import (
     log,
     secrets_match,
 )
+
+# aiogram builds every Bot API model when it is imported (seconds, and 165 MB): it is
+# imported when a Telegram channel is built, not when its settings are checked.
+if TYPE_CHECKING:
+    from aiogram.types import Update
 
 # The update types we turn into messages; Telegram sends only these.
 ALLOWED_UPDATES = ["message", "edited_message"]
@@ -77,6 +65,10 @@ class TelegramChannel(Channel):
 
     def __init__(self, record: dict[str, Any], settings: TelegramSettings, context: ChannelContext):
         super().__init__(record, settings, context)
+        from aiogram import Bot
+        from aiogram.client.session.aiohttp import AiohttpSession
+        from aiogram.client.telegram import TelegramAPIServer
+
         session = AiohttpSession(api=TelegramAPIServer.from_base(settings.api_base))
         self.bot = Bot(settings.token, session=session)
         self.secret = settings.webhook_secret or record.get("webhook_secret", "")
@@ -108,6 +100,18 @@ class TelegramChannel(Channel):
     # -- outbound -----------------------------------------------------------------
 
     async def send(self, to: str, text: str, message_id: str) -> str:
+        from aiogram.exceptions import (
+            ClientDecodeError,
+            TelegramAPIError,
+            TelegramBadRequest,
+            TelegramForbiddenError,
+            TelegramNetworkError,
+            TelegramNotFound,
+            TelegramRetryAfter,
+            TelegramServerError,
+            TelegramUnauthorizedError,
+        )
+
         if not to.lstrip("-").isdigit():
             raise Undeliverable(f"not a Telegram chat id: {to!r}")
         try:
@@ -232,6 +236,8 @@ def _reason(exc: BaseException) -> str:
 
 def _poll_failure(exc: BaseException) -> tuple[int, str]:
     """How loudly to log a failed getUpdates, and what to say."""
+    from aiogram.exceptions import TelegramConflictError, TelegramUnauthorizedError
+
     if isinstance(exc, TelegramConflictError):
         reason = "another poller or a webhook uses this bot (409); stop it or delete the webhook"
         return logging.ERROR, reason

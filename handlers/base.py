@@ -202,7 +202,10 @@ class BaseHandler(RequestHandler):
         for name, values in self.request.query_arguments.items():
             if len(values) > 1:
                 raise ValidationError.of(name, "give this parameter once")
-            raw[name] = values[0].decode("utf-8", errors="replace")
+            try:
+                raw[name] = values[0].decode("utf-8")
+            except UnicodeDecodeError:
+                raise ValidationError.of(name, "not valid UTF-8 (percent-encode UTF-8)") from None
         return _load(schema, raw)
 
     # -- output ---------------------------------------------------------------------

@@ -16,13 +16,19 @@ def test_reference_routes_end_to_end(gateway: Gateway) -> None:
     assert status == 201
     assert "password" not in ana
 
-    # 2. Sign in, then rotate the refresh token; the old one is then refused.
-    status, pair = api("POST", "/auth/token/", {"username": "ana", "password": "correct horse"})
+    # 2. Sign in, then rotate the refresh token; the old one is then refused, and
+    #    presenting it ends that sign-in, the rotated tokens included.
+    sign_in = {"username": "ana", "password": "correct horse"}
+    status, pair = api("POST", "/auth/token/", sign_in)
     assert status == 200
     status, rotated = api("POST", "/auth/token/refresh/", {"refresh": pair["refresh"]})
     assert status == 200
+    assert api("GET", "/api/v1/agents/", token=rotated["access"])[0] == 200
     assert api("POST", "/auth/token/refresh/", {"refresh": pair["refresh"]})[0] == 401
-    token = rotated["access"]
+    assert api("GET", "/api/v1/agents/", token=rotated["access"])[0] == 401
+    status, pair = api("POST", "/auth/token/", sign_in)
+    assert status == 200
+    token = pair["access"]
 
     # 3. List, read and change yourself.
     status, agents = api("GET", "/api/v1/agents/", token=token)

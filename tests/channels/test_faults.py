@@ -136,7 +136,7 @@ async def test_4_one_bad_message_fails_alone_and_the_others_of_its_batch_are_sto
     lone_surrogate = json.dumps({"contact_id": "x", "message": "x \ud800"})  # JSON "\ud800"
     answers = await asyncio.gather(*good, gw.post(MOCK_URL, lone_surrogate, JSON))
     assert [status for status, _ in answers] == [200] * 20 + [400]
-    assert "the message text" in json.loads(answers[-1][1])["error"]["message"]
+    assert "message: not valid Unicode text" in json.loads(answers[-1][1])["error"]["message"]
     stored = sorted(m["content"] for m in await gw.messages(direction="in"))
     assert stored == sorted([f"tg {n}" for n in range(10)] + [f"wa {n}" for n in range(10)])
 

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 
 from gateway.config import ChannelConfig
-from tests.channels.conftest import PUBLIC_URL, Gateway
+from tests.channels.conftest import MOCK, MOCK_HEADERS, MOCK_URL, PUBLIC_URL, Gateway
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FROM, FakeTwilio, sign
 
 PATH = "/webhooks/whatsapp/wa/"
@@ -176,3 +176,23 @@ async def test_forged_status_callback_changes_nothing(gateway, twilio_api) -> No
     )
     assert code == 403
     assert (await gw.storage.messages.get(message["id"]))["status"] == "sent"
+
+
+async def test_a_signed_callback_moves_only_its_channels_message_with_its_sid(
+    gateway, twilio_api
+) -> None:
+    gw: Gateway = await gateway(whatsapp(twilio_api), MOCK)
+    ours = await gw.send(await _conversation(gw), "hi")
+    await gw.final(ours["id"])
+    body = '{"contact_id": "m", "message": "hello"}'
+    assert (await gw.post(MOCK_URL, body, MOCK_HEADERS))[0] == 200
+    [contact] = await gw.storage.contacts.collection.find({"external_id": "m"}).to_list()
+    theirs = await gw.send(contact["_id"], "to the mock contact")
+    assert (await gw.final(theirs["id"]))["status"] == "sent"
+    # Signed by Twilio, but naming another channel's message, or another sid.
+    assert await _status(gw, theirs["id"], "failed") == 200
+    path = f"{PATH}status/?message_id={ours['id']}"
+    form = {"MessageSid": "SMsomeoneelse", "MessageStatus": "failed", "AccountSid": ACCOUNT_SID}
+    assert (await gw.post(path, urlencode(form), signed(form, path)))[0] == 200
+    for message in (ours, theirs):
+        assert (await gw.storage.messages.get(message["id"]))["status"] == "sent"

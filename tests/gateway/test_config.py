@@ -158,3 +158,17 @@ def test_cli_reports_an_invalid_file_in_one_line_with_exit_code_2(config_file) -
     assert result.stderr.strip().splitlines() == [
         "bot-gateway: config error: server.port: expected an integer, got 'many'"
     ]
+
+
+def test_aiogram_is_imported_only_when_a_telegram_channel_is_built() -> None:
+    # Its import alone takes seconds and makes a process of 165 MB.
+    code = (
+        "import sys, gateway.server, gateway.channels, channels.telegram\n"
+        "from channels.telegram import TelegramSettings\n"
+        "TelegramSettings(token='')\n"
+        "print('aiogram' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "False", result.stderr

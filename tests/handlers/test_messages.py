@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from gateway.app import build_services
+from gateway.config import ServerConfig
 from storage.database import Storage
 from tests.helpers import TEST_CONFIG, Client, CommandCounter, sign_up
 
@@ -188,3 +190,18 @@ async def test_a_full_page_is_one_query_at_any_depth(
         pages += 1
         url = page["next"] and urlsplit(page["next"])._replace(scheme="", netloc="").geturl()
     assert pages == 5
+
+
+async def test_next_links_never_come_from_the_callers_host(
+    api: Client, contact: dict[str, Any], storage: Storage, serve_app
+) -> None:
+    for i in range(3):
+        await _send(api, contact["id"], f"m{i}")
+    spoofed = {"Host": "evil.example", "X-Forwarded-Proto": "http"}
+    status, page = await api.fetch("GET", "/api/v1/messages/?page_size=1", headers=spoofed)
+    assert status == 200
+    assert page["next"].startswith("/api/v1/messages/?")  # relative: no public URL is set
+    config = dataclasses.replace(TEST_CONFIG, server=ServerConfig(public_url="https://gw.example"))
+    public = (await serve_app(build_services(config, storage))).as_agent(api.token)
+    status, page = await public.fetch("GET", "/api/v1/messages/?page_size=1", headers=spoofed)
+    assert page["next"].startswith("https://gw.example/api/v1/messages/?")
