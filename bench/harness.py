@@ -99,16 +99,27 @@ class Api:
     """A keep-alive JSON client for sequential latency measurements."""
 
     def __init__(self, port: int) -> None:
+        self.port = port
         self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         self.token: str | None = None
+
+    def reconnect(self) -> None:
+        """A fresh connection: the gateway closes one idle past its idle timeout."""
+        self.connection.close()
+        self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         headers = {"Content-Type": "application/json"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         payload = json.dumps(body) if body is not None else None
-        self.connection.request(method, path, body=payload, headers=headers)
-        response = self.connection.getresponse()
+        try:
+            self.connection.request(method, path, body=payload, headers=headers)
+            response = self.connection.getresponse()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            self.reconnect()  # closed while idle, before it read this request
+            self.connection.request(method, path, body=payload, headers=headers)
+            response = self.connection.getresponse()
         raw = response.read()
         return response.status, json.loads(raw) if raw else None
 

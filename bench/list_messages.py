@@ -74,6 +74,7 @@ def queries(probe: MongoClient) -> int:
 
 
 def measure(api: Api, probe: MongoClient, path: str, rounds: int) -> dict[str, float]:
+    api.reconnect()  # not timed
     samples = []
     before = queries(probe)
     for _ in range(rounds):

@@ -18,6 +18,7 @@ MESSAGES = "/api/v1/messages/"
 
 def enqueue_latency(api: Api, contact_ids: list[str], count: int) -> dict[str, float]:
     """``count`` sequential POSTs, each timed until its 201."""
+    api.reconnect()  # not timed: the one before it may have idled out
     samples = []
     for n in range(count):
         body = {"contact_id": contact_ids[n % len(contact_ids)], "content": f"reply {n}"}
