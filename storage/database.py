@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import os
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,10 +148,12 @@ class Storage:
                 uri = read_advertised_uri(data_dir, config.embedded.start_timeout_seconds)
                 return cls.connect(uri, config.database, **options)
             owner = _read_pid(lock.path)
-            raise DataDirBusy(
-                f"data dir {data_dir} is in use by another bot-gateway{owner}; "
-                "stop it or pass a different --data-dir"
-            )
+            if owner is None or _alive(owner) or not _outlived(lock, config):
+                shown = f" (pid {owner})" if owner else ""
+                raise DataDirBusy(
+                    f"data dir {data_dir} is in use by another bot-gateway{shown}; "
+                    "stop it or pass a different --data-dir"
+                )
         store = str(data_dir / "db")
         timeout = config.embedded.start_timeout_seconds
         try:
@@ -258,9 +261,31 @@ class Storage:
             self.lock.release()
 
 
-def _read_pid(path: Path) -> str:
+def _read_pid(path: Path) -> int | None:
     try:
-        pid = int(path.read_text().strip())
+        return int(path.read_text().strip())
     except (OSError, ValueError):
-        return ""
-    return f" (pid {pid})"
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _outlived(lock: DataDirLock, config: StorageConfig) -> bool:
+    """The gateway that owned the data dir died, and its embedded server (which got
+    SIGTERM when it did, and holds the lock it inherited) is stopping: wait for it
+    to let go, as a restart right after a crash must. True once the lock is ours."""
+    log.warning("the previous gateway on this data dir died; waiting for its database to stop")
+    deadline = time.monotonic() + config.embedded.start_timeout_seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        if lock.acquire():
+            return True
+    return False
