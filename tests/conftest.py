@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
+from gateway import passwords
 from gateway.app import Services, build_services, make_app
 from storage.database import Storage
 from storage.embedded import EmbeddedServer
@@ -25,6 +27,16 @@ from tests.fakes.telegram import FakeBotAPI
 from tests.fakes.twilio import FakeTwilio
 from tests.helpers import RETENTION_SECONDS, TEST_CONFIG, Client, CommandCounter, sign_up
 from tests.processes import Gateway
+
+
+@pytest.fixture(autouse=True, scope="session")
+def cheap_password_hashing() -> Iterator[None]:
+    """argon2 at its cheapest in in-process gateways: the real cost (0.36 s per sign-up
+    on this machine class) buys a test nothing. Processes the tests start keep it."""
+    real = passwords._hasher
+    passwords._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    yield
+    passwords._hasher = real
 
 
 @pytest.fixture(scope="session")
