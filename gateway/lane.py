@@ -102,7 +102,9 @@ class Lane:
             else:
                 trouble.reset()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+                # Not asyncio.wait_for, which on Python 3.11 can lose a cancellation.
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
 
     # -- what is known ---------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from channels.base import Backoff
 log = logging.getLogger("gateway.workers")
 
 T = TypeVar("T")
+RECANCEL_SECONDS = 1.0  # how long a stopped worker has before it is cancelled again
 STABLE_SECONDS = 10.0  # a restarted worker that runs this long is up again
 DOWN_GRACE_SECONDS = 5.0  # /readyz names workers down longer than this
 
@@ -34,6 +35,22 @@ def detached_task(work: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
     call of its own cut short once its creator's deadline has passed.
     """
     return asyncio.create_task(work, name=name, context=contextvars.Context())
+
+
+async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
+    """Cancel ``task`` and wait until it has ended.
+
+    It is cancelled again while it runs: one cancellation can be lost on Python 3.11,
+    whose ``asyncio.wait_for`` returns the result when the awaited thing finishes as
+    the cancellation arrives (https://github.com/python/cpython/issues/86296), and
+    pymongo's pool waits with it. A worker that loops until cancelled ran on, and
+    its stop never returned.
+    """
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=RECANCEL_SECONDS)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 @dataclass
@@ -71,9 +88,7 @@ class Supervisor:
     async def stop(self, name: str) -> None:
         worker = self.workers.pop(name, None)
         if worker is not None and worker.task is not None:
-            worker.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker.task
+            await cancel_and_wait(worker.task)
 
     async def stop_all(self) -> None:
         for name in list(self.workers):
