@@ -211,6 +211,7 @@ class Dispatcher:
         try:
             outcome, attempts, retry_in = await self._attempt(channel, message, attempts, token)
         finally:
+            self.pacing(channel).finished(message.to, time.monotonic())
             self.free_slots += 1
             for lane in self.lanes.values():
                 lane.wake()  # a slot is free

@@ -29,6 +29,13 @@ class Pacing:
             if len(self._chats) > 10_000:  # forget chats whose gap has passed
                 self._chats = {k: v for k, v in self._chats.items() if v > now}
 
+    def finished(self, to: str, now: float) -> None:
+        """A send to ``to`` ended now. The provider counts a chat's gap between the
+        messages it receives, and ours may have arrived late (a slow connection, a busy
+        loop): the next one waits the whole gap from here."""
+        if self.per_chat > 0:
+            self._chats[to] = max(self._chats.get(to, 0.0), now + self.per_chat)
+
     def pause(self, seconds: float) -> None:
         self.flood_waits += 1
         self.paused_until = max(self.paused_until, time.monotonic() + seconds)
