@@ -8,6 +8,7 @@ database of its own.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -37,6 +38,14 @@ def cheap_password_hashing() -> Iterator[None]:
     passwords._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     yield
     passwords._hasher = real
+
+
+@pytest.fixture(autouse=True)
+def collect_leaks() -> Iterator[None]:
+    """Collect garbage after each test, so that a socket or file a test leaked raises
+    its ResourceWarning in that test, not in whichever test the collector next runs."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture(scope="session")
