@@ -271,6 +271,18 @@ class Channel(ABC):
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients (HTTP sessions) at shutdown."""
 
+    # A channel whose provider is told where to call (Telegram's setWebhook) says so,
+    # and ``bot-gateway set-webhook``/``delete-webhook`` work for it.
+    registers_webhooks: ClassVar[bool] = False
+
+    async def register_webhook(self) -> None:
+        """Tell the provider to call :meth:`webhook_url` (with our secret)."""
+        raise NotImplementedError(f"{self.type} channels do not register webhooks")
+
+    async def delete_webhook(self) -> None:
+        """Tell the provider to stop calling us (Telegram: so that polling may start)."""
+        raise NotImplementedError(f"{self.type} channels do not register webhooks")
+
 
 def secrets_match(expected: str, given: str | None) -> bool:
     """Constant-time comparison, so timing does not reveal the secret."""

@@ -149,6 +149,8 @@ class TelegramChannel(Channel):
     async def close(self) -> None:
         await self.bot.session.close()
 
+    registers_webhooks = True
+
     async def register_webhook(self) -> None:
         """Point Telegram at our webhook URL with our secret."""
         await self.bot.set_webhook(
@@ -156,6 +158,11 @@ class TelegramChannel(Channel):
             secret_token=self.secret,
             allowed_updates=ALLOWED_UPDATES,
         )
+
+    async def delete_webhook(self) -> None:
+        # Updates not yet delivered stay queued for getUpdates (drop_pending_updates off):
+        # https://core.telegram.org/bots/api#deletewebhook
+        await self.bot.delete_webhook(drop_pending_updates=False)
 
     async def _register(self) -> None:
         delay = Backoff()
@@ -239,7 +246,10 @@ def _poll_failure(exc: BaseException) -> tuple[int, str]:
     from aiogram.exceptions import TelegramConflictError, TelegramUnauthorizedError
 
     if isinstance(exc, TelegramConflictError):
-        reason = "another poller or a webhook uses this bot (409); stop it or delete the webhook"
+        reason = (
+            "another poller or a webhook uses this bot (409); stop it, or delete the webhook "
+            "with `bot-gateway delete-webhook`"
+        )
         return logging.ERROR, reason
     if isinstance(exc, TelegramUnauthorizedError):
         return logging.ERROR, "the bot token is refused (401)"

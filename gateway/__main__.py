@@ -7,6 +7,7 @@ import asyncio
 import getpass
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 
 from gateway import logs
 from gateway.agents import create_agent
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="bot-gateway",
         description="Self-hosted Telegram and WhatsApp gateway for teams of agents.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     common = argparse.ArgumentParser(add_help=False)
@@ -49,10 +51,23 @@ def build_parser() -> argparse.ArgumentParser:
     hook = commands.add_parser(
         "set-webhook",
         parents=[common],
-        help="register Telegram webhooks at PUBLIC_URL (for channels in webhook mode)",
+        help="register webhooks at PUBLIC_URL (Telegram channels in webhook mode)",
     )
     hook.add_argument("--channel", help="only this channel (by name)")
+    unhook = commands.add_parser(
+        "delete-webhook",
+        parents=[common],
+        help="tell Telegram to stop calling the webhook, so that polling can start",
+    )
+    unhook.add_argument("--channel", help="only this channel (by name)")
     return parser
+
+
+def _version() -> str:
+    try:
+        return version("bot-gateway")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
 
 
 def _load(args: argparse.Namespace) -> Config:
@@ -84,31 +99,37 @@ async def _create_agent(config: Config, username: str, password: str, display_na
     print(f"created agent {agent['username']} ({agent['id']})")
 
 
-async def _set_webhooks(config: Config, only: str | None) -> None:
-    """Register each Telegram channel in webhook mode at PUBLIC_URL."""
-    from channels.telegram import TelegramChannel  # the channel clients load only when needed
-    from gateway.channels import ChannelSet
+async def _webhooks(config: Config, only: str | None, *, register: bool) -> None:
+    """Register (or delete) the webhook of each channel that registers its own:
+    to register, those in webhook mode, at PUBLIC_URL; to delete, any."""
+    from gateway.channels import ChannelSet  # the channel clients load only when needed
 
-    if not config.server.public_url:
+    if register and not config.server.public_url:
         raise GatewayError("set PUBLIC_URL (server.public_url) to the gateway's public address")
     storage = open_storage(config, attach=True)
     try:
         await storage.ensure_indexes(config.storage.message_retention_seconds)
         channels = await ChannelSet.open(config, storage)
         try:
-            hooked = [
+            chosen = [
                 c
                 for c in channels
-                if isinstance(c, TelegramChannel)
-                and c.mode == "webhook"
+                if c.registers_webhooks
+                and (c.mode == "webhook" or not register)
                 and (only is None or c.name == only)
             ]
-            if not hooked:
+            if not chosen:
                 named = f" named {only}" if only else ""
-                raise GatewayError(f"no Telegram channel in webhook mode{named}")
-            for channel in hooked:
-                await channel.register_webhook()
-                print(f"telegram channel {channel.name}: webhook set to {channel.webhook_url()}")
+                mode = " in webhook mode" if register else ""
+                raise GatewayError(f"no channel that registers webhooks{mode}{named}")
+            for channel in chosen:
+                try:
+                    await (channel.register_webhook() if register else channel.delete_webhook())
+                except Exception as exc:  # the provider's answer, or none: say which
+                    reason = getattr(exc, "message", "") or type(exc).__name__
+                    raise GatewayError(f"{channel.type} channel {channel.name}: {reason}") from exc
+                done = f"set to {channel.webhook_url()}" if register else "deleted"
+                print(f"{channel.type} channel {channel.name}: webhook {done}")
         finally:
             await channels.close()
     finally:
@@ -131,8 +152,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "create-agent":
             password = _read_password(args.password_stdin)
             asyncio.run(_create_agent(config, args.username, password, args.display_name))
-        elif args.command == "set-webhook":
-            asyncio.run(_set_webhooks(config, args.channel))
+        elif args.command in ("set-webhook", "delete-webhook"):
+            register = args.command == "set-webhook"
+            asyncio.run(_webhooks(config, args.channel, register=register))
     except ConfigError as exc:  # found once channels are built
         print(f"bot-gateway: config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

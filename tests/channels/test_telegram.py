@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
+import subprocess
 import time
+from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +17,7 @@ from gateway.config import ChannelConfig
 from tests.channels.conftest import FAST_RETRIES, Gateway
 from tests.fakes.telegram import TOKEN, FakeBotAPI, make_update
 from tests.helpers import async_wait_until
+from tests.processes import BOT_GATEWAY
 
 HOOK_SECRET = "hook-secret"
 URL = "/webhooks/telegram/tg/"
@@ -227,26 +230,73 @@ async def test_two_bots_side_by_side(gateway, telegram_api) -> None:
     assert len(telegram_api.sent_to(42)) == 2
 
 
-async def test_set_webhook_command_registers_the_bot(telegram_api, tmp_path) -> None:
+def _config_of(channel: ChannelConfig, tmp_path: Path) -> Path:
     config = tmp_path / "config.yaml"
-    declared = telegram(telegram_api)
     config.write_text(
         json.dumps(
             {
                 "data_dir": str(tmp_path / "data"),
                 "server": {"public_url": "https://gw.example.com"},
-                "channels": [{"name": declared.name, "type": declared.type, **declared.settings}],
+                "channels": [{"name": channel.name, "type": channel.type, **channel.settings}],
             }
         )
     )
+    return config
+
+
+async def _run(*args: str) -> tuple[int, str, str]:
+    """The installed ``bot-gateway`` command, as an operator runs it."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", "set-webhook", "--config", str(config),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 0, err.decode()
-    assert (
-        out.decode().strip().endswith("webhook set to https://gw.example.com/webhooks/telegram/tg/")
+        BOT_GATEWAY, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_set_webhook_command_registers_the_bot(telegram_api, tmp_path) -> None:
+    config = _config_of(telegram(telegram_api), tmp_path)
+    code, out, err = await _run("set-webhook", "--config", str(config))
+    assert code == 0, err
+    assert out.strip().endswith("webhook set to https://gw.example.com/webhooks/telegram/tg/")
     assert telegram_api.webhook["url"] == "https://gw.example.com/webhooks/telegram/tg/"
     assert telegram_api.webhook["secret_token"] == HOOK_SECRET
+
+
+async def test_switching_from_webhook_to_polling_takes_delete_webhook(
+    gateway, telegram_api, tmp_path, caplog
+) -> None:
+    # The bot was served by webhook; now its config says polling. Telegram answers
+    # getUpdates with 409 until the webhook is deleted, and the log says how.
+    telegram_api.webhook = {"url": "https://old.example.com/hook"}
+    polling = telegram(telegram_api, mode="polling")
+    gw: Gateway = await gateway(polling)
+    telegram_api.user_writes(77, "still there?")
+
+    async def refused_twice() -> bool:
+        return telegram_api.calls.count("getUpdates") >= 2
+
+    await async_wait_until(refused_twice, 15, "getUpdates to be refused and retried")
+    assert await gw.messages() == []
+    assert "bot-gateway delete-webhook" in caplog.text
+
+    code, out, err = await _run("delete-webhook", "--config", str(_config_of(polling, tmp_path)))
+    assert (code, out.strip()) == (0, "telegram channel tg: webhook deleted"), err
+    assert telegram_api.webhook == {}
+
+    async def stored() -> bool:
+        return [m["content"] for m in await gw.messages()] == ["still there?"]
+
+    await async_wait_until(stored, 30, "the update kept while the webhook was active")
+
+
+async def test_delete_webhook_says_when_no_channel_registers_one(tmp_path) -> None:
+    mock = ChannelConfig(name="mock", type="mock", settings={"secret": "s"})
+    code, out, err = await _run("delete-webhook", "--config", str(_config_of(mock, tmp_path)))
+    assert (code, out) == (1, "")
+    assert err.splitlines()[-1] == "bot-gateway: error: no channel that registers webhooks"
+
+
+def test_version_is_the_installed_packages() -> None:
+    done = subprocess.run([BOT_GATEWAY, "--version"], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout.strip()) == (0, f"bot-gateway {version('bot-gateway')}")

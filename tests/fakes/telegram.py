@@ -22,6 +22,11 @@ from tests.fakes.local import LocalServer
 
 TOKEN = "123456:TEST-telegram-token-do-not-log"
 
+WEBHOOK_CONFLICT = (
+    "Conflict: can't use getUpdates method while webhook is active; "
+    "use deleteWebhook to delete the webhook first"
+)
+
 
 @dataclass
 class Sent:
@@ -105,6 +110,8 @@ class FakeBotAPI:
             raise _Answer(502, "Bad Gateway")
         if method == "getMe":
             return {"id": 1, "is_bot": True, "first_name": "Test bot", "username": "test_bot"}
+        if method == "getUpdates" and self.webhook.get("url"):
+            raise _Answer(409, WEBHOOK_CONFLICT)  # what Telegram answers, as of Bot API 9
         if method == "getUpdates":
             self.polls_at_once += 1
             self.most_polls_at_once = max(self.most_polls_at_once, self.polls_at_once)
