@@ -18,7 +18,7 @@ from gateway.faq import FaqResponder, make_cache
 from gateway.inbound import InboundWriter, Received, receive
 from gateway.leases import ChannelWork
 from gateway.logs import scrubber
-from gateway.metrics import Metrics, counter, gauge
+from gateway.metrics import Metrics, counter, gauge, route_template
 from gateway.outbound import Dispatcher
 from gateway.tokens import load_or_create_secret
 from gateway.workers import Supervisor
@@ -263,11 +263,14 @@ async def close_services(services: Services) -> None:
 def make_app(services: Services) -> tornado.web.Application:
     """The Tornado application; refuses to build if a route could skip auth."""
 
+    routes: dict[type, str] = {NotFoundHandler: "unmatched"}  # handler → its route's label
+
     def mount(pattern: str, handler: type, options: dict[str, Any] | None = None) -> Any:
         check_handler_auth(handler)
         kwargs = dict(options or {})
         if issubclass(handler, BaseHandler):
             kwargs["services"] = services
+        routes.setdefault(handler, route_template(pattern))
         return (pattern, handler, kwargs)
 
     handlers = [mount(*route) for route in API_ROUTES]
@@ -275,7 +278,12 @@ def make_app(services: Services) -> tornado.web.Application:
     handlers.append(mount(r".*", NotFoundHandler))
 
     def log_request(handler: tornado.web.RequestHandler) -> None:
-        services.metrics.http.labels(type(handler).__name__, str(handler.get_status())).inc()
+        route = routes.get(type(handler), "unmatched")  # also Tornado's own error handler
+        metrics = services.metrics
+        metrics.http.labels(route, str(handler.get_status())).inc()
+        method = handler.request.method or ""
+        method = method if method in tornado.web.RequestHandler.SUPPORTED_METHODS else "other"
+        metrics.http_seconds.labels(route, method).observe(handler.request.request_time())
         _log_request(handler)
 
     return tornado.web.Application(

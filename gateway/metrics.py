@@ -4,15 +4,31 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+# The `_created` series double every counter's series for a value nobody graphs.
+disable_created_metrics()
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        # What every Prometheus client exports by default: CPU, memory, descriptors, GC.
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
         self.inbound = Counter(
             "gateway_inbound_messages",
             "Inbound messages by channel and result (stored, duplicate, refused, invalid)",
@@ -41,9 +57,15 @@ class Metrics:
             registry=r,
         )
         self.http = Counter(
-            "gateway_http_requests", "HTTP requests by route and status", ["route", "status"],
-            registry=r,
+            "gateway_http_requests", "HTTP requests by route template and status",
+            ["route", "status"], registry=r,
         )  # fmt: skip
+        self.http_seconds = Histogram(
+            "gateway_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route template and method",
+            ["route", "method"],
+            registry=r,
+        )
 
     def read_at_scrape(self, read: Callable[[], Iterable[Metric]]) -> None:
         """Add metrics computed from live state each time they are scraped."""
@@ -70,3 +92,41 @@ def gauge(name: str, documentation: str, labels: list[str], rows: list[tuple]) -
     for *values, amount in rows:
         family.add_metric(values, amount)
     return family
+
+
+def route_template(pattern: str) -> str:
+    """A route's regex as a label: each group becomes ``{name}``, escapes and anchors go.
+
+    ``/api/v1/messages/(?P<message_id>[^/]+)/`` → ``/api/v1/messages/{message_id}/``;
+    one label per route, however many ids are requested.
+    """
+    out, i = [], 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\" and i + 1 < len(pattern):
+            out.append(pattern[i + 1])
+            i += 2
+        elif char == "(":
+            end, depth = i, 0
+            while end < len(pattern):
+                if pattern[end] == "\\":
+                    end += 1
+                elif pattern[end] == "(":
+                    depth += 1
+                elif pattern[end] == ")":
+                    depth -= 1
+                    if depth == 0:
+                        break
+                end += 1
+            group = pattern[i + 1 : end]
+            name = group[3 : group.index(">")] if group.startswith("?P<") else "path"
+            out.append("{" + name + "}")
+            i = end + 1
+            if i < len(pattern) and pattern[i] in "?*+":
+                i += 1  # the group's quantifier belongs to the group
+        elif char in "^$":
+            i += 1
+        else:
+            out.append(char)
+            i += 1
+    return "".join(out)
