@@ -34,7 +34,7 @@ from handlers import (
     metrics,
     webhooks,
 )
-from handlers.base import BaseHandler, NotFoundHandler, check_handler_auth
+from handlers.base import BaseHandler, NotFoundHandler, check_handler_auth, request_id
 from storage.database import Storage
 from storage.errors import is_unavailable
 
@@ -284,7 +284,7 @@ def make_app(services: Services) -> tornado.web.Application:
         method = handler.request.method or ""
         method = method if method in tornado.web.RequestHandler.SUPPORTED_METHODS else "other"
         metrics.http_seconds.labels(route, method).observe(handler.request.request_time())
-        _log_request(handler)
+        _log_request(handler, route, method)
 
     return tornado.web.Application(
         handlers,
@@ -294,17 +294,24 @@ def make_app(services: Services) -> tornado.web.Application:
     )
 
 
-def _log_request(handler: tornado.web.RequestHandler) -> None:
-    """One line per request; its level follows the status."""
+def _log_request(handler: tornado.web.RequestHandler, route: str, method: str) -> None:
+    """One line per request; its level follows the status. JSON logs get each part as
+    a field of its own."""
     status = handler.get_status()
     level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
     if handler.request.path in ("/healthz", "/readyz") and status < 400:
         level = logging.DEBUG  # probes every few seconds would drown the log
+    took_ms = round(1000.0 * handler.request.request_time(), 1)
+    rid = request_id(handler.request)
+    fields = {"method": method, "route": route, "status": status, "duration_ms": took_ms,
+              "request_id": rid}  # fmt: skip
     access_log.log(
         level,
-        "%s %s %d %.1fms",
-        handler.request.method,
+        "%s %s %d %.1fms %s",
+        method,
         handler.request.path,
         status,
-        1000.0 * handler.request.request_time(),
+        took_ms,
+        rid,
+        extra={"fields": fields},
     )

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import uuid
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import marshmallow
+from tornado.httputil import HTTPServerRequest
 from tornado.web import HTTPError, RequestHandler, stream_request_body
 
 from channels.base import load_json
@@ -62,6 +65,21 @@ def public(reason: str) -> Callable[[F], F]:
         return target
 
     return mark
+
+
+# A caller's X-Request-ID is kept if it is a plain token (it goes into log lines);
+# otherwise, or without one, the gateway makes one up.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def request_id(request: HTTPServerRequest) -> str:
+    """The request's id: the caller's ``X-Request-ID`` or a new one; echoed back."""
+    known = getattr(request, "gateway_request_id", None)
+    if known is None:
+        given = request.headers.get("X-Request-ID", "")
+        known = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        setattr(request, "gateway_request_id", known)  # noqa: B010 - not a declared field
+    return known
 
 
 def implements(handler_class: type, method: str) -> bool:
@@ -117,6 +135,7 @@ class BaseHandler(RequestHandler):
             self.services.inflight.leave()
 
     def set_default_headers(self) -> None:
+        self.set_header("X-Request-ID", request_id(self.request))
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
         self.set_header("X-Content-Type-Options", "nosniff")

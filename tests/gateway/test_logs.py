@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import urllib.request
 
 from gateway.logs import MASK, Scrubber
 from tests.helpers import free_port, wait_until
@@ -49,6 +50,10 @@ def test_no_token_in_any_log_line_of_a_run(gateway: Gateway) -> None:
     assert http_status(gateway.url(f"/webhooks/telegram/{TOKEN}/")) == 405  # GET: POST only
     assert http_status(gateway.url(f"/bot{TOKEN}/getUpdates")) == 404
     wait_until(lambda: "getUpdates failed" in gateway.log(), 20, "a logged poll failure")
+    # A caller's request id is kept and echoed; one that could forge a log line is not.
+    echoed = [_request_id_answered(gateway.url("/healthz"), given) for given in ("probe-42", "a b")]
+    assert echoed[0] == "probe-42"
+    assert len(echoed[1]) == 32
     process.send_signal(signal.SIGTERM)
     assert process.wait(15) == 0
     lines = gateway.log().splitlines()
@@ -56,5 +61,21 @@ def test_no_token_in_any_log_line_of_a_run(gateway: Gateway) -> None:
     assert all(TOKEN not in line for line in lines)
     assert any(MASK in line for line in lines)
     # JSON logs: every line is one object.
-    assert all(isinstance(json.loads(line), dict) for line in lines if line.startswith("{"))
+    entries = [json.loads(line) for line in lines if line.startswith("{")]
+    assert all(isinstance(entry, dict) for entry in entries)
+    [probe] = [e for e in entries if e.get("request_id") == "probe-42"]
+    assert {k: probe[k] for k in ("method", "route", "status")} == {
+        "method": "GET",
+        "route": "/healthz",
+        "status": 200,
+    }
+    assert isinstance(probe["duration_ms"], float)
+    [unmatched] = [e for e in entries if e.get("status") == 404]
+    assert unmatched["route"] == "unmatched"  # a 404's path is not a label
     logging.getLogger(__name__).debug("checked %d lines", len(lines))
+
+
+def _request_id_answered(url: str, given: str) -> str:
+    request = urllib.request.Request(url, headers={"X-Request-ID": given})  # noqa: S310 - local
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - local URL
+        return str(response.headers["X-Request-ID"])
