@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 
 import yaml
+
+from gateway.config import ServerConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -65,3 +68,46 @@ def test_image_is_multi_stage_slim_non_root_and_checks_health() -> None:
     assert "embedded]" not in DOCKERFILE  # production uses MongoDB
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {"data", ".venv", "tests"} <= set(ignored)
+
+
+def _default(value: str) -> str:
+    """The default of a ``${NAME:-default}`` compose value."""
+    match = re.fullmatch(r"\$\{[A-Z_]+:-([^}]*)\}", value)
+    assert match, value
+    return match[1]
+
+
+def test_mongodb_is_a_replica_set_the_gateway_names() -> None:
+    mongo = COMPOSE["services"]["mongo"]
+    command = mongo["command"]
+    name = command[command.index("--replSet") + 1]
+    check = " ".join(mongo["healthcheck"]["test"])
+    assert f"rs.initiate({{_id: '{name}'" in check  # initiated by its healthcheck
+    assert "isWritablePrimary" in check  # healthy once it can take writes
+    uri = COMPOSE["services"]["gateway"]["environment"]["MONGODB_URI"]
+    assert f"replicaSet={name}" in uri
+    assert "directConnection" not in uri
+
+
+def test_gateway_runs_under_an_init_and_may_finish_its_shutdown() -> None:
+    gateway = COMPOSE["services"]["gateway"]
+    assert gateway["init"] is True
+    period = re.fullmatch(r"(\d+)s", gateway["stop_grace_period"])
+    assert period, gateway["stop_grace_period"]
+    seconds = int(period[1])
+    grace = ServerConfig().shutdown_grace_seconds
+    # Requests in flight get the grace, sends under way half of it, then the clients close.
+    assert seconds >= grace * 1.5 + 10
+
+
+def test_trusted_proxies_cover_the_proxys_network() -> None:
+    trusted = [
+        ipaddress.ip_network(n.strip())
+        for n in _default(COMPOSE["services"]["gateway"]["environment"]["TRUSTED_PROXIES"]).split(
+            ","
+        )
+    ]
+    [network] = COMPOSE["networks"]["default"]["ipam"]["config"]
+    proxy_network = ipaddress.ip_network(network["subnet"])
+    assert any(proxy_network.subnet_of(t) for t in trusted)
+    assert "networks" not in COMPOSE["services"]["caddy"]  # Caddy is on that network
