@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 from gateway import logs
-from gateway.agents import create_agent
+from gateway.agents import create_agent, normalize_username, update_agent
 from gateway.config import Config, ConfigError, load_config
 from gateway.database import open_storage
 from gateway.errors import GatewayError
@@ -45,6 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--username", required=True)
     agent.add_argument("--display-name", default="")
     agent.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+
+    reset = commands.add_parser(
+        "reset-password",
+        parents=[common],
+        help="set an agent's password and end its sign-ins (works while serve is running)",
+    )
+    reset.add_argument("--username", required=True)
+    reset.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
 
@@ -97,6 +107,19 @@ async def _create_agent(config: Config, username: str, password: str, display_na
     finally:
         await storage.close()
     print(f"created agent {agent['username']} ({agent['id']})")
+
+
+async def _reset_password(config: Config, username: str, password: str) -> None:
+    storage = open_storage(config, attach=True)
+    try:
+        await storage.ensure_indexes(config.storage.message_retention_seconds)
+        agent = await storage.agents.get_by_username(normalize_username(username))
+        if agent is None:
+            raise GatewayError(f"no agent named {normalize_username(username)!r}")
+        await update_agent(storage.agents, agent["id"], {"password": password})
+    finally:
+        await storage.close()
+    print(f"password of {agent['username']} changed; its earlier sign-ins have ended")
 
 
 async def _webhooks(config: Config, only: str | None, *, register: bool) -> None:
@@ -152,6 +175,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "create-agent":
             password = _read_password(args.password_stdin)
             asyncio.run(_create_agent(config, args.username, password, args.display_name))
+        elif args.command == "reset-password":
+            password = _read_password(args.password_stdin)
+            asyncio.run(_reset_password(config, args.username, password))
         elif args.command in ("set-webhook", "delete-webhook"):
             register = args.command == "set-webhook"
             asyncio.run(_webhooks(config, args.channel, register=register))

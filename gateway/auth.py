@@ -134,7 +134,10 @@ def _left(until: datetime) -> int:
 
 
 def _issued_before_reset(issued_at: datetime, agent: dict[str, Any]) -> bool:
-    # JWT iat has whole seconds: compare at that precision so a token issued right
-    # after a password change stays valid.
+    # Both in milliseconds (the database keeps dates to the millisecond): a token
+    # issued right after a password change stays valid, one issued before it not.
     reset = agent.get("tokens_valid_after")
-    return reset is not None and issued_at.timestamp() < int(reset.timestamp())
+    if reset is None:
+        return False
+    reset_ms = round(reset.replace(tzinfo=UTC).timestamp() * 1000)
+    return round(issued_at.timestamp() * 1000) < reset_ms

@@ -57,6 +57,9 @@ class TokenIssuer:
             "jti": str(uuid.uuid4()),
             "fam": family,
             "iat": now,
+            # iat has whole seconds; a password change must end a token issued earlier
+            # in the same second, so the issue time goes in milliseconds too.
+            "iat_ms": int(now.timestamp() * 1000),
             "exp": now + ttl,
         }
         return jwt.encode(claims, self._secret, algorithm=_ALGORITHM)
@@ -78,7 +81,9 @@ class TokenIssuer:
             type=expected,
             jti=str(claims["jti"]),
             family=str(claims["fam"]),
-            issued_at=datetime.fromtimestamp(claims["iat"], UTC),
+            issued_at=datetime.fromtimestamp(
+                int(claims.get("iat_ms") or claims["iat"] * 1000) / 1000, UTC
+            ),
             expires_at=datetime.fromtimestamp(claims["exp"], UTC),
         )
 

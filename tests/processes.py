@@ -80,13 +80,14 @@ class Gateway:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def create_agent(self, username: str, password: str) -> subprocess.CompletedProcess[str]:
+        return self.run("create-agent", "--username", username, "--password-stdin",
+                        input=password + "\n")  # fmt: skip
+
+    def run(self, *args: str, input: str = "") -> subprocess.CompletedProcess[str]:
+        """Another command on this gateway's config and data dir, to its end."""
+        command = self.command(*args[:1]) + list(args[1:])
         return subprocess.run(
-            [*self.command("create-agent"), "--username", username, "--password-stdin"],
-            input=password + "\n",
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+            command, input=input, capture_output=True, text=True, timeout=60, check=False
         )
 
     def log(self) -> str:

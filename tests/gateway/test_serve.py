@@ -7,7 +7,7 @@ import subprocess
 import time
 
 from tests.helpers import free_port
-from tests.processes import Gateway, alive, children, http_status
+from tests.processes import Gateway, alive, call, children, http_status
 
 
 def test_serve_answers_probes_creates_agents_and_stops_cleanly(gateway: Gateway) -> None:
@@ -52,6 +52,40 @@ def test_serve_answers_probes_creates_agents_and_stops_cleanly(gateway: Gateway)
     assert "username 'ana' is taken" in again.stderr
     restarted.send_signal(signal.SIGINT)
     assert restarted.wait(timeout=10) == 0
+
+
+def test_reset_password_ends_the_agents_sign_ins_while_serving(gateway: Gateway) -> None:
+    gateway.start()
+    assert gateway.create_agent("ana", "correct horse").returncode == 0
+    base = gateway.url("")
+    status, tokens = call(
+        base, "POST", "/auth/token/", {"username": "ana", "password": "correct horse"}
+    )
+    assert status == 200
+
+    reset = gateway.run("reset-password", "--username", "Ana", "--password-stdin",
+                        input="battery staple\n")  # fmt: skip
+    assert reset.returncode == 0, reset.stderr
+    assert reset.stdout.strip() == "password of ana changed; its earlier sign-ins have ended"
+    assert call(base, "GET", "/api/v1/agents/", token=tokens["access"])[0] == 401
+    assert call(base, "POST", "/auth/token/refresh/", {"refresh": tokens["refresh"]})[0] == 401
+    assert (
+        call(base, "POST", "/auth/token/", {"username": "ana", "password": "correct horse"})[0]
+        == 401
+    )
+    assert (
+        call(base, "POST", "/auth/token/", {"username": "ana", "password": "battery staple"})[0]
+        == 200
+    )
+
+    unknown = gateway.run("reset-password", "--username", "zed", "--password-stdin", input="x" * 9)
+    assert (unknown.returncode, unknown.stderr.strip()) == (
+        1,
+        "bot-gateway: error: no agent named 'zed'",
+    )
+    short = gateway.run("reset-password", "--username", "ana", "--password-stdin", input="short\n")
+    assert short.returncode == 1
+    assert "password: must be at least 8 characters" in short.stderr
 
 
 def test_create_agent_works_without_a_running_server(gateway: Gateway) -> None:
