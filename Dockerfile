@@ -17,10 +17,9 @@ RUN useradd --system --uid 10001 --create-home --home-dir /app gateway
 WORKDIR /app
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
-COPY config.yaml /app/config.yaml
+# The defaults ship inside the package; mount a file and set GATEWAY_CONFIG to add one.
 RUN mkdir -p /app/data && chown gateway:gateway /app/data
-ENV GATEWAY_CONFIG=/app/config.yaml \
-    GATEWAY_HOST=0.0.0.0 \
+ENV GATEWAY_HOST=0.0.0.0 \
     GATEWAY_PORT=8000 \
     GATEWAY_DATA_DIR=/app/data \
     PYTHONUNBUFFERED=1

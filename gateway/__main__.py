@@ -58,6 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
 
+    config = commands.add_parser("config", help="look at the configuration")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    config_commands.add_parser(
+        "show",
+        parents=[common],
+        help="print the effective configuration (defaults, file, environment), secrets masked",
+    )
+
     hook = commands.add_parser(
         "set-webhook",
         parents=[common],
@@ -178,6 +186,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "reset-password":
             password = _read_password(args.password_stdin)
             asyncio.run(_reset_password(config, args.username, password))
+        elif args.command == "config":
+            from channels.registry import CHANNEL_TYPES
+            from gateway.showconfig import render
+
+            print(render(config, {t: c.secrets for t, c in CHANNEL_TYPES.items()}), end="")
         elif args.command in ("set-webhook", "delete-webhook"):
             register = args.command == "set-webhook"
             asyncio.run(_webhooks(config, args.channel, register=register))

@@ -1,8 +1,11 @@
-"""Typed, frozen configuration loaded from ``config.yaml``.
+"""Typed, frozen configuration: packaged defaults, a file laid over them, the environment.
 
-The YAML file holds every default and reads deployment values from the environment
-with ``${VAR}`` (required) and ``${VAR:-default}``. Interpolation happens on parsed
-scalars, never on the raw text, so an environment value cannot inject YAML.
+``gateway/defaults.yaml`` holds every default and reads deployment values from the
+environment with ``${VAR}`` (required) and ``${VAR:-default}``, either of which reads
+the file ``$VAR_FILE`` names when VAR is unset (Docker secrets). An operator's file
+(``--config``, ``$GATEWAY_CONFIG`` or ``./config.yaml``) is merged over the defaults,
+then ``GATEWAY__<SECTION>__<KEY>`` variables over that. Interpolation happens on
+parsed scalars, never on the raw text, so an environment value cannot inject YAML.
 Any problem is a :class:`ConfigError` whose message names the key.
 """
 
@@ -15,6 +18,7 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,8 +26,10 @@ import yaml
 
 from gateway.clients import Network, parse_networks
 
-DEFAULT_CONFIG_PATH = Path("config.yaml")
+DEFAULT_CONFIG_PATH = Path("config.yaml")  # used when it exists and nothing else is named
 CONFIG_ENV_VAR = "GATEWAY_CONFIG"
+ENV_PREFIX = "GATEWAY__"  # GATEWAY__SERVER__PORT=9000 sets server.port
+FILE_SUFFIX = "_FILE"  # ..._FILE=/run/secrets/x: the value is that file's content
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off", ""})
@@ -305,32 +311,97 @@ def _replace_path(obj: Any, sections: list[str], name: str, value: Any, key: str
     return dataclasses.replace(obj, **{head: inner})
 
 
-def resolve_config_path(explicit: str | os.PathLike[str] | None) -> Path:
-    """``--config`` wins, then ``$GATEWAY_CONFIG``, then ``./config.yaml``."""
+def resolve_config_path(
+    explicit: str | os.PathLike[str] | None, environ: Mapping[str, str] | None = None
+) -> Path | None:
+    """``--config`` wins, then ``$GATEWAY_CONFIG``, then ``./config.yaml`` if there is
+    one; None: the packaged defaults alone."""
     if explicit:
         return Path(explicit)
-    from_env = os.environ.get(CONFIG_ENV_VAR)
-    return Path(from_env) if from_env else DEFAULT_CONFIG_PATH
+    from_env = (os.environ if environ is None else environ).get(CONFIG_ENV_VAR)
+    if from_env:
+        return Path(from_env)
+    return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
 
 
 def load_config(
     path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
 ) -> Config:
-    """Read, interpolate and validate a config file."""
-    config_path = resolve_config_path(path)
-    try:
-        text = config_path.read_text(encoding="utf-8")
-    except OSError as exc:
-        hint = f" (set {CONFIG_ENV_VAR} or pass --config)" if path is None else ""
-        raise ConfigError(f"{config_path}: cannot read config file: {exc.strerror}{hint}") from None
+    """The packaged defaults, the config file over them, then GATEWAY__ variables;
+    interpolated and validated."""
+    environ = os.environ if environ is None else environ
+    defaults = resources.files("gateway").joinpath("defaults.yaml")
+    raw = _read_yaml(defaults.read_text(encoding="utf-8"), "defaults.yaml")
+    config_path = resolve_config_path(path, environ)
+    if config_path is not None:
+        try:
+            text = config_path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{config_path}: cannot read config file: {exc.strerror}") from None
+        overlay = _read_yaml(text, str(config_path))
+        if not isinstance(overlay, dict):
+            raise ConfigError(f"{config_path}: expected a mapping of keys")
+        raw = _merge(raw, overlay)
+    return parse_config(_apply_environment(raw, environ), environ)
+
+
+def _read_yaml(text: str, name: str) -> Any:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{config_path}: invalid YAML{where}: {problem}") from None
-    return parse_config(raw if raw is not None else {}, os.environ if environ is None else environ)
+        raise ConfigError(f"{name}: invalid YAML{where}: {problem}") from None
+    return raw if raw is not None else {}
+
+
+def _merge(base: Any, overlay: Any) -> Any:
+    """Mappings merge key by key; anything else (a list of channels too) replaces."""
+    if isinstance(base, dict) and isinstance(overlay, dict):
+        merged = dict(base)
+        for key, value in overlay.items():
+            merged[key] = _merge(base.get(key), value) if key in base else value
+        return merged
+    return overlay
+
+
+def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """``GATEWAY__SECTION__KEY=value`` over the merged file; channels by name
+    (``GATEWAY__CHANNELS__TELEGRAM__TOKEN``, ``-`` in a name spelled ``_``)."""
+    for variable in sorted(environ):
+        if not variable.startswith(ENV_PREFIX):
+            continue
+        path = variable[len(ENV_PREFIX) :].lower().split("__")
+        value: str = environ[variable]
+        if path[-1].endswith(FILE_SUFFIX.lower()):
+            path[-1] = path[-1].removesuffix(FILE_SUFFIX.lower())
+            value = _read_secret_file(value, variable)
+        if not all(path):
+            raise ConfigError(f"{variable}: expected {ENV_PREFIX}<SECTION>__<KEY>")
+        target: Any = raw
+        for depth, part in enumerate(path[:-1]):
+            if depth == 1 and path[0] == "channels":
+                named = [c for c in target if isinstance(c, dict) and
+                         str(c.get("name", "")).replace("-", "_") == part]  # fmt: skip
+                if not named:
+                    raise ConfigError(f"{variable}: no channel named {part!r}")
+                target = named[0]
+                continue
+            if not isinstance(target, dict):
+                raise ConfigError(f"{variable}: {'.'.join(path[:depth])} is not a section")
+            target = target.setdefault(part, {})
+        if not isinstance(target, dict) or (path == ["channels"]):
+            raise ConfigError(f"{variable}: {'.'.join(path)} cannot be set from the environment")
+        target[path[-1]] = _FromEnv(value)
+    return raw
+
+
+def _read_secret_file(path: str, variable: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError(f"{variable}: cannot read {path}: {exc.strerror}") from None
 
 
 def parse_config(raw: Any, environ: Mapping[str, str]) -> Config:
@@ -349,11 +420,17 @@ def build_section(cls: type, raw: Any, prefix: str) -> Any:
 
 
 def _interpolate(value: str, key: str, environ: Mapping[str, str]) -> str:
+    if isinstance(value, _FromEnv):
+        return value  # a value from the environment is taken as it is, never expanded
+
     def substitute(match: re.Match[str]) -> str:
         name, default = match.group("name"), match.group("default")
         found = environ.get(name)
         if found:
             return found
+        secret_file = environ.get(name + FILE_SUFFIX)
+        if secret_file:
+            return _read_secret_file(secret_file, name + FILE_SUFFIX)
         if default is not None:
             return default
         raise ConfigError(f"{key}: environment variable {name} is required but not set")

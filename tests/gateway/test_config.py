@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from channels.registry import CHANNEL_TYPES
 from gateway.config import Config, ConfigError, build_section, load_config, parse_config
+from tests.processes import BOT_GATEWAY
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
 
@@ -172,3 +175,122 @@ def test_aiogram_is_imported_only_when_a_telegram_channel_is_built() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == "False", result.stderr
+
+
+# -- layering: packaged defaults, a file over them, GATEWAY__ variables, files ------
+
+
+def test_with_no_file_anywhere_the_packaged_defaults_apply(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no ./config.yaml here
+    monkeypatch.delenv("GATEWAY_CONFIG", raising=False)
+    assert load_config(environ={}) == load_config(REPO_CONFIG, environ={})
+
+
+def test_a_file_needs_only_what_it_changes(config_file) -> None:
+    config = load_config(config_file("server:\n  port: 9001\n"), environ={})
+    defaults = load_config(REPO_CONFIG, environ={})
+    assert config.server.port == 9001
+    assert config.server.host == defaults.server.host  # the rest of its section stays
+    assert config.channels == defaults.channels
+    assert config.delivery == defaults.delivery
+
+
+def test_a_files_channels_replace_the_default_ones(config_file) -> None:
+    config = load_config(config_file("channels:\n  - {name: only, type: mock}\n"), environ={})
+    assert [(c.name, c.type) for c in config.channels] == [("only", "mock")]
+
+
+def test_any_key_can_be_set_from_the_environment(config_file, tmp_path) -> None:
+    secret = tmp_path / "jwt"
+    secret.write_text("from-a-docker-secret-" + "s" * 20 + "\n")
+    config = load_config(
+        config_file("channels:\n  - {name: tg-2, type: telegram, token: x}\n"),
+        environ={
+            "GATEWAY__DELIVERY__CONCURRENCY": "7",
+            "GATEWAY__SERVER__TRUSTED_PROXIES": "10.0.0.0/8",
+            "GATEWAY__DATA_DIR": str(tmp_path / "state"),
+            "GATEWAY__CHANNELS__TG_2__MESSAGES_PER_SECOND": "20",
+            "GATEWAY__AUTH__JWT_SECRET_FILE": str(secret),
+            "GATEWAY__LOG__LEVEL": "DEBUG",
+        },
+    )
+    assert config.delivery.concurrency == 7
+    assert config.server.trusted_proxies == "10.0.0.0/8"
+    assert config.data_dir == tmp_path / "state"
+    assert config.channels[0].settings["messages_per_second"] == "20"
+    assert config.auth.jwt_secret == "from-a-docker-secret-" + "s" * 20
+    assert config.log.level == "DEBUG"
+
+
+def test_an_environment_value_is_never_expanded(config_file) -> None:
+    config = load_config(config_file("{}"), environ={"GATEWAY__METRICS__TOKEN": "${HOME}"})
+    assert config.metrics.token == "${HOME}"
+
+
+def test_a_variables_file_form_stands_in_for_it(config_file, tmp_path) -> None:
+    token = tmp_path / "token"
+    token.write_text("123:from-file\n")
+    config = load_config(REPO_CONFIG, environ={"TELEGRAM_BOT_TOKEN_FILE": str(token)})
+    [telegram] = [c for c in config.channels if c.type == "telegram"]
+    assert telegram.settings["token"] == "123:from-file"
+    # The variable itself wins over its file.
+    config = load_config(
+        REPO_CONFIG,
+        environ={"TELEGRAM_BOT_TOKEN": "123:direct", "TELEGRAM_BOT_TOKEN_FILE": str(token)},
+    )
+    [telegram] = [c for c in config.channels if c.type == "telegram"]
+    assert telegram.settings["token"] == "123:direct"
+
+
+NO_FILE = "/nonexistent/jwt"
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"GATEWAY__SERVER__PROT": "1"}, r"^server\.prot: unknown key"),
+        ({"GATEWAY__DELIVERY__CONCURRENCY": "lots"}, r"^delivery\.concurrency: expected an int"),
+        ({"GATEWAY__CHANNELS__NOPE__TOKEN": "x"}, r"^GATEWAY__CHANNELS__NOPE__TOKEN: no channel"),
+        ({"GATEWAY__CHANNELS": "x"}, r"^GATEWAY__CHANNELS: channels cannot be set"),
+        ({"GATEWAY__AUTH__JWT_SECRET_FILE": NO_FILE}, r"^GATEWAY__AUTH__JWT_SECRET_FILE: cannot"),
+        ({"JWT_SECRET_FILE": NO_FILE}, r"^JWT_SECRET_FILE: cannot read /nonexistent/jwt"),
+        ({"GATEWAY__SERVER____PORT": "1"}, r"^GATEWAY__SERVER____PORT: expected GATEWAY__<"),
+    ],
+)
+def test_a_bad_environment_value_names_its_variable_or_key(environ, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(REPO_CONFIG, environ=environ)
+
+
+def test_config_show_masks_every_secret(tmp_path) -> None:
+    secrets = {
+        "JWT_SECRET": "jwt-secret-value-" + "j" * 20,
+        "TELEGRAM_BOT_TOKEN": "123456:telegram-token-value-abcdefghijklmnop",
+        "TELEGRAM_WEBHOOK_SECRET": "telegram-hook-secret-value",
+        "TWILIO_AUTH_TOKEN": "twilio-auth-token-value",
+        "MOCK_WEBHOOK_SECRET": "mock-secret-value",
+        "METRICS_TOKEN": "metrics-token-value",
+        "MONGODB_URI": "mongodb://gw:db-password-value@db:27017/?replicaSet=rs0",
+        "REDIS_URL": "redis://:redis-password-value@cache:6379/0",
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY")}
+    env.update(secrets, CACHE_BACKEND="redis")
+    shown = subprocess.run(
+        [BOT_GATEWAY, "config", "show"], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    for name, value in secrets.items():
+        secret = value.split("@")[0].rsplit(":", 1)[-1] if "://" in value else value
+        assert secret not in shown.stdout, name
+    effective = yaml.safe_load(shown.stdout)
+    assert effective["auth"]["jwt_secret"] == "***"
+    assert effective["metrics"]["token"] == "***"
+    assert effective["storage"]["uri"] == "mongodb://gw:***@db:27017/?replicaSet=rs0"
+    assert effective["cache"]["url"] == "redis://:***@cache:6379/0"
+    by_name = {c["name"]: c for c in effective["channels"]}
+    assert by_name["telegram"]["token"] == by_name["telegram"]["webhook_secret"] == "***"
+    assert by_name["whatsapp"]["auth_token"] == by_name["mock"]["secret"] == "***"
+    # What is not secret is shown as it is.
+    assert effective["server"]["port"] == 8000
+    assert by_name["telegram"]["mode"] == "polling"

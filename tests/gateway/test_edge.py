@@ -28,7 +28,11 @@ IDLE = 900  # half-open connections a slow-loris attacker holds
 def _start(workdir: Path, env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
     log = (workdir / "gateway.log").open("ab")
     process = subprocess.Popen(
-        [BOT_GATEWAY, "serve", *args], stdout=log, stderr=log, env={**os.environ, **env}
+        [BOT_GATEWAY, "serve", *args],
+        stdout=log,
+        stderr=log,
+        env={**os.environ, **env},
+        cwd=workdir,  # like the image's /app: no config.yaml there, the packaged defaults
     )
     log.close()
     return process
@@ -133,7 +137,6 @@ def _compose_environment(port: int, data_dir: Path, **changes: str) -> dict[str,
         default = re.fullmatch(r"\$\{[A-Z_]+(?::-(?P<default>[^}]*))?\}", str(value))
         env[name] = default["default"] or "" if default else str(value)
     env.update(
-        GATEWAY_CONFIG=str(ROOT / "config.yaml"),  # the image's
         GATEWAY_HOST="0.0.0.0",  # noqa: S104 - as the image sets it
         GATEWAY_PORT=str(port),
         GATEWAY_DATA_DIR=str(data_dir),

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
-from tests.helpers import free_port
-from tests.processes import Gateway, alive, call, children, http_status
+from tests.helpers import free_port, wait_until
+from tests.processes import (
+    BOT_GATEWAY,
+    STARTUP_SECONDS,
+    Gateway,
+    alive,
+    call,
+    children,
+    http_status,
+)
 
 
 def test_serve_answers_probes_creates_agents_and_stops_cleanly(gateway: Gateway) -> None:
@@ -86,6 +96,27 @@ def test_reset_password_ends_the_agents_sign_ins_while_serving(gateway: Gateway)
     short = gateway.run("reset-password", "--username", "ana", "--password-stdin", input="short\n")
     assert short.returncode == 1
     assert "password: must be at least 8 characters" in short.stderr
+
+
+def test_serve_works_from_an_empty_directory_outside_the_repository(tmp_path: Path) -> None:
+    # No config file anywhere: the packaged defaults, with the data dir in ./data.
+    port = free_port()
+    log = (tmp_path / "gateway.log").open("ab")
+    env = {k: v for k, v in os.environ.items() if k != "GATEWAY_CONFIG"}
+    process = subprocess.Popen(
+        [BOT_GATEWAY, "serve", "--port", str(port)], cwd=tmp_path, stdout=log, stderr=log, env=env
+    )
+    log.close()
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until(lambda: http_status(base + "/readyz") == 200, STARTUP_SECONDS, "/readyz")
+        body = {"contact_id": "c1", "message": "hello from nowhere"}
+        assert call(base, "POST", "/webhooks/mock/mock/", body)[0] == 200  # the default mock
+        assert (tmp_path / "data" / "db").is_dir()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    assert "Traceback" not in (tmp_path / "gateway.log").read_text()
 
 
 def test_create_agent_works_without_a_running_server(gateway: Gateway) -> None:
