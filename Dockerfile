@@ -1,25 +1,35 @@
 # syntax=docker/dockerfile:1
 # The gateway for production: a real MongoDB (MONGODB_URI), no embedded database,
 # no test tools. Build: docker build -t bot-gateway .
+#
+# Python 3.11, the version requirements/image.txt is compiled for. Dependabot's docker
+# updater proposes new releases of the base; this machine reaches no registry, so the
+# tag is pinned to its minor version and Debian release, not yet to a digest.
 
-FROM python:3.12-slim AS build
+FROM python:3.11-slim-bookworm AS build
+# Dependencies first, from the lock with hashes: this layer is rebuilt only when the
+# lock changes, not on every edit of the sources.
+COPY requirements/image.txt /tmp/image.txt
+RUN python -m venv /venv \
+    && /venv/bin/pip install --no-cache-dir --require-hashes -r /tmp/image.txt
 WORKDIR /src
 COPY pyproject.toml README.md LICENSE ./
 COPY gateway gateway
 COPY handlers handlers
 COPY channels channels
 COPY storage storage
-# Wheels for the gateway and its dependencies (with the Redis client for a shared cache).
-RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[redis]"
+# The gateway itself, with the locked setuptools; nothing else may be fetched.
+RUN /venv/bin/pip install --no-cache-dir --no-deps --no-build-isolation .
 
-FROM python:3.12-slim
+FROM python:3.11-slim-bookworm
 RUN useradd --system --uid 10001 --create-home --home-dir /app gateway
 WORKDIR /app
-COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
-# The defaults ship inside the package; mount a file and set GATEWAY_CONFIG to add one.
+# Only the virtualenv crosses over: no wheels, no build tools, no sources.
+COPY --from=build /venv /venv
 RUN mkdir -p /app/data && chown gateway:gateway /app/data
-ENV GATEWAY_HOST=0.0.0.0 \
+# The defaults ship inside the package; mount a file and set GATEWAY_CONFIG to add one.
+ENV PATH=/venv/bin:$PATH \
+    GATEWAY_HOST=0.0.0.0 \
     GATEWAY_PORT=8000 \
     GATEWAY_DATA_DIR=/app/data \
     PYTHONUNBUFFERED=1

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -59,13 +61,21 @@ def test_no_secret_value_is_written_inline() -> None:
 
 
 def test_image_is_multi_stage_slim_non_root_and_checks_health() -> None:
-    assert len(re.findall(r"^FROM python:3\.\d+-slim", DOCKERFILE, re.M)) == 2
+    assert len(re.findall(r"^FROM python:3\.11-slim-bookworm", DOCKERFILE, re.M)) == 2
     assert re.search(r"^USER gateway$", DOCKERFILE, re.M)
     assert "/healthz" in DOCKERFILE.split("HEALTHCHECK", 1)[1]
     assert 'ENTRYPOINT ["bot-gateway"]' in DOCKERFILE
     assert 'CMD ["serve"]' in DOCKERFILE
     assert "[test]" not in DOCKERFILE  # no test tools in the image
     assert "embedded]" not in DOCKERFILE  # production uses MongoDB
+    # Dependencies from the lock with hashes, in a layer before the sources; only the
+    # virtualenv reaches the final stage.
+    lock = DOCKERFILE.index("--require-hashes -r /tmp/image.txt")
+    assert lock < DOCKERFILE.index("COPY gateway gateway")
+    assert "--no-deps --no-build-isolation ." in DOCKERFILE
+    final = DOCKERFILE.rsplit("\nFROM ", 1)[1]
+    assert re.findall(r"^COPY .*", final, re.M) == ["COPY --from=build /venv /venv"]
+    assert "/wheels" not in DOCKERFILE
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {"data", ".venv", "tests"} <= set(ignored)
 
@@ -111,3 +121,34 @@ def test_trusted_proxies_cover_the_proxys_network() -> None:
     proxy_network = ipaddress.ip_network(network["subnet"])
     assert any(proxy_network.subnet_of(t) for t in trusted)
     assert "networks" not in COMPOSE["services"]["caddy"]  # Caddy is on that network
+
+
+def _valid_for(schema: str, path: Path) -> None:
+    checked = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, str(path)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_ci_workflow_and_dependabot_config_are_valid_for_github() -> None:
+    workflow = ROOT / ".github" / "workflows" / "ci.yml"
+    _valid_for("vendor.github-workflows", workflow)
+    _valid_for("vendor.dependabot", ROOT / ".github" / "dependabot.yml")
+    jobs = yaml.safe_load(workflow.read_text())["jobs"]
+    assert jobs["test"]["strategy"]["matrix"]["python-version"] == ["3.11", "3.12", "3.13"]
+    steps = "\n".join(str(step.get("run", "")) for job in jobs.values() for step in job["steps"])
+    assert "|| true" not in steps
+    assert "--require-hashes -r requirements/test.txt" in steps
+    assert "bash .ci/smoke-image" in steps
+
+
+def test_ci_run_and_the_readme_install_from_the_lock() -> None:
+    ci_run = (ROOT / ".ci" / "run").read_text()
+    readme = (ROOT / "README.md").read_text()
+    command = (
+        "pip install --require-hashes -r requirements/test.txt "
+        "&& pip install --no-deps --no-build-isolation -e . && pytest"
+    )
+    assert command in ci_run
+    assert command in readme
