@@ -41,7 +41,8 @@ class ConfigError(Exception):
 
 
 class _FromEnv(str):
-    """A string produced by ``${...}``; only these may be coerced to int/float/bool."""
+    """A string from the environment (``${...}`` or a GATEWAY__ variable); only these
+    may be coerced to int/float/bool, and they are never interpolated again."""
 
 
 def _require(condition: bool, message: str) -> None:
