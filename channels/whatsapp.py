@@ -2,21 +2,14 @@
 
 Twilio signs every webhook over the URL it called, so behind a proxy the
 signature is checked against ``PUBLIC_URL`` + path, not the address we see.
+The twilio library (and aiohttp) load only when a WhatsApp channel is built.
 """
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlencode
-
-import aiohttp
-from twilio.base.exceptions import TwilioRestException
-from twilio.http.async_http_client import AsyncTwilioHttpClient
-from twilio.http.response import Response
-from twilio.request_validator import RequestValidator
-from twilio.rest import Client
 
 from channels.base import (
     Channel,
@@ -52,38 +45,6 @@ class WhatsAppSettings:
     api_base: str = TWILIO_API
 
 
-class _HttpClient(AsyncTwilioHttpClient):
-    """Twilio's async client, sending to ``api_base`` instead of api.twilio.com.
-
-    It also sends the credentials as a header itself: the library passes them as
-    aiohttp's ``BasicAuth``, which aiohttp deprecates.
-    """
-
-    def __init__(self, api_base: str) -> None:
-        super().__init__(timeout=30)
-        self.api_base = api_base.rstrip("/")
-
-    async def request(
-        self,
-        method: str,
-        url: str,
-        params: dict[str, object] | None = None,
-        data: dict[str, object] | None = None,
-        headers: dict[str, str] | None = None,
-        auth: tuple[str, str] | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 - the overridden signature
-        allow_redirects: bool = False,
-    ) -> Response:
-        if url.startswith(TWILIO_API):
-            url = self.api_base + url[len(TWILIO_API) :]
-        if auth is not None:
-            credentials = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-            headers = {**(headers or {}), "Authorization": f"Basic {credentials}"}
-        return await super().request(
-            method, url, params, data, headers, None, timeout, allow_redirects
-        )
-
-
 class WhatsAppChannel(Channel):
     type = "whatsapp"
     Settings = WhatsAppSettings
@@ -97,8 +58,13 @@ class WhatsAppChannel(Channel):
 
     def __init__(self, record: dict[str, Any], settings: WhatsAppSettings, context: ChannelContext):
         super().__init__(record, settings, context)
+        from twilio.request_validator import RequestValidator
+        from twilio.rest import Client
+
+        from channels.twilio_http import TwilioHttpClient
+
         self.validator = RequestValidator(settings.auth_token)
-        self.http = _HttpClient(settings.api_base)
+        self.http = TwilioHttpClient(settings.api_base)
         self.client = Client(settings.account_sid, settings.auth_token, http_client=self.http)
 
     def _verify(self, request: WebhookRequest) -> None:
@@ -150,6 +116,9 @@ class WhatsAppChannel(Channel):
         return [StatusReport(message_id, status, error, form.get("MessageSid", ""))]
 
     async def send(self, to: str, text: str, message_id: str) -> str:
+        import aiohttp  # loaded with the client in __init__: a lookup, not an import
+        from twilio.base.exceptions import TwilioRestException
+
         callback = None
         if self.context.public_url:
             callback = self.webhook_url("status/") + "?" + urlencode({"message_id": message_id})

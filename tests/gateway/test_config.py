@@ -163,18 +163,20 @@ def test_cli_reports_an_invalid_file_in_one_line_with_exit_code_2(config_file) -
     ]
 
 
-def test_aiogram_is_imported_only_when_a_telegram_channel_is_built() -> None:
-    # Its import alone takes seconds and makes a process of 165 MB.
+def test_a_channel_types_client_is_imported_only_when_such_a_channel_is_built() -> None:
+    # aiogram's import alone takes seconds and makes a process of 165 MB; twilio's
+    # brings aiohttp. A gateway without those channels loads neither.
     code = (
-        "import sys, gateway.server, gateway.channels, channels.telegram\n"
+        "import sys, gateway.server, gateway.channels, channels.registry\n"
         "from channels.telegram import TelegramSettings\n"
-        "TelegramSettings(token='')\n"
-        "print('aiogram' in sys.modules)"
+        "from channels.whatsapp import WhatsAppSettings\n"
+        "TelegramSettings(token=''), WhatsAppSettings()\n"
+        "print(sorted(m for m in ('aiogram', 'twilio', 'aiohttp') if m in sys.modules))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
-    assert result.stdout.strip() == "False", result.stderr
+    assert result.stdout.strip() == "[]", result.stderr
 
 
 # -- layering: packaged defaults, a file over them, GATEWAY__ variables, files ------
