@@ -7,7 +7,6 @@ swagger-ui-bundle-v2 wheel, so the docs need no CDN.
 
 from __future__ import annotations
 
-import re
 from importlib.metadata import version
 from typing import Any
 
@@ -16,11 +15,12 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from swagger_ui_bundle import swagger_ui_path
 from tornado.web import StaticFileHandler
 
+from channels.registry import CHANNEL_TYPES
+from gateway.metrics import route_template
 from handlers import schemas
 from handlers.base import BaseHandler, implements, public
 
 _METHODS = ("get", "post", "put", "patch", "delete")
-_GROUP = re.compile(r"\(\?P<(?P<name>\w+)>[^)]*\)")
 _RESPONSES = {
     "BadRequest": "Invalid input; `fields` names each problem",
     "Unauthorized": "Missing, invalid or expired credentials",
@@ -54,8 +54,9 @@ _PAGED = [schemas.Agent, schemas.Contact, schemas.Channel, schemas.Message, sche
 
 
 def openapi_path(pattern: str) -> str:
-    """``/api/v1/agents/(?P<agent_id>[^/]+)/`` → ``/api/v1/agents/{agent_id}/``."""
-    return _GROUP.sub(lambda m: "{" + m["name"] + "}", pattern).rstrip("$")
+    """``/api/v1/agents/(?P<agent_id>[^/]+)/`` → ``/api/v1/agents/{agent_id}/``; the
+    metrics' route label, so a nested group (the webhooks' suffix) comes out whole."""
+    return route_template(pattern)
 
 
 def build_spec(routes: list[tuple[str, type]]) -> dict[str, Any]:
@@ -93,6 +94,10 @@ def build_spec(routes: list[tuple[str, type]]) -> dict[str, Any]:
                     operation["responses"].setdefault(
                         code, {"$ref": f"#/components/responses/{name}"}
                     )
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                if parameter.get("name") == "channel_type":  # one list: the registry's
+                    parameter["schema"]["enum"] = sorted(CHANNEL_TYPES)
         if operations:
             spec.path(path=openapi_path(pattern), operations=operations)
     document = spec.to_dict()

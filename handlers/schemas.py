@@ -10,6 +10,7 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
+from channels.registry import CHANNEL_TYPES
 from gateway.faq import MAX_PHRASING
 from gateway.passwords import MIN_PASSWORD_LENGTH
 
@@ -111,7 +112,7 @@ class Contact(Schema):
 class Channel(Schema):
     id = fields.String(required=True)
     name = fields.String(required=True)
-    type = fields.String(required=True, metadata={"enum": ["telegram", "whatsapp", "mock"]})
+    type = fields.String(required=True, metadata={"enum": sorted(CHANNEL_TYPES)})
     mode = fields.String(required=True, metadata={"enum": ["webhook", "polling"]})
     webhook_path = fields.String(
         allow_none=True, metadata={"description": "Where the provider posts; null when polling"}

@@ -34,7 +34,8 @@ class WebhookHandler(BaseHandler):
           - in: path
             name: channel_type
             required: true
-            schema: {type: string, enum: [telegram, whatsapp, mock]}
+            description: The channel's type; the schema lists them from the registry
+            schema: {type: string}
           - in: path
             name: channel
             required: true

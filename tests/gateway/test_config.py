@@ -22,9 +22,7 @@ def test_repository_config_with_empty_environment_equals_the_coded_defaults() ->
     config = load_config(REPO_CONFIG, environ={})
     assert dataclasses.replace(config, channels=[]) == Config()
     # One channel of each type, each listing its type's settings at their defaults.
-    assert [(c.name, c.type) for c in config.channels] == [
-        (kind, kind) for kind in ("mock", "telegram", "whatsapp")
-    ]
+    assert [(c.name, c.type) for c in config.channels] == [(kind, kind) for kind in CHANNEL_TYPES]
     for declared in config.channels:
         settings = CHANNEL_TYPES[declared.type].Settings
         expected = dataclasses.asdict(settings())

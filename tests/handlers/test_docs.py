@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from openapi_spec_validator import validate
 
+from channels.registry import CHANNEL_TYPES
 from gateway.app import API_ROUTES
 from handlers.base import implements, is_public
 from handlers.docs import openapi_path
@@ -39,6 +40,13 @@ async def test_schema_is_valid_openapi_and_covers_every_route(client: Client) ->
         "schema"
     ] == {"$ref": "#/components/schemas/Error"}
     assert "password" not in spec["components"]["schemas"]["Agent"]["properties"]
+    # The channel types come from the one registry, wherever the schema lists them.
+    webhook = spec["paths"]["/webhooks/{channel_type}/{channel}/{suffix}"]["post"]
+    [kind] = [p for p in webhook["parameters"] if p["name"] == "channel_type"]
+    assert kind["schema"]["enum"] == sorted(CHANNEL_TYPES)
+    assert spec["components"]["schemas"]["Channel"]["properties"]["type"]["enum"] == sorted(
+        CHANNEL_TYPES
+    )
 
 
 async def test_docs_page_and_assets_are_served_locally(client: Client) -> None:
