@@ -10,14 +10,13 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pymongo
 from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
-from gateway.config import StorageConfig
 from storage.agents import AgentsRepository
 from storage.channels import ChannelsRepository
 from storage.contacts import ContactsRepository
@@ -38,6 +37,31 @@ from storage.outbox import OutboxRepository
 from storage.pages import PageReader
 from storage.revocations import RevocationsRepository
 from storage.signins import SignInFailuresRepository
+
+
+# What opening the database reads of the configuration (gateway.config.StorageConfig):
+# a protocol, so that storage imports nothing of the gateway above it.
+class EmbeddedSettings(Protocol):
+    @property
+    def cache_size(self) -> str: ...
+    @property
+    def start_timeout_seconds(self) -> float: ...
+
+
+class StorageSettings(Protocol):
+    @property
+    def uri(self) -> str: ...
+    @property
+    def database(self) -> str: ...
+    @property
+    def timeout_seconds(self) -> float: ...
+    @property
+    def write_concern(self) -> str: ...
+    @property
+    def is_embedded(self) -> bool: ...
+    @property
+    def embedded(self) -> EmbeddedSettings: ...
+
 
 log = logging.getLogger("gateway.storage")
 
@@ -130,7 +154,7 @@ class Storage:
         )
 
     @classmethod
-    def open(cls, config: StorageConfig, data_dir: Path, *, attach: bool = False) -> Storage:
+    def open(cls, config: StorageSettings, data_dir: Path, *, attach: bool = False) -> Storage:
         """Connect to ``config.uri``, starting the embedded server when it says so.
 
         With ``attach`` a data dir owned by a running gateway is used through the
@@ -278,7 +302,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _outlived(lock: DataDirLock, config: StorageConfig) -> bool:
+def _outlived(lock: DataDirLock, config: StorageSettings) -> bool:
     """The gateway that owned the data dir died, and its embedded server (which got
     SIGTERM when it did, and holds the lock it inherited) is stopping: wait for it
     to let go, as a restart right after a crash must. True once the lock is ours."""

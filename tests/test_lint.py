@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -22,3 +23,23 @@ def test_ruff(command: list[str]) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# Which of our packages each may import. channels and storage stand alone: a channel
+# knows its provider, storage knows MongoDB, neither knows the gateway above them.
+MAY_IMPORT = {"channels": set(), "storage": set()}
+OURS = {"channels", "gateway", "handlers", "storage"}
+
+
+@pytest.mark.parametrize("package", sorted(MAY_IMPORT))
+def test_layers_import_only_what_is_below_them(package: str) -> None:
+    found = set()
+    for path in sorted((ROOT / package).glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names += [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            found |= {(n.split(".")[0], path.name) for n in names if n.split(".")[0] in OURS}
+    outside = sorted(
+        (top, where) for top, where in found if top not in {package, *MAY_IMPORT[package]}
+    )
+    assert outside == [], f"{package} imports {outside}"
