@@ -5,11 +5,11 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from storage.pages import KEY, Page, PageReader, Position
-from storage.records import new_id, to_record, utcnow
+from storage.records import new_id, to_record, upsert_returning, utcnow
 
 
 class ChannelsRepository:
@@ -28,11 +28,11 @@ class ChannelsRepository:
 
         A new channel also gets a random webhook secret, kept for its lifetime.
         """
-        now = utcnow()
-        key = new_id(now)
-        document = await self.collection.find_one_and_update(
-            {"name": name},
-            {
+
+        def update() -> dict[str, Any]:
+            now = utcnow()
+            key = new_id(now)
+            return {
                 "$set": {"type": type_, "mode": mode, "settings": settings, "updated_at": now},
                 "$setOnInsert": {
                     "_id": key,
@@ -40,10 +40,11 @@ class ChannelsRepository:
                     "created_at": now,
                     "webhook_secret": secrets.token_urlsafe(32),
                 },
-            },
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-        )
+            }
+
+        # Gateways starting at once upsert the same channels: the loser of the insert
+        # gets the winner's document.
+        document = await upsert_returning(self.collection, {"name": name}, update)
         return to_record(document)  # type: ignore[return-value]
 
     async def get(self, channel_id: str) -> dict[str, Any] | None:

@@ -12,8 +12,13 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
 
 # The _id index by name. The embedded server uses it only when _id is a query's only
 # field: {_id, status} scans the whole collection (explain says COLLSCAN). Queries by
@@ -76,3 +81,29 @@ def to_record(document: dict[str, Any] | None) -> dict[str, Any] | None:
     record = dict(document)
     record["id"] = record.pop("_id")
     return record
+
+
+# Two upserts of one key can both miss and race to insert. MongoDB answers the loser
+# with a duplicate key error where it cannot retry itself
+# (https://jira.mongodb.org/browse/SERVER-14322), and secantusdb answered it with no
+# document while another client built the indexes. Either way the document exists
+# now, so the next try matches it.
+UPSERT_TRIES = 5
+
+
+async def upsert_returning(
+    collection: AsyncCollection, query: Mapping[str, Any], update: Callable[[], Any]
+) -> dict[str, Any]:
+    """``find_one_and_update(upsert=True)`` returning the document after the update,
+    tried again when a concurrent upsert of the same key won the insert.
+    ``update()`` builds the update afresh for each try (its timestamps, its new id)."""
+    for _ in range(UPSERT_TRIES):
+        try:
+            document = await collection.find_one_and_update(
+                query, update(), upsert=True, return_document=ReturnDocument.AFTER
+            )
+        except DuplicateKeyError:
+            continue
+        if document is not None:
+            return document
+    raise RuntimeError(f"{collection.name}: {UPSERT_TRIES} upserts returned no document")

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from storage.records import utcnow
+from storage.records import upsert_returning, utcnow
 
 
 @dataclass(frozen=True)
@@ -34,21 +35,20 @@ class SignInFailuresRepository:
     async def reserve(self, key: str, window: timedelta) -> Window:
         """Count an attempt for ``key`` before it is checked (atomic), so a burst of
         concurrent guesses cannot have more of them checked than the limit."""
-        now = utcnow()
-        over = {"$lte": [{"$ifNull": ["$until", now]}, now]}  # no window yet, or it ended
-        document = await self.collection.find_one_and_update(
-            {"_id": key},
-            [
+
+        def update() -> list[dict[str, Any]]:
+            now = utcnow()
+            over = {"$lte": [{"$ifNull": ["$until", now]}, now]}  # no window yet, or it ended
+            return [
                 {
                     "$set": {
                         "n": {"$cond": [over, 1, {"$add": ["$n", 1]}]},
                         "until": {"$cond": [over, now + window, "$until"]},
                     }
                 }
-            ],
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-        )
+            ]
+
+        document = await upsert_returning(self.collection, {"_id": key}, update)
         return Window(document["n"], document["until"])
 
     async def give_back(self, key: str) -> None:

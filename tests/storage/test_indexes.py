@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -170,3 +172,27 @@ async def test_channel_upsert_keeps_its_id(storage: Storage) -> None:
     assert updated["id"] == created["id"]
     assert (updated["mode"], updated["settings"]) == ("webhook", {"a": 2})
     assert await storage.channels.get_by_name("support-bot") == updated
+
+
+async def test_gateways_starting_at_once_record_one_channel(mongo_uri: str) -> None:
+    # Gateways on one database upsert the same channel as they start: one inserts,
+    # every other must get that very record back, never nothing (a gateway of the
+    # cluster test once crashed on a None here).
+    database = f"test_{uuid.uuid4().hex[:16]}"
+    stores = [Storage.connect(mongo_uri, database) for _ in range(4)]
+
+    async def start(store: Storage) -> list[dict]:  # what each gateway does first
+        await store.ensure_indexes(RETENTION_SECONDS)
+        upserts = (store.channels.upsert("shared-bot", "telegram", "polling", {}) for _ in range(5))
+        return await asyncio.gather(*upserts)
+
+    try:
+        records = [r for rs in await asyncio.gather(*map(start, stores)) for r in rs]
+        assert all(r is not None for r in records)
+        assert len({r["id"] for r in records}) == 1
+        assert len({r["webhook_secret"] for r in records}) == 1
+        assert await stores[0].channels.collection.count_documents({"name": "shared-bot"}) == 1
+    finally:
+        await stores[0].client.drop_database(database)
+        for store in stores:
+            await store.close()
