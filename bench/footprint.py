@@ -26,6 +26,7 @@ DATABASE = "bench_footprint"
 IDLE_SECONDS = 3.0  # start-up work (indexes, leases, the first sweep) is over by then
 TARGET_MB = 80.0  # mock and WhatsApp on
 TELEGRAM_MARGIN_MB = 40.0  # over what importing aiogram alone costs
+TELEGRAM_CLIENT = "aiogram, aiogram.client.session.aiohttp"  # what the channel imports
 
 MOCK = {"name": "mock", "type": "mock", "secret": "bench-mock-secret"}
 WHATSAPP = {
@@ -53,8 +54,8 @@ def main() -> None:
                 figures[f"rss_mb_{name}"] = rss_mb(pid)
                 if db_pid is not None:
                     figures[f"db_rss_mb_{name}"] = rss_mb(db_pid)
-    figures["aiogram_import_mb"] = _import_cost("aiogram, aiogram.client.session.aiohttp")
-    figures["python_mb"] = _import_cost("")
+    figures["aiogram_import_mb"] = import_cost(TELEGRAM_CLIENT)
+    figures["python_mb"] = import_cost("")
     report(figures)
 
 
@@ -72,7 +73,7 @@ def _until_ready(port: int, within: float = 60.0) -> None:
         time.sleep(0.1)
 
 
-def _import_cost(modules: str) -> float:
+def import_cost(modules: str) -> float:
     """Resident memory of a fresh Python that imported ``modules`` (nothing: bare)."""
     # VmRSS, not ru_maxrss: a child keeps the peak its forked parent had before exec.
     code = (f"import {modules}\n" if modules else "") + (

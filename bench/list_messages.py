@@ -98,12 +98,29 @@ def deep_cursor(api: Api, depth: int) -> str:
     return path.replace("page_size=100", "page_size=20")
 
 
-def measure_all(api: Api, uri: str, contact_id: str, count: int, quick: bool) -> dict:
-    """p50/p99 and queries per request of page 1, a deep page and one contact's page 1."""
+def find_one_ms(probe: MongoClient, database: str, rounds: int) -> float:
+    """p50 of one indexed ``find_one`` by ``_id``, straight to the database: the unit
+    the list target is stated in, so that it holds on a slower or faster machine."""
+    messages = probe[database].messages
+    ids = [d["_id"] for d in messages.find({}, {"_id": 1}).limit(rounds)]
+    samples = []
+    for message_id in ids:
+        started = time.perf_counter()
+        messages.find_one({"_id": message_id})
+        samples.append(time.perf_counter() - started)
+    return summary_ms(samples)["p50_ms"]
+
+
+def measure_all(
+    api: Api, uri: str, database: str, contact_id: str, count: int, quick: bool
+) -> dict:
+    """p50/p99 and queries per request of page 1, a deep page and one contact's page 1,
+    and the p50 of a bare indexed read of one message."""
     rounds = 50 if quick else 200
     depth = min(DEPTH, count // 2)
     with MongoClient(uri) as probe:
         return {
+            "find_one_p50_ms": find_one_ms(probe, database, rounds),
             "page_1": measure(api, probe, "/api/v1/messages/?page_size=20", rounds),
             f"page_at_{depth}": measure(api, probe, deep_cursor(api, depth), rounds),
             "contact_page_1": measure(
