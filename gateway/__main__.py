@@ -121,9 +121,10 @@ async def _reset_password(config: Config, username: str, password: str) -> None:
     storage = open_storage(config, attach=True)
     try:
         await storage.ensure_indexes(config.storage.message_retention_seconds)
-        agent = await storage.agents.get_by_username(normalize_username(username))
+        name = normalize_username(username)
+        agent = await storage.agents.get_by_username(name)
         if agent is None:
-            raise GatewayError(f"no agent named {normalize_username(username)!r}")
+            raise GatewayError(f"no agent named {name!r}")
         await update_agent(storage.agents, agent["id"], {"password": password})
     finally:
         await storage.close()

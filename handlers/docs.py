@@ -53,12 +53,6 @@ _SCHEMAS = [
 _PAGED = [schemas.Agent, schemas.Contact, schemas.Channel, schemas.Message, schemas.Faq]
 
 
-def openapi_path(pattern: str) -> str:
-    """``/api/v1/agents/(?P<agent_id>[^/]+)/`` → ``/api/v1/agents/{agent_id}/``; the
-    metrics' route label, so a nested group (the webhooks' suffix) comes out whole."""
-    return route_template(pattern)
-
-
 def build_spec(routes: list[tuple[str, type]]) -> dict[str, Any]:
     spec = APISpec(
         title="bot-gateway",
@@ -99,7 +93,7 @@ def build_spec(routes: list[tuple[str, type]]) -> dict[str, Any]:
                 if parameter.get("name") == "channel_type":  # one list: the registry's
                     parameter["schema"]["enum"] = sorted(CHANNEL_TYPES)
         if operations:
-            spec.path(path=openapi_path(pattern), operations=operations)
+            spec.path(path=route_template(pattern), operations=operations)
     document = spec.to_dict()
     # marshmallow cannot say "at least one field"; the handler refuses an empty PATCH.
     for name in ("AgentUpdate", "FaqUpdate"):
