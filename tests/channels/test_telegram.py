@@ -280,7 +280,14 @@ async def test_switching_from_webhook_to_polling_takes_delete_webhook(
     assert await gw.messages() == []
     assert "bot-gateway delete-webhook" in caplog.text
 
-    code, out, err = await _run("delete-webhook", "--config", str(_config_of(polling, tmp_path)))
+    config = str(_config_of(polling, tmp_path))
+    code, out, err = await _run("delete-webhook", "--config", config, "--channel", "nope")
+    assert (code, err.splitlines()[-1]) == (
+        1,
+        "bot-gateway: error: no channel that registers webhooks named nope",
+    )
+    assert telegram_api.webhook != {}
+    code, out, err = await _run("delete-webhook", "--config", config, "--channel", "tg")
     assert (code, out.strip()) == (0, "telegram channel tg: webhook deleted"), err
     assert telegram_api.webhook == {}
 

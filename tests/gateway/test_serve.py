@@ -66,7 +66,9 @@ def test_serve_answers_probes_creates_agents_and_stops_cleanly(gateway: Gateway)
 
 def test_reset_password_ends_the_agents_sign_ins_while_serving(gateway: Gateway) -> None:
     gateway.start()
-    assert gateway.create_agent("ana", "correct horse").returncode == 0
+    created = gateway.run("create-agent", "--username", "ana", "--display-name", "Ana Lima",
+                          "--password-stdin", input="correct horse\n")  # fmt: skip
+    assert created.returncode == 0, created.stderr
     base = gateway.url("")
     status, tokens = call(
         base, "POST", "/auth/token/", {"username": "ana", "password": "correct horse"}
@@ -83,10 +85,11 @@ def test_reset_password_ends_the_agents_sign_ins_while_serving(gateway: Gateway)
         call(base, "POST", "/auth/token/", {"username": "ana", "password": "correct horse"})[0]
         == 401
     )
-    assert (
-        call(base, "POST", "/auth/token/", {"username": "ana", "password": "battery staple"})[0]
-        == 200
-    )
+    new_password = {"username": "ana", "password": "battery staple"}
+    status, fresh = call(base, "POST", "/auth/token/", new_password)
+    assert status == 200
+    status, agents = call(base, "GET", "/api/v1/agents/", token=fresh["access"])
+    assert [a["display_name"] for a in agents["results"]] == ["Ana Lima"]  # --display-name
 
     unknown = gateway.run("reset-password", "--username", "zed", "--password-stdin", input="x" * 9)
     assert (unknown.returncode, unknown.stderr.strip()) == (
@@ -104,7 +107,11 @@ def test_serve_works_from_an_empty_directory_outside_the_repository(tmp_path: Pa
     log = (tmp_path / "gateway.log").open("ab")
     env = {k: v for k, v in os.environ.items() if k != "GATEWAY_CONFIG"}
     process = subprocess.Popen(
-        [BOT_GATEWAY, "serve", "--port", str(port)], cwd=tmp_path, stdout=log, stderr=log, env=env
+        [BOT_GATEWAY, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=tmp_path,
+        stdout=log,
+        stderr=log,
+        env=env,
     )
     log.close()
     try:
