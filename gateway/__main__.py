@@ -11,7 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from gateway import logs
 from gateway.agents import create_agent, normalize_username, update_agent
-from gateway.config import Config, ConfigError, load_config
+from gateway.config import Config, ConfigError, build_section, load_config
 from gateway.database import open_storage
 from gateway.errors import GatewayError
 from storage.errors import StorageUnavailable
@@ -131,6 +131,27 @@ async def _reset_password(config: Config, username: str, password: str) -> None:
     print(f"password of {agent['username']} changed; its earlier sign-ins have ended")
 
 
+def _webhook_channels(config: Config, only: str | None, *, register: bool) -> set[str]:
+    """The names of the configured channels the command acts on: of a type that
+    registers its own webhook, named ``only`` if given, and to register, in webhook
+    mode. Said from the config alone, before any database or provider client starts."""
+    from channels.registry import CHANNEL_TYPES
+
+    names = set()
+    for index, declared in enumerate(config.channels):
+        kind = CHANNEL_TYPES.get(declared.type)
+        if kind is None or not kind.registers_webhooks or only not in (None, declared.name):
+            continue
+        settings = build_section(kind.Settings, declared.settings, f"channels[{index}].")
+        if not register or kind.mode_of(settings) == "webhook":
+            names.add(declared.name)
+    if not names:
+        mode = " in webhook mode" if register else ""
+        named = f" named {only}" if only else ""
+        raise GatewayError(f"no channel that registers webhooks{mode}{named}")
+    return names
+
+
 async def _webhooks(config: Config, only: str | None, *, register: bool) -> None:
     """Register (or delete) the webhook of each channel that registers its own:
     to register, those in webhook mode, at PUBLIC_URL; to delete, any."""
@@ -138,22 +159,15 @@ async def _webhooks(config: Config, only: str | None, *, register: bool) -> None
 
     if register and not config.server.public_url:
         raise GatewayError("set PUBLIC_URL (server.public_url) to the gateway's public address")
+    names = _webhook_channels(config, only, register=register)
     storage = open_storage(config, attach=True)
     try:
         await storage.ensure_indexes(config.storage.message_retention_seconds)
         channels = await ChannelSet.open(config, storage)
         try:
-            chosen = [
-                c
-                for c in channels
-                if c.registers_webhooks
-                and (c.mode == "webhook" or not register)
-                and (only is None or c.name == only)
-            ]
-            if not chosen:
-                named = f" named {only}" if only else ""
-                mode = " in webhook mode" if register else ""
-                raise GatewayError(f"no channel that registers webhooks{mode}{named}")
+            chosen = [c for c in channels if c.name in names]
+            if not chosen:  # each is off: disabled, or its token is not set
+                raise GatewayError(f"channel {', '.join(sorted(names))} is off; the log says why")
             for channel in chosen:
                 try:
                     await (channel.register_webhook() if register else channel.delete_webhook())

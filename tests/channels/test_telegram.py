@@ -14,6 +14,7 @@ import pytest
 
 from channels.telegram import SECRET_HEADER
 from gateway.config import ChannelConfig
+from storage.database import Storage
 from tests.channels.conftest import FAST_RETRIES, Gateway
 from tests.fakes.telegram import TOKEN, FakeBotAPI, make_update
 from tests.helpers import async_wait_until
@@ -230,13 +231,16 @@ async def test_two_bots_side_by_side(gateway, telegram_api) -> None:
     assert len(telegram_api.sent_to(42)) == 2
 
 
-def _config_of(channel: ChannelConfig, tmp_path: Path) -> Path:
+def _config_of(channel: ChannelConfig, tmp_path: Path, mongo_uri: str, storage: Storage) -> Path:
+    """A config as the operator's, on the test's database (one the gateway may share):
+    the command then starts no embedded server of its own, which test_serve covers."""
     config = tmp_path / "config.yaml"
     config.write_text(
         json.dumps(
             {
                 "data_dir": str(tmp_path / "data"),
                 "server": {"public_url": "https://gw.example.com"},
+                "storage": {"uri": mongo_uri, "database": storage.db.name},
                 "channels": [{"name": channel.name, "type": channel.type, **channel.settings}],
             }
         )
@@ -254,8 +258,10 @@ async def _run(*args: str) -> tuple[int, str, str]:
     return process.returncode, out.decode(), err.decode()
 
 
-async def test_set_webhook_command_registers_the_bot(telegram_api, tmp_path) -> None:
-    config = _config_of(telegram(telegram_api), tmp_path)
+async def test_set_webhook_command_registers_the_bot(
+    telegram_api, tmp_path, mongo_uri, storage
+) -> None:
+    config = _config_of(telegram(telegram_api), tmp_path, mongo_uri, storage)
     code, out, err = await _run("set-webhook", "--config", str(config))
     assert code == 0, err
     assert out.strip().endswith("webhook set to https://gw.example.com/webhooks/telegram/tg/")
@@ -264,7 +270,7 @@ async def test_set_webhook_command_registers_the_bot(telegram_api, tmp_path) -> 
 
 
 async def test_switching_from_webhook_to_polling_takes_delete_webhook(
-    gateway, telegram_api, tmp_path, caplog
+    gateway, telegram_api, tmp_path, caplog, mongo_uri
 ) -> None:
     # The bot was served by webhook; now its config says polling. Telegram answers
     # getUpdates with 409 until the webhook is deleted, and the log says how.
@@ -280,7 +286,7 @@ async def test_switching_from_webhook_to_polling_takes_delete_webhook(
     assert await gw.messages() == []
     assert "bot-gateway delete-webhook" in caplog.text
 
-    config = str(_config_of(polling, tmp_path))
+    config = str(_config_of(polling, tmp_path, mongo_uri, gw.storage))
     code, out, err = await _run("delete-webhook", "--config", config, "--channel", "nope")
     assert (code, err.splitlines()[-1]) == (
         1,
@@ -297,11 +303,29 @@ async def test_switching_from_webhook_to_polling_takes_delete_webhook(
     await async_wait_until(stored, 30, "the update kept while the webhook was active")
 
 
-async def test_delete_webhook_says_when_no_channel_registers_one(tmp_path) -> None:
-    mock = ChannelConfig(name="mock", type="mock", settings={"secret": "s"})
-    code, out, err = await _run("delete-webhook", "--config", str(_config_of(mock, tmp_path)))
+_MOCK = ChannelConfig(name="mock", type="mock", settings={"secret": "s"})
+_POLLING = ChannelConfig(name="tg", type="telegram", settings={"token": TOKEN, "mode": "polling"})
+_NO_TOKEN = ChannelConfig(name="tg", type="telegram", settings={"token": "", "mode": "webhook"})
+
+
+@pytest.mark.parametrize(
+    ("command", "channel", "error"),
+    [
+        ("delete-webhook", _MOCK, "no channel that registers webhooks"),
+        ("set-webhook", _POLLING, "no channel that registers webhooks in webhook mode"),
+        ("set-webhook", _NO_TOKEN, "channel tg is off; the log says why"),
+    ],
+    ids=["mock only", "polling", "no token"],
+)
+async def test_webhook_commands_say_why_they_act_on_no_channel(
+    command, channel, error, tmp_path, mongo_uri, storage
+) -> None:
+    config = _config_of(channel, tmp_path, mongo_uri, storage)
+    code, out, err = await _run(command, "--config", str(config))
     assert (code, out) == (1, "")
-    assert err.splitlines()[-1] == "bot-gateway: error: no channel that registers webhooks"
+    assert err.splitlines()[-1] == f"bot-gateway: error: {error}"
+    if channel is _NO_TOKEN:
+        assert "channel 'tg' (telegram) is off: token not set" in err
 
 
 def test_version_is_the_installed_packages() -> None:
