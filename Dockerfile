@@ -2,11 +2,13 @@
 # The gateway for production: a real MongoDB (MONGODB_URI), no embedded database,
 # no test tools. Build: docker build -t bot-gateway .
 #
-# Python 3.11, the version requirements/image.txt is compiled for. Dependabot's docker
-# updater proposes new releases of the base; this machine reaches no registry, so the
-# tag is pinned to its minor version and Debian release, not yet to a digest.
+# Python 3.11, the version requirements/image.txt is compiled for, pinned by digest in
+# both stages so that a rebuild gets the same base; Dependabot's docker updater
+# proposes each new digest. (The digest was read from public Dockerfiles that use it;
+# the machine this was written on reaches no registry, so CI's image job is the first
+# to pull it.)
 
-FROM python:3.11-slim-bookworm AS build
+FROM python:3.11-slim-bookworm@sha256:a36c24f9cbdf4fd0f52d67f0823eeac19c2028c637cecc392d97f980d4fec56b AS build
 # Dependencies first, from the lock with hashes: this layer is rebuilt only when the
 # lock changes, not on every edit of the sources.
 COPY requirements/image.txt /tmp/image.txt
@@ -21,7 +23,7 @@ COPY storage storage
 # The gateway itself, with the locked setuptools; nothing else may be fetched.
 RUN /venv/bin/pip install --no-cache-dir --no-deps --no-build-isolation .
 
-FROM python:3.11-slim-bookworm
+FROM python:3.11-slim-bookworm@sha256:a36c24f9cbdf4fd0f52d67f0823eeac19c2028c637cecc392d97f980d4fec56b
 RUN useradd --system --uid 10001 --create-home --home-dir /app gateway
 WORKDIR /app
 # Only the virtualenv crosses over: no wheels, no build tools, no sources.

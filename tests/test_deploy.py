@@ -61,7 +61,10 @@ def test_no_secret_value_is_written_inline() -> None:
 
 
 def test_image_is_multi_stage_slim_non_root_and_checks_health() -> None:
-    assert len(re.findall(r"^FROM python:3\.11-slim-bookworm", DOCKERFILE, re.M)) == 2
+    bases = re.findall(r"^FROM (\S+)", DOCKERFILE, re.M)
+    assert len(bases) == 2
+    assert len(set(bases)) == 1  # both stages on the same base
+    assert re.fullmatch(r"python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}", bases[0])
     assert re.search(r"^USER gateway$", DOCKERFILE, re.M)
     assert "/healthz" in DOCKERFILE.split("HEALTHCHECK", 1)[1]
     assert 'ENTRYPOINT ["bot-gateway"]' in DOCKERFILE
