@@ -12,7 +12,7 @@ import json
 import logging
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -138,6 +138,39 @@ class WebhookRequest:
     headers: Mapping[str, str]
     body: bytes
     form: Mapping[str, str]
+    query: Mapping[str, str] = field(default_factory=dict)  # the URL's, last value of each
+
+
+@dataclass(frozen=True)
+class WebhookReply:
+    """What a webhook answers, once what it carried is stored."""
+
+    body: str = '{"ok": true}'
+    content_type: str = "application/json"
+    status: int = 200
+
+
+@dataclass(frozen=True)
+class WebhookResult:
+    """What one webhook call carried, and the answer the provider expects."""
+
+    messages: Sequence[Inbound] = ()
+    statuses: Sequence[StatusReport] = ()
+    reply: WebhookReply = WebhookReply()
+
+
+@dataclass(frozen=True)
+class WebhookRoute:
+    """One webhook of a channel type, at /webhooks/<type>/<channel>/<suffix>.
+
+    ``handle`` is the channel's method that verifies and parses the call (a function
+    of the class body, called with the channel), declared after it as data:
+    ``webhook_routes = (WebhookRoute("", parse_webhook),)``.
+    """
+
+    suffix: str  # "" or a path segment with its slash: "status/"
+    handle: Callable[[Any, WebhookRequest], Awaitable[WebhookResult]]
+    methods: tuple[str, ...] = ("POST",)
 
 
 class WebhookRefused(Exception):
@@ -221,12 +254,10 @@ class Channel(ABC):
     required: ClassVar[tuple[str, ...]] = ()
     # Names of settings that are secrets: never stored, shown or logged.
     secrets: ClassVar[tuple[str, ...]] = ()
-    # Webhook routes under /webhooks/<type>/<channel>/: suffix -> method name.
-    webhooks: ClassVar[dict[str, str]] = {"": "parse_webhook"}
+    # The webhooks providers call: none for a channel that only polls.
+    webhook_routes: ClassVar[tuple[WebhookRoute, ...]] = ()
     # The longest text one send may carry (Telegram's 4,096 unless the type says less).
     max_text: ClassVar[int] = 4096
-    # What a webhook answers once the message is stored: (content type, body).
-    webhook_reply: ClassVar[tuple[str, str]] = ("application/json", '{"ok": true}')
 
     def __init__(self, record: dict[str, Any], settings: Any, context: ChannelContext) -> None:
         self.id: str = record["id"]
@@ -254,9 +285,9 @@ class Channel(ABC):
         path = f"/webhooks/{self.type}/{self.name}/{suffix}"
         return self.context.public_url.rstrip("/") + path if self.context.public_url else path
 
-    @abstractmethod
-    async def parse_webhook(self, request: WebhookRequest) -> list[Inbound]:
-        """Verify the call is genuine and parse it; :class:`WebhookRefused` otherwise."""
+    @classmethod
+    def webhook_route(cls, suffix: str) -> WebhookRoute | None:
+        return next((r for r in cls.webhook_routes if r.suffix == suffix), None)
 
     @abstractmethod
     async def send(self, to: str, text: str, message_id: str) -> str:

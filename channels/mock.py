@@ -20,6 +20,8 @@ from channels.base import (
     NetworkFailure,
     WebhookRefused,
     WebhookRequest,
+    WebhookResult,
+    WebhookRoute,
     check_text,
     load_json,
     log,
@@ -58,7 +60,7 @@ class MockChannel(Channel):
         # Anyone who can reach an open mock webhook can put messages in the inbox.
         return "no secret (MOCK_WEBHOOK_SECRET) while the gateway can be reached from elsewhere"
 
-    async def parse_webhook(self, request: WebhookRequest) -> list[Inbound]:
+    async def parse_webhook(self, request: WebhookRequest) -> WebhookResult:
         if self.settings.secret and not secrets_match(
             self.settings.secret, request.headers.get("X-Mock-Secret")
         ):
@@ -90,16 +92,17 @@ class MockChannel(Channel):
             if message_id is not None
             else str(uuid.uuid4())
         )
-        return [
-            Inbound(
-                contact_external_id=str(contact),
-                dedupe_key=dedupe,
-                text=text,
-                name=name,
-                username=username,
-                external_id=str(message_id or ""),
-            )
-        ]
+        message = Inbound(
+            contact_external_id=str(contact),
+            dedupe_key=dedupe,
+            text=text,
+            name=name,
+            username=username,
+            external_id=str(message_id or ""),
+        )
+        return WebhookResult(messages=[message])
+
+    webhook_routes = (WebhookRoute("", parse_webhook),)
 
     async def send(self, to: str, text: str, message_id: str) -> str:
         if self._failures_left > 0:

@@ -12,3 +12,8 @@ CHANNEL_TYPES: dict[str, type[Channel]] = {
     TelegramChannel.type: TelegramChannel,
     WhatsAppChannel.type: WhatsAppChannel,
 }
+
+
+def webhook_suffixes() -> list[str]:
+    """Every webhook path suffix some channel type declares ("" for messages)."""
+    return sorted({r.suffix for kind in CHANNEL_TYPES.values() for r in kind.webhook_routes})

@@ -27,6 +27,8 @@ from channels.base import (
     Undeliverable,
     WebhookRefused,
     WebhookRequest,
+    WebhookResult,
+    WebhookRoute,
     check_text,
     load_json,
     log,
@@ -88,14 +90,16 @@ class TelegramChannel(Channel):
 
     # -- inbound ------------------------------------------------------------------
 
-    async def parse_webhook(self, request: WebhookRequest) -> list[Inbound]:
+    async def parse_webhook(self, request: WebhookRequest) -> WebhookResult:
         # https://core.telegram.org/bots/api#setwebhook (secret_token)
         if not secrets_match(self.secret, request.headers.get(SECRET_HEADER)):
             raise WebhookRefused(401, f"missing or wrong {SECRET_HEADER}")
         try:
-            return to_inbound(load_json(request.body))
+            return WebhookResult(messages=to_inbound(load_json(request.body)))
         except ValueError as exc:
             raise WebhookRefused(400, f"not a Telegram update: {exc}") from None
+
+    webhook_routes = (WebhookRoute("", parse_webhook),)
 
     # -- outbound -----------------------------------------------------------------
 

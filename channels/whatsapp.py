@@ -8,7 +8,7 @@ The twilio library (and aiohttp) load only when a WhatsApp channel is built.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import urlencode
 
 from channels.base import (
@@ -21,7 +21,10 @@ from channels.base import (
     Throttled,
     Undeliverable,
     WebhookRefused,
+    WebhookReply,
     WebhookRequest,
+    WebhookResult,
+    WebhookRoute,
     check_text,
 )
 
@@ -37,6 +40,12 @@ STATUSES = {
 }
 
 
+# https://www.twilio.com/docs/messaging/twiml: an empty Response sends nothing back.
+TWIML_EMPTY = WebhookReply(
+    '<?xml version="1.0" encoding="UTF-8"?><Response></Response>', "text/xml"
+)
+
+
 @dataclass(frozen=True)
 class WhatsAppSettings:
     account_sid: str = ""
@@ -50,11 +59,8 @@ class WhatsAppChannel(Channel):
     Settings = WhatsAppSettings
     required = ("account_sid", "auth_token", "from_number")
     secrets = ("auth_token",)
-    webhooks: ClassVar[dict[str, str]] = {"": "parse_webhook", "status/": "parse_status"}
     # https://www.twilio.com/docs/messaging/api/message-resource#create-a-message-resource
     max_text = 1600  # Body
-    # https://www.twilio.com/docs/messaging/twiml: an empty Response sends nothing back.
-    webhook_reply = ("text/xml", '<?xml version="1.0" encoding="UTF-8"?><Response></Response>')
 
     def __init__(self, record: dict[str, Any], settings: WhatsAppSettings, context: ChannelContext):
         super().__init__(record, settings, context)
@@ -72,7 +78,7 @@ class WhatsAppChannel(Channel):
         if not signature or not self.validator.validate(request.url, dict(request.form), signature):
             raise WebhookRefused(403, "missing or invalid X-Twilio-Signature")
 
-    async def parse_webhook(self, request: WebhookRequest) -> list[Inbound]:
+    async def parse_webhook(self, request: WebhookRequest) -> WebhookResult:
         self._verify(request)
         form = request.form
         sid, sender = form.get("MessageSid", ""), form.get("From", "")
@@ -92,28 +98,30 @@ class WhatsAppChannel(Channel):
             extra = {"kind": "location"}
         if not text:
             text = "[empty message]"
-        return [
-            Inbound(
-                contact_external_id=sender.removeprefix(PREFIX),
-                dedupe_key=sid,
-                text=text,
-                name=form.get("ProfileName", ""),
-                external_id=sid,
-                extra=extra,
-            )
-        ]
+        message = Inbound(
+            contact_external_id=sender.removeprefix(PREFIX),
+            dedupe_key=sid,
+            text=text,
+            name=form.get("ProfileName", ""),
+            external_id=sid,
+            extra=extra,
+        )
+        return WebhookResult(messages=[message], reply=TWIML_EMPTY)
 
-    async def parse_status(self, request: WebhookRequest) -> list[StatusReport]:
+    async def parse_status(self, request: WebhookRequest) -> WebhookResult:
         self._verify(request)
         form = request.form
-        message_id = request.url.partition("message_id=")[2].split("&")[0]
+        message_id = request.query.get("message_id", "")  # our callback URL names it
         status = STATUSES.get(form.get("MessageStatus", ""))
         if not message_id or status is None:
-            return []  # queued/accepted/sending: nothing we did not know
+            return WebhookResult(reply=TWIML_EMPTY)  # queued/sending: nothing new
         error = None
         if status == "failed":
             error = f"{form.get('ErrorCode', '')}: {form.get('ErrorMessage', '') or 'undelivered'}"
-        return [StatusReport(message_id, status, error, form.get("MessageSid", ""))]
+        report = StatusReport(message_id, status, error, form.get("MessageSid", ""))
+        return WebhookResult(statuses=[report], reply=TWIML_EMPTY)
+
+    webhook_routes = (WebhookRoute("", parse_webhook), WebhookRoute("status/", parse_status))
 
     async def send(self, to: str, text: str, message_id: str) -> str:
         import aiohttp  # loaded with the client in __init__: a lookup, not an import

@@ -15,7 +15,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from swagger_ui_bundle import swagger_ui_path
 from tornado.web import StaticFileHandler
 
-from channels.registry import CHANNEL_TYPES
+from channels.registry import CHANNEL_TYPES, webhook_suffixes
 from gateway.metrics import route_template
 from handlers import schemas
 from handlers.base import BaseHandler, implements, public
@@ -92,6 +92,8 @@ def build_spec(routes: list[tuple[str, type]]) -> dict[str, Any]:
             for parameter in operation.get("parameters", []):
                 if parameter.get("name") == "channel_type":  # one list: the registry's
                     parameter["schema"]["enum"] = sorted(CHANNEL_TYPES)
+                elif parameter.get("name") == "suffix":
+                    parameter["schema"]["enum"] = webhook_suffixes()
         if operations:
             spec.path(path=route_template(pattern), operations=operations)
     document = spec.to_dict()

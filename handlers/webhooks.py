@@ -7,10 +7,9 @@ is stored; if the database cannot store it, 503 so the provider retries.
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import parse_qsl
 
-from channels.base import StatusReport, WebhookRefused, WebhookRequest
+from channels.base import WebhookRefused, WebhookRequest
 from gateway.errors import NotFound, error_for
 from gateway.outbound import apply_statuses
 from handlers.base import BaseHandler, public
@@ -44,8 +43,8 @@ class WebhookHandler(BaseHandler):
           - in: path
             name: suffix
             required: true
-            description: Empty for messages; status/ for Twilio's delivery news
-            schema: {type: string, enum: ["", "status/"]}
+            description: Empty for messages; the schema lists the others from the registry
+            schema: {type: string}
         requestBody:
           required: true
           content:
@@ -58,30 +57,67 @@ class WebhookHandler(BaseHandler):
           404: {$ref: "#/components/responses/NotFound"}
           503: {description: The database is unavailable; the provider should retry}
         """
+        await self._receive("POST", channel_type, channel, suffix)
+
+    async def get(self, channel_type: str, channel: str, suffix: str) -> None:
+        """A provider's verification handshake, for the channels whose provider asks one.
+        ---
+        summary: A provider's webhook verification (a GET with a challenge)
+        tags: [webhooks]
+        security: []
+        parameters:
+          - in: path
+            name: channel_type
+            required: true
+            description: The channel's type; the schema lists them from the registry
+            schema: {type: string}
+          - in: path
+            name: channel
+            required: true
+            description: The channel's name or id
+            schema: {type: string}
+          - in: path
+            name: suffix
+            required: true
+            description: Empty for messages; the schema lists the others from the registry
+            schema: {type: string}
+        responses:
+          200: {description: The challenge echoed back as the provider asks}
+          403: {$ref: "#/components/responses/Forbidden"}
+          404: {$ref: "#/components/responses/NotFound"}
+        """
+        await self._receive("GET", channel_type, channel, suffix)
+
+    async def _receive(self, method: str, channel_type: str, channel: str, suffix: str) -> None:
         found = self.services.channels.find(channel_type, channel)
-        if found is None or suffix not in found.webhooks:
-            raise NotFound(f"No such webhook: {self.request.path}")
+        route = found.webhook_route(suffix) if found is not None else None
+        if found is None or route is None or method not in route.methods:
+            raise NotFound(f"No such webhook: {method} {self.request.path}")
         request = WebhookRequest(
             url=self._called_url(),
             headers=self.request.headers,
             body=self.body,
             form=self._form(),
+            query={
+                k: v[-1].decode("utf-8", "replace") for k, v in self.request.query_arguments.items()
+            },
         )
         try:
-            items: list[Any] = await getattr(found, found.webhooks[suffix])(request)
+            result = await route.handle(found, request)
         except WebhookRefused as exc:
-            result = "invalid" if exc.status == 400 else "refused"
-            self.services.metrics.inbound.labels(found.name, result).inc()
+            outcome = "invalid" if exc.status == 400 else "refused"
+            self.services.metrics.inbound.labels(found.name, outcome).inc()
             raise error_for(exc.status, exc.message) from None
-        if items and isinstance(items[0], StatusReport):
-            await apply_statuses(self.services.storage, found, items)
-        elif items:
-            received = await self.services.receive(found, items)
+        if result.statuses:
+            await apply_statuses(self.services.storage, found, list(result.statuses))
+        if result.messages:
+            received = await self.services.receive(found, list(result.messages))
             if received.failed:  # not stored, so not acknowledged
                 raise received.failed[0]
-        content_type, body = found.webhook_reply
-        self.set_header("Content-Type", f"{content_type}; charset=utf-8")
-        self.finish(body)
+        reply = result.reply
+        self.set_status(reply.status)
+        self.set_header("Content-Type", f"{reply.content_type}; charset=utf-8")
+        self.finish(reply.body)
 
     def _called_url(self) -> str:
         # Signatures cover the URL the provider called: behind a proxy, the public one.
@@ -99,7 +135,7 @@ class WebhookHandler(BaseHandler):
 
 routes = [
     (
-        r"/webhooks/(?P<channel_type>[a-z]+)/(?P<channel>[^/]+)/(?P<suffix>(?:status/)?)",
+        r"/webhooks/(?P<channel_type>[a-z_]+)/(?P<channel>[^/]+)/(?P<suffix>(?:[a-z_-]+/)?)",
         WebhookHandler,
     ),
 ]
