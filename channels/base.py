@@ -286,8 +286,9 @@ class Channel(ABC):
         return self.context.public_url.rstrip("/") + path if self.context.public_url else path
 
     @classmethod
-    def webhook_route(cls, suffix: str) -> WebhookRoute | None:
-        return next((r for r in cls.webhook_routes if r.suffix == suffix), None)
+    def webhook_route(cls, suffix: str, method: str) -> WebhookRoute | None:
+        routes = (r for r in cls.webhook_routes if r.suffix == suffix and method in r.methods)
+        return next(routes, None)
 
     @abstractmethod
     async def send(self, to: str, text: str, message_id: str) -> str:

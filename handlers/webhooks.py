@@ -90,8 +90,8 @@ class WebhookHandler(BaseHandler):
 
     async def _receive(self, method: str, channel_type: str, channel: str, suffix: str) -> None:
         found = self.services.channels.find(channel_type, channel)
-        route = found.webhook_route(suffix) if found is not None else None
-        if found is None or route is None or method not in route.methods:
+        route = found.webhook_route(suffix, method) if found is not None else None
+        if found is None or route is None:
             raise NotFound(f"No such webhook: {method} {self.request.path}")
         request = WebhookRequest(
             url=self._called_url(),
