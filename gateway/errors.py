@@ -43,6 +43,15 @@ class Forbidden(GatewayError):
     code = "forbidden"
 
 
+class MethodNotAllowed(GatewayError):
+    status = 405
+    code = "method_not_allowed"
+
+    def __init__(self, message: str, allowed: list[str]) -> None:
+        super().__init__(message)
+        self.allowed = allowed
+
+
 class TooManyRequests(GatewayError):
     status = 429
     code = "too_many_requests"

@@ -28,6 +28,7 @@ from channels.base import load_json
 from gateway.clients import client_address, is_local
 from gateway.errors import (
     GatewayError,
+    MethodNotAllowed,
     PayloadTooLarge,
     TooManyRequests,
     Unauthorized,
@@ -258,6 +259,8 @@ class BaseHandler(RequestHandler):
                 headers["Retry-After"] = str(exc.retry_after)
             elif isinstance(exc, Unauthorized):
                 headers["WWW-Authenticate"] = 'Bearer realm="bot-gateway"'
+            elif isinstance(exc, MethodNotAllowed):
+                headers["Allow"] = ", ".join(exc.allowed)
             self.send_error_body(exc.status, exc.code, exc.message, exc.fields, headers)
         elif status_code == 405:
             allowed = [m for m in self.SUPPORTED_METHODS if implements(type(self), m)]

@@ -26,6 +26,7 @@ _RESPONSES = {
     "Unauthorized": "Missing, invalid or expired credentials",
     "Forbidden": "Authenticated, but not allowed",
     "NotFound": "No such resource",
+    "MethodNotAllowed": "The resource takes other methods; see Allow",
     "Conflict": "Conflicts with what is stored",
     "PayloadTooLarge": "The body is larger than server.max_body_bytes",
     "UnsupportedMediaType": "The body is not application/json",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from urllib.parse import parse_qsl
 
 from channels.base import WebhookRefused, WebhookRequest
-from gateway.errors import NotFound, error_for
+from gateway.errors import MethodNotAllowed, NotFound, error_for
 from gateway.outbound import apply_statuses
 from handlers.base import BaseHandler, public
 
@@ -85,14 +85,19 @@ class WebhookHandler(BaseHandler):
           200: {description: The challenge echoed back as the provider asks}
           403: {$ref: "#/components/responses/Forbidden"}
           404: {$ref: "#/components/responses/NotFound"}
+          405: {$ref: "#/components/responses/MethodNotAllowed"}
         """
         await self._receive("GET", channel_type, channel, suffix)
 
     async def _receive(self, method: str, channel_type: str, channel: str, suffix: str) -> None:
         found = self.services.channels.find(channel_type, channel)
-        route = found.webhook_route(suffix, method) if found is not None else None
-        if found is None or route is None:
-            raise NotFound(f"No such webhook: {method} {self.request.path}")
+        routes = [r for r in found.webhook_routes if r.suffix == suffix] if found else []
+        if found is None or not routes:
+            raise NotFound(f"No such webhook: {self.request.path}")
+        route = next((r for r in routes if method in r.methods), None)
+        if route is None:
+            allowed = sorted({m for r in routes for m in r.methods})
+            raise MethodNotAllowed(f"{self.request.path} takes {', '.join(allowed)}", allowed)
         request = WebhookRequest(
             url=self._called_url(),
             headers=self.request.headers,
