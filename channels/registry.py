@@ -6,11 +6,13 @@ from channels.base import Channel
 from channels.mock import MockChannel
 from channels.telegram import TelegramChannel
 from channels.whatsapp import WhatsAppChannel
+from channels.whatsapp_cloud import WhatsAppCloudChannel
 
 CHANNEL_TYPES: dict[str, type[Channel]] = {
     MockChannel.type: MockChannel,
     TelegramChannel.type: TelegramChannel,
     WhatsAppChannel.type: WhatsAppChannel,
+    WhatsAppCloudChannel.type: WhatsAppCloudChannel,
 }
 
 

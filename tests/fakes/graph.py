@@ -1,0 +1,110 @@
+"""A small Graph API (WhatsApp Cloud API messages) on 127.0.0.1, and signed webhooks."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from tornado.web import RequestHandler
+
+from tests.fakes.local import LocalServer
+
+ACCESS_TOKEN = "graph-access-token-do-not-log-0001"
+APP_SECRET = "graph-app-secret-do-not-log-0001"
+VERIFY_TOKEN = "graph-verify-token-0001"
+PHONE_NUMBER_ID = "106540352242922"
+VERSION = "v21.0"
+
+
+def signature(body: bytes, secret: str = APP_SECRET) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+@dataclass
+class FakeGraph:
+    """``send_script``: one answer per send, then "ok": ("network",) drops the
+    connection, (http status, Graph error code, message) answers that error."""
+
+    sent: list[dict[str, Any]] = field(default_factory=list)
+    send_script: list[Any] = field(default_factory=list)
+    base_url: str = ""
+
+    def __post_init__(self) -> None:
+        self._ids = itertools.count(1)
+        self._server = LocalServer()
+
+    async def start(self) -> FakeGraph:
+        self._server.serve([(rf"/{VERSION}/(\w+)/messages", _Messages, {"fake": self})])
+        self.base_url = self._server.base_url
+        return self
+
+    async def stop(self) -> None:
+        await self._server.stop()
+        assert self.send_script == [], f"scripted answers never asked for: {self.send_script}"
+
+
+class _Messages(RequestHandler):
+    def initialize(self, fake: FakeGraph) -> None:
+        self.fake = fake
+
+    async def post(self, phone_number_id: str) -> None:
+        if self.request.headers.get("Authorization") != f"Bearer {ACCESS_TOKEN}":
+            self._error(401, 190, "Invalid OAuth access token", "OAuthException")
+            return
+        if phone_number_id != PHONE_NUMBER_ID:
+            self._error(400, 100, "Unsupported post request", "GraphMethodException")
+            return
+        request = json.loads(self.request.body)
+        answer = self.fake.send_script.pop(0) if self.fake.send_script else "ok"
+        if answer == ("network",):
+            self.request.connection.stream.close()
+            return
+        if answer != "ok":
+            status, code, message = answer
+            self._error(status, code, message, "OAuthException")
+            return
+        wamid = f"wamid.{next(self.fake._ids):024d}"
+        self.fake.sent.append({**request, "id": wamid})
+        self.finish(
+            {
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": request["to"], "wa_id": request["to"]}],
+                "messages": [{"id": wamid}],
+            }
+        )
+
+    def _error(self, status: int, code: int, message: str, kind: str) -> None:
+        # https://developers.facebook.com/docs/graph-api/guides/error-handling
+        self.set_status(status)
+        self.finish({"error": {"message": message, "type": kind, "code": code, "fbtrace_id": "A"}})
+
+
+def webhook(
+    *, messages: tuple[Any, ...] = (), statuses: tuple[Any, ...] = (), **value: Any
+) -> dict[str, Any]:
+    """A messages webhook of our number, as Meta sends it."""
+    body = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550001111", "phone_number_id": PHONE_NUMBER_ID},
+        "contacts": [{"profile": {"name": "Zé"}, "wa_id": "5511999990000"}],
+        **({"messages": list(messages)} if messages else {}),
+        **({"statuses": list(statuses)} if statuses else {}),
+        **value,
+    }
+    change = {"field": "messages", "value": body}
+    return {"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [change]}]}
+
+
+def text_message(wamid: str = "wamid.IN1", body: str = "Olá", **fields: Any) -> dict[str, Any]:
+    return {
+        "from": "5511999990000",
+        "id": wamid,
+        "timestamp": "1796140000",
+        "type": "text",
+        "text": {"body": body},
+        **fields,
+    }
