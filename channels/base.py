@@ -285,11 +285,6 @@ class Channel(ABC):
         path = f"/webhooks/{self.type}/{self.name}/{suffix}"
         return self.context.public_url.rstrip("/") + path if self.context.public_url else path
 
-    @classmethod
-    def webhook_route(cls, suffix: str, method: str) -> WebhookRoute | None:
-        routes = (r for r in cls.webhook_routes if r.suffix == suffix and method in r.methods)
-        return next(routes, None)
-
     @abstractmethod
     async def send(self, to: str, text: str, message_id: str) -> str:
         """Send ``text`` to the contact ``to``; returns the provider's message id."""
