@@ -144,6 +144,36 @@ class Gateway:
         await async_wait_until(settled, within, f"message {message_id} to be sent or fail")
         return seen
 
+    async def deliver(self, fake: Any, contact_id: str, case: Outgoing) -> dict[str, Any]:
+        """Send one reply while ``fake`` answers as ``case`` scripts it; the message
+        once it is settled, checked against the case."""
+        fake.send_script = list(case.script)
+        message = await self.send(contact_id, REPLY)
+        final = await self.final(message["id"])
+        assert (final["status"], final["attempts"]) == (case.status, case.attempts)
+        if case.error is not None:
+            assert case.error in final["error"]
+        return final
+
+
+REPLY = "Olá, Zé"  # what Gateway.deliver sends
+
+
+@dataclasses.dataclass(frozen=True)
+class Outgoing:
+    """One row of a channel's table of sends: the fake provider's answers, in order
+    (then "ok"), and how the message ends."""
+
+    label: str
+    script: list[Any]
+    status: str = "sent"
+    attempts: int = 1
+    error: str | None = None  # in the message's error, when it fails
+
+
+def outgoing_cases(table: list[Outgoing]) -> pytest.MarkDecorator:
+    return pytest.mark.parametrize("case", table, ids=[c.label for c in table])
+
 
 @pytest.fixture
 async def gateway(

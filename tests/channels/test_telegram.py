@@ -15,7 +15,7 @@ import pytest
 from channels.telegram import SECRET_HEADER
 from gateway.config import ChannelConfig
 from storage.database import Storage
-from tests.channels.conftest import FAST_RETRIES, Gateway
+from tests.channels.conftest import FAST_RETRIES, REPLY, Gateway, Outgoing, outgoing_cases
 from tests.fakes.telegram import TOKEN, FakeBotAPI, make_update
 from tests.helpers import async_wait_until
 from tests.processes import BOT_GATEWAY
@@ -132,33 +132,25 @@ async def test_polling_three_users_become_contacts_and_replies_reach_their_chats
     assert len(await gw.messages(direction="in")) == 3
 
 
-# label, fake's answers to sendMessage, expected status, attempts, error contains
 OUTGOING = [
-    ("sent", [], "sent", 1, None),
-    ("two network failures, then sent", [("network",), ("network",)], "sent", 3, None),
-    ("server errors past the limit", [(502, "Bad Gateway")] * 3, "failed", 3, "Bad Gateway"),
-    ("blocked by the user", [(403, "Forbidden: bot was blocked by the user")], "failed", 1, "bot was blocked by the user"),
-    ("chat not found", [(400, "Bad Request: chat not found")], "failed", 1, "chat not found"),
-    ("bad token", [(401, "Unauthorized")], "failed", 1, "Unauthorized"),
+    Outgoing("sent", []),
+    Outgoing("two network failures, then sent", [("network",), ("network",)], attempts=3),
+    Outgoing("server errors past the limit", [(502, "Bad Gateway")] * 3, "failed", 3, "Bad Gateway"),
+    Outgoing("blocked by the user", [(403, "Forbidden: bot was blocked by the user")], "failed", 1, "bot was blocked by the user"),
+    Outgoing("chat not found", [(400, "Bad Request: chat not found")], "failed", 1, "chat not found"),
+    Outgoing("bad token", [(401, "Unauthorized")], "failed", 1, "Unauthorized"),
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("label", "script", "status", "attempts", "error"), OUTGOING, ids=[c[0] for c in OUTGOING]
-)
-async def test_outgoing(gateway, telegram_api, label, script, status, attempts, error) -> None:
+@outgoing_cases(OUTGOING)
+async def test_outgoing(gateway, telegram_api, case: Outgoing) -> None:
     gw: Gateway = await gateway(telegram(telegram_api))
     await gw.post(URL, json.dumps(update("hi")), SIGNED)
     [inbound] = await gw.messages()
-    telegram_api.send_script = list(script)
-    message = await gw.send(inbound["contact_id"], "hello")
-    final = await gw.final(message["id"])
-    assert (final["status"], final["attempts"]) == (status, attempts)
-    if error:
-        assert error in final["error"]
-    else:
+    final = await gw.deliver(telegram_api, inbound["contact_id"], case)
+    if case.status == "sent":
         assert final["external_id"]
-        assert telegram_api.sent_to(42) == ["hello"]
+        assert telegram_api.sent_to(42) == [REPLY]
 
 
 async def test_429_retry_after_is_honoured(gateway, telegram_api) -> None:

@@ -8,7 +8,16 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 
 from gateway.config import ChannelConfig
-from tests.channels.conftest import MOCK, MOCK_HEADERS, MOCK_URL, PUBLIC_URL, Gateway
+from tests.channels.conftest import (
+    MOCK,
+    MOCK_HEADERS,
+    MOCK_URL,
+    PUBLIC_URL,
+    REPLY,
+    Gateway,
+    Outgoing,
+    outgoing_cases,
+)
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FROM, FakeTwilio, sign
 
 PATH = "/webhooks/whatsapp/wa/"
@@ -92,40 +101,32 @@ async def _conversation(gw: Gateway) -> str:
     return message["contact_id"]
 
 
-# label, fake's answers, expected status, attempts, error contains
 OUTGOING = [
-    ("sent", [], "sent", 1, None),
-    ("network failure, then sent", [("network",)], "sent", 2, None),
-    ("rate limited, then sent", [(429, 20429, "Too Many Requests")], "sent", 1, None),  # a wait, no attempt
-    ("server error past the limit", [(500, 20500, "Internal Server Error")] * 3, "failed", 3, "20500"),
-    ("not a WhatsApp number", [(400, 63003, "Channel could not find To address")], "failed", 1, "63003"),
-    ("bad credentials", [(401, 20003, "Authenticate")], "failed", 1, "20003"),
+    Outgoing("sent", []),
+    Outgoing("network failure, then sent", [("network",)], attempts=2),
+    Outgoing("rate limited, then sent", [(429, 20429, "Too Many Requests")]),  # a wait, no attempt
+    Outgoing("server error past the limit", [(500, 20500, "Internal Server Error")] * 3, "failed", 3, "20500"),
+    Outgoing("not a WhatsApp number", [(400, 63003, "Channel could not find To address")], "failed", 1, "63003"),
+    Outgoing("bad credentials", [(401, 20003, "Authenticate")], "failed", 1, "20003"),
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("label", "script", "status", "attempts", "error"), OUTGOING, ids=[c[0] for c in OUTGOING]
-)
-async def test_outgoing(gateway, twilio_api, label, script, status, attempts, error) -> None:
+@outgoing_cases(OUTGOING)
+async def test_outgoing(gateway, twilio_api, case: Outgoing) -> None:
     gw: Gateway = await gateway(whatsapp(twilio_api))
-    contact_id = await _conversation(gw)
-    twilio_api.send_script = list(script)
-    message = await gw.send(contact_id, "Olá, Zé")
-    final = await gw.final(message["id"])
-    assert (final["status"], final["attempts"]) == (status, attempts)
-    if error:
-        assert error in final["error"]
+    final = await gw.deliver(twilio_api, await _conversation(gw), case)
+    if case.status != "sent":
         return
     [request] = twilio_api.sent
     assert (request["To"], request["From"], request["Body"]) == (
         "whatsapp:+5511999990000",
         f"whatsapp:{FROM}",
-        "Olá, Zé",
+        REPLY,
     )
     assert final["external_id"] == request["sid"]
     callback = urlsplit(request["StatusCallback"])
     assert f"{callback.scheme}://{callback.netloc}{callback.path}" == f"{PUBLIC_URL}{PATH}status/"
-    assert parse_qs(callback.query) == {"message_id": [message["id"]]}
+    assert parse_qs(callback.query) == {"message_id": [final["id"]]}
 
 
 async def _status(gw: Gateway, message_id: str, status: str, **extra: str) -> int:

@@ -11,7 +11,15 @@ from urllib.parse import urlencode
 import pytest
 
 from gateway.config import ChannelConfig
-from tests.channels.conftest import MOCK, MOCK_HEADERS, MOCK_URL, Gateway
+from tests.channels.conftest import (
+    MOCK,
+    MOCK_HEADERS,
+    MOCK_URL,
+    REPLY,
+    Gateway,
+    Outgoing,
+    outgoing_cases,
+)
 from tests.fakes.graph import (
     ACCESS_TOKEN,
     APP_SECRET,
@@ -137,35 +145,26 @@ async def _conversation(gw: Gateway) -> str:
     return str(message["contact_id"])
 
 
-# label, fake's answers, expected status, attempts, error contains
 OUTGOING = [
-    ("sent", [], "sent", 1, None),
-    ("network failure, then sent", [("network",)], "sent", 2, None),
-    ("throughput limit, then sent", [(400, 130429, "Rate limit hit")], "sent", 1, None),  # a wait, no attempt
-    ("pair rate limit, then sent", [(400, 131056, "Pair rate limit hit")], "sent", 1, None),
-    ("service unavailable past the limit", [(503, 131016, "Service unavailable")] * 3, "failed", 3, "131016"),
-    ("outside the 24-hour window", [(400, 131047, "Re-engagement message")], "failed", 1, "131047"),
-    ("expired access token", [(401, 190, "Error validating access token")], "failed", 1, "190"),
+    Outgoing("sent", []),
+    Outgoing("network failure, then sent", [("network",)], attempts=2),
+    Outgoing("throughput limit, then sent", [(400, 130429, "Rate limit hit")]),  # a wait, no attempt
+    Outgoing("pair rate limit, then sent", [(400, 131056, "Pair rate limit hit")]),
+    Outgoing("service unavailable past the limit", [(503, 131016, "Service unavailable")] * 3, "failed", 3, "131016"),
+    Outgoing("outside the 24-hour window", [(400, 131047, "Re-engagement message")], "failed", 1, "131047"),
+    Outgoing("expired access token", [(401, 190, "Error validating access token")], "failed", 1, "190"),
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("label", "script", "status", "attempts", "error"), OUTGOING, ids=[c[0] for c in OUTGOING]
-)
-async def test_outgoing(gateway, graph_api, label, script, status, attempts, error) -> None:
+@outgoing_cases(OUTGOING)
+async def test_outgoing(gateway, graph_api, case: Outgoing) -> None:
     gw: Gateway = await gateway(cloud(graph_api))
-    contact_id = await _conversation(gw)
-    graph_api.send_script = list(script)
-    message = await gw.send(contact_id, "Olá, Zé")
-    final = await gw.final(message["id"])
-    assert (final["status"], final["attempts"]) == (status, attempts)
-    if error:
-        assert error in final["error"]
+    final = await gw.deliver(graph_api, await _conversation(gw), case)
+    if case.status != "sent":
         return
     [request] = graph_api.sent
-    assert request["to"] == "5511999990000"
-    assert request["text"]["body"] == "Olá, Zé"
-    assert request["biz_opaque_callback_data"] == message["id"]
+    assert (request["to"], request["text"]["body"]) == ("5511999990000", REPLY)
+    assert request["biz_opaque_callback_data"] == final["id"]
     assert final["external_id"] == request["id"]
 
 
