@@ -7,6 +7,7 @@ swagger-ui-bundle-v2 wheel, so the docs need no CDN.
 
 from __future__ import annotations
 
+import re
 from importlib.metadata import version
 from typing import Any
 
@@ -89,8 +90,16 @@ def build_spec(routes: list[tuple[str, type]]) -> dict[str, Any]:
                     operation["responses"].setdefault(
                         code, {"$ref": f"#/components/responses/{name}"}
                     )
+        described = getattr(handler, "path_parameters", {})
         for operation in operations.values():
-            for parameter in operation.get("parameters", []):
+            declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
+            operation["parameters"] = [
+                {"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
+                | ({"description": described[name]} if name in described else {})
+                for name in re.compile(pattern).groupindex
+                if name not in declared
+            ] + operation.get("parameters", [])
+            for parameter in operation["parameters"]:
                 if parameter.get("name") == "channel_type":  # one list: the registry's
                     parameter["schema"]["enum"] = sorted(CHANNEL_TYPES)
                 elif parameter.get("name") == "suffix":

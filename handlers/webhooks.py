@@ -7,6 +7,7 @@ is stored; if the database cannot store it, 503 so the provider retries.
 
 from __future__ import annotations
 
+from typing import ClassVar
 from urllib.parse import parse_qsl
 
 from channels.base import WebhookRefused, WebhookRequest
@@ -19,32 +20,23 @@ FORM = "application/x-www-form-urlencoded"
 
 @public("providers cannot hold our tokens; each channel verifies its own secret or signature")
 class WebhookHandler(BaseHandler):
+    # Described once for both methods; the docs add them to each (handlers/docs.py).
+    path_parameters: ClassVar[dict[str, str]] = {
+        "channel_type": "The channel's type; the schema lists them from the registry",
+        "channel": "The channel's name or id",
+        "suffix": "Empty for messages; the schema lists the others from the registry",
+    }
+
     async def post(self, channel_type: str, channel: str, suffix: str) -> None:
         """Receive a provider's webhook.
         ---
-        summary: A provider's webhook (Telegram, Twilio WhatsApp, Mock)
+        summary: A provider's webhook (Telegram, WhatsApp by Twilio or Cloud API, Mock)
         description: >-
           Telegram sends X-Telegram-Bot-Api-Secret-Token, Twilio signs with
-          X-Twilio-Signature, the Mock channel takes X-Mock-Secret. A call that
-          fails verification stores nothing.
+          X-Twilio-Signature, Meta with X-Hub-Signature-256, the Mock channel takes
+          X-Mock-Secret. A call that fails verification stores nothing.
         tags: [webhooks]
         security: []
-        parameters:
-          - in: path
-            name: channel_type
-            required: true
-            description: The channel's type; the schema lists them from the registry
-            schema: {type: string}
-          - in: path
-            name: channel
-            required: true
-            description: The channel's name or id
-            schema: {type: string}
-          - in: path
-            name: suffix
-            required: true
-            description: Empty for messages; the schema lists the others from the registry
-            schema: {type: string}
         requestBody:
           required: true
           content:
@@ -65,22 +57,6 @@ class WebhookHandler(BaseHandler):
         summary: A provider's webhook verification (a GET with a challenge)
         tags: [webhooks]
         security: []
-        parameters:
-          - in: path
-            name: channel_type
-            required: true
-            description: The channel's type; the schema lists them from the registry
-            schema: {type: string}
-          - in: path
-            name: channel
-            required: true
-            description: The channel's name or id
-            schema: {type: string}
-          - in: path
-            name: suffix
-            required: true
-            description: Empty for messages; the schema lists the others from the registry
-            schema: {type: string}
         responses:
           200: {description: The challenge echoed back as the provider asks}
           403: {$ref: "#/components/responses/Forbidden"}
