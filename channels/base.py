@@ -1,8 +1,11 @@
 """The one interface every channel implements, and the typed errors of sending.
 
-A channel turns a provider's webhook (or poll) into channel-neutral
-:class:`Inbound` messages and sends text to a contact. Send errors say whether
-to retry, so the dispatcher never needs to know a provider's error codes.
+A channel declares its webhook routes (:class:`WebhookRoute`); each turns a
+provider's call into one :class:`WebhookResult`: channel-neutral :class:`Inbound`
+messages, :class:`StatusReport` news about our sends, and the reply the provider
+expects. A channel may poll instead (:meth:`Channel.background`), and it sends text
+to a contact. Send errors say whether to retry, so the dispatcher never needs to
+know a provider's error codes.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Ids are UUIDv7 strings (RFC 9562): their first 48 bits are the creation time in
 milliseconds, so sorting by ``_id`` sorts by creation time and a time range is a
-range of ids. Lists page by ``_id`` and never need a second sort key.
+range of ids. Lists page by ``list_key``, a UUIDv7 too (for messages, the id itself;
+storage/pages.py says why), and never need a second sort key.
 
 Repositories hand the rest of the gateway plain dicts whose key is ``id``; only
 storage code knows that MongoDB calls it ``_id``.
