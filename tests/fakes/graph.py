@@ -11,7 +11,7 @@ from typing import Any
 
 from tornado.web import RequestHandler
 
-from tests.fakes.local import LocalServer
+from tests.fakes.local import LocalServer, assert_all_used
 
 ACCESS_TOKEN = "graph-access-token-do-not-log-0001"
 APP_SECRET = "graph-app-secret-do-not-log-0001"
@@ -44,7 +44,7 @@ class FakeGraph:
 
     async def stop(self) -> None:
         await self._server.stop()
-        assert self.send_script == [], f"scripted answers never asked for: {self.send_script}"
+        assert_all_used(send_script=self.send_script)
 
 
 class _Messages(RequestHandler):

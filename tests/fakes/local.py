@@ -41,5 +41,12 @@ class LocalServer:
         self.serve(self._routes)
 
 
+def assert_all_used(**scripts: list[Any]) -> None:
+    """Fail the test whose fake was scripted with answers nobody asked for: the
+    fault it meant to inject never happened."""
+    left = {name: script for name, script in scripts.items() if script}
+    assert not left, f"scripted answers never asked for: {left}"
+
+
 def _quiet(handler: RequestHandler) -> None:
     """A fake's own access log shows credentials in its URLs; it is not ours to test."""

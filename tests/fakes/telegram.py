@@ -18,7 +18,7 @@ from typing import Any
 
 from tornado.web import RequestHandler
 
-from tests.fakes.local import LocalServer
+from tests.fakes.local import LocalServer, assert_all_used
 
 TOKEN = "123456:TEST-telegram-token-do-not-log"
 
@@ -72,6 +72,7 @@ class FakeBotAPI:
 
     async def stop(self) -> None:
         await self._server.stop()
+        assert_all_used(send_script=self.send_script, updates_script=self.updates_script)
 
     async def refuse(self) -> None:
         """Refuse connections, as an unreachable host does, until :meth:`resume`."""

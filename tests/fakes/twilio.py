@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl
 from tornado.web import RequestHandler
 from twilio.request_validator import RequestValidator
 
-from tests.fakes.local import LocalServer
+from tests.fakes.local import LocalServer, assert_all_used
 
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "twilio-auth-token-do-not-log-0001"
@@ -45,6 +45,7 @@ class FakeTwilio:
 
     async def stop(self) -> None:
         await self._server.stop()
+        assert_all_used(send_script=self.send_script)
 
 
 class _Messages(RequestHandler):
