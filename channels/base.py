@@ -243,6 +243,17 @@ Sink = Callable[[list[Inbound]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
+class ChannelMetric:
+    """One of a channel's own figures, read at each scrape of /metrics (labelled
+    with the channel's name)."""
+
+    name: str  # gateway_<type>_...
+    help: str
+    value: float
+    kind: str = "gauge"  # or "counter"
+
+
+@dataclass(frozen=True)
 class ChannelContext:
     public_url: str  # "" when the gateway has none
     loopback_only: bool = False  # only this machine can reach the gateway
@@ -283,6 +294,10 @@ class Channel(ABC):
     def pacing(self) -> tuple[float, float]:
         """The smallest gap in seconds between two sends: per channel, per contact."""
         return 0.0, 0.0
+
+    def metrics(self) -> Sequence[ChannelMetric]:
+        """The channel's own figures for /metrics (a poller's errors and lag)."""
+        return ()
 
     def webhook_url(self, suffix: str = "") -> str:
         path = f"/webhooks/{self.type}/{self.name}/{suffix}"

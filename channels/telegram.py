@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -17,6 +17,7 @@ from channels.base import (
     Backoff,
     Channel,
     ChannelContext,
+    ChannelMetric,
     ChannelMisconfigured,
     Inbound,
     NetworkFailure,
@@ -81,6 +82,21 @@ class TelegramChannel(Channel):
     @staticmethod
     def mode_of(settings: Any) -> str:
         return str(settings.mode)
+
+    def metrics(self) -> Sequence[ChannelMetric]:
+        return (
+            ChannelMetric(
+                "gateway_telegram_poll_errors",
+                "Failed getUpdates calls",
+                self.poll_errors,
+                "counter",
+            ),
+            ChannelMetric(
+                "gateway_telegram_poll_lag_seconds",
+                "Age of the newest update when its batch was stored",
+                self.poll_lag_seconds,
+            ),
+        )
 
     def pacing(self) -> tuple[float, float]:
         per_second = self.settings.messages_per_second  # 0: no limit (a local Bot API server)

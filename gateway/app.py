@@ -118,19 +118,13 @@ class Services:
             ["command"],
             sorted(self.storage.commands.by_name.items()),
         )
-        polling = [c for c in self.channels if hasattr(c, "poll_errors")]
-        yield counter(
-            "gateway_telegram_poll_errors",
-            "Failed getUpdates calls",
-            ["channel"],
-            [(c.name, c.poll_errors) for c in polling],  # type: ignore[attr-defined]
-        )
-        yield gauge(
-            "gateway_telegram_poll_lag_seconds",
-            "Age of the newest update when its batch was stored",
-            ["channel"],
-            [(c.name, c.poll_lag_seconds) for c in polling],  # type: ignore[attr-defined]
-        )
+        families: dict[str, tuple[str, str, list[tuple[str, float]]]] = {}
+        for channel in self.channels:
+            for metric in channel.metrics():
+                _, _, rows = families.setdefault(metric.name, (metric.kind, metric.help, []))
+                rows.append((channel.name, metric.value))
+        for name, (kind, help_text, rows) in sorted(families.items()):
+            yield (counter if kind == "counter" else gauge)(name, help_text, ["channel"], rows)
         if self.dispatcher is not None:
             names = {c.id: c.name for c in self.channels}
             paused = [(names.get(cid, cid), left, n) for cid, left, n in self.dispatcher.paused()]

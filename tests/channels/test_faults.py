@@ -166,8 +166,8 @@ async def test_5_a_poller_that_gets_html_logs_it_and_keeps_polling(
     [message] = await gw.messages(direction="in")
     assert message["content"] == "still there?"
     assert telegram_api.calls.count("getUpdates") >= 3
-    [channel] = list(gw.services.channels)
-    assert channel.poll_errors == 2  # type: ignore[attr-defined]
+    assert await _metric(gw, 'gateway_telegram_poll_errors_total{channel="tg"}') == 2
+    assert await _metric(gw, 'gateway_telegram_poll_lag_seconds{channel="tg"}') >= 0
     assert any("getUpdates failed" in r.getMessage() for r in caplog.records)
 
 
