@@ -10,6 +10,7 @@ know a provider's error codes.
 
 from __future__ import annotations
 
+import builtins
 import hmac
 import json
 import logging
@@ -263,7 +264,7 @@ class Channel(ABC):
     """Base of every channel type. Subclasses set ``type`` and ``Settings``."""
 
     type: ClassVar[str]
-    Settings: ClassVar[type]
+    Settings: ClassVar[builtins.type]
     # Settings that must be non-empty for the channel to run.
     required: ClassVar[tuple[str, ...]] = ()
     # Names of settings that are secrets: never stored, shown or logged.
@@ -342,7 +343,7 @@ class Backoff:
 
     def next(self) -> float:
         self.attempt += 1
-        ceiling = min(self.cap, self.first * 2 ** (self.attempt - 1))
+        ceiling = min(self.cap, self.first * 2.0 ** (self.attempt - 1))
         return ceiling * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not secrecy
 
     def reset(self) -> None:

@@ -8,6 +8,7 @@ import getpass
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from gateway import logs
 from gateway.agents import create_agent, normalize_username, update_agent
@@ -142,7 +143,7 @@ def _webhook_channels(config: Config, only: str | None, *, register: bool) -> se
         kind = CHANNEL_TYPES.get(declared.type)
         if kind is None or not kind.registers_webhooks or only not in (None, declared.name):
             continue
-        settings = build_section(kind.Settings, declared.settings, f"channels[{index}].")
+        settings: Any = build_section(kind.Settings, declared.settings, f"channels[{index}].")
         if not register or kind.mode_of(settings) == "webhook":
             names.add(declared.name)
     if not names:

@@ -139,5 +139,5 @@ def _issued_before_reset(issued_at: datetime, agent: dict[str, Any]) -> bool:
     reset = agent.get("tokens_valid_after")
     if reset is None:
         return False
-    reset_ms = round(reset.replace(tzinfo=UTC).timestamp() * 1000)
+    reset_ms: int = round(reset.replace(tzinfo=UTC).timestamp() * 1000)
     return round(issued_at.timestamp() * 1000) < reset_ms

@@ -52,7 +52,7 @@ class ChannelSet:
             if kind is None:
                 known = ", ".join(sorted(CHANNEL_TYPES))
                 raise ConfigError(f"{prefix}type: unknown channel type {declared.type!r} ({known})")
-            settings = build_section(kind.Settings, declared.settings, prefix)
+            settings: Any = build_section(kind.Settings, declared.settings, prefix)
             scrubber.add(*(str(getattr(settings, name)) for name in kind.secrets))
             missing = [name for name in kind.required if not getattr(settings, name)]
             context = ChannelContext(config.server.public_url, config.server.loopback_only)

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 
 import yaml
 
@@ -34,6 +34,8 @@ FILE_SUFFIX = "_FILE"  # ..._FILE=/run/secrets/x: the value is that file's conte
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off", ""})
 _ENV_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+
+T = TypeVar("T")
 
 
 class ConfigError(Exception):
@@ -415,7 +417,7 @@ def parse_config(raw: Any, environ: Mapping[str, str]) -> Config:
     return config
 
 
-def build_section(cls: type, raw: Any, prefix: str) -> Any:
+def build_section(cls: type[T], raw: Any, prefix: str) -> T:
     """Validate already-interpolated values against a settings dataclass."""
     return _build(cls, raw, prefix, {})
 
@@ -440,11 +442,11 @@ def _interpolate(value: str, key: str, environ: Mapping[str, str]) -> str:
     return _FromEnv(result) if result != value else result
 
 
-def _build(cls: type, raw: Any, prefix: str, environ: Mapping[str, str]) -> Any:
+def _build(cls: type[T], raw: Any, prefix: str, environ: Mapping[str, str]) -> T:
     if not isinstance(raw, dict):
         raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping of keys")
     hints = typing.get_type_hints(cls)
-    fields = [f for f in dataclasses.fields(cls) if f.init]
+    fields = [f for f in dataclasses.fields(cast(Any, cls)) if f.init]
     rest = next((f.name for f in fields if f.metadata.get("rest")), None)
     known = {f.name for f in fields if f.name != rest}
     unknown = sorted(str(k) for k in raw if k not in known)
@@ -482,7 +484,7 @@ def _interpolate_any(value: Any, key: str, environ: Mapping[str, str]) -> Any:
 
 
 def _convert(kind: Any, value: Any, key: str, environ: Mapping[str, str]) -> Any:
-    if dataclasses.is_dataclass(kind):
+    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
         return _build(kind, value if value is not None else {}, f"{key}.", environ)
     if typing.get_origin(kind) is list:
         if not isinstance(value, list):
@@ -526,7 +528,7 @@ def _to_bool(value: Any, key: str) -> bool:
     raise ConfigError(f"{key}: expected true or false, got {value!r}")
 
 
-def _to_number(kind: type, value: Any, key: str) -> int | float:
+def _to_number(kind: type[int] | type[float], value: Any, key: str) -> int | float:
     if isinstance(value, bool):
         raise ConfigError(f"{key}: expected a number, got {value!r}")
     if isinstance(value, int) or (kind is float and isinstance(value, float)):

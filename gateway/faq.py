@@ -126,7 +126,8 @@ class FaqResponder:
 
     async def _cached(self, phrase: str) -> dict[str, Any] | None:
         try:
-            return await self.cache.get(phrase)
+            cached: dict[str, Any] | None = await self.cache.get(phrase)
+            return cached
         except Exception as exc:  # a cache outage must not fail a webhook
             self.stats.errors += 1
             log.warning("FAQ cache unavailable (%s); reading MongoDB", type(exc).__name__)

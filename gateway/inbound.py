@@ -214,8 +214,8 @@ class InboundWriter:
         self._contacts.touch(sighting.contact_id)
         return (
             time.monotonic() - written_at > CONTACT_REFRESH_SECONDS
-            or (sighting.name and sighting.name != summary["name"])
-            or (sighting.username and sighting.username != summary["username"])
+            or bool(sighting.name and sighting.name != summary["name"])
+            or bool(sighting.username and sighting.username != summary["username"])
         )
 
     async def _assign(self, contacts: list[dict[str, Any]]) -> None:

@@ -14,7 +14,7 @@ import logging
 import resource
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from tornado.httpserver import HTTPServer
@@ -49,7 +49,7 @@ class GuardedHTTPServer(HTTPServer):
         self.refused = 0  # connections closed at once for being past the cap
         self._last_warning = 0.0
 
-    def add_sockets(self, sockets: list[socket.socket]) -> None:
+    def add_sockets(self, sockets: Iterable[socket.socket]) -> None:
         for sock in sockets:
             self._sockets[sock.fileno()] = sock
             self._handlers[sock.fileno()] = self._accept_from(sock)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -18,7 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 # The `_created` series double every counter's series for a value nobody graphs.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus-client 0.21
 
 
 class Metrics:
@@ -80,14 +81,16 @@ class _Collector(Collector):
         return self.read()
 
 
-def counter(name: str, documentation: str, labels: list[str], rows: list[tuple]) -> Metric:
+def counter(
+    name: str, documentation: str, labels: list[str], rows: list[tuple[Any, ...]]
+) -> Metric:
     family = CounterMetricFamily(name, documentation, labels=labels)
     for *values, amount in rows:
         family.add_metric(values, amount)
     return family
 
 
-def gauge(name: str, documentation: str, labels: list[str], rows: list[tuple]) -> Metric:
+def gauge(name: str, documentation: str, labels: list[str], rows: list[tuple[Any, ...]]) -> Metric:
     family = GaugeMetricFamily(name, documentation, labels=labels)
     for *values, amount in rows:
         family.add_metric(values, amount)

@@ -112,7 +112,9 @@ class OutcomeWriter:
             backoff.reset()
             self._resolve(batch, None)
 
-    def _resolve(self, batch: list[tuple[Outcome, asyncio.Future[None]]], exc: Exception | None):
+    def _resolve(
+        self, batch: list[tuple[Outcome, asyncio.Future[None]]], exc: Exception | None
+    ) -> None:
         del self._queue[: len(batch)]
         for _, done in batch:
             if not done.done():
@@ -213,8 +215,8 @@ class Dispatcher:
         finally:
             self.pacing(channel).finished(message.to, time.monotonic())
             self.free_slots += 1
-            for lane in self.lanes.values():
-                lane.wake()  # a slot is free
+            for each in self.lanes.values():
+                each.wake()  # a slot is free
         try:
             await self.outcomes.record(outcome)
         except Exception:  # logged by the writer

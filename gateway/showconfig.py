@@ -38,7 +38,8 @@ def effective(config: Config, secrets_of: dict[str, tuple[str, ...]]) -> dict[st
         )
         for c in config.channels
     ]
-    return _masked(shown, set())
+    masked: dict[str, Any] = _masked(shown, set())
+    return masked
 
 
 def render(config: Config, secrets_of: dict[str, tuple[str, ...]]) -> str:

@@ -7,14 +7,14 @@ from typing import Any
 from gateway.agents import Registration, create_agent, registration, update_agent
 from gateway.errors import Forbidden, NotFound, ValidationError
 from handlers import schemas
-from handlers.base import BaseHandler, public
+from handlers.base import BaseHandler, dump, public
 from handlers.pagination import decode_cursor, page_response
 
 _agent = schemas.Agent()
 
 
 def present(agent: dict[str, Any]) -> dict[str, Any]:
-    return _agent.dump(agent)
+    return dump(_agent, agent)
 
 
 class AgentsHandler(BaseHandler):

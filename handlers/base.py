@@ -294,9 +294,16 @@ class NotFoundHandler(BaseHandler):
         raise HTTPError(404, "No such resource: %s", self.request.path)
 
 
+def dump(schema: marshmallow.Schema, record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` as the API shows it: the schema's fields only."""
+    shown: dict[str, Any] = schema.dump(record)
+    return shown
+
+
 def _load(schema: marshmallow.Schema, data: dict[str, Any]) -> dict[str, Any]:
     try:
-        return schema.load(data)
+        loaded: dict[str, Any] = schema.load(data)
+        return loaded
     except marshmallow.ValidationError as exc:
         fields = _flatten(exc.messages)
         first = next(iter(fields.items()), ("body", ["invalid"]))

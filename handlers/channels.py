@@ -6,7 +6,7 @@ from typing import Any
 
 from gateway.errors import NotFound
 from handlers import schemas
-from handlers.base import BaseHandler
+from handlers.base import BaseHandler, dump
 from handlers.pagination import decode_cursor, page_response
 
 _channel = schemas.Channel()
@@ -15,8 +15,8 @@ _channel = schemas.Channel()
 def present(channel: dict[str, Any]) -> dict[str, Any]:
     # Whitelisted fields only: settings (tokens, secrets) are never shown.
     webhook = f"/webhooks/{channel['type']}/{channel['name']}/"
-    return _channel.dump(
-        {**channel, "webhook_path": webhook if channel["mode"] == "webhook" else None}
+    return dump(
+        _channel, {**channel, "webhook_path": webhook if channel["mode"] == "webhook" else None}
     )
 
 

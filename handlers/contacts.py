@@ -6,14 +6,14 @@ from typing import Any
 
 from gateway.errors import NotFound
 from handlers import schemas
-from handlers.base import BaseHandler
+from handlers.base import BaseHandler, dump
 from handlers.pagination import decode_cursor, page_response
 
 _contact = schemas.Contact()
 
 
 def present(contact: dict[str, Any]) -> dict[str, Any]:
-    return _contact.dump(contact)
+    return dump(_contact, contact)
 
 
 class ContactsHandler(BaseHandler):

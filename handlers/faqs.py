@@ -8,7 +8,7 @@ from typing import Any
 from gateway.errors import Conflict, NotFound, ValidationError
 from gateway.faq import normalize
 from handlers import schemas
-from handlers.base import BaseHandler
+from handlers.base import BaseHandler, dump
 from handlers.pagination import decode_cursor, page_response
 from storage.records import utcnow
 
@@ -17,7 +17,7 @@ _suggestion = schemas.Suggestion()
 
 
 def present(faq: dict[str, Any]) -> dict[str, Any]:
-    return _faq.dump(faq)
+    return dump(_faq, faq)
 
 
 class _FaqWriter(BaseHandler):

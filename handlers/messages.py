@@ -8,7 +8,7 @@ from typing import Any
 from gateway.errors import NotFound, ValidationError
 from gateway.messages import enqueue
 from handlers import schemas
-from handlers.base import BaseHandler
+from handlers.base import BaseHandler, dump
 from handlers.pagination import decode_cursor, page_response
 
 _message = schemas.Message()
@@ -16,7 +16,7 @@ _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, no spac
 
 
 def present(message: dict[str, Any]) -> dict[str, Any]:
-    return _message.dump(message)
+    return dump(_message, message)
 
 
 class MessagesHandler(BaseHandler):

@@ -28,15 +28,17 @@ def encode_cursor(position: Position) -> str:
 def decode_cursor(cursor: str | None) -> Position | None:
     if cursor is None:
         return None
-    key = density = None
+    key: Any = None
+    density: Any = None
     if len(cursor) <= MAX_CURSOR:  # ours are about 70 characters
         try:
             raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
             key, density = json.loads(raw)
         except (ValueError, TypeError, binascii.Error, RecursionError):
             key = density = None
-    valid_density = type(density) in (int, float) and 0 <= density < 1e12
-    if not (isinstance(key, str) and _KEY.fullmatch(key) and valid_density):
+    # bool is an int to isinstance, not a density.
+    valid_density = isinstance(density, int | float) and not isinstance(density, bool)
+    if not (isinstance(key, str) and _KEY.fullmatch(key) and valid_density and 0 <= density < 1e12):
         raise ValidationError.of("cursor", "not a cursor this API gave out")
     return Position(key, float(density))
 

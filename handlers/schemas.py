@@ -29,7 +29,8 @@ class StrictBoolean(fields.Boolean):
 class ErrorDetail(Schema):
     code = fields.String(required=True, metadata={"example": "validation_error"})
     message = fields.String(required=True)
-    fields = fields.Dict(
+    fields_ = fields.Dict(
+        data_key="fields",
         keys=fields.String(),
         values=fields.List(fields.String()),
         metadata={"description": "Problems by field name, for validation errors"},

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from storage.errors import DuplicateKey
 from storage.pages import KEY, Page, PageReader, Position
-from storage.records import new_id, to_record, utcnow
+from storage.records import Database, new_id, to_record, utcnow
 
 _CLAIM_ATTEMPTS = 5
 ENDED_SIGN_INS_KEPT = 100  # sign-ins ended per agent that stay refused (newest)
@@ -21,7 +20,7 @@ _EVER = {"_id": "an agent was created"}
 
 
 class AgentsRepository:
-    def __init__(self, db: AsyncDatabase, pages: PageReader) -> None:
+    def __init__(self, db: Database, pages: PageReader) -> None:
         self.collection = db["agents"]
         self.meta = db["meta"]
         self.pages = pages

@@ -6,14 +6,13 @@ import secrets
 from typing import Any
 
 from pymongo import ASCENDING
-from pymongo.asynchronous.database import AsyncDatabase
 
 from storage.pages import KEY, Page, PageReader, Position
-from storage.records import new_id, to_record, upsert_returning, utcnow
+from storage.records import Database, new_id, to_record, upsert_returning, utcnow
 
 
 class ChannelsRepository:
-    def __init__(self, db: AsyncDatabase, pages: PageReader) -> None:
+    def __init__(self, db: Database, pages: PageReader) -> None:
         self.collection = db["channels"]
         self.pages = pages
 

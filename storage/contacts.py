@@ -9,11 +9,10 @@ from functools import cached_property
 from typing import Any
 
 from pymongo import ASCENDING, UpdateOne
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from storage.pages import KEY, Page, PageReader, Position
-from storage.records import BY_ID, derived_id, new_id, to_record, utcnow
+from storage.records import BY_ID, Database, derived_id, new_id, to_record, utcnow
 
 
 def contact_id(channel_id: str, external_id: str) -> str:
@@ -56,7 +55,7 @@ def _upsert(sighting: Sighting, seen_at: datetime) -> UpdateOne:
 
 
 class ContactsRepository:
-    def __init__(self, db: AsyncDatabase, pages: PageReader) -> None:
+    def __init__(self, db: Database, pages: PageReader) -> None:
         self.collection = db["contacts"]
         self.pages = pages
 

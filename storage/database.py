@@ -14,7 +14,6 @@ from typing import Any, Protocol
 
 import pymongo
 from pymongo import AsyncMongoClient, monitoring
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from storage.agents import AgentsRepository
@@ -35,6 +34,7 @@ from storage.leases import LeasesRepository
 from storage.messages import MessagesRepository
 from storage.outbox import OutboxRepository
 from storage.pages import PageReader
+from storage.records import Database, Document
 from storage.revocations import RevocationsRepository
 from storage.signins import SignInFailuresRepository
 
@@ -88,9 +88,9 @@ class CommandCounts(monitoring.CommandListener):
 class Storage:
     """The database handle and one repository per collection."""
 
-    client: AsyncMongoClient
+    client: AsyncMongoClient[Document]
     uri: str
-    db: AsyncDatabase
+    db: Database
     pages: PageReader
     agents: AgentsRepository
     channels: ChannelsRepository
@@ -128,7 +128,7 @@ class Storage:
         commands = CommandCounts()
         listeners = [commands, *client_options.pop("event_listeners", [])]
         options = {"tz_aware": True, "appname": "bot-gateway", "journal": True}
-        client: AsyncMongoClient = AsyncMongoClient(
+        client: AsyncMongoClient[Document] = AsyncMongoClient(
             uri, event_listeners=listeners, **{**options, **client_options}
         )
         db = client[database]

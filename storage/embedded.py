@@ -34,6 +34,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote_plus
 
 from pymongo import MongoClient
@@ -119,7 +120,9 @@ def credentials(data_dir: Path, storage_path: str, timeout: float) -> tuple[str,
     server = EmbeddedServer(storage_path, workdir=data_dir)  # without --auth, this once
     uri = server.start(timeout)
     try:
-        with MongoClient(uri, serverSelectionTimeoutMS=int(timeout * 1000)) as client:
+        with MongoClient[dict[str, Any]](
+            uri, serverSelectionTimeoutMS=int(timeout * 1000)
+        ) as client:
             roles = [{"role": "root", "db": "admin"}]
             try:
                 client.admin.command("createUser", user, pwd=password, roles=roles)
@@ -306,8 +309,13 @@ class EmbeddedServer:
         except ProcessLookupError:  # reaped already
             return process.wait()
         loop = asyncio.get_running_loop()
-        exited = loop.create_future()
-        loop.add_reader(pidfd, lambda: exited.done() or exited.set_result(None))
+        exited: asyncio.Future[None] = loop.create_future()
+
+        def readable() -> None:  # once the process has exited
+            if not exited.done():
+                exited.set_result(None)
+
+        loop.add_reader(pidfd, readable)
         try:
             await exited
         finally:

@@ -6,14 +6,13 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
-from pymongo.asynchronous.database import AsyncDatabase
 
 from storage.pages import KEY, Page, PageReader, Position
-from storage.records import new_id, to_record, utcnow
+from storage.records import Database, new_id, to_record, utcnow
 
 
 class FaqsRepository:
-    def __init__(self, db: AsyncDatabase, pages: PageReader) -> None:
+    def __init__(self, db: Database, pages: PageReader) -> None:
         self.collection = db["faqs"]
         self.messages = db["messages"]
         self.pages = pages

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from storage.records import utcnow
+from storage.records import Database, utcnow
 
 
 class LeasesRepository:
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: Database) -> None:
         self.collection = db["leases"]
 
     async def hold(self, name: str, owner: str, until: datetime, *, force: bool = False) -> bool:

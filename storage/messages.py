@@ -12,12 +12,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from storage.errors import Refused
 from storage.pages import KEY, Page, PageReader, Position
-from storage.records import BY_ID, key_floor, millis, new_id, to_record, utcnow
+from storage.records import BY_ID, Database, key_floor, millis, new_id, to_record, utcnow
 
 log = logging.getLogger("gateway.storage")
 
@@ -73,7 +72,7 @@ def inbound_document(
 
 
 class MessagesRepository:
-    def __init__(self, db: AsyncDatabase, pages: PageReader) -> None:
+    def __init__(self, db: Database, pages: PageReader) -> None:
         self.db = db
         self.collection = db["messages"]
         self.pages = pages

@@ -24,10 +24,9 @@ from typing import Any, Literal
 
 import pymongo
 from pymongo import ASCENDING, UpdateOne
-from pymongo.asynchronous.database import AsyncDatabase
 
 from storage.pages import KEY
-from storage.records import BY_ID, utcnow
+from storage.records import BY_ID, Database, utcnow
 
 UNSENT = ["queued", "sending"]
 LOAD_TIMEOUT_SECONDS = 120  # a whole channel's backlog, read once per lease
@@ -95,7 +94,7 @@ _FIELDS = {KEY: 1, "channel_id": 1, "contact_id": 1, "contact.external_id": 1, "
 
 
 class OutboxRepository:
-    def __init__(self, db: AsyncDatabase, *, sole_writer: bool = False) -> None:
+    def __init__(self, db: Database, *, sole_writer: bool = False) -> None:
         self.collection = db["messages"]
         self.sole_writer = sole_writer  # no other process can claim: claims stay in memory
 

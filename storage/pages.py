@@ -24,9 +24,8 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import DESCENDING
-from pymongo.asynchronous.collection import AsyncCollection
 
-from storage.records import key_floor, key_millis, millis, to_record, utcnow
+from storage.records import Collection, key_floor, key_millis, millis, to_record, utcnow
 
 KEY = "list_key"
 FIRST_WINDOW_MS = 3_600_000
@@ -58,7 +57,7 @@ class PageReader:
 
     async def fetch(
         self,
-        collection: AsyncCollection,
+        collection: Collection,
         query: dict[str, Any],
         after: Position | None,
         limit: int,

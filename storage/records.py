@@ -19,6 +19,7 @@ from typing import Any
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 # The _id index by name. The embedded server uses it only when _id is a query's only
@@ -29,6 +30,11 @@ BY_ID = "_id_"
 ID_NAMESPACE = uuid.UUID("6f1c2a53-8d0e-4c1b-9a57-2b9e5f0c7d41")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
+
+# The driver's generic types with our documents: plain dicts.
+Document = dict[str, Any]
+Database = AsyncDatabase[Document]
+Collection = AsyncCollection[Document]
 
 
 def utcnow() -> datetime:
@@ -93,7 +99,7 @@ UPSERT_TRIES = 5
 
 
 async def upsert_returning(
-    collection: AsyncCollection, query: Mapping[str, Any], update: Callable[[], Any]
+    collection: Collection, query: Mapping[str, Any], update: Callable[[], Any]
 ) -> dict[str, Any]:
     """``find_one_and_update(upsert=True)`` returning the document after the update,
     tried again when a concurrent upsert of the same key won the insert.

@@ -10,12 +10,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from pymongo import ASCENDING
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
+
+from storage.records import Database
 
 
 class RevocationsRepository:
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: Database) -> None:
         self.collection = db["revoked_tokens"]
 
     async def ensure_indexes(self) -> None:

@@ -12,9 +12,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING
-from pymongo.asynchronous.database import AsyncDatabase
 
-from storage.records import upsert_returning, utcnow
+from storage.records import Database, upsert_returning, utcnow
 
 
 @dataclass(frozen=True)
@@ -24,7 +23,7 @@ class Window:
 
 
 class SignInFailuresRepository:
-    def __init__(self, db: AsyncDatabase) -> None:
+    def __init__(self, db: Database) -> None:
         self.collection = db["sign_in_failures"]
 
     async def ensure_indexes(self) -> None:

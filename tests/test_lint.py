@@ -1,4 +1,5 @@
-"""The code base stays `ruff check` and `ruff format` clean (configured in pyproject.toml)."""
+"""The code base stays `ruff check`, `ruff format` and `mypy --strict` clean (all three
+configured in pyproject.toml), and its packages keep their layers."""
 
 from __future__ import annotations
 
@@ -20,6 +21,19 @@ def test_ruff(command: list[str]) -> None:
         capture_output=True,
         text=True,
         timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_strict() -> None:
+    # gateway, channels, storage and handlers, strict, as pyproject.toml lists them.
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
