@@ -181,7 +181,8 @@ class Services:
 
 
 def build_services(config: Config, storage: Storage) -> Services:
-    """The API's services, without channels or delivery (enough for the REST API)."""
+    """The API's services on ``storage``, without channels or delivery: enough for
+    the REST API. :class:`Runtime` adds the rest."""
     secret = load_or_create_secret(config.auth.jwt_secret, config.data_dir)
     scrubber.add(secret, config.metrics.token)
     scrubber.add_uri_password(config.storage.uri)
@@ -193,65 +194,77 @@ def build_services(config: Config, storage: Storage) -> Services:
     return Services(config=config, storage=storage, auth=authenticator, faq=faq, metrics=Metrics())
 
 
-async def start_services(config: Config, storage: Storage) -> Services:
-    """Everything on an open storage: channels, and the work of those whose lease we hold."""
-    services = build_services(config, storage)
-    services.channels = await ChannelSet.open(config, storage)
-    dispatcher = Dispatcher(storage, config.delivery, services.metrics, services.supervisor)
-    services.dispatcher = dispatcher
-    alone = storage.outbox.sole_writer  # the embedded server's data dir admits one gateway
-    services.work = ChannelWork(
-        storage,
-        services.channels,
-        dispatcher,
-        services.supervisor,
-        services.sink_for,
-        lease_seconds=config.cluster.lease_seconds,
-        exclusive=alone,
-    )
-    dispatcher.start(alone=alone)
-    services.work.start()
-    return services
+@dataclass
+class Runtime:
+    """The running gateway: :meth:`open` starts it, :meth:`close` stops what it
+    started, in reverse order. ``services`` is what the handlers get."""
 
+    services: Services
+    owns_storage: bool  # opened from the config here, so closed here too
 
-async def stop_services(services: Services) -> None:
-    """Stop polling, let the sends under way finish, hand the leases back, stop the rest."""
-    if services.work is not None:
-        await services.work.stop()
-    if services.dispatcher is not None:
-        await services.dispatcher.stop(services.config.server.shutdown_grace_seconds / 2)
-    if services.work is not None:
-        await services.work.release()
-    await services.supervisor.stop_all()
-    await services.channels.close()
-    await services.faq.close()
+    @classmethod
+    async def open(cls, config: Config, storage: Storage | None = None) -> Runtime:
+        """Storage (from the config unless given, starting the embedded server if it
+        is configured), the channels, and the work of those whose lease we hold."""
+        owns_storage = storage is None
+        if storage is None:
+            storage = open_storage(config)
+        try:
+            if owns_storage:
+                await storage.ensure_indexes(config.storage.message_retention_seconds)
+            runtime = cls(build_services(config, storage), owns_storage)
+            await runtime._start()
+        except BaseException:
+            if owns_storage:
+                await storage.close()
+            raise
+        return runtime
 
-
-async def open_services(config: Config) -> Services:
-    """Open storage (starting the embedded server if configured), then everything else."""
-    storage = open_storage(config)
-    try:
-        await storage.ensure_indexes(config.storage.message_retention_seconds)
-        services = await start_services(config, storage)
-    except BaseException:
-        await storage.close()
-        raise
-    embedded = config.storage.embedded
-    if storage.embedded is not None:
-        services.supervisor.start(
-            "embedded database",
-            lambda: storage.keep_embedded_running(embedded.start_timeout_seconds),
+    async def _start(self) -> None:
+        services, config, storage = self.services, self.services.config, self.services.storage
+        services.channels = await ChannelSet.open(config, storage)
+        dispatcher = Dispatcher(storage, config.delivery, services.metrics, services.supervisor)
+        services.dispatcher = dispatcher
+        alone = storage.outbox.sole_writer  # the embedded server's data dir admits one gateway
+        services.work = ChannelWork(
+            storage,
+            services.channels,
+            dispatcher,
+            services.supervisor,
+            services.sink_for,
+            lease_seconds=config.cluster.lease_seconds,
+            exclusive=alone,
         )
-    if not storage.server_expires:
-        services.supervisor.start(
-            "message expiry", lambda: storage.sweep_forever(embedded.ttl_sweep_seconds)
-        )
-    return services
+        dispatcher.start(alone=alone)
+        services.work.start()
+        if not self.owns_storage:
+            return  # the caller's storage: its upkeep is the caller's
+        embedded = config.storage.embedded
+        if storage.embedded is not None:
+            services.supervisor.start(
+                "embedded database",
+                lambda: storage.keep_embedded_running(embedded.start_timeout_seconds),
+            )
+        if not storage.server_expires:
+            services.supervisor.start(
+                "message expiry", lambda: storage.sweep_forever(embedded.ttl_sweep_seconds)
+            )
 
-
-async def close_services(services: Services) -> None:
-    await stop_services(services)
-    await services.storage.close()
+    async def close(self) -> None:
+        """Stop polling, let the sends under way finish, hand the leases back, stop the
+        rest, and close the storage if it was opened here."""
+        services = self.services
+        if services.work is not None:
+            await services.work.stop()
+        if services.dispatcher is not None:
+            await services.dispatcher.stop(services.config.server.shutdown_grace_seconds / 2)
+        if services.work is not None:
+            await services.work.release()
+        await services.supervisor.stop_all()
+        await services.channels.close()
+        await services.faq.close()
+        if self.owns_storage:
+            await services.storage.close()
 
 
 def make_app(services: Services) -> tornado.web.Application:

@@ -10,7 +10,7 @@ import time
 
 from tornado.netutil import bind_sockets
 
-from gateway.app import close_services, make_app, open_services
+from gateway.app import Runtime, make_app
 from gateway.config import Config
 from gateway.listener import SPARE_DESCRIPTORS, GuardedHTTPServer, raise_file_limit
 
@@ -26,7 +26,8 @@ async def serve(config: Config, ready: asyncio.Event | None = None) -> None:
 
     files = raise_file_limit()
     cap = min(config.server.max_connections, max(64, files - SPARE_DESCRIPTORS))
-    services = await open_services(config)
+    runtime = await Runtime.open(config)
+    services = runtime.services
     app = make_app(services)
     server = GuardedHTTPServer(
         app,
@@ -54,7 +55,7 @@ async def serve(config: Config, ready: asyncio.Event | None = None) -> None:
         with contextlib.suppress(TimeoutError):  # idle keep-alive connections
             await asyncio.wait_for(server.close_all_connections(), 1.0)
     finally:
-        await close_services(services)
+        await runtime.close()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
     log.info("stopped")

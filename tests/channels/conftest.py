@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from gateway.app import Services, start_services, stop_services
+from gateway.app import Runtime, Services
 from gateway.config import ChannelConfig, DeliveryConfig, ServerConfig
 from storage.database import Storage
 from tests.fakes.twilio import AUTH_TOKEN
@@ -180,7 +180,7 @@ async def gateway(
     storage: Storage, serve_app: Callable[[Services], Awaitable[Client]]
 ) -> AsyncIterator[Callable[..., Awaitable[Gateway]]]:
     """Start the gateway's services with the given channels on the test database."""
-    started: list[Services] = []
+    started: list[Runtime] = []
 
     async def start(
         *channels: ChannelConfig,
@@ -196,11 +196,11 @@ async def gateway(
             channels=list(channels),
             **sections,
         )
-        services = await start_services(config, storage)
-        started.append(services)
-        anonymous = await serve_app(services)
-        return Gateway(services, anonymous, await sign_up(anonymous, "ana"))
+        runtime = await Runtime.open(config, storage)
+        started.append(runtime)
+        anonymous = await serve_app(runtime.services)
+        return Gateway(runtime.services, anonymous, await sign_up(anonymous, "ana"))
 
     yield start
-    for services in started:
-        await stop_services(services)
+    for runtime in started:
+        await runtime.close()
