@@ -190,9 +190,10 @@ class WebhookRefused(Exception):
 
 
 class SendError(Exception):
-    """Sending failed; ``retry`` says whether trying again may succeed."""
+    """Sending failed; ``retryable`` says whether trying again may succeed, and
+    ``retry_after`` (seconds) when the provider said when."""
 
-    retry: ClassVar[bool] = False
+    retryable: ClassVar[bool] = False
 
     def __init__(self, message: str, code: str = "", retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -207,13 +208,13 @@ class SendError(Exception):
 class NetworkFailure(SendError):
     """The provider could not be reached, or answered 5xx."""
 
-    retry = True
+    retryable = True
 
 
 class Throttled(SendError):
     """The provider asked us to slow down; ``retry_after`` is seconds, when given."""
 
-    retry = True
+    retryable = True
 
 
 class Undeliverable(SendError):
@@ -223,7 +224,7 @@ class Undeliverable(SendError):
 class ProviderError(SendError):
     """An error we do not classify: retried, within the attempts limit."""
 
-    retry = True
+    retryable = True
 
 
 class ChannelMisconfigured(SendError):

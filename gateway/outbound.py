@@ -266,7 +266,7 @@ class Dispatcher:
                         channel.name, delay, message.id)  # fmt: skip
             return self._retry(message, token, reason, delay, counted=False), attempts, delay
         attempts += 1
-        if not exc.retry or attempts >= self.config.max_attempts:
+        if not exc.retryable or attempts >= self.config.max_attempts:
             self.metrics.outbound.labels(channel.name, "failed").inc()
             log.warning("message %s failed after %d attempts: %s", message.id, attempts, reason)
             return Outcome(message.id, token, "failed", error=reason), attempts, 0.0
