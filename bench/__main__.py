@@ -58,6 +58,7 @@ TARGETS = {
     "list_over_find_one": 1.2,  # at most: a page's p50 / (2 x one indexed find_one)
     "list_queries": 2,  # at most, per page
     "rss_mb_after": 0.0,  # at most: set at start, aiogram's own import cost + 40 MB
+    "db_rss_mb_after": 300,  # at most, the embedded database after a full round
     "round_trips_per_message": 3,  # at most, the enqueue included
     "dispatch_ratio": 0.5,  # at least, of the same run's Telegram ingest
 }
@@ -336,6 +337,10 @@ def report(f: dict[str, Any]) -> None:
         ("dispatch >= 0.5x Telegram ingest", "dispatch_ratio", "dispatch_ratio", False),
         ("gateway RSS after <= aiogram's import + 40 MB", "rss_mb_after", "rss_mb_after", True),
     ]  # fmt: skip
+    if "db_rss_mb_after" in f and f["mode"] == "full":  # the embedded database
+        checks.append(
+            ("embedded db RSS after <= 300 MB", "db_rss_mb_after", "db_rss_mb_after", True)
+        )
     print("targets (met when the best round meets it):")
     print(f"  {'met' if f['stored_equals_acked'] else 'MISSED':<7}{'stored == acknowledged':<46}"
           f"{f['stored_equals_acked']} in every round")  # fmt: skip

@@ -100,8 +100,8 @@ class ServerConfig:
 
 @dataclass(frozen=True)
 class EmbeddedConfig:
-    # WiredTiger cache of the embedded server, e.g. 256M or 1G.
-    cache_size: str = "256M"
+    # WiredTiger cache of the embedded server, e.g. 64M or 1G.
+    cache_size: str = "64M"
     # How often the gateway deletes expired messages on the embedded server (mongod: 60 s).
     ttl_sweep_seconds: float = 60.0
     start_timeout_seconds: float = 30.0
