@@ -71,7 +71,7 @@ class WhatsAppCloudChannel(Channel):
         super().__init__(record, settings, context)
         from tornado.httpclient import AsyncHTTPClient
 
-        self.http = AsyncHTTPClient()
+        self.http = AsyncHTTPClient()  # shared by the IOLoop, closed with it: no close()
 
     # -- inbound ------------------------------------------------------------------
 
@@ -172,9 +172,6 @@ class WhatsAppCloudChannel(Channel):
             return str(answer["messages"][0]["id"])
         except (KeyError, IndexError, TypeError):
             raise ProviderError("the Graph API answered without a message id") from None
-
-    async def close(self) -> None:
-        pass  # AsyncHTTPClient is shared by the IOLoop, and closes with it
 
 
 def _list(obj: Any, key: str) -> list[Any]:

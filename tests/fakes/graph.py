@@ -11,7 +11,7 @@ from typing import Any
 
 from tornado.web import RequestHandler
 
-from tests.fakes.local import LocalServer, assert_all_used
+from tests.fakes.local import ScriptedFake
 
 ACCESS_TOKEN = "graph-access-token-do-not-log-0001"
 APP_SECRET = "graph-app-secret-do-not-log-0001"
@@ -25,7 +25,7 @@ def signature(body: bytes, secret: str = APP_SECRET) -> str:
 
 
 @dataclass
-class FakeGraph:
+class FakeGraph(ScriptedFake):
     """``send_script``: one answer per send, then "ok": ("network",) drops the
     connection, (http status, Graph error code, message) answers that error."""
 
@@ -35,16 +35,9 @@ class FakeGraph:
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
-        self._server = LocalServer()
 
-    async def start(self) -> FakeGraph:
-        self._server.serve([(rf"/{VERSION}/(\w+)/messages", _Messages, {"fake": self})])
-        self.base_url = self._server.base_url
-        return self
-
-    async def stop(self) -> None:
-        await self._server.stop()
-        assert_all_used(send_script=self.send_script)
+    def routes(self) -> list[Any]:
+        return [(rf"/{VERSION}/(\w+)/messages", _Messages, {"fake": self})]
 
 
 class _Messages(RequestHandler):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
@@ -39,6 +39,27 @@ class LocalServer:
     def resume(self) -> None:
         """Listen again on the same port."""
         self.serve(self._routes)
+
+
+class ScriptedFake:
+    """Start and stop of a fake provider on a :class:`LocalServer`: ``routes()`` are
+    its handlers; on stop, a scripted answer nobody asked for fails the test."""
+
+    base_url: str
+    send_script: list[Any]
+
+    def routes(self) -> list[Any]:
+        raise NotImplementedError
+
+    async def start(self) -> Self:
+        self._server = LocalServer()
+        self._server.serve(self.routes())
+        self.base_url = self._server.base_url
+        return self
+
+    async def stop(self) -> None:
+        await self._server.stop()
+        assert_all_used(send_script=self.send_script)
 
 
 def assert_all_used(**scripts: list[Any]) -> None:

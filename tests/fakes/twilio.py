@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl
 from tornado.web import RequestHandler
 from twilio.request_validator import RequestValidator
 
-from tests.fakes.local import LocalServer, assert_all_used
+from tests.fakes.local import ScriptedFake
 
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "twilio-auth-token-do-not-log-0001"
@@ -25,7 +25,7 @@ def sign(url: str, params: dict[str, str], token: str = AUTH_TOKEN) -> str:
 
 
 @dataclass
-class FakeTwilio:
+class FakeTwilio(ScriptedFake):
     sent: list[dict[str, str]] = field(default_factory=list)
     send_script: list[Any] = field(default_factory=list)
     base_url: str = ""
@@ -35,17 +35,9 @@ class FakeTwilio:
 
     def __post_init__(self) -> None:
         self._sids = itertools.count(1)
-        self._server = LocalServer()
 
-    async def start(self) -> FakeTwilio:
-        route = r"/2010-04-01/Accounts/(\w+)/Messages\.json"
-        self._server.serve([(route, _Messages, {"fake": self})])
-        self.base_url = self._server.base_url
-        return self
-
-    async def stop(self) -> None:
-        await self._server.stop()
-        assert_all_used(send_script=self.send_script)
+    def routes(self) -> list[Any]:
+        return [(r"/2010-04-01/Accounts/(\w+)/Messages\.json", _Messages, {"fake": self})]
 
 
 class _Messages(RequestHandler):
