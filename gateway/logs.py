@@ -83,7 +83,7 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # Requests are logged once, by gateway.app's log_function; the libraries'
+    # Requests are logged once, by handlers.app's log_function; the libraries'
     # chatter (drivers, HTTP clients) only from WARNING up.
     for noisy in ("pymongo", "aiogram", "twilio"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

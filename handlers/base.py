@@ -38,7 +38,7 @@ from gateway.errors import (
 from storage.errors import DATABASE_ERRORS
 
 if TYPE_CHECKING:
-    from gateway.app import Services
+    from gateway.runtime import Services
 
 log = logging.getLogger("gateway.http")
 

@@ -21,7 +21,8 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from gateway import passwords
-from gateway.app import Services, build_services, make_app
+from gateway.runtime import Services, build_services
+from handlers.app import make_app
 from storage.database import Storage
 from storage.embedded import EmbeddedServer
 from tests.fakes.telegram import FakeBotAPI

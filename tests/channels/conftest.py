@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from gateway.app import Runtime, Services
 from gateway.config import ChannelConfig, DeliveryConfig, ServerConfig
+from gateway.runtime import Runtime, Services
 from storage.database import Storage
 from tests.fakes.twilio import AUTH_TOKEN
 from tests.helpers import (

@@ -49,7 +49,7 @@ async def _serve(config: Path, workdir: Path) -> asyncio.subprocess.Process:
         return await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "gateway",
+            "bot_gateway",
             "serve",
             "--config",
             str(config),

@@ -148,7 +148,7 @@ def test_config_path_from_environment_variable(config_file, monkeypatch) -> None
 def test_cli_reports_an_invalid_file_in_one_line_with_exit_code_2(config_file) -> None:
     path = config_file("server:\n  port: many\n")
     result = subprocess.run(
-        [sys.executable, "-m", "gateway", "serve", "--config", str(path)],
+        [sys.executable, "-m", "bot_gateway", "serve", "--config", str(path)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -165,7 +165,7 @@ def test_a_channel_types_client_is_imported_only_when_such_a_channel_is_built() 
     # aiogram's import alone takes seconds and makes a process of 165 MB; twilio's
     # brings aiohttp. A gateway without those channels loads neither.
     code = (
-        "import sys, gateway.server, gateway.channels, channels.registry\n"
+        "import sys, bot_gateway.server, gateway.channels, channels.registry\n"
         "from channels.telegram import TelegramSettings\n"
         "from channels.whatsapp import WhatsAppSettings\n"
         "TelegramSettings(token=''), WhatsAppSettings()\n"

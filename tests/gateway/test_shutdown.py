@@ -34,7 +34,7 @@ async def test_sigterm_mid_load_loses_no_acknowledged_webhook(tmp_path: Path) ->
     )
     with (tmp_path / "gateway.log").open("ab") as log:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway", "serve", "--config", str(config),
+            sys.executable, "-m", "bot_gateway", "serve", "--config", str(config),
             stdout=log, stderr=log,
         )  # fmt: skip
     client = Client(f"http://127.0.0.1:{port}")

@@ -9,8 +9,8 @@ from pathlib import Path
 import jwt
 import pytest
 
-from gateway.app import build_services
 from gateway.config import AuthConfig, Config
+from gateway.runtime import build_services
 from gateway.tokens import TokenIssuer, load_or_create_secret
 from storage.database import Storage
 from tests.helpers import TEST_CONFIG, Client, sign_in, sign_up

@@ -7,8 +7,9 @@ import json
 import pytest
 from tornado.web import RequestHandler
 
-from gateway import app as app_module
-from gateway.app import make_app
+from gateway.runtime import build_services
+from handlers import app as app_module
+from handlers.app import make_app
 from handlers.base import BaseHandler, public
 from tests.helpers import TEST_CONFIG, Client
 
@@ -115,7 +116,7 @@ def test_the_app_refuses_a_handler_that_could_skip_authentication(storage) -> No
         def get(self) -> None:
             self.write("{}")
 
-    services = app_module.build_services(TEST_CONFIG, storage)
+    services = build_services(TEST_CONFIG, storage)
     original = list(app_module.API_ROUTES)
     try:
         for handler, problem in [

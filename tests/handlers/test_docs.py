@@ -10,8 +10,8 @@ import pytest
 from openapi_spec_validator import validate
 
 from channels.registry import CHANNEL_TYPES
-from gateway.app import API_ROUTES
 from gateway.metrics import route_template
+from handlers.app import API_ROUTES
 from handlers.base import implements, is_public
 from tests.helpers import Client
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.app import build_services
+from gateway.runtime import build_services
 from storage.database import Storage
 from tests.helpers import TEST_CONFIG, Client, free_port
 

@@ -8,8 +8,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from gateway.app import build_services
 from gateway.config import ServerConfig
+from gateway.runtime import build_services
 from storage.database import Storage
 from tests.helpers import TEST_CONFIG, Client, CommandCounter, sign_up
 

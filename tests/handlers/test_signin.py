@@ -13,9 +13,9 @@ import json
 import pytest
 from tornado.httpclient import AsyncHTTPClient
 
-from gateway.app import build_services
 from gateway.clients import client_address, is_local, parse_networks
 from gateway.config import AuthConfig, Config, ServerConfig
+from gateway.runtime import build_services
 from storage.database import Storage
 from tests.helpers import TEST_CONFIG, Client, sign_in, sign_up
 

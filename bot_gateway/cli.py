@@ -193,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(config.log.level, config.log.format)
     try:
         if args.command == "serve":
-            from gateway.server import serve  # the channel clients load only to serve
+            from bot_gateway.server import serve  # the channel clients load only to serve
 
             asyncio.run(serve(config))
         elif args.command == "create-agent":

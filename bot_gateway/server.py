@@ -10,9 +10,10 @@ import time
 
 from tornado.netutil import bind_sockets
 
-from gateway.app import Runtime, make_app
 from gateway.config import Config
 from gateway.listener import SPARE_DESCRIPTORS, GuardedHTTPServer, raise_file_limit
+from gateway.runtime import Runtime
+from handlers.app import make_app
 
 log = logging.getLogger("gateway.server")
 

@@ -1,4 +1,5 @@
-"""Building the gateway from config, without listening: the CLI and tests share it."""
+"""The running gateway without its HTTP layer: the services handlers use, and the
+runtime that opens them from config and closes them in order."""
 
 from __future__ import annotations
 
@@ -6,8 +7,6 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Any
-
-import tornado.web
 
 from channels.base import Channel, Inbound, Sink, Unavailable
 from gateway.auth import Authenticator
@@ -18,40 +17,14 @@ from gateway.faq import FaqResponder, make_cache
 from gateway.inbound import InboundWriter, Received, receive
 from gateway.leases import ChannelWork
 from gateway.logs import scrubber
-from gateway.metrics import Metrics, counter, gauge, route_template
+from gateway.metrics import Metrics, counter, gauge
 from gateway.outbound import Dispatcher
 from gateway.tokens import load_or_create_secret
 from gateway.workers import Supervisor
-from handlers import (
-    agents,
-    auth,
-    channels,
-    contacts,
-    docs,
-    faqs,
-    health,
-    messages,
-    metrics,
-    webhooks,
-)
-from handlers.base import BaseHandler, NotFoundHandler, check_handler_auth, request_id
 from storage.database import Storage
 from storage.errors import is_unavailable
 
-log = logging.getLogger("gateway.app")
-access_log = logging.getLogger("gateway.access")
-
-API_ROUTES: list[tuple[str, type]] = [
-    *health.routes,
-    *metrics.routes,
-    *auth.routes,
-    *agents.routes,
-    *contacts.routes,
-    *channels.routes,
-    *messages.routes,
-    *faqs.routes,
-    *webhooks.routes,
-]
+log = logging.getLogger("gateway.runtime")
 
 
 class InflightRequests:
@@ -265,60 +238,3 @@ class Runtime:
         await services.faq.close()
         if self.owns_storage:
             await services.storage.close()
-
-
-def make_app(services: Services) -> tornado.web.Application:
-    """The Tornado application; refuses to build if a route could skip auth."""
-
-    routes: dict[type, str] = {NotFoundHandler: "unmatched"}  # handler → its route's label
-
-    def mount(pattern: str, handler: type, options: dict[str, Any] | None = None) -> Any:
-        check_handler_auth(handler)
-        kwargs = dict(options or {})
-        if issubclass(handler, BaseHandler):
-            kwargs["services"] = services
-        routes.setdefault(handler, route_template(pattern))
-        return (pattern, handler, kwargs)
-
-    handlers = [mount(*route) for route in API_ROUTES]
-    handlers += [mount(*route) for route in docs.routes_for(API_ROUTES)]
-    handlers.append(mount(r".*", NotFoundHandler))
-
-    def log_request(handler: tornado.web.RequestHandler) -> None:
-        route = routes.get(type(handler), "unmatched")  # also Tornado's own error handler
-        metrics = services.metrics
-        metrics.http.labels(route, str(handler.get_status())).inc()
-        method = handler.request.method or ""
-        method = method if method in tornado.web.RequestHandler.SUPPORTED_METHODS else "other"
-        metrics.http_seconds.labels(route, method).observe(handler.request.request_time())
-        _log_request(handler, route, method)
-
-    return tornado.web.Application(
-        handlers,
-        log_function=log_request,
-        xsrf_cookies=False,
-        public_url=services.config.server.public_url,
-    )
-
-
-def _log_request(handler: tornado.web.RequestHandler, route: str, method: str) -> None:
-    """One line per request; its level follows the status. JSON logs get each part as
-    a field of its own."""
-    status = handler.get_status()
-    level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
-    if handler.request.path in ("/healthz", "/readyz") and status < 400:
-        level = logging.DEBUG  # probes every few seconds would drown the log
-    took_ms = round(1000.0 * handler.request.request_time(), 1)
-    rid = request_id(handler.request)
-    fields = {"method": method, "route": route, "status": status, "duration_ms": took_ms,
-              "request_id": rid}  # fmt: skip
-    access_log.log(
-        level,
-        "%s %s %d %.1fms %s",
-        method,
-        handler.request.path,
-        status,
-        took_ms,
-        rid,
-        extra={"fields": fields},
-    )
