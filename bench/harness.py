@@ -6,7 +6,6 @@ import contextlib
 import http.client
 import json
 import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -18,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from storage.embedded import EmbeddedServer
-from tests.helpers import free_port
+from testkit.helpers import free_port
+from testkit.processes import launch, stop
 
 JWT_SECRET = "bench-secret-" + "b" * 40
 
@@ -80,19 +80,12 @@ def gateway(
         "log: {level: WARNING}\n"
         f"channels: {channels}\n"
     )
-    log = (workdir / "gateway.log").open("ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "serve", "--config", str(config)],
-        stdout=log,
-        stderr=log,
-    )
+    process = launch("serve", "--config", str(config), log=workdir / "gateway.log")
     try:
         wait_for_port(port, process, "the gateway did not start; see gateway.log")
         yield port, process.pid
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(15)
-        log.close()
+        stop(process, 15)
 
 
 class Api:

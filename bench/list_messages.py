@@ -15,8 +15,10 @@ from urllib.parse import urlsplit
 from pymongo import MongoClient
 
 from bench.harness import Api, summary_ms
+from storage.contacts import Sighting
 from storage.database import Storage
-from storage.records import new_id, utcnow
+from storage.messages import inbound_document
+from storage.records import utcnow
 
 CONTACTS = 200
 DEPTH = 10_000
@@ -27,46 +29,30 @@ async def seed(uri: str, database: str, count: int) -> list[str]:
     storage = Storage.connect(uri, database)
     await storage.ensure_indexes(30 * 86400)
     channel = await storage.channels.upsert("bench", "mock", "webhook", {})
-    contacts = [
-        await storage.contacts.record_seen(channel["id"], f"user-{i}", name=f"User {i}")
-        for i in range(CONTACTS)
-    ]
+    sightings = [Sighting(channel.id, f"user-{i}", f"User {i}") for i in range(CONTACTS)]
+    contacts = list((await storage.contacts.record_seen_many(sightings)).values())
     now = utcnow()
     span_ms = 29 * 86_400_000
     batch: list[dict] = []
     for i in range(count):
         at = now - timedelta(milliseconds=span_ms * i // count)
         contact = contacts[random.randrange(CONTACTS)]
-        key = new_id(at)
         batch.append(
-            {
-                "_id": key,
-                "list_key": key,
-                "channel_id": channel["id"],
-                "contact_id": contact["id"],
-                "contact": {
-                    "id": contact["id"],
-                    "external_id": contact["external_id"],
-                    "name": contact["name"],
-                },
-                "agent_id": None,
-                "agent": None,
-                "direction": "in",
-                "content": f"message {i}",
-                "status": "received",
-                "dedupe_key": f"bench-{i}",
-                "external_id": "",
-                "created_at": at,
-                "updated_at": at,
-            }
+            inbound_document(
+                channel_id=channel.id,
+                contact=contact,
+                dedupe_key=f"bench-{i}",
+                content=f"message {i}",
+                at=at,
+            )
         )
-        if len(batch) == 5000:
-            await storage.messages.collection.insert_many(batch, ordered=False)
+        if len(batch) == 5000:  # the inbound path's own bulk write, in bigger batches
+            await storage.messages.insert_inbound_many(batch)
             batch.clear()
     if batch:
-        await storage.messages.collection.insert_many(batch, ordered=False)
+        await storage.messages.insert_inbound_many(batch)
     await storage.close()
-    return [c["id"] for c in contacts]
+    return [c.id for c in contacts]
 
 
 def queries(probe: MongoClient) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bench.harness import Api, summary_ms
 from bench.load import Row, cpu_seconds, drive
-from tests.fakes.telegram import FakeBotAPI
+from testkit.fakes.telegram import FakeBotAPI
 
 MESSAGES = "/api/v1/messages/"
 

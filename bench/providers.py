@@ -7,7 +7,7 @@ import contextlib
 import threading
 from collections.abc import Iterator
 
-from tests.fakes.telegram import FakeBotAPI
+from testkit.fakes.telegram import FakeBotAPI
 
 
 @contextlib.contextmanager

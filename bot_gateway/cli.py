@@ -115,7 +115,7 @@ async def _create_agent(config: Config, username: str, password: str, display_na
         agent = await create_agent(storage.agents, username, password, display_name)
     finally:
         await storage.close()
-    print(f"created agent {agent['username']} ({agent['id']})")
+    print(f"created agent {agent.username} ({agent.id})")
 
 
 async def _reset_password(config: Config, username: str, password: str) -> None:
@@ -126,10 +126,10 @@ async def _reset_password(config: Config, username: str, password: str) -> None:
         agent = await storage.agents.get_by_username(name)
         if agent is None:
             raise GatewayError(f"no agent named {name!r}")
-        await update_agent(storage.agents, agent["id"], {"password": password})
+        await update_agent(storage.agents, agent.id, {"password": password})
     finally:
         await storage.close()
-    print(f"password of {agent['username']} changed; its earlier sign-ins have ended")
+    print(f"password of {agent.username} changed; its earlier sign-ins have ended")
 
 
 def _webhook_channels(config: Config, only: str | None, *, register: bool) -> set[str]:

@@ -18,7 +18,7 @@ import random
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 log = logging.getLogger("gateway.channels")
 
@@ -261,6 +261,19 @@ class ChannelContext:
     loopback_only: bool = False  # only this machine can reach the gateway
 
 
+class ChannelRecord(Protocol):
+    """The channel as the gateway stored it (storage.models.Channel is one)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def mode(self) -> str: ...
+    @property
+    def webhook_secret(self) -> str: ...
+
+
 class Channel(ABC):
     """Base of every channel type. Subclasses set ``type`` and ``Settings``."""
 
@@ -275,11 +288,10 @@ class Channel(ABC):
     # The longest text one send may carry (Telegram's 4,096 unless the type says less).
     max_text: ClassVar[int] = 4096
 
-    def __init__(self, record: dict[str, Any], settings: Any, context: ChannelContext) -> None:
-        self.id: str = record["id"]
-        self.name: str = record["name"]
-        self.mode: str = record["mode"]
-        self.record = record
+    def __init__(self, record: ChannelRecord, settings: Any, context: ChannelContext) -> None:
+        self.id = record.id
+        self.name = record.name
+        self.mode = record.mode
         self.settings = settings
         self.context = context
         self.faq_auto_reply = True  # set from the channel's config

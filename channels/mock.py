@@ -11,11 +11,11 @@ import itertools
 import json
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from channels.base import (
     Channel,
     ChannelContext,
+    ChannelRecord,
     Inbound,
     NetworkFailure,
     WebhookRefused,
@@ -45,7 +45,7 @@ class MockChannel(Channel):
     Settings = MockSettings
     secrets = ("secret",)
 
-    def __init__(self, record: dict[str, Any], settings: MockSettings, context: ChannelContext):
+    def __init__(self, record: ChannelRecord, settings: MockSettings, context: ChannelContext):
         super().__init__(record, settings, context)
         self._failures_left = settings.fail_first_sends
         self._sent = itertools.count(1)

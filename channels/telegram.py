@@ -19,6 +19,7 @@ from channels.base import (
     ChannelContext,
     ChannelMetric,
     ChannelMisconfigured,
+    ChannelRecord,
     Inbound,
     NetworkFailure,
     ProviderError,
@@ -66,7 +67,7 @@ class TelegramChannel(Channel):
     required = ("token",)
     secrets = ("token", "webhook_secret")
 
-    def __init__(self, record: dict[str, Any], settings: TelegramSettings, context: ChannelContext):
+    def __init__(self, record: ChannelRecord, settings: TelegramSettings, context: ChannelContext):
         super().__init__(record, settings, context)
         from aiogram import Bot
         from aiogram.client.session.aiohttp import AiohttpSession
@@ -74,7 +75,7 @@ class TelegramChannel(Channel):
 
         session = AiohttpSession(api=TelegramAPIServer.from_base(settings.api_base))
         self.bot = Bot(settings.token, session=session)
-        self.secret = settings.webhook_secret or record.get("webhook_secret", "")
+        self.secret = settings.webhook_secret or record.webhook_secret
         # For metrics: failed getUpdates calls, and how old the last stored update was.
         self.poll_errors = 0
         self.poll_lag_seconds = 0.0

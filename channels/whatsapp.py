@@ -8,13 +8,13 @@ The twilio library (and aiohttp) load only when a WhatsApp channel is built.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlencode
 
 from channels.base import (
     Channel,
     ChannelContext,
     ChannelMisconfigured,
+    ChannelRecord,
     Inbound,
     NetworkFailure,
     StatusReport,
@@ -62,7 +62,7 @@ class WhatsAppChannel(Channel):
     # https://www.twilio.com/docs/messaging/api/message-resource#create-a-message-resource
     max_text = 1600  # Body
 
-    def __init__(self, record: dict[str, Any], settings: WhatsAppSettings, context: ChannelContext):
+    def __init__(self, record: ChannelRecord, settings: WhatsAppSettings, context: ChannelContext):
         super().__init__(record, settings, context)
         from twilio.request_validator import RequestValidator
         from twilio.rest import Client

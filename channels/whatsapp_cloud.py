@@ -18,6 +18,7 @@ from channels.base import (
     Channel,
     ChannelContext,
     ChannelMisconfigured,
+    ChannelRecord,
     Inbound,
     NetworkFailure,
     ProviderError,
@@ -66,7 +67,7 @@ class WhatsAppCloudChannel(Channel):
     max_text = 4096  # text.body
 
     def __init__(
-        self, record: dict[str, Any], settings: WhatsAppCloudSettings, context: ChannelContext
+        self, record: ChannelRecord, settings: WhatsAppCloudSettings, context: ChannelContext
     ) -> None:
         super().__init__(record, settings, context)
         from tornado.httpclient import AsyncHTTPClient

@@ -6,18 +6,24 @@ import re
 from enum import StrEnum
 from typing import Any
 
-from gateway.errors import Conflict, Forbidden, Unauthorized, ValidationError
+from gateway.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationError
 from gateway.passwords import MIN_PASSWORD_LENGTH, hash_password
 from storage.agents import AgentsRepository
 from storage.errors import DuplicateKey
+from storage.models import Agent
 from storage.records import utcnow
 
 _USERNAME = re.compile(r"[a-z0-9][a-z0-9_.@-]{2,63}")
 
 
-def normalize_username(username: str) -> str:
+def fold_username(username: str) -> str:
     """Usernames are case-insensitive: ``Alice`` and ``alice`` are one account."""
-    normalized = username.strip().lower()
+    return username.strip().lower()
+
+
+def normalize_username(username: str) -> str:
+    """The stored form of a new username; a :class:`ValidationError` if it is not one."""
+    normalized = fold_username(username)
     if not _USERNAME.fullmatch(normalized):
         raise ValidationError.of(
             "username", "3-64 characters: letters, digits, '_', '.', '@' or '-'"
@@ -64,7 +70,7 @@ async def create_agent(
     display_name: str = "",
     *,
     bootstrap: bool = False,
-) -> dict[str, Any]:
+) -> Agent:
     """Validate, hash and store a new agent; :class:`Conflict` if the name is taken."""
     normalized = normalize_username(username)
     check_password(password)
@@ -79,13 +85,22 @@ async def create_agent(
         raise Conflict(f"username {normalized!r} is taken", {"username": ["taken"]}) from None
 
 
-async def update_agent(
-    agents: AgentsRepository, agent_id: str, changes: dict[str, Any]
-) -> dict[str, Any] | None:
+def own_account(target: Agent, me: Agent) -> None:
+    """Agents change or delete only their own account."""
+    if target.id != me.id:
+        raise Forbidden("agents can change or delete only their own account")
+
+
+async def update_agent(agents: AgentsRepository, agent_id: str, changes: dict[str, Any]) -> Agent:
     """Apply a validated PATCH; a new password ends the sessions issued before it."""
+    if not changes:
+        raise ValidationError("nothing to change: send display_name, password or is_available")
     update = {k: v for k, v in changes.items() if k != "password"}
     if "password" in changes:
         check_password(changes["password"])
         update["password_hash"] = await hash_password(changes["password"])
         update["tokens_valid_after"] = utcnow()
-    return await agents.update(agent_id, update)
+    updated = await agents.update(agent_id, update)
+    if updated is None:
+        raise NotFound(f"No such agent: {agent_id}")
+    return updated

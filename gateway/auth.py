@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
+from gateway.agents import fold_username
 from gateway.config import AuthConfig
 from gateway.errors import TooManyRequests, Unauthorized
 from gateway.passwords import hash_password, verify_password
 from gateway.tokens import Claims, TokenIssuer
 from storage.agents import AgentsRepository
+from storage.models import Agent
 from storage.revocations import RevocationsRepository
 from storage.signins import SignInFailuresRepository
 
@@ -62,6 +63,7 @@ class Authenticator:
         Each attempt is counted (per username, shared by every gateway on the
         database) before its password is checked, and given back if it succeeds.
         """
+        username = fold_username(username)
         user_key, address_key = _user_key(username), f"address:{client_address}"
         user = await self.failures.reserve(user_key, self.window)
         if user.attempts > self.limit:
@@ -74,12 +76,12 @@ class Authenticator:
             await asyncio.sleep(ADDRESS_PENALTY_SECONDS)
         agent = await self.agents.get_by_username(username)
         # Verify against a dummy hash for unknown users so both failures take as long.
-        stored_hash = agent["password_hash"] if agent else await self._unknown_user_hash()
+        stored_hash = agent.password_hash if agent else await self._unknown_user_hash()
         if not await self._check(stored_hash, password) or agent is None:
             raise Unauthorized(_BAD_CREDENTIALS)  # both reservations stay: failures
         await self.failures.forget(user_key)
         await self.failures.give_back(address_key)
-        return self.tokens.issue_pair(agent["id"])
+        return self.tokens.issue_pair(agent.id)
 
     async def _check(self, stored_hash: str, password: str) -> bool:
         if self._waiting >= WAITING_CHECKS:
@@ -105,11 +107,11 @@ class Authenticator:
         claims = self.tokens.decode(refresh_token, "refresh")
         agent = await self._agent_of(claims)
         if not await self.revocations.use_once(f"jti:{claims.jti}", claims.expires_at):
-            await self.agents.end_sign_in(agent["id"], claims.family)
+            await self.agents.end_sign_in(agent.id, claims.family)
             raise Unauthorized("refresh token already used; sign in again")
-        return self.tokens.issue_pair(agent["id"], family=claims.family)
+        return self.tokens.issue_pair(agent.id, family=claims.family)
 
-    async def authenticate(self, access_token: str) -> dict[str, Any]:
+    async def authenticate(self, access_token: str) -> Agent:
         """The agent an access token speaks for; :class:`Unauthorized` otherwise."""
         return await self._agent_of(self.tokens.decode(access_token, "access"))
 
@@ -118,13 +120,13 @@ class Authenticator:
         claims = self.tokens.decode(access_token, "access")
         await self.agents.end_sign_in(claims.agent_id, claims.family)
 
-    async def _agent_of(self, claims: Claims) -> dict[str, Any]:
+    async def _agent_of(self, claims: Claims) -> Agent:
         agent = await self.agents.get(claims.agent_id)
         if agent is None:
             raise Unauthorized("the agent of this token no longer exists")
-        if claims.family in agent.get("ended_sign_ins", ()):
+        if claims.family in agent.ended_sign_ins:
             raise Unauthorized("this sign-in has ended; sign in again")
-        if _issued_before_reset(claims.issued_at, agent):
+        if _issued_before_reset(claims.issued_at, agent.tokens_valid_after):
             raise Unauthorized("token issued before a password change; sign in again")
         return agent
 
@@ -133,10 +135,9 @@ def _left(until: datetime) -> int:
     return max(1, int((until - datetime.now(UTC)).total_seconds()) + 1)
 
 
-def _issued_before_reset(issued_at: datetime, agent: dict[str, Any]) -> bool:
+def _issued_before_reset(issued_at: datetime, reset: datetime | None) -> bool:
     # Both in milliseconds (the database keeps dates to the millisecond): a token
     # issued right after a password change stays valid, one issued before it not.
-    reset = agent.get("tokens_valid_after")
     if reset is None:
         return False
     reset_ms: int = round(reset.replace(tzinfo=UTC).timestamp() * 1000)

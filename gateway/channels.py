@@ -73,7 +73,7 @@ class ChannelSet:
             channel = kind(record, settings, context)
             channel.faq_auto_reply = declared.faq_auto_reply and config.faq.auto_reply
             channels.append(channel)
-            log.info("channel %r (%s, %s) is on", declared.name, declared.type, record["mode"])
+            log.info("channel %r (%s, %s) is on", declared.name, declared.type, record.mode)
         return cls(channels)
 
     async def close(self) -> None:

@@ -27,12 +27,13 @@ from aiocache.base import BaseCache
 
 from gateway.config import CacheConfig, FaqConfig
 from storage.database import Storage
+from storage.models import Contact, Message
 from storage.records import utcnow
 
 log = logging.getLogger("gateway.faq")
 
 NAMESPACE = "faq"
-_NO_MATCH = {"faq_id": None}
+_NO_MATCH: dict[str, str | None] = {"faq_id": None}  # cached too: the phrase asks no FAQ
 MAX_PHRASING = 500  # the longest question (or alternative) an FAQ may have
 # Texts longer than this cannot be an FAQ's phrasing with punctuation and spaces
 # added, so they are not normalised: NFKD can make a text 18 times longer, and a
@@ -74,6 +75,14 @@ def make_cache(config: CacheConfig) -> BaseCache:
     return SimpleMemoryCache(namespace=NAMESPACE)
 
 
+@dataclass(frozen=True, slots=True)
+class FaqAnswer:
+    """What an inbound text asked: the FAQ and its answer."""
+
+    faq_id: str
+    answer: str
+
+
 @dataclass
 class CacheStats:
     hits: int = 0
@@ -95,11 +104,11 @@ class FaqResponder:
         self._phrases_loaded_at = 0.0
         self._loading = asyncio.Lock()
 
-    async def lookup(self, text: str) -> dict[str, Any] | None:
-        """``{faq_id, answer}`` of the enabled FAQ that ``text`` asks, if any."""
+    async def lookup(self, text: str) -> FaqAnswer | None:
+        """The answer of the enabled FAQ that ``text`` asks, if any."""
         return await self.lookup_phrase(question_phrase(text))
 
-    async def lookup_phrase(self, phrase: str) -> dict[str, Any] | None:
+    async def lookup_phrase(self, phrase: str) -> FaqAnswer | None:
         """:meth:`lookup` for a text already normalised."""
         if not phrase:
             return None
@@ -109,12 +118,14 @@ class FaqResponder:
         cached = await self._cached(phrase)
         if cached is not None:
             self.stats.hits += 1
-            return cached if cached["faq_id"] else None
+            return FaqAnswer(cached["faq_id"], cached["answer"]) if cached["faq_id"] else None
         self.stats.misses += 1
         faq = await self.storage.faqs.find_by_phrase(phrase)
-        found = {"faq_id": faq["id"], "answer": faq["answer"]} if faq else _NO_MATCH
+        found: dict[str, str | None] = (
+            {"faq_id": faq.id, "answer": faq.answer} if faq else _NO_MATCH
+        )
         await self._remember(phrase, found)
-        return found if faq else None
+        return FaqAnswer(faq.id, faq.answer) if faq else None
 
     async def _known_phrases(self) -> frozenset[str]:
         if self._phrases is None or time.monotonic() - self._phrases_loaded_at > self.ttl:
@@ -133,7 +144,7 @@ class FaqResponder:
             log.warning("FAQ cache unavailable (%s); reading MongoDB", type(exc).__name__)
             return None
 
-    async def _remember(self, phrase: str, value: dict[str, Any]) -> None:
+    async def _remember(self, phrase: str, value: dict[str, str | None]) -> None:
         try:
             await self.cache.set(phrase, value, ttl=self.ttl)
         except Exception as exc:
@@ -148,20 +159,20 @@ class FaqResponder:
         except Exception as exc:
             log.warning("FAQ cache not cleared (%s); entries expire within the TTL", exc)
 
-    async def reply(self, contact: dict[str, Any], found: dict[str, Any]) -> dict[str, Any] | None:
+    async def reply(self, contact: Contact, found: FaqAnswer) -> Message | None:
         """Queue the answer ``lookup`` found unless it was sent to the contact lately;
         returns the queued message."""
         since = utcnow() - timedelta(seconds=self.config.repeat_window_seconds)
         messages = self.storage.messages
-        if await messages.sent_faq_since(contact["id"], found["faq_id"], since):
+        if await messages.sent_faq_since(contact.id, found.faq_id, since):
             return None  # the same answer again would only loop
         reply, _ = await messages.insert_outbound(
             contact=contact,
-            content=found["answer"],
+            content=found.answer,
             agent=None,
-            extra={"auto_reply": True, "faq_id": found["faq_id"]},
+            extra={"auto_reply": True, "faq_id": found.faq_id},
         )
-        await self.storage.faqs.count_hit(found["faq_id"])
+        await self.storage.faqs.count_hit(found.faq_id)
         return reply
 
     async def close(self) -> None:

@@ -18,17 +18,18 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from channels.base import Channel, Inbound
-from gateway.faq import FaqResponder, question_phrase
+from gateway.faq import FaqAnswer, FaqResponder, question_phrase
 from gateway.workers import detached_task
 from storage.contacts import Sighting
 from storage.database import Storage
 from storage.errors import is_unavailable
 from storage.messages import inbound_document
+from storage.models import Contact, Message
 from storage.records import utcnow
 
 log = logging.getLogger("gateway.inbound")
@@ -56,14 +57,14 @@ class _Pending:
     message: Inbound
     extra: dict[str, Any]
     sighting: Sighting = field(init=False)
-    done: asyncio.Future[tuple[dict[str, Any], bool]] = field(init=False)
+    done: asyncio.Future[tuple[Contact, bool]] = field(init=False)
 
     def __post_init__(self) -> None:
         m = self.message
         self.sighting = Sighting(self.channel_id, m.contact_external_id, m.name, m.username)
         self.done = asyncio.get_running_loop().create_future()
 
-    def answer(self, result: tuple[dict[str, Any], bool] | Exception) -> None:
+    def answer(self, result: tuple[Contact, bool] | Exception) -> None:
         if self.done.done():  # its webhook went away (the client hung up)
             return
         if isinstance(result, Exception):
@@ -77,22 +78,22 @@ class _ContactCache:
     there are too many of them or their texts take too much room."""
 
     def __init__(self) -> None:
-        self._entries: OrderedDict[str, tuple[dict[str, Any], float]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[Contact, float]] = OrderedDict()
         self._chars = 0
 
-    def get(self, contact_id: str) -> tuple[dict[str, Any], float] | None:
+    def get(self, contact_id: str) -> tuple[Contact, float] | None:
         return self._entries.get(contact_id)
 
-    def __getitem__(self, contact_id: str) -> tuple[dict[str, Any], float]:
+    def __getitem__(self, contact_id: str) -> tuple[Contact, float]:
         return self._entries[contact_id]
 
     def touch(self, contact_id: str) -> None:
         self._entries.move_to_end(contact_id)
 
-    def put(self, contact_id: str, summary: dict[str, Any], written_at: float) -> None:
-        self.pop(contact_id)
-        self._entries[contact_id] = (summary, written_at)
-        self._chars += _size(summary)
+    def put(self, contact: Contact, written_at: float) -> None:
+        self.pop(contact.id)
+        self._entries[contact.id] = (contact, written_at)
+        self._chars += _size(contact)
         while len(self._entries) > KNOWN_CONTACTS or self._chars > KNOWN_CONTACT_CHARS:
             _, (oldest, _) = self._entries.popitem(last=False)
             self._chars -= _size(oldest)
@@ -103,8 +104,8 @@ class _ContactCache:
             self._chars -= _size(entry[0])
 
 
-def _size(summary: dict[str, Any]) -> int:
-    return sum(len(value) for value in summary.values() if isinstance(value, str))
+def _size(contact: Contact) -> int:
+    return len(contact.id) + len(contact.external_id) + len(contact.name) + len(contact.username)
 
 
 class InboundWriter:
@@ -114,11 +115,11 @@ class InboundWriter:
         self.storage = storage
         self._queue: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
-        # contact id → (summary as stored, monotonic time it was last written)
+        # contact id → (the contact as stored, monotonic time it was last written)
         self._contacts = _ContactCache()
         self._nobody_until = 0.0
 
-    def known_contact(self, contact_id: str) -> dict[str, Any] | None:
+    def known_contact(self, contact_id: str) -> Contact | None:
         """The contact as last written here, if it wrote lately (its name may lag a minute)."""
         known = self._contacts.get(contact_id)
         return known[0] if known else None
@@ -129,7 +130,7 @@ class InboundWriter:
 
     async def write(
         self, channel_id: str, messages: list[tuple[Inbound, dict[str, Any]]]
-    ) -> list[tuple[dict[str, Any], bool] | BaseException]:
+    ) -> list[tuple[Contact, bool] | BaseException]:
         """``(contact, created)`` for each ``(message, extra fields)``, in order, or
         the exception that kept that one from being stored."""
         pending = [_Pending(channel_id, message, extra) for message, extra in messages]
@@ -173,7 +174,7 @@ class InboundWriter:
             p.answer(result)
         return None
 
-    async def _store(self, batch: list[_Pending]) -> list[tuple[dict[str, Any], bool] | Exception]:
+    async def _store(self, batch: list[_Pending]) -> list[tuple[Contact, bool] | Exception]:
         now = utcnow()
         await self._record_contacts(batch, now)
         contacts = [self._contacts[p.sighting.contact_id][0] for p in batch]
@@ -190,7 +191,10 @@ class InboundWriter:
             for p, contact in zip(batch, contacts, strict=True)
         ]
         created = await self.storage.messages.insert_inbound_many(documents)
-        await self._assign([c for c, new in zip(contacts, created, strict=True) if new is True])
+        assigned = await self._assign(
+            [c for c, new in zip(contacts, created, strict=True) if new is True]
+        )
+        contacts = [assigned.get(c.id, c) for c in contacts]
         return [
             new if isinstance(new, Exception) else (contact, new)
             for contact, new in zip(contacts, created, strict=True)
@@ -203,36 +207,42 @@ class InboundWriter:
             return
         stored = await self.storage.contacts.record_seen_many(due, now)
         written_at = time.monotonic()
-        for contact_id, summary in stored.items():
-            self._contacts.put(contact_id, summary, written_at)
+        for contact in stored.values():
+            self._contacts.put(contact, written_at)
 
     def _needs_write(self, sighting: Sighting) -> bool:
         known = self._contacts.get(sighting.contact_id)
         if known is None:
             return True
-        summary, written_at = known
+        contact, written_at = known
         self._contacts.touch(sighting.contact_id)
         return (
             time.monotonic() - written_at > CONTACT_REFRESH_SECONDS
-            or bool(sighting.name and sighting.name != summary["name"])
-            or bool(sighting.username and sighting.username != summary["username"])
+            or bool(sighting.name and sighting.name != contact.name)
+            or bool(sighting.username and sighting.username != contact.username)
         )
 
-    async def _assign(self, contacts: list[dict[str, Any]]) -> None:
-        """Give each unassigned conversation to the available agent given one least recently."""
-        waiting = {c["id"]: c for c in contacts if c["assigned_agent_id"] is None}
+    async def _assign(self, contacts: list[Contact]) -> dict[str, Contact]:
+        """Give each unassigned conversation to the available agent given one least
+        recently; returns the contacts assigned now, by id."""
+        waiting = {c.id: c for c in contacts if c.assigned_agent_id is None}
+        assigned: dict[str, Contact] = {}
         if not waiting or time.monotonic() < self._nobody_until:
-            return
+            return assigned
         for contact_id, contact in waiting.items():
             agent = await self.storage.agents.take_next_available()
             if agent is None:  # they stay unassigned until a message after someone is back
                 self._nobody_until = time.monotonic() + NOBODY_RECHECK_SECONDS
-                return
-            if await self.storage.contacts.assign(contact_id, agent["id"]):
-                contact["assigned_agent_id"] = agent["id"]
-                log.info("contact %s assigned to agent %s", contact_id, agent["username"])
+                break
+            if await self.storage.contacts.assign(contact_id, agent.id):
+                assigned[contact_id] = replace(contact, assigned_agent_id=agent.id)
+                known = self._contacts.get(contact_id)
+                if known is not None:  # written when it was: the refresh stays due then
+                    self._contacts.put(assigned[contact_id], known[1])
+                log.info("contact %s assigned to agent %s", contact_id, agent.username)
             else:  # another gateway was faster: read the contact again next time
                 self._contacts.pop(contact_id)
+        return assigned
 
 
 async def receive(
@@ -240,7 +250,7 @@ async def receive(
     channel: Channel,
     messages: list[Inbound],
     faq: FaqResponder | None = None,
-    queued: Callable[[list[dict[str, Any]]], None] | None = None,
+    queued: Callable[[list[Message]], None] | None = None,
 ) -> Received:
     """Store what a channel received; returns once every message is durable.
 
@@ -249,7 +259,7 @@ async def receive(
     ``failed`` and the others are stored all the same.
     """
     prepared: list[tuple[Inbound, dict[str, Any]]] = []
-    answers: list[dict[str, Any] | None] = []
+    answers: list[FaqAnswer | None] = []
     for message in messages:
         # Only plain text can ask a question: not a photo's placeholder, not an edit.
         plain = not message.extra
@@ -257,9 +267,9 @@ async def receive(
         found = None
         if plain and faq is not None and channel.faq_auto_reply:
             found = await faq.lookup_phrase(phrase)  # before the insert: stored with its FAQ
-        extra = {"normalized": phrase} if plain else {"meta": message.extra}
+        extra: dict[str, Any] = {"normalized": phrase} if plain else {"meta": message.extra}
         if found is not None:
-            extra["faq_id"] = found["faq_id"]  # suggestions leave answered questions out
+            extra["faq_id"] = found.faq_id  # suggestions leave answered questions out
         prepared.append((message, extra))
         answers.append(found)
     result = Received()

@@ -39,7 +39,6 @@ import logging
 import random
 import time
 from datetime import timedelta
-from typing import Any
 
 import pymongo
 from pymongo.errors import PyMongoError
@@ -52,6 +51,7 @@ from gateway.pacing import Pacing
 from gateway.workers import Supervisor, detached_task
 from storage.database import Storage
 from storage.errors import is_unavailable
+from storage.models import Message, Status
 from storage.outbox import Claim, OutboxRepository, Outcome, Unsent
 from storage.records import key_floor, millis, new_id, utcnow
 
@@ -169,12 +169,12 @@ class Dispatcher:
         if self.lanes.pop(channel.id, None) is not None:
             await self.supervisor.stop(f"outbox {channel.name}")
 
-    def queued(self, messages: list[dict[str, Any]]) -> None:
+    def queued(self, messages: list[Message]) -> None:
         """Messages just queued here: the lane of their channel takes them at once."""
         for message in messages:
-            lane = self.lanes.get(message["channel_id"])
+            lane = self.lanes.get(message.channel_id)
             if lane is not None:
-                lane.add(Unsent.from_document(message))
+                lane.add(Unsent.queued(message))
 
     async def stop(self, grace: float) -> None:
         """Claim nothing more; let sends under way finish within ``grace`` seconds."""
@@ -291,7 +291,7 @@ async def apply_statuses(storage: Storage, channel: Channel, reports: list[Statu
         await storage.messages.apply_status(
             channel.id,
             report.message_id,
-            report.status,
+            Status(report.status),
             external_id=report.external_id,
             error=report.error,
         )

@@ -14,15 +14,18 @@ from gateway.channels import ChannelSet
 from gateway.config import Config
 from gateway.database import open_storage
 from gateway.faq import FaqResponder, make_cache
+from gateway.faqbook import FaqBook
 from gateway.inbound import InboundWriter, Received, receive
 from gateway.leases import ChannelWork
 from gateway.logs import scrubber
+from gateway.messages import Sender
 from gateway.metrics import Metrics, counter, gauge
 from gateway.outbound import Dispatcher
 from gateway.tokens import load_or_create_secret
 from gateway.workers import Supervisor
 from storage.database import Storage
 from storage.errors import is_unavailable
+from storage.models import Message
 
 log = logging.getLogger("gateway.runtime")
 
@@ -63,9 +66,18 @@ class Services:
     work: ChannelWork | None = None
     inflight: InflightRequests = field(default_factory=InflightRequests)
     inbound: InboundWriter = field(init=False)
+    sender: Sender = field(init=False)  # agents' sends
+    faqs: FaqBook = field(init=False)  # writing FAQs
 
     def __post_init__(self) -> None:
         self.inbound = InboundWriter(self.storage)
+        self.sender = Sender(
+            self.storage,
+            known_contact=self.inbound.known_contact,
+            text_limit=lambda channel_id: self.channels.max_text(channel_id),  # set at start
+            queued=self.queued,
+        )
+        self.faqs = FaqBook(self.storage.faqs, self.faq)
         self.supervisor = Supervisor(self._restarted)
         self.metrics.read_at_scrape(self._live_metrics)
 
@@ -122,7 +134,7 @@ class Services:
                 [(c.name, 1 if c.id in held else 0) for c in self.channels],
             )
 
-    def queued(self, messages: list[dict[str, Any]]) -> None:
+    def queued(self, messages: list[Message]) -> None:
         """Messages were queued here: their channel's sender takes them at once."""
         if self.dispatcher is not None:
             self.dispatcher.queued(messages)

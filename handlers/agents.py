@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from gateway.agents import Registration, create_agent, registration, update_agent
-from gateway.errors import Forbidden, NotFound, ValidationError
+from gateway.agents import Registration, create_agent, own_account, registration, update_agent
 from handlers import schemas
-from handlers.base import BaseHandler, dump, public
-from handlers.pagination import decode_cursor, page_response
+from handlers.base import BaseHandler, found, presenter, public
+from storage.models import Agent
 
-_agent = schemas.Agent()
-
-
-def present(agent: dict[str, Any]) -> dict[str, Any]:
-    return dump(_agent, agent)
+present = presenter(schemas.Agent())
 
 
 class AgentsHandler(BaseHandler):
@@ -68,21 +61,12 @@ class AgentsHandler(BaseHandler):
           400: {$ref: "#/components/responses/BadRequest"}
           401: {$ref: "#/components/responses/Unauthorized"}
         """
-        query = self.query(schemas.PageQuery())
-        page = await self.services.storage.agents.list_page(
-            decode_cursor(query.get("cursor")), query["page_size"]
-        )
-        self.write_json(page_response(self, page, present))
+        await self.write_page(self.services.storage.agents.list_page, present)
 
 
 class AgentHandler(BaseHandler):
-    async def _target(self, agent_id: str, change: bool) -> dict[str, Any]:
-        agent = await self.services.storage.agents.get(agent_id)
-        if agent is None:
-            raise NotFound(f"No such agent: {agent_id}")
-        if change and agent["id"] != self.agent["id"]:
-            raise Forbidden("agents can change or delete only their own account")
-        return agent
+    async def _get(self, agent_id: str) -> Agent:
+        return found(await self.services.storage.agents.get(agent_id), "agent", agent_id)
 
     async def get(self, agent_id: str) -> None:
         """Read an agent.
@@ -95,7 +79,7 @@ class AgentHandler(BaseHandler):
           401: {$ref: "#/components/responses/Unauthorized"}
           404: {$ref: "#/components/responses/NotFound"}
         """
-        self.write_json(present(await self._target(agent_id, change=False)))
+        self.write_json(present(await self._get(agent_id)))
 
     async def patch(self, agent_id: str) -> None:
         """Change your own account.
@@ -114,13 +98,9 @@ class AgentHandler(BaseHandler):
           403: {$ref: "#/components/responses/Forbidden"}
           404: {$ref: "#/components/responses/NotFound"}
         """
-        await self._target(agent_id, change=True)
+        own_account(await self._get(agent_id), self.agent)
         changes = self.json_body(schemas.AgentUpdate())
-        if not changes:
-            raise ValidationError("nothing to change: send display_name, password or is_available")
         updated = await update_agent(self.services.storage.agents, agent_id, changes)
-        if updated is None:
-            raise NotFound(f"No such agent: {agent_id}")
         self.services.inbound.agents_changed()
         self.write_json(present(updated))
 
@@ -136,7 +116,7 @@ class AgentHandler(BaseHandler):
           403: {$ref: "#/components/responses/Forbidden"}
           404: {$ref: "#/components/responses/NotFound"}
         """
-        await self._target(agent_id, change=True)
+        own_account(await self._get(agent_id), self.agent)
         await self.services.storage.agents.delete(agent_id)
         self.set_status(204)
         self.finish()

@@ -24,7 +24,7 @@ class TokenHandler(BaseHandler):
         """
         data = self.json_body(schemas.TokenRequest())
         pair = await self.services.auth.login(
-            data["username"].strip().lower(), data["password"], self.client_address
+            data["username"], data["password"], self.client_address
         )
         self.write_json(pair)
 

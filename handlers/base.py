@@ -16,7 +16,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -29,13 +29,18 @@ from gateway.clients import client_address, is_local
 from gateway.errors import (
     GatewayError,
     MethodNotAllowed,
+    NotFound,
     PayloadTooLarge,
     TooManyRequests,
     Unauthorized,
     UnsupportedMediaType,
     ValidationError,
 )
+from handlers.pagination import decode_cursor, page_response
+from handlers.schemas import PageQuery
 from storage.errors import DATABASE_ERRORS
+from storage.models import Agent
+from storage.pages import Page
 
 if TYPE_CHECKING:
     from gateway.runtime import Services
@@ -56,6 +61,7 @@ _CODES = {
 }
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 def public(reason: str) -> Callable[[F], F]:
@@ -114,7 +120,7 @@ class BaseHandler(RequestHandler):
     """Owns auth, body parsing and the error shape; subclasses implement HTTP methods."""
 
     services: Services
-    current_user: dict[str, Any] | None
+    current_user: Agent | None
 
     def initialize(self, services: Services) -> None:
         self.services = services
@@ -181,7 +187,7 @@ class BaseHandler(RequestHandler):
             raise Unauthorized("authentication required: send Authorization: Bearer <access token>")
         return token.strip()
 
-    async def authenticate(self) -> dict[str, Any]:
+    async def authenticate(self) -> Agent:
         """The agent named by the bearer token, or 401."""
         return await self.services.auth.authenticate(self.bearer_token)
 
@@ -197,7 +203,7 @@ class BaseHandler(RequestHandler):
         return is_local(self.request.remote_ip or "", self.request.headers, proxies)
 
     @property
-    def agent(self) -> dict[str, Any]:
+    def agent(self) -> Agent:
         assert self.current_user is not None, "agent used on a public method"
         return self.current_user
 
@@ -233,6 +239,19 @@ class BaseHandler(RequestHandler):
     def write_json(self, payload: Any, status: int = 200) -> None:
         self.set_status(status)
         self.finish(json.dumps(payload, default=_json_default, ensure_ascii=False))
+
+    async def write_page(
+        self,
+        list_page: Callable[..., Awaitable[Page[T]]],
+        present: Callable[[T], dict[str, Any]],
+        schema: marshmallow.Schema | None = None,
+    ) -> None:
+        """One page of a list. The query is validated by ``schema`` (a PageQuery);
+        its other fields are the list's filters, passed to ``list_page`` by name."""
+        query = self.query(schema or PageQuery())
+        after, size = decode_cursor(query.pop("cursor", None)), query.pop("page_size")
+        page = await list_page(after, size, **query)
+        self.write_json(page_response(self, page, present))
 
     def send_error_body(
         self,
@@ -294,10 +313,21 @@ class NotFoundHandler(BaseHandler):
         raise HTTPError(404, "No such resource: %s", self.request.path)
 
 
-def dump(schema: marshmallow.Schema, record: dict[str, Any]) -> dict[str, Any]:
-    """``record`` as the API shows it: the schema's fields only."""
-    shown: dict[str, Any] = schema.dump(record)
-    return shown
+def presenter(schema: marshmallow.Schema) -> Callable[[Any], dict[str, Any]]:
+    """How the API shows a record (a storage model): ``schema``'s fields only."""
+
+    def present(record: Any) -> dict[str, Any]:
+        shown: dict[str, Any] = schema.dump(record)
+        return shown
+
+    return present
+
+
+def found(record: T | None, what: str, ident: str) -> T:
+    """``record``, or a 404 that names what was looked for."""
+    if record is None:
+        raise NotFound(f"No such {what}: {ident}")
+    return record
 
 
 def _load(schema: marshmallow.Schema, data: dict[str, Any]) -> dict[str, Any]:

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.errors import NotFound
 from handlers import schemas
-from handlers.base import BaseHandler, dump
-from handlers.pagination import decode_cursor, page_response
+from handlers.base import BaseHandler, found, presenter
+from storage.models import Channel
 
-_channel = schemas.Channel()
+_show = presenter(schemas.Channel())  # its fields only: never settings or secrets
 
 
-def present(channel: dict[str, Any]) -> dict[str, Any]:
-    # Whitelisted fields only: settings (tokens, secrets) are never shown.
-    webhook = f"/webhooks/{channel['type']}/{channel['name']}/"
-    return dump(
-        _channel, {**channel, "webhook_path": webhook if channel["mode"] == "webhook" else None}
-    )
+def present(channel: Channel) -> dict[str, Any]:
+    shown = _show(channel)
+    webhook = f"/webhooks/{channel.type}/{channel.name}/"
+    shown["webhook_path"] = webhook if channel.mode == "webhook" else None
+    return shown
 
 
 class ChannelsHandler(BaseHandler):
@@ -32,11 +30,7 @@ class ChannelsHandler(BaseHandler):
           400: {$ref: "#/components/responses/BadRequest"}
           401: {$ref: "#/components/responses/Unauthorized"}
         """
-        query = self.query(schemas.PageQuery())
-        page = await self.services.storage.channels.list_page(
-            decode_cursor(query.get("cursor")), query["page_size"]
-        )
-        self.write_json(page_response(self, page, present))
+        await self.write_page(self.services.storage.channels.list_page, present)
 
 
 class ChannelHandler(BaseHandler):
@@ -52,9 +46,7 @@ class ChannelHandler(BaseHandler):
           404: {$ref: "#/components/responses/NotFound"}
         """
         channel = await self.services.storage.channels.get(channel_id)
-        if channel is None:
-            raise NotFound(f"No such channel: {channel_id}")
-        self.write_json(present(channel))
+        self.write_json(present(found(channel, "channel", channel_id)))
 
 
 routes = [

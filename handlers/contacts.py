@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from gateway.errors import NotFound
 from handlers import schemas
-from handlers.base import BaseHandler, dump
-from handlers.pagination import decode_cursor, page_response
+from handlers.base import BaseHandler, found, presenter
 
-_contact = schemas.Contact()
-
-
-def present(contact: dict[str, Any]) -> dict[str, Any]:
-    return dump(_contact, contact)
+present = presenter(schemas.Contact())
 
 
 class ContactsHandler(BaseHandler):
@@ -28,14 +20,8 @@ class ContactsHandler(BaseHandler):
           400: {$ref: "#/components/responses/BadRequest"}
           401: {$ref: "#/components/responses/Unauthorized"}
         """
-        query = self.query(schemas.ContactQuery())
-        page = await self.services.storage.contacts.list_page(
-            decode_cursor(query.get("cursor")),
-            query["page_size"],
-            channel_id=query.get("channel_id"),
-            q=query.get("q", ""),
-        )
-        self.write_json(page_response(self, page, present))
+        contacts = self.services.storage.contacts
+        await self.write_page(contacts.list_page, present, schemas.ContactQuery())
 
 
 class ContactHandler(BaseHandler):
@@ -51,9 +37,7 @@ class ContactHandler(BaseHandler):
           404: {$ref: "#/components/responses/NotFound"}
         """
         contact = await self.services.storage.contacts.get(contact_id)
-        if contact is None:
-            raise NotFound(f"No such contact: {contact_id}")
-        self.write_json(present(contact))
+        self.write_json(present(found(contact, "contact", contact_id)))
 
 
 routes = [

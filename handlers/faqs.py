@@ -2,41 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
-
-from gateway.errors import Conflict, NotFound, ValidationError
-from gateway.faq import normalize
 from handlers import schemas
-from handlers.base import BaseHandler, dump
-from handlers.pagination import decode_cursor, page_response
-from storage.records import utcnow
+from handlers.base import BaseHandler, presenter
 
-_faq = schemas.Faq()
+present = presenter(schemas.Faq())
 _suggestion = schemas.Suggestion()
 
 
-def present(faq: dict[str, Any]) -> dict[str, Any]:
-    return dump(_faq, faq)
-
-
-class _FaqWriter(BaseHandler):
-    async def _with_phrases(self, fields: dict[str, Any], faq_id: str | None) -> dict[str, Any]:
-        """The fields to store, with the normalised phrasings lookups match against."""
-        phrases: list[str] = []
-        for text in [fields["question"], *fields["alternatives"]]:
-            phrase = normalize(text)
-            if not phrase:
-                raise ValidationError.of("question", f"{text!r} has no words to match")
-            if phrase not in phrases:
-                phrases.append(phrase)
-        taken = await self.services.storage.faqs.phrase_taken(phrases, except_id=faq_id)
-        if taken is not None:
-            raise Conflict(f"another FAQ already answers {taken!r}", {"question": ["taken"]})
-        return {**fields, "phrases": phrases}
-
-
-class FaqsHandler(_FaqWriter):
+class FaqsHandler(BaseHandler):
     async def post(self) -> None:
         """Create an FAQ.
         ---
@@ -54,9 +27,7 @@ class FaqsHandler(_FaqWriter):
           401: {$ref: "#/components/responses/Unauthorized"}
           409: {$ref: "#/components/responses/Conflict"}
         """
-        fields = await self._with_phrases(self.json_body(schemas.FaqCreate()), None)
-        faq = await self.services.storage.faqs.create(fields)
-        await self.services.faq.invalidate()
+        faq = await self.services.faqs.create(self.json_body(schemas.FaqCreate()))
         self.write_json(present(faq), 201)
 
     async def get(self) -> None:
@@ -70,20 +41,10 @@ class FaqsHandler(_FaqWriter):
           400: {$ref: "#/components/responses/BadRequest"}
           401: {$ref: "#/components/responses/Unauthorized"}
         """
-        query = self.query(schemas.PageQuery())
-        page = await self.services.storage.faqs.list_page(
-            decode_cursor(query.get("cursor")), query["page_size"]
-        )
-        self.write_json(page_response(self, page, present))
+        await self.write_page(self.services.storage.faqs.list_page, present)
 
 
-class FaqHandler(_FaqWriter):
-    async def _existing(self, faq_id: str) -> dict[str, Any]:
-        faq = await self.services.storage.faqs.get(faq_id)
-        if faq is None:
-            raise NotFound(f"No such FAQ: {faq_id}")
-        return faq
-
+class FaqHandler(BaseHandler):
     async def get(self, faq_id: str) -> None:
         """Read an FAQ.
         ---
@@ -95,7 +56,7 @@ class FaqHandler(_FaqWriter):
           401: {$ref: "#/components/responses/Unauthorized"}
           404: {$ref: "#/components/responses/NotFound"}
         """
-        self.write_json(present(await self._existing(faq_id)))
+        self.write_json(present(await self.services.faqs.get(faq_id)))
 
     async def patch(self, faq_id: str) -> None:
         """Change an FAQ.
@@ -113,23 +74,8 @@ class FaqHandler(_FaqWriter):
           404: {$ref: "#/components/responses/NotFound"}
           409: {$ref: "#/components/responses/Conflict"}
         """
-        current = await self._existing(faq_id)
         changes = self.json_body(schemas.FaqUpdate())
-        if not changes:
-            raise ValidationError(
-                "nothing to change: send question, alternatives, answer or enabled"
-            )
-        if "question" in changes or "alternatives" in changes:
-            merged = {
-                "question": changes.get("question", current["question"]),
-                "alternatives": changes.get("alternatives", current["alternatives"]),
-            }
-            changes = {**changes, **await self._with_phrases(merged, faq_id)}
-        updated = await self.services.storage.faqs.update(faq_id, changes)
-        await self.services.faq.invalidate()
-        if updated is None:
-            raise NotFound(f"No such FAQ: {faq_id}")
-        self.write_json(present(updated))
+        self.write_json(present(await self.services.faqs.update(faq_id, changes)))
 
     async def delete(self, faq_id: str) -> None:
         """Delete an FAQ.
@@ -142,9 +88,7 @@ class FaqHandler(_FaqWriter):
           401: {$ref: "#/components/responses/Unauthorized"}
           404: {$ref: "#/components/responses/NotFound"}
         """
-        if not await self.services.storage.faqs.delete(faq_id):
-            raise NotFound(f"No such FAQ: {faq_id}")
-        await self.services.faq.invalidate()
+        await self.services.faqs.delete(faq_id)
         self.set_status(204)
         self.finish()
 
@@ -165,13 +109,8 @@ class SuggestionsHandler(BaseHandler):
           401: {$ref: "#/components/responses/Unauthorized"}
         """
         query = self.query(schemas.SuggestionQuery())
-        since = utcnow() - timedelta(days=query["days"])
-        rows = await self.services.storage.faqs.unanswered(since, query["limit"] * 2)
-        results = []
-        for row in rows:  # an FAQ written since then answers some of them now
-            if await self.services.faq.lookup(row["question"]) is None:
-                results.append(_suggestion.dump(row))
-        self.write_json({"results": results[: query["limit"]]})
+        found = await self.services.faqs.suggestions(query["days"], query["limit"])
+        self.write_json({"results": [_suggestion.dump(row) for row in found]})
 
 
 routes = [

@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
-from gateway.errors import NotFound, ValidationError
-from gateway.messages import enqueue
+from gateway.errors import ValidationError
 from handlers import schemas
-from handlers.base import BaseHandler, dump
-from handlers.pagination import decode_cursor, page_response
+from handlers.base import BaseHandler, found, presenter
 
-_message = schemas.Message()
+present = presenter(schemas.Message())
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, no spaces
-
-
-def present(message: dict[str, Any]) -> dict[str, Any]:
-    return dump(_message, message)
 
 
 class MessagesHandler(BaseHandler):
@@ -47,19 +40,10 @@ class MessagesHandler(BaseHandler):
         if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
             raise ValidationError.of("Idempotency-Key", "1-255 printable characters, no spaces")
         data = self.json_body(schemas.MessageCreate())
-        contact_id = data["contact_id"]
-        message, created = await enqueue(
-            self.services.storage,
-            self.agent,
-            contact_id,
-            data["content"],
-            key,
-            known=self.services.inbound.known_contact(contact_id),  # agents answer who wrote
-            text_limit=self.services.channels.max_text,
+        message, created = await self.services.sender.send(
+            self.agent, data["contact_id"], data["content"], key
         )
-        if created:
-            self.services.queued([message])
-        else:
+        if not created:
             self.set_header("Idempotent-Replayed", "true")
         self.write_json(present(message), 201)
 
@@ -74,22 +58,8 @@ class MessagesHandler(BaseHandler):
           400: {$ref: "#/components/responses/BadRequest"}
           401: {$ref: "#/components/responses/Unauthorized"}
         """
-        query = self.query(schemas.MessageQuery())
-        filters = {
-            name: query.get(name)
-            for name in (
-                "contact_id",
-                "agent_id",
-                "direction",
-                "status",
-                "created_after",
-                "created_before",
-            )
-        }
-        page = await self.services.storage.messages.list_page(
-            decode_cursor(query.get("cursor")), query["page_size"], **filters
-        )
-        self.write_json(page_response(self, page, present))
+        messages = self.services.storage.messages
+        await self.write_page(messages.list_page, present, schemas.MessageQuery())
 
 
 class MessageHandler(BaseHandler):
@@ -105,9 +75,7 @@ class MessageHandler(BaseHandler):
           404: {$ref: "#/components/responses/NotFound"}
         """
         message = await self.services.storage.messages.get(message_id)
-        if message is None:
-            raise NotFound(f"No such message: {message_id}")
-        self.write_json(present(message))
+        self.write_json(present(found(message, "message", message_id)))
 
 
 routes = [

@@ -7,7 +7,7 @@ import binascii
 import json
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from tornado.web import RequestHandler
@@ -15,6 +15,7 @@ from tornado.web import RequestHandler
 from gateway.errors import ValidationError
 from storage.pages import Page, Position
 
+T = TypeVar("T")
 MAX_CURSOR = 200
 _KEY = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -44,7 +45,7 @@ def decode_cursor(cursor: str | None) -> Position | None:
 
 
 def page_response(
-    handler: RequestHandler, page: Page, present: Callable[[dict[str, Any]], dict[str, Any]]
+    handler: RequestHandler, page: Page[T], present: Callable[[T], dict[str, Any]]
 ) -> dict[str, Any]:
     """The page's items, and a link to the next page with the same filters."""
     next_url = None

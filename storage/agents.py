@@ -8,8 +8,9 @@ from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from storage.errors import DuplicateKey
+from storage.models import Agent
 from storage.pages import KEY, Page, PageReader, Position
-from storage.records import Database, new_id, to_record, utcnow
+from storage.records import Database, new_id, utcnow
 
 _CLAIM_ATTEMPTS = 5
 ENDED_SIGN_INS_KEPT = 100  # sign-ins ended per agent that stay refused (newest)
@@ -43,7 +44,7 @@ class AgentsRepository:
 
     async def create(
         self, username: str, password_hash: str, display_name: str = "", *, bootstrap: bool = False
-    ) -> dict[str, Any]:
+    ) -> Agent:
         """Insert an agent; :class:`DuplicateKey` if the username is taken.
 
         ``bootstrap`` marks the first agent, created without credentials; a second
@@ -68,9 +69,9 @@ class AgentsRepository:
         except DuplicateKeyError:
             raise DuplicateKey(f"username {username!r} is taken") from None
         await self.meta.update_one(_EVER, {"$setOnInsert": {"at": now}}, upsert=True)
-        return to_record(document)  # type: ignore[return-value]
+        return Agent.of(document)
 
-    async def take_next_available(self) -> dict[str, Any] | None:
+    async def take_next_available(self) -> Agent | None:
         """The available agent given a conversation least recently, now marked given one.
 
         A read, then a compare-and-set on ``last_assigned_at``: of two gateways that
@@ -94,7 +95,7 @@ class AgentsRepository:
                 {"$set": {"last_assigned_at": now}},
             )
             if claimed.modified_count == 1:
-                return to_record({**agent, "last_assigned_at": now})
+                return Agent.of({**agent, "last_assigned_at": now})
         return None  # lost every race: the contact waits for its next message
 
     async def ever_existed(self) -> bool:
@@ -104,22 +105,22 @@ class AgentsRepository:
         # Agents made by a version that kept no mark.
         return await self.collection.find_one({}, projection={"_id": 1}) is not None
 
-    async def get(self, agent_id: str) -> dict[str, Any] | None:
-        return to_record(await self.collection.find_one({"_id": agent_id}))
+    async def get(self, agent_id: str) -> Agent | None:
+        return _agent(await self.collection.find_one({"_id": agent_id}))
 
-    async def get_by_username(self, username: str) -> dict[str, Any] | None:
-        return to_record(await self.collection.find_one({"username": username}))
+    async def get_by_username(self, username: str) -> Agent | None:
+        return _agent(await self.collection.find_one({"username": username}))
 
-    async def list_page(self, after: Position | None, limit: int) -> Page:
-        return await self.pages.fetch(self.collection, {}, after, limit)
+    async def list_page(self, after: Position | None, limit: int) -> Page[Agent]:
+        return await self.pages.fetch(self.collection, Agent.of, {}, after, limit)
 
-    async def update(self, agent_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:
+    async def update(self, agent_id: str, changes: dict[str, Any]) -> Agent | None:
         document = await self.collection.find_one_and_update(
             {"_id": agent_id},
             {"$set": {**changes, "updated_at": utcnow()}},
             return_document=ReturnDocument.AFTER,
         )
-        return to_record(document)
+        return _agent(document)
 
     async def end_sign_in(self, agent_id: str, family: str) -> None:
         """No token of the sign-in ``family`` is accepted any more. The newest
@@ -131,3 +132,7 @@ class AgentsRepository:
 
     async def delete(self, agent_id: str) -> bool:
         return (await self.collection.delete_one({"_id": agent_id})).deleted_count == 1
+
+
+def _agent(document: dict[str, Any] | None) -> Agent | None:
+    return Agent.of(document) if document is not None else None

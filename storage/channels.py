@@ -7,8 +7,9 @@ from typing import Any
 
 from pymongo import ASCENDING
 
+from storage.models import Channel
 from storage.pages import KEY, Page, PageReader, Position
-from storage.records import Database, new_id, to_record, upsert_returning, utcnow
+from storage.records import Database, new_id, upsert_returning, utcnow
 
 
 class ChannelsRepository:
@@ -20,9 +21,7 @@ class ChannelsRepository:
         await self.collection.create_index([("name", ASCENDING)], unique=True, name="name_unique")
         await self.collection.create_index([(KEY, ASCENDING)], name=KEY)
 
-    async def upsert(
-        self, name: str, type_: str, mode: str, settings: dict[str, Any]
-    ) -> dict[str, Any]:
+    async def upsert(self, name: str, type_: str, mode: str, settings: dict[str, Any]) -> Channel:
         """Create or update the channel declared under ``name``; its id never changes.
 
         A new channel also gets a random webhook secret, kept for its lifetime.
@@ -43,14 +42,11 @@ class ChannelsRepository:
 
         # Gateways starting at once upsert the same channels: the loser of the insert
         # gets the winner's document.
-        document = await upsert_returning(self.collection, {"name": name}, update)
-        return to_record(document)  # type: ignore[return-value]
+        return Channel.of(await upsert_returning(self.collection, {"name": name}, update))
 
-    async def get(self, channel_id: str) -> dict[str, Any] | None:
-        return to_record(await self.collection.find_one({"_id": channel_id}))
+    async def get(self, channel_id: str) -> Channel | None:
+        document = await self.collection.find_one({"_id": channel_id})
+        return Channel.of(document) if document is not None else None
 
-    async def get_by_name(self, name: str) -> dict[str, Any] | None:
-        return to_record(await self.collection.find_one({"name": name}))
-
-    async def list_page(self, after: Position | None, limit: int) -> Page:
-        return await self.pages.fetch(self.collection, {}, after, limit)
+    async def list_page(self, after: Position | None, limit: int) -> Page[Channel]:
+        return await self.pages.fetch(self.collection, Channel.of, {}, after, limit)

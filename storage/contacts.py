@@ -11,8 +11,9 @@ from typing import Any
 from pymongo import ASCENDING, UpdateOne
 from pymongo.errors import BulkWriteError
 
+from storage.models import Contact
 from storage.pages import KEY, Page, PageReader, Position
-from storage.records import BY_ID, Database, derived_id, new_id, to_record, utcnow
+from storage.records import BY_ID, Database, derived_id, new_id, utcnow
 
 
 def contact_id(channel_id: str, external_id: str) -> str:
@@ -72,23 +73,10 @@ class ContactsRepository:
             [("channel_id", ASCENDING), (KEY, ASCENDING)], name="channel_list_key"
         )
 
-    async def record_seen(
-        self,
-        channel_id: str,
-        external_id: str,
-        *,
-        name: str = "",
-        username: str = "",
-        seen_at: datetime | None = None,
-    ) -> dict[str, Any]:
-        """Create the contact or refresh its profile; returns what the message needs."""
-        sighting = Sighting(channel_id, external_id, name, username)
-        return (await self.record_seen_many([sighting], seen_at))[sighting.contact_id]
-
     async def record_seen_many(
         self, sightings: list[Sighting], seen_at: datetime | None = None
-    ) -> dict[str, dict[str, Any]]:
-        """Create or refresh several contacts in one bulk write; summaries by contact id.
+    ) -> dict[str, Contact]:
+        """Create or refresh several contacts in one bulk write; returns them by id.
 
         A contact may change their display name between messages: the profile
         follows the latest sighting instead of failing on the unique key.
@@ -106,22 +94,8 @@ class ContactsRepository:
             if not errors or any(e["code"] != 11000 for e in errors):
                 raise
             await self.collection.bulk_write([writes[e["index"]] for e in errors], ordered=False)
-        stored = self.collection.find(
-            {"_id": {"$in": list(latest)}},
-            projection={"name": 1, "username": 1, "assigned_agent_id": 1},
-        )
-        summaries = {}
-        async for document in stored:
-            sighting = latest[document["_id"]]
-            summaries[document["_id"]] = {
-                "id": document["_id"],
-                "channel_id": sighting.channel_id,
-                "external_id": sighting.external_id,
-                "name": document["name"],
-                "username": document["username"],
-                "assigned_agent_id": document["assigned_agent_id"],
-            }
-        return summaries
+        stored = self.collection.find({"_id": {"$in": list(latest)}})
+        return {document["_id"]: Contact.of(document) async for document in stored}
 
     async def assign(self, contact_id_: str, agent_id: str) -> bool:
         """Give an unassigned contact to ``agent_id``; False if someone was faster."""
@@ -132,12 +106,13 @@ class ContactsRepository:
         )
         return result.modified_count == 1
 
-    async def get(self, contact_id_: str) -> dict[str, Any] | None:
-        return to_record(await self.collection.find_one({"_id": contact_id_}))
+    async def get(self, contact_id_: str) -> Contact | None:
+        document = await self.collection.find_one({"_id": contact_id_})
+        return Contact.of(document) if document is not None else None
 
     async def list_page(
         self, after: Position | None, limit: int, *, channel_id: str | None = None, q: str = ""
-    ) -> Page:
+    ) -> Page[Contact]:
         """Newest contacts first; ``q`` matches name or username, case-insensitively."""
         query: dict[str, Any] = {}
         if channel_id is not None:
@@ -145,4 +120,4 @@ class ContactsRepository:
         if q:
             pattern = {"$regex": re.escape(q), "$options": "i"}
             query["$or"] = [{"name": pattern}, {"username": pattern}]
-        return await self.pages.fetch(self.collection, query, after, limit)
+        return await self.pages.fetch(self.collection, Contact.of, query, after, limit)

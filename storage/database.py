@@ -32,9 +32,10 @@ from storage.errors import StorageUnavailable
 from storage.faqs import FaqsRepository
 from storage.leases import LeasesRepository
 from storage.messages import MessagesRepository
+from storage.models import Document
 from storage.outbox import OutboxRepository
 from storage.pages import PageReader
-from storage.records import Database, Document
+from storage.records import Database
 from storage.revocations import RevocationsRepository
 from storage.signins import SignInFailuresRepository
 

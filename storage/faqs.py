@@ -7,8 +7,9 @@ from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
 
+from storage.models import Faq, Unanswered
 from storage.pages import KEY, Page, PageReader, Position
-from storage.records import Database, new_id, to_record, utcnow
+from storage.records import Database, new_id, utcnow
 
 
 class FaqsRepository:
@@ -22,7 +23,7 @@ class FaqsRepository:
         # Every normalised phrasing of every FAQ: a lookup is one indexed query.
         await self.collection.create_index([("phrases", ASCENDING)], name="phrases")
 
-    async def create(self, fields: dict[str, Any]) -> dict[str, Any]:
+    async def create(self, fields: dict[str, Any]) -> Faq:
         now = utcnow()
         key = new_id(now)
         document = {
@@ -34,28 +35,28 @@ class FaqsRepository:
             "updated_at": now,
         }
         await self.collection.insert_one(document)
-        return to_record(document)  # type: ignore[return-value]
+        return Faq.of(document)
 
-    async def get(self, faq_id: str) -> dict[str, Any] | None:
-        return to_record(await self.collection.find_one({"_id": faq_id}))
+    async def get(self, faq_id: str) -> Faq | None:
+        return _faq(await self.collection.find_one({"_id": faq_id}))
 
-    async def list_page(self, after: Position | None, limit: int) -> Page:
-        return await self.pages.fetch(self.collection, {}, after, limit)
+    async def list_page(self, after: Position | None, limit: int) -> Page[Faq]:
+        return await self.pages.fetch(self.collection, Faq.of, {}, after, limit)
 
-    async def update(self, faq_id: str, changes: dict[str, Any]) -> dict[str, Any] | None:
+    async def update(self, faq_id: str, changes: dict[str, Any]) -> Faq | None:
         document = await self.collection.find_one_and_update(
             {"_id": faq_id},
             {"$set": {**changes, "updated_at": utcnow()}},
             return_document=ReturnDocument.AFTER,
         )
-        return to_record(document)
+        return _faq(document)
 
     async def delete(self, faq_id: str) -> bool:
         return (await self.collection.delete_one({"_id": faq_id})).deleted_count == 1
 
-    async def find_by_phrase(self, phrase: str) -> dict[str, Any] | None:
+    async def find_by_phrase(self, phrase: str) -> Faq | None:
         """The enabled FAQ one of whose phrasings is ``phrase`` (already normalised)."""
-        return to_record(await self.collection.find_one({"phrases": phrase, "enabled": True}))
+        return _faq(await self.collection.find_one({"phrases": phrase, "enabled": True}))
 
     async def enabled_phrases(self) -> set[str]:
         """Every normalised phrasing of every enabled FAQ."""
@@ -77,7 +78,7 @@ class FaqsRepository:
     async def count_hit(self, faq_id: str) -> None:
         await self.collection.update_one({"_id": faq_id}, {"$inc": {"hits": 1}})
 
-    async def unanswered(self, since: datetime, limit: int) -> list[dict[str, Any]]:
+    async def unanswered(self, since: datetime, limit: int) -> list[Unanswered]:
         """The most asked normalised inbound texts since ``since`` that no FAQ answered."""
         pipeline: list[dict[str, Any]] = [
             {
@@ -101,12 +102,8 @@ class FaqsRepository:
             {"$limit": limit},
         ]
         rows = await (await self.messages.aggregate(pipeline)).to_list()
-        return [
-            {
-                "question": row["_id"],
-                "example": row["example"],
-                "count": row["count"],
-                "contacts": row["contacts"],
-            }
-            for row in rows
-        ]
+        return [Unanswered(r["_id"], r["example"], r["count"], r["contacts"]) for r in rows]
+
+
+def _faq(document: dict[str, Any] | None) -> Faq | None:
+    return Faq.of(document) if document is not None else None

@@ -1,8 +1,8 @@
 """The ``messages`` collection: inbound and outbound messages, the outbox and expiry.
 
 A message carries a summary of its contact ``{id, external_id, name}`` and agent
-``{id, username}`` as they were when it was written, so a page of messages is one
-query with no joins.
+``{id, username}`` as they were when it was written (``ContactRef``, ``AgentRef``),
+so a page of messages is one query with no joins.
 """
 
 from __future__ import annotations
@@ -15,34 +15,24 @@ from pymongo import ASCENDING
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from storage.errors import Refused
+from storage.models import Agent, Contact, Direction, Message, Status
 from storage.pages import KEY, Page, PageReader, Position
-from storage.records import BY_ID, Database, key_floor, millis, new_id, to_record, utcnow
+from storage.records import BY_ID, Database, key_floor, millis, new_id, utcnow
 
 log = logging.getLogger("gateway.storage")
 
 TTL_INDEX = "created_at_ttl"  # MongoDB deletes expired messages through it
 EXPIRY_INDEX = "created_at"  # the embedded server: the gateway deletes them, see expire()
-# Delivery news only moves forward: a late "delivered" cannot undo "read".
-_EARLIER = {
-    "sent": ["queued", "sending"],
-    "delivered": ["queued", "sending", "sent"],
-    "read": ["queued", "sending", "sent", "delivered"],
-    "failed": ["queued", "sending", "sent"],
-}
 
 
-def contact_summary(contact: dict[str, Any]) -> dict[str, Any]:
-    return {"id": contact["id"], "external_id": contact["external_id"], "name": contact["name"]}
-
-
-def agent_summary(agent: dict[str, Any]) -> dict[str, Any]:
-    return {"id": agent["id"], "username": agent["username"]}
+def _contact_summary(contact: Contact) -> dict[str, Any]:
+    return {"id": contact.id, "external_id": contact.external_id, "name": contact.name}
 
 
 def inbound_document(
     *,
     channel_id: str,
-    contact: dict[str, Any],
+    contact: Contact,
     dedupe_key: str,
     content: str,
     external_id: str = "",
@@ -56,13 +46,13 @@ def inbound_document(
         "_id": key,
         KEY: key,
         "channel_id": channel_id,
-        "contact_id": contact["id"],
-        "contact": contact_summary(contact),
+        "contact_id": contact.id,
+        "contact": _contact_summary(contact),
         "agent_id": None,
         "agent": None,
-        "direction": "in",
+        "direction": Direction.IN.value,
         "content": content,
-        "status": "received",
+        "status": Status.RECEIVED.value,
         "dedupe_key": dedupe_key,
         "external_id": external_id,
         "created_at": now,
@@ -140,33 +130,6 @@ class MessagesRepository:
                 retention_seconds,
             )
 
-    async def insert_inbound(
-        self,
-        *,
-        channel_id: str,
-        contact: dict[str, Any],
-        dedupe_key: str,
-        content: str,
-        external_id: str = "",
-        extra: dict[str, Any] | None = None,
-    ) -> tuple[dict[str, Any], bool]:
-        """Store an inbound message once; returns ``(record, created)``.
-
-        A second delivery of the same ``dedupe_key`` returns the stored message with
-        ``created=False``.
-        """
-        document = inbound_document(
-            channel_id=channel_id,
-            contact=contact,
-            dedupe_key=dedupe_key,
-            content=content,
-            external_id=external_id,
-            extra=extra,
-        )
-        return await self._insert_once(
-            document, {"channel_id": channel_id, "dedupe_key": dedupe_key}
-        )
-
     async def insert_inbound_many(self, documents: list[dict[str, Any]]) -> list[bool | Refused]:
         """Store inbound messages (from :func:`inbound_document`) in one bulk write.
 
@@ -186,12 +149,12 @@ class MessagesRepository:
     async def insert_outbound(
         self,
         *,
-        contact: dict[str, Any],
+        contact: Contact,
         content: str,
-        agent: dict[str, Any] | None,
+        agent: Agent | None,
         idempotency_key: str | None = None,
         extra: dict[str, Any] | None = None,
-    ) -> tuple[dict[str, Any], bool]:
+    ) -> tuple[Message, bool]:
         """Store an outbound message as ``queued``: it is stored before it is sent.
 
         With an ``idempotency_key`` already used by the same agent, the earlier
@@ -202,14 +165,14 @@ class MessagesRepository:
         document: dict[str, Any] = {
             "_id": key,
             KEY: key,
-            "channel_id": contact["channel_id"],
-            "contact_id": contact["id"],
-            "contact": contact_summary(contact),
-            "agent_id": agent["id"] if agent else None,
-            "agent": agent_summary(agent) if agent else None,
-            "direction": "out",
+            "channel_id": contact.channel_id,
+            "contact_id": contact.id,
+            "contact": _contact_summary(contact),
+            "agent_id": agent.id if agent else None,
+            "agent": {"id": agent.id, "username": agent.username} if agent else None,
+            "direction": Direction.OUT.value,
             "content": content,
-            "status": "queued",
+            "status": Status.QUEUED.value,
             "external_id": "",
             "error": None,
             "attempts": 0,
@@ -220,26 +183,21 @@ class MessagesRepository:
         }
         if idempotency_key is None:
             await self.collection.insert_one(document)
-            return to_record(document), True  # type: ignore[return-value]
+            return Message.of(document), True
         document["idempotency_key"] = idempotency_key
-        return await self._insert_once(
-            document, {"agent_id": document["agent_id"], "idempotency_key": idempotency_key}
-        )
-
-    async def _insert_once(
-        self, document: dict[str, Any], unique_key: dict[str, Any]
-    ) -> tuple[dict[str, Any], bool]:
         try:
             await self.collection.insert_one(document)
         except DuplicateKeyError:
-            stored = await self.collection.find_one(unique_key)
+            unique = {"agent_id": document["agent_id"], "idempotency_key": idempotency_key}
+            stored = await self.collection.find_one(unique)
             if stored is None:  # expired between the two calls; nothing left to match
                 raise
-            return to_record(stored), False  # type: ignore[return-value]
-        return to_record(document), True  # type: ignore[return-value]
+            return Message.of(stored), False
+        return Message.of(document), True
 
-    async def get(self, message_id: str) -> dict[str, Any] | None:
-        return to_record(await self.collection.find_one({"_id": message_id}))
+    async def get(self, message_id: str) -> Message | None:
+        document = await self.collection.find_one({"_id": message_id})
+        return Message.of(document) if document is not None else None
 
     async def list_page(
         self,
@@ -248,11 +206,11 @@ class MessagesRepository:
         *,
         contact_id: str | None = None,
         agent_id: str | None = None,
-        direction: str | None = None,
-        status: str | None = None,
+        direction: Direction | None = None,
+        status: Status | None = None,
         created_after: datetime | None = None,
         created_before: datetime | None = None,
-    ) -> Page:
+    ) -> Page[Message]:
         """Newest first; each filter narrows the page, and every page is one query."""
         query: dict[str, Any] = {}
         for name, value in (
@@ -262,9 +220,10 @@ class MessagesRepository:
             ("status", status),
         ):
             if value is not None:
-                query[name] = value
+                query[name] = str(value)
         return await self.pages.fetch(
             self.collection,
+            Message.of,
             query,
             after,
             limit,
@@ -280,7 +239,7 @@ class MessagesRepository:
             {
                 "contact_id": contact_id,
                 KEY: {"$gte": key_floor(millis(since))},
-                "direction": "out",
+                "direction": Direction.OUT.value,
                 "faq_id": faq_id,
             },
             projection={"_id": 1},
@@ -293,7 +252,7 @@ class MessagesRepository:
         self,
         channel_id: str,
         message_id: str,
-        status: str,
+        status: Status,
         *,
         external_id: str = "",
         error: str | None = None,
@@ -307,10 +266,10 @@ class MessagesRepository:
         query: dict[str, Any] = {
             "_id": message_id,
             "channel_id": channel_id,
-            "direction": "out",
-            "status": {"$in": _EARLIER[status]},
+            "direction": Direction.OUT.value,
+            "status": {"$in": [s.value for s in status.follows()]},
         }
-        changes: dict[str, Any] = {"status": status, "updated_at": utcnow()}
+        changes: dict[str, Any] = {"status": status.value, "updated_at": utcnow()}
         if external_id:
             query["external_id"] = {"$in": ["", external_id]}
             changes["external_id"] = external_id

@@ -25,10 +25,12 @@ from typing import Any, Literal
 import pymongo
 from pymongo import ASCENDING, UpdateOne
 
+from storage import models
+from storage.models import Message
 from storage.pages import KEY
 from storage.records import BY_ID, Database, utcnow
 
-UNSENT = ["queued", "sending"]
+UNSENT = [s.value for s in models.UNSENT]
 LOAD_TIMEOUT_SECONDS = 120  # a whole channel's backlog, read once per lease
 
 
@@ -63,7 +65,7 @@ class Unsent:
                 document.get("claimed_until"),
             )
         return cls(
-            id=document.get("_id") or document["id"],
+            id=document["_id"],
             key=document[KEY],
             channel_id=document["channel_id"],
             contact_id=document["contact_id"],
@@ -72,6 +74,20 @@ class Unsent:
             attempts=document.get("attempts", 0),
             next_attempt_at=document.get("next_attempt_at") or document["created_at"],
             claim=claim,
+        )
+
+    @classmethod
+    def queued(cls, message: Message) -> Unsent:
+        """A message just queued: never tried, and its list key is its id."""
+        return cls(
+            id=message.id,
+            key=message.id,
+            channel_id=message.channel_id,
+            contact_id=message.contact_id,
+            to=message.contact.external_id,
+            content=message.content,
+            attempts=0,
+            next_attempt_at=message.created_at,
         )
 
 

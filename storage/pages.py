@@ -19,13 +19,15 @@ to six.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from pymongo import DESCENDING
 
-from storage.records import Collection, key_floor, key_millis, millis, to_record, utcnow
+from storage.models import Document
+from storage.records import Collection, key_floor, key_millis, millis, utcnow
 
 KEY = "list_key"
 FIRST_WINDOW_MS = 3_600_000
@@ -42,9 +44,12 @@ class Position:
     ms_per_item: float
 
 
+T = TypeVar("T")
+
+
 @dataclass(frozen=True)
-class Page:
-    items: list[dict[str, Any]]
+class Page(Generic[T]):
+    items: list[T]
     next: Position | None
 
 
@@ -58,14 +63,16 @@ class PageReader:
     async def fetch(
         self,
         collection: Collection,
+        of: Callable[[Document], T],
         query: dict[str, Any],
         after: Position | None,
         limit: int,
         *,
         newer_than: datetime | None = None,
         older_than: datetime | None = None,
-    ) -> Page:
-        """One page of ``query`` after ``after``, optionally bounded by creation time."""
+    ) -> Page[T]:
+        """One page of ``query`` after ``after``, optionally bounded by creation time,
+        each document made a record by ``of``."""
         upper = after.key if after else None
         if older_than is not None:
             bound = key_floor(millis(older_than, ceil=True))  # created strictly before
@@ -94,14 +101,14 @@ class PageReader:
                 break
             widenings += 1
             window = window * WIDEN if window and widenings <= MAX_WIDENINGS else None
-        items = [to_record(d) for d in documents[:limit]]
+        items = [of(d) for d in documents[:limit]]
         if len(documents) <= limit:
-            return Page(items, None)  # type: ignore[arg-type]
+            return Page(items, None)
         last = documents[limit - 1][KEY]
         density = (anchor - key_millis(last)) / limit
         if after is None and self.windowed:
             self._remember(hint, density)
-        return Page(items, Position(last, density))  # type: ignore[arg-type]
+        return Page(items, Position(last, density))
 
     def _remember(self, hint: str, density: float) -> None:
         self._first_pages[hint] = density

@@ -5,8 +5,8 @@ milliseconds, so sorting by ``_id`` sorts by creation time and a time range is a
 range of ids. Lists page by ``list_key``, a UUIDv7 too (for messages, the id itself;
 storage/pages.py says why), and never need a second sort key.
 
-Repositories hand the rest of the gateway plain dicts whose key is ``id``; only
-storage code knows that MongoDB calls it ``_id``.
+Repositories hand the rest of the gateway the models of storage/models.py; only
+storage code knows the documents, and that MongoDB calls the id ``_id``.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from storage.models import Document
+
 # The _id index by name. The embedded server uses it only when _id is a query's only
 # field: {_id, status} scans the whole collection (explain says COLLSCAN). Queries by
 # _id with more conditions hint it; MongoDB takes the hint the same way.
@@ -32,7 +34,6 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 
 # The driver's generic types with our documents: plain dicts.
-Document = dict[str, Any]
 Database = AsyncDatabase[Document]
 Collection = AsyncCollection[Document]
 
@@ -82,14 +83,6 @@ def derived_id(*parts: str) -> str:
     return str(uuid.uuid5(ID_NAMESPACE, "\x1f".join(parts)))
 
 
-def to_record(document: dict[str, Any] | None) -> dict[str, Any] | None:
-    if document is None:
-        return None
-    record = dict(document)
-    record["id"] = record.pop("_id")
-    return record
-
-
 # Two upserts of one key can both miss and race to insert. MongoDB answers the loser
 # with a duplicate key error where it cannot retry itself
 # (https://jira.mongodb.org/browse/SERVER-14322), and secantusdb answered it with no
@@ -100,7 +93,7 @@ UPSERT_TRIES = 5
 
 async def upsert_returning(
     collection: Collection, query: Mapping[str, Any], update: Callable[[], Any]
-) -> dict[str, Any]:
+) -> Document:
     """``find_one_and_update(upsert=True)`` returning the document after the update,
     tried again when a concurrent upsert of the same key won the insert.
     ``update()`` builds the update afresh for each try (its timestamps, its new id)."""

@@ -25,10 +25,10 @@ from gateway.runtime import Services, build_services
 from handlers.app import make_app
 from storage.database import Storage
 from storage.embedded import EmbeddedServer
-from tests.fakes.telegram import FakeBotAPI
-from tests.fakes.twilio import FakeTwilio
-from tests.helpers import RETENTION_SECONDS, TEST_CONFIG, Client, CommandCounter, sign_up
-from tests.processes import Gateway
+from testkit.fakes.telegram import FakeBotAPI
+from testkit.fakes.twilio import FakeTwilio
+from testkit.helpers import RETENTION_SECONDS, TEST_CONFIG, Client, CommandCounter, sign_up
+from testkit.processes import Gateway
 
 
 @pytest.fixture(autouse=True, scope="session")

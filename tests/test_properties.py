@@ -9,7 +9,6 @@ first checks. Webhooks carry their real secrets and signatures.
 from __future__ import annotations
 
 import json
-import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -21,9 +20,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FROM, sign
-from tests.helpers import free_port, wait_until
-from tests.processes import BOT_GATEWAY, STARTUP_SECONDS, http_status
+from testkit.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FROM, sign
+from testkit.helpers import free_port, wait_until
+from testkit.processes import STARTUP_SECONDS, http_status, launch, stop
 
 PUBLIC_URL = "https://gw.example.com"
 MOCK_SECRET = "properties-mock-secret"
@@ -84,10 +83,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         ],
     }  # fmt: skip
     (workdir / "config.yaml").write_text(json.dumps(config))
-    log = (workdir / "gateway.log").open("ab")
-    command = [BOT_GATEWAY, "serve", "--config", str(workdir / "config.yaml")]
-    process = subprocess.Popen(command, stdout=log, stderr=log)
-    log.close()
+    process = launch("serve", "--config", str(workdir / "config.yaml"), log=workdir / "gateway.log")
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: http_status(base + "/healthz") == 200, STARTUP_SECONDS, "/healthz")
@@ -103,8 +99,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         ids["faq"] = _post_json(base, "/api/v1/faqs/", faq, tokens["ana"])["id"]
         yield Running(base, tokens, ids)
     finally:
-        process.terminate()
-        process.wait(30)
+        stop(process, 30)
     text = (workdir / "gateway.log").read_text()
     assert "Traceback" not in text
     assert " ERROR " not in text

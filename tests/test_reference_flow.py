@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from tests.processes import Gateway, call
+from testkit.processes import Gateway, call
 
 
 def test_reference_routes_end_to_end(gateway: Gateway) -> None:

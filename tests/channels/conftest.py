@@ -20,8 +20,10 @@ import pytest
 from gateway.config import ChannelConfig, DeliveryConfig, ServerConfig
 from gateway.runtime import Runtime, Services
 from storage.database import Storage
-from tests.fakes.twilio import AUTH_TOKEN
-from tests.helpers import (
+from storage.models import Message
+from testkit.fakes.script import Answer
+from testkit.fakes.twilio import AUTH_TOKEN
+from testkit.helpers import (
     TEST_CONFIG,
     Client,
     async_wait_until,
@@ -132,13 +134,19 @@ class Gateway:
         assert status == 201, message
         return message
 
+    async def stored(self, message_id: str) -> Message:
+        message = await self.storage.messages.get(message_id)
+        assert message is not None, f"message {message_id} is not stored"
+        return message
+
     async def final(self, message_id: str, within: float = 10) -> dict[str, Any]:
-        """The message once it is sent or failed (polls with a deadline)."""
+        """The stored document of the message once it is sent or failed (polls with a
+        deadline): delivery's own fields (attempts, claim) included."""
         seen: dict[str, Any] = {}
 
         async def settled() -> bool:
             seen.clear()  # the latest read only: a field may have gone since the last
-            seen.update(await self.storage.messages.get(message_id) or {})
+            seen.update(await self.storage.messages.collection.find_one(message_id) or {})
             return seen.get("status") in ("sent", "failed")
 
         await async_wait_until(settled, within, f"message {message_id} to be sent or fail")
@@ -165,7 +173,7 @@ class Outgoing:
     (then "ok"), and how the message ends."""
 
     label: str
-    script: list[Any]
+    script: list[Answer]
     status: str = "sent"
     attempts: int = 1
     error: str | None = None  # in the message's error, when it fails

@@ -7,9 +7,10 @@ import json
 from datetime import timedelta
 
 from storage.database import Storage
+from storage.models import Message
 from storage.records import utcnow
+from testkit.helpers import free_port, seen, sign_up
 from tests.channels.conftest import MOCK, MOCK_HEADERS, MOCK_URL, Gateway
-from tests.helpers import free_port, sign_up
 
 URL, JSON = MOCK_URL, MOCK_HEADERS
 
@@ -121,10 +122,10 @@ async def test_a_webhook_is_503_when_the_database_is_down_and_nothing_is_acknowl
     assert await gw.messages() == []
 
 
-async def _unsent_before_start(storage: Storage, *contents: str) -> list[dict]:
+async def _unsent_before_start(storage: Storage, *contents: str) -> list[Message]:
     """Messages to a mock contact, queued before the gateway starts (by an earlier run)."""
     channel = await storage.channels.upsert("mock", "mock", "webhook", {})
-    contact = await storage.contacts.record_seen(channel["id"], "1")
+    contact = await seen(storage, channel.id, "1")
     return [
         (await storage.messages.insert_outbound(contact=contact, content=text, agent=None))[0]
         for text in contents
@@ -140,10 +141,10 @@ async def test_a_stopped_process_claims_are_put_back_once_they_expire_and_sent_o
     expires = utcnow() + timedelta(seconds=1)
     claim = {"status": "sending", "claim": "t", "claimed_by": "gone", "claimed_until": expires}
     await storage.messages.collection.update_one(
-        {"_id": first["id"]}, {"$set": {**claim, "attempts": 1}}
+        {"_id": first.id}, {"$set": {**claim, "attempts": 1}}
     )
     gw: Gateway = await gateway(MOCK)
-    final = [await gw.final(m["id"]) for m in (first, second)]
+    final = [await gw.final(m.id) for m in (first, second)]
     assert [m["status"] for m in final] == ["sent", "sent"]
     assert final[0]["updated_at"] >= expires  # not before the claim ran out
     assert final[0]["updated_at"] <= final[1]["updated_at"]  # and in order

@@ -10,9 +10,9 @@ import pytest
 
 from gateway.config import CacheConfig, FaqConfig
 from gateway.faq import normalize
+from testkit.helpers import async_wait_until, free_port
 from tests.channels.conftest import MOCK, MOCK_HEADERS, MOCK_URL, Gateway
 from tests.channels.test_telegram import telegram
-from tests.helpers import async_wait_until, free_port
 
 URL, JSON = MOCK_URL, MOCK_HEADERS
 FAQ = {

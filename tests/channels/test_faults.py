@@ -22,12 +22,13 @@ from gateway.config import DeliveryConfig
 from gateway.inbound import InboundWriter
 from storage.database import Storage
 from storage.records import utcnow
+from testkit.fakes.script import Fail
+from testkit.fakes.telegram import FakeBotAPI, make_update
+from testkit.fakes.twilio import FakeTwilio
+from testkit.helpers import CommandCounter, async_wait_until, seen
 from tests.channels.conftest import MOCK, MOCK_HEADERS, MOCK_URL, PUBLIC_URL, Gateway
 from tests.channels.test_telegram import SIGNED, URL, telegram
 from tests.channels.test_whatsapp import PATH, inbound, signed, whatsapp
-from tests.fakes.telegram import FakeBotAPI, make_update
-from tests.fakes.twilio import FakeTwilio
-from tests.helpers import CommandCounter, async_wait_until
 
 JSON = MOCK_HEADERS
 
@@ -94,7 +95,7 @@ async def test_2_a_long_flood_wait_never_sends_a_message_twice(
     short_claims = DeliveryConfig(stale_sending_seconds=1, backoff_seconds=0.05)
     gw: Gateway = await gateway(telegram(telegram_api), delivery=short_claims)
     chats = await _telegram_chats(gw, [1, 2])
-    telegram_api.send_script = [(429, 2)]
+    telegram_api.send_script = [Fail(429, retry_after=2)]
     started = time.monotonic()
     first = await gw.send(chats[1], "to one")
     second = await gw.send(chats[2], "to two")
@@ -110,16 +111,16 @@ async def test_3_a_claim_left_behind_is_taken_back_only_once_it_runs_out(
     gateway, storage: Storage
 ) -> None:
     channel = await storage.channels.upsert("mock", "mock", "webhook", {})
-    contact = await storage.contacts.record_seen(channel["id"], "1")
+    contact = await seen(storage, channel.id, "1")
     message, _ = await storage.messages.insert_outbound(contact=contact, content="a", agent=None)
     expires = utcnow() + timedelta(seconds=1.5)
     await storage.messages.collection.update_one(
-        {"_id": message["id"]},
+        {"_id": message.id},
         {"$set": {"status": "sending", "claim": "old", "claimed_by": "gone",
                   "claimed_until": expires, "attempts": 1}},
     )  # fmt: skip
     gw: Gateway = await gateway(MOCK)
-    final = await gw.final(message["id"])
+    final = await gw.final(message.id)
     assert final["status"] == "sent"
     assert final["updated_at"] >= expires
     assert final.get("claim") != "old"  # the old claim ended; the send had its own
@@ -178,7 +179,7 @@ async def test_7_flood_waits_are_not_attempts_and_show_in_metrics(
     two_attempts = DeliveryConfig(max_attempts=2, backoff_seconds=0.05, max_backoff_seconds=0.1)
     gw: Gateway = await gateway(telegram(telegram_api), delivery=two_attempts)
     chats = await _telegram_chats(gw, [5])
-    telegram_api.send_script = [(429, 1), (429, 1), (429, 1)]
+    telegram_api.send_script = [Fail(429, retry_after=1)] * 3
     message = await gw.send(chats[5], "patience")
 
     async def paused() -> bool:
@@ -219,13 +220,13 @@ async def test_8_a_status_callback_that_overtakes_the_send_keeps_its_news_and_th
     message = await gw.send(contact["_id"], "hi")
 
     async def settled() -> bool:
-        stored = await gw.storage.messages.get(message["id"])
-        return stored["status"] == "delivered" and stored["external_id"] != ""
+        stored = await gw.stored(message["id"])
+        return stored.status == "delivered" and stored.external_id != ""
 
     await async_wait_until(settled, 10, "the message to be delivered with its sid")
     [request] = twilio_api.sent
-    stored: Any = await gw.storage.messages.get(message["id"])
-    assert (stored["status"], stored["external_id"], answers) == (
+    stored: Any = await gw.stored(message["id"])
+    assert (stored.status, stored.external_id, answers) == (
         "delivered",
         request["sid"],
         [200],

@@ -18,12 +18,12 @@ from urllib.parse import urlencode
 
 import pytest
 
+from testkit.fakes.telegram import FakeBotAPI
+from testkit.fakes.twilio import FakeTwilio
+from testkit.helpers import async_wait_until
 from tests.channels.conftest import MOCK, MOCK_HEADERS, MOCK_URL, Gateway
 from tests.channels.test_telegram import SIGNED, URL, telegram, update
 from tests.channels.test_whatsapp import PATH, inbound, signed, whatsapp
-from tests.fakes.telegram import FakeBotAPI
-from tests.fakes.twilio import FakeTwilio
-from tests.helpers import async_wait_until
 
 JSON = {"Content-Type": "application/json"}
 HEALTHZ_SECONDS = 0.1  # the longest /healthz may take while a row runs

@@ -13,10 +13,10 @@ import time
 from collections import defaultdict
 
 from gateway.config import DeliveryConfig
+from testkit.fakes.telegram import FakeBotAPI, make_update
+from testkit.helpers import async_wait_until
 from tests.channels.conftest import MOCK, MOCK_HEADERS, MOCK_URL, Gateway
 from tests.channels.test_telegram import SIGNED, URL, telegram
-from tests.fakes.telegram import FakeBotAPI, make_update
-from tests.helpers import async_wait_until
 
 CHATS = 200
 REPLIES = 5

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
-import sys
 from pathlib import Path
 
 from channels.telegram import SECRET_HEADER
-from tests.fakes.telegram import TOKEN, FakeBotAPI, make_update
-from tests.helpers import Client, async_wait_until, free_port, sign_in, sign_up
-from tests.processes import STARTUP_SECONDS
+from testkit.fakes.telegram import TOKEN, FakeBotAPI, make_update
+from testkit.helpers import Client, async_wait_until, free_port, sign_in, sign_up
+from testkit.processes import STARTUP_SECONDS, exited, launch
 
 HOOK_SECRET = "hook-secret"
 
@@ -44,20 +42,6 @@ def _config(workdir: Path, port: int, api: FakeBotAPI) -> Path:
     return path
 
 
-async def _serve(config: Path, workdir: Path) -> asyncio.subprocess.Process:
-    with (workdir / "gateway.log").open("ab") as log:  # the child keeps its own copy
-        return await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot_gateway",
-            "serve",
-            "--config",
-            str(config),
-            stdout=log,
-            stderr=log,
-        )
-
-
 async def test_killed_with_messages_queued_then_restarted_delivers_each_once(
     telegram_api: FakeBotAPI, tmp_path: Path
 ) -> None:
@@ -72,7 +56,7 @@ async def test_killed_with_messages_queued_then_restarted_delivers_each_once(
             return False
 
     telegram_api.down = True  # Telegram unreachable: every send fails and is retried
-    gateway = await _serve(config, tmp_path)
+    gateway = launch("serve", "--config", str(config), log=tmp_path / "gateway.log")
     try:
         await async_wait_until(up, STARTUP_SECONDS, "the gateway to start")
         hook = json.dumps(make_update(1, 42, "hi", "Zé"))
@@ -99,10 +83,10 @@ async def test_killed_with_messages_queued_then_restarted_delivers_each_once(
         await async_wait_until(tried, 15, "sends to be tried")
     finally:
         gateway.send_signal(signal.SIGKILL)  # no goodbye: whatever was in flight stays so
-        await gateway.wait()
+        await exited(gateway, 20)
 
     telegram_api.down = False
-    restarted = await _serve(config, tmp_path)
+    restarted = launch("serve", "--config", str(config), log=tmp_path / "gateway.log")
     try:
         await async_wait_until(up, STARTUP_SECONDS, "the gateway to restart")
         agent = await sign_in(client, "ana")
@@ -115,4 +99,4 @@ async def test_killed_with_messages_queued_then_restarted_delivers_each_once(
         assert telegram_api.sent_to(42) == texts  # each exactly once, in order
     finally:
         restarted.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(restarted.wait(), 15) == 0
+        assert await exited(restarted, 15) == 0

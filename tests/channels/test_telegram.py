@@ -15,10 +15,11 @@ import pytest
 from channels.telegram import SECRET_HEADER
 from gateway.config import ChannelConfig
 from storage.database import Storage
+from testkit.fakes.script import DROP, Fail
+from testkit.fakes.telegram import TOKEN, FakeBotAPI, make_update
+from testkit.helpers import async_wait_until
+from testkit.processes import BOT_GATEWAY
 from tests.channels.conftest import FAST_RETRIES, REPLY, Gateway, Outgoing, outgoing_cases
-from tests.fakes.telegram import TOKEN, FakeBotAPI, make_update
-from tests.helpers import async_wait_until
-from tests.processes import BOT_GATEWAY
 
 HOOK_SECRET = "hook-secret"
 URL = "/webhooks/telegram/tg/"
@@ -134,11 +135,11 @@ async def test_polling_three_users_become_contacts_and_replies_reach_their_chats
 
 OUTGOING = [
     Outgoing("sent", []),
-    Outgoing("two network failures, then sent", [("network",), ("network",)], attempts=3),
-    Outgoing("server errors past the limit", [(502, "Bad Gateway")] * 3, "failed", 3, "Bad Gateway"),
-    Outgoing("blocked by the user", [(403, "Forbidden: bot was blocked by the user")], "failed", 1, "bot was blocked by the user"),
-    Outgoing("chat not found", [(400, "Bad Request: chat not found")], "failed", 1, "chat not found"),
-    Outgoing("bad token", [(401, "Unauthorized")], "failed", 1, "Unauthorized"),
+    Outgoing("two network failures, then sent", [DROP, DROP], attempts=3),
+    Outgoing("server errors past the limit", [Fail(502, message="Bad Gateway")] * 3, "failed", 3, "Bad Gateway"),
+    Outgoing("blocked by the user", [Fail(403, message="Forbidden: bot was blocked by the user")], "failed", 1, "bot was blocked by the user"),
+    Outgoing("chat not found", [Fail(400, message="Bad Request: chat not found")], "failed", 1, "chat not found"),
+    Outgoing("bad token", [Fail(401, message="Unauthorized")], "failed", 1, "Unauthorized"),
 ]  # fmt: skip
 
 
@@ -157,7 +158,7 @@ async def test_429_retry_after_is_honoured(gateway, telegram_api) -> None:
     gw: Gateway = await gateway(telegram(telegram_api))
     await gw.post(URL, json.dumps(update("hi")), SIGNED)
     [inbound] = await gw.messages()
-    telegram_api.send_script = [(429, 2)]
+    telegram_api.send_script = [Fail(429, retry_after=2)]
     started = time.monotonic()
     message = await gw.send(inbound["contact_id"], "hello")
     final = await gw.final(message["id"], within=15)
@@ -173,7 +174,7 @@ async def test_messages_to_one_chat_keep_their_order_and_pace(gateway, telegram_
     )
     await gw.post(URL, json.dumps(update("hi")), SIGNED)
     [inbound] = await gw.messages()
-    telegram_api.send_script = ["ok", ("network",)]  # the second one needs a retry
+    telegram_api.send_script = ["ok", DROP]  # the second one needs a retry
     ids = [(await gw.send(inbound["contact_id"], f"m{i}"))["id"] for i in range(4)]
     for message_id in ids:
         assert (await gw.final(message_id))["status"] == "sent"

@@ -8,6 +8,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 
 from gateway.config import ChannelConfig
+from testkit.fakes.script import DROP, Fail
+from testkit.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FROM, FakeTwilio, sign
 from tests.channels.conftest import (
     MOCK,
     MOCK_HEADERS,
@@ -18,7 +20,6 @@ from tests.channels.conftest import (
     Outgoing,
     outgoing_cases,
 )
-from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FROM, FakeTwilio, sign
 
 PATH = "/webhooks/whatsapp/wa/"
 FORM = "application/x-www-form-urlencoded"
@@ -103,11 +104,11 @@ async def _conversation(gw: Gateway) -> str:
 
 OUTGOING = [
     Outgoing("sent", []),
-    Outgoing("network failure, then sent", [("network",)], attempts=2),
-    Outgoing("rate limited, then sent", [(429, 20429, "Too Many Requests")]),  # a wait, no attempt
-    Outgoing("server error past the limit", [(500, 20500, "Internal Server Error")] * 3, "failed", 3, "20500"),
-    Outgoing("not a WhatsApp number", [(400, 63003, "Channel could not find To address")], "failed", 1, "63003"),
-    Outgoing("bad credentials", [(401, 20003, "Authenticate")], "failed", 1, "20003"),
+    Outgoing("network failure, then sent", [DROP], attempts=2),
+    Outgoing("rate limited, then sent", [Fail(429, 20429, "Too Many Requests")]),  # a wait, no attempt
+    Outgoing("server error past the limit", [Fail(500, 20500, "Internal Server Error")] * 3, "failed", 3, "20500"),
+    Outgoing("not a WhatsApp number", [Fail(400, 63003, "Channel could not find To address")], "failed", 1, "63003"),
+    Outgoing("bad credentials", [Fail(401, 20003, "Authenticate")], "failed", 1, "20003"),
 ]  # fmt: skip
 
 
@@ -126,12 +127,12 @@ async def test_outgoing(gateway, twilio_api, case: Outgoing) -> None:
     assert final["external_id"] == request["sid"]
     callback = urlsplit(request["StatusCallback"])
     assert f"{callback.scheme}://{callback.netloc}{callback.path}" == f"{PUBLIC_URL}{PATH}status/"
-    assert parse_qs(callback.query) == {"message_id": [final["id"]]}
+    assert parse_qs(callback.query) == {"message_id": [final["_id"]]}
 
 
 async def _status(gw: Gateway, message_id: str, status: str, **extra: str) -> int:
     path = f"{PATH}status/?message_id={message_id}"
-    sid = (await gw.storage.messages.get(message_id))["external_id"] or "SM1"
+    sid = (await gw.stored(message_id)).external_id or "SM1"
     form = {"MessageSid": sid, "MessageStatus": status, "AccountSid": ACCOUNT_SID, **extra}
     code, _ = await gw.post(path, urlencode(form), signed(form, path))
     return code
@@ -143,7 +144,7 @@ async def test_status_callbacks_move_forward_only(gateway, twilio_api) -> None:
     assert (await gw.final(message["id"]))["status"] == "sent"
 
     async def status() -> Any:
-        return (await gw.storage.messages.get(message["id"]))["status"]
+        return (await gw.stored(message["id"])).status
 
     assert await _status(gw, message["id"], "delivered") == 200
     assert await status() == "delivered"
@@ -162,8 +163,8 @@ async def test_failed_status_records_twilio_error(gateway, twilio_api) -> None:
     await _status(
         gw, message["id"], "undelivered", ErrorCode="63016", ErrorMessage="Outside the window"
     )
-    stored = await gw.storage.messages.get(message["id"])
-    assert (stored["status"], stored["error"]) == ("failed", "63016: Outside the window")
+    stored = await gw.stored(message["id"])
+    assert (stored.status, stored.error) == ("failed", "63016: Outside the window")
 
 
 async def test_forged_status_callback_changes_nothing(gateway, twilio_api) -> None:
@@ -176,7 +177,7 @@ async def test_forged_status_callback_changes_nothing(gateway, twilio_api) -> No
         path, urlencode(form), {"Content-Type": FORM, "X-Twilio-Signature": "x"}
     )
     assert code == 403
-    assert (await gw.storage.messages.get(message["id"]))["status"] == "sent"
+    assert (await gw.stored(message["id"])).status == "sent"
 
 
 async def test_a_signed_callback_moves_only_its_channels_message_with_its_sid(
@@ -196,4 +197,4 @@ async def test_a_signed_callback_moves_only_its_channels_message_with_its_sid(
     form = {"MessageSid": "SMsomeoneelse", "MessageStatus": "failed", "AccountSid": ACCOUNT_SID}
     assert (await gw.post(path, urlencode(form), signed(form, path)))[0] == 200
     for message in (ours, theirs):
-        assert (await gw.storage.messages.get(message["id"]))["status"] == "sent"
+        assert (await gw.stored(message["id"])).status == "sent"

@@ -11,16 +11,8 @@ from urllib.parse import urlencode
 import pytest
 
 from gateway.config import ChannelConfig
-from tests.channels.conftest import (
-    MOCK,
-    MOCK_HEADERS,
-    MOCK_URL,
-    REPLY,
-    Gateway,
-    Outgoing,
-    outgoing_cases,
-)
-from tests.fakes.graph import (
+from storage.models import Message
+from testkit.fakes.graph import (
     ACCESS_TOKEN,
     APP_SECRET,
     PHONE_NUMBER_ID,
@@ -29,6 +21,16 @@ from tests.fakes.graph import (
     signature,
     text_message,
     webhook,
+)
+from testkit.fakes.script import DROP, Fail
+from tests.channels.conftest import (
+    MOCK,
+    MOCK_HEADERS,
+    MOCK_URL,
+    REPLY,
+    Gateway,
+    Outgoing,
+    outgoing_cases,
 )
 
 PATH = "/webhooks/whatsapp_cloud/wac/"
@@ -147,12 +149,12 @@ async def _conversation(gw: Gateway) -> str:
 
 OUTGOING = [
     Outgoing("sent", []),
-    Outgoing("network failure, then sent", [("network",)], attempts=2),
-    Outgoing("throughput limit, then sent", [(400, 130429, "Rate limit hit")]),  # a wait, no attempt
-    Outgoing("pair rate limit, then sent", [(400, 131056, "Pair rate limit hit")]),
-    Outgoing("service unavailable past the limit", [(503, 131016, "Service unavailable")] * 3, "failed", 3, "131016"),
-    Outgoing("outside the 24-hour window", [(400, 131047, "Re-engagement message")], "failed", 1, "131047"),
-    Outgoing("expired access token", [(401, 190, "Error validating access token")], "failed", 1, "190"),
+    Outgoing("network failure, then sent", [DROP], attempts=2),
+    Outgoing("throughput limit, then sent", [Fail(400, 130429, "Rate limit hit")]),  # a wait, no attempt
+    Outgoing("pair rate limit, then sent", [Fail(400, 131056, "Pair rate limit hit")]),
+    Outgoing("service unavailable past the limit", [Fail(503, 131016, "Service unavailable")] * 3, "failed", 3, "131016"),
+    Outgoing("outside the 24-hour window", [Fail(400, 131047, "Re-engagement message")], "failed", 1, "131047"),
+    Outgoing("expired access token", [Fail(401, 190, "Error validating access token")], "failed", 1, "190"),
 ]  # fmt: skip
 
 
@@ -164,29 +166,29 @@ async def test_outgoing(gateway, graph_api, case: Outgoing) -> None:
         return
     [request] = graph_api.sent
     assert (request["to"], request["text"]["body"]) == ("5511999990000", REPLY)
-    assert request["biz_opaque_callback_data"] == final["id"]
+    assert request["biz_opaque_callback_data"] == final["_id"]
     assert final["external_id"] == request["id"]
 
 
-def _status(message: dict[str, Any], state: str, **fields: Any) -> dict[str, Any]:
+def _status(message: Message, state: str, **fields: Any) -> dict[str, Any]:
     return {
-        "id": message.get("external_id") or "wamid.1",
+        "id": message.external_id or "wamid.1",
         "status": state,
         "timestamp": "1796140001",
         "recipient_id": "5511999990000",
-        "biz_opaque_callback_data": message["id"],
+        "biz_opaque_callback_data": message.id,
         **fields,
     }
 
 
-async def _sent(gw: Gateway) -> dict[str, Any]:
+async def _sent(gw: Gateway) -> Message:
     message = await gw.send(await _conversation(gw), "hi")
     assert (await gw.final(message["id"]))["status"] == "sent"
-    return await gw.storage.messages.get(message["id"]) or {}
+    return await gw.stored(message["id"])
 
 
-async def _status_of(gw: Gateway, message: dict[str, Any]) -> str:
-    return str((await gw.storage.messages.get(message["id"]) or {})["status"])
+async def _status_of(gw: Gateway, message: Message) -> str:
+    return (await gw.stored(message.id)).status
 
 
 async def test_statuses_move_forward_only(gateway, graph_api) -> None:
@@ -206,8 +208,8 @@ async def test_a_failed_status_records_metas_error(gateway, graph_api) -> None:
     message = await _sent(gw)
     errors = [{"code": 131026, "title": "Message undeliverable"}]
     assert await _post(gw, webhook(statuses=(_status(message, "failed", errors=errors),))) == 200
-    stored = await gw.storage.messages.get(message["id"]) or {}
-    assert (stored["status"], stored["error"]) == ("failed", "131026: Message undeliverable")
+    stored = await gw.stored(message.id)
+    assert (stored.status, stored.error) == ("failed", "131026: Message undeliverable")
 
 
 async def test_forged_or_foreign_statuses_change_nothing(gateway, graph_api) -> None:
@@ -216,8 +218,9 @@ async def test_forged_or_foreign_statuses_change_nothing(gateway, graph_api) -> 
     body = '{"contact_id": "m", "message": "hello"}'
     assert (await gw.post(MOCK_URL, body, MOCK_HEADERS))[0] == 200
     [contact] = await gw.storage.contacts.collection.find({"external_id": "m"}).to_list()
-    theirs = await gw.send(contact["_id"], "to the mock contact")
-    assert (await gw.final(theirs["id"]))["status"] == "sent"
+    sent = await gw.send(contact["_id"], "to the mock contact")
+    assert (await gw.final(sent["id"]))["status"] == "sent"
+    theirs = await gw.stored(sent["id"])
     forged = webhook(statuses=(_status(ours, "failed"),))
     assert await _post(gw, forged, sign_with="not-the-app-secret") == 403
     # Signed, but naming another channel's message, another wamid, or nobody.

@@ -6,16 +6,15 @@ Bot API counts getUpdates calls that overlap, which must never happen for one bo
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import time
 import uuid
 from pathlib import Path
 
-from tests.fakes.telegram import TOKEN, FakeBotAPI
-from tests.helpers import Client, async_wait_until, free_port, sign_in, sign_up
-from tests.processes import serve, until_ready
+from testkit.fakes.telegram import TOKEN, FakeBotAPI
+from testkit.helpers import Client, async_wait_until, free_port, sign_in, sign_up
+from testkit.processes import exited, launch, until_ready
 
 LEASE_SECONDS = 3
 HELD = 'gateway_channel_lease_held{channel="tg"}'
@@ -60,7 +59,7 @@ async def test_one_gateway_works_a_bot_and_the_other_takes_over_after_kill_9(
     for name in ("a", "b"):
         port = free_port()
         config = _config(tmp_path / name, port, mongo_uri, database, telegram_api)
-        processes.append(await serve(config, tmp_path / f"{name}.log"))
+        processes.append(launch("serve", "--config", str(config), log=tmp_path / f"{name}.log"))
         clients.append(Client(f"http://127.0.0.1:{port}"))
     try:
         for client in clients:
@@ -103,7 +102,7 @@ async def test_one_gateway_works_a_bot_and_the_other_takes_over_after_kill_9(
             "the holder to try sending while Telegram is away",
         )
         processes[holder].send_signal(signal.SIGKILL)  # no goodbye, no lease handed back
-        await processes[holder].wait()
+        await exited(processes[holder], 20)
         killed = time.monotonic()
         calls_at_kill = len(telegram_api.calls)
         telegram_api.down = False
@@ -137,7 +136,7 @@ async def test_one_gateway_works_a_bot_and_the_other_takes_over_after_kill_9(
             if process.returncode is None:
                 process.send_signal(signal.SIGTERM)
         for process in processes:
-            await asyncio.wait_for(process.wait(), 20)
+            await exited(process, 20)
 
 
 async def _true(value: bool) -> bool:

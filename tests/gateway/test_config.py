@@ -13,7 +13,7 @@ import yaml
 
 from channels.registry import CHANNEL_TYPES
 from gateway.config import Config, ConfigError, build_section, load_config, parse_config
-from tests.processes import BOT_GATEWAY
+from testkit.processes import BOT_GATEWAY
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
 
@@ -148,7 +148,7 @@ def test_config_path_from_environment_variable(config_file, monkeypatch) -> None
 def test_cli_reports_an_invalid_file_in_one_line_with_exit_code_2(config_file) -> None:
     path = config_file("server:\n  port: many\n")
     result = subprocess.run(
-        [sys.executable, "-m", "bot_gateway", "serve", "--config", str(path)],
+        [BOT_GATEWAY, "serve", "--config", str(path)],
         capture_output=True,
         text=True,
         timeout=60,

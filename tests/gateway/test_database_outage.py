@@ -17,8 +17,8 @@ from tornado.httpclient import HTTPClientError
 
 from gateway.config import StorageConfig
 from storage.database import Storage
-from tests.helpers import Client, async_wait_until, free_port
-from tests.processes import children, serve, until_ready
+from testkit.helpers import Client, async_wait_until, free_port
+from testkit.processes import children, exited, launch, until_ready
 
 SECRET = "mock-secret-for-the-outage"
 HUNG_SECONDS = 4.0
@@ -40,7 +40,7 @@ async def test_a_hung_then_killed_database_gives_quick_503s_and_is_restarted(
             }
         )
     )
-    gateway = await serve(config, tmp_path / "gateway.log")
+    gateway = launch("serve", "--config", str(config), log=tmp_path / "gateway.log")
     client = Client(f"http://127.0.0.1:{port}")
     answers: list[tuple[float, int, float, str]] = []  # (sent at, status, seconds, id)
     stop = asyncio.Event()
@@ -88,7 +88,7 @@ async def test_a_hung_then_killed_database_gives_quick_503s_and_is_restarted(
         assert restarted != database
     finally:
         gateway.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(gateway.wait(), 20) == 0
+        assert await exited(gateway, 20) == 0
 
     statuses = {status for _, status, _, _ in answers}
     assert statuses <= {200, 503}, f"answers other than 200 and 503: {statuses}"

@@ -4,7 +4,6 @@ documented compose environment, each against a real `bot-gateway serve`."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import resource
 import socket
@@ -18,33 +17,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import free_port, wait_until
-from tests.processes import BOT_GATEWAY, STARTUP_SECONDS, http_status
+from testkit.helpers import free_port, wait_until
+from testkit.processes import STARTUP_SECONDS, http_status, launch, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 IDLE = 900  # half-open connections a slow-loris attacker holds
 
 
 def _start(workdir: Path, env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
-    log = (workdir / "gateway.log").open("ab")
-    process = subprocess.Popen(
-        [BOT_GATEWAY, "serve", *args],
-        stdout=log,
-        stderr=log,
-        env={**os.environ, **env},
-        cwd=workdir,  # like the image's /app: no config.yaml there, the packaged defaults
-    )
-    log.close()
-    return process
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    # cwd like the image's /app: no config.yaml there, the packaged defaults
+    return launch("serve", *args, log=workdir / "gateway.log", env=env, cwd=workdir)
 
 
 @pytest.fixture
@@ -65,7 +47,7 @@ def serve(tmp_path: Path) -> Iterator:
 
     yield start
     for process in started:
-        _stop(process)
+        stop(process)
 
 
 def _half_open(port: int, count: int) -> list[socket.socket]:
@@ -162,7 +144,7 @@ def test_in_the_compose_environment_nothing_is_open(tmp_path: Path, mock_enabled
         agent = json.dumps({"username": "mallory", "password": "x" * 12}).encode()
         assert _post(base + "/api/v1/agents/", agent, caddy) == 403
     finally:
-        _stop(process)
+        stop(process)
     log = (tmp_path / "gateway.log").read_text()
     assert "channel 'mock' (mock) is off" in log
 

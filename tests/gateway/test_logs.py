@@ -8,8 +8,8 @@ import signal
 import urllib.request
 
 from gateway.logs import MASK, Scrubber
-from tests.helpers import free_port, wait_until
-from tests.processes import Gateway, http_status
+from testkit.helpers import free_port, wait_until
+from testkit.processes import Gateway, http_status
 
 TOKEN = "987654321:AAH-secret-bot-token-for-log-tests-x"
 

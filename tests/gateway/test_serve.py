@@ -8,8 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.helpers import free_port, wait_until
-from tests.processes import (
+from testkit.helpers import free_port, wait_until
+from testkit.processes import (
     BOT_GATEWAY,
     STARTUP_SECONDS,
     Gateway,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -13,8 +12,8 @@ from tornado.httpclient import HTTPClientError
 
 from gateway.config import StorageConfig
 from storage.database import Storage
-from tests.helpers import Client, async_wait_until, free_port
-from tests.processes import STARTUP_SECONDS
+from testkit.helpers import Client, async_wait_until, free_port
+from testkit.processes import STARTUP_SECONDS, exited, launch
 
 SECRET = "mock-secret-for-shutdown"
 
@@ -32,11 +31,7 @@ async def test_sigterm_mid_load_loses_no_acknowledged_webhook(tmp_path: Path) ->
             }
         )
     )
-    with (tmp_path / "gateway.log").open("ab") as log:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot_gateway", "serve", "--config", str(config),
-            stdout=log, stderr=log,
-        )  # fmt: skip
+    process = launch("serve", "--config", str(config), log=tmp_path / "gateway.log")
     client = Client(f"http://127.0.0.1:{port}")
 
     async def up() -> bool:
@@ -77,7 +72,7 @@ async def test_sigterm_mid_load_loses_no_acknowledged_webhook(tmp_path: Path) ->
     await async_wait_until(some_load, 30, "webhooks to be acknowledged")
     signalled = time.monotonic()
     process.send_signal(signal.SIGTERM)
-    code = await asyncio.wait_for(process.wait(), 20)
+    code = await exited(process, 20)
     took = time.monotonic() - signalled
     stop.set()
     await asyncio.gather(*workers)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import Client, sign_in, sign_up
+from testkit.helpers import Client, sign_in, sign_up
 
 
 async def _ids(api: Client) -> dict[str, str]:

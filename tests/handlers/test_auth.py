@@ -13,7 +13,7 @@ from gateway.config import AuthConfig, Config
 from gateway.runtime import build_services
 from gateway.tokens import TokenIssuer, load_or_create_secret
 from storage.database import Storage
-from tests.helpers import TEST_CONFIG, Client, sign_in, sign_up
+from testkit.helpers import TEST_CONFIG, Client, sign_in, sign_up
 
 SECRET = TEST_CONFIG.auth.jwt_secret
 

@@ -11,7 +11,7 @@ from gateway.runtime import build_services
 from handlers import app as app_module
 from handlers.app import make_app
 from handlers.base import BaseHandler, public
-from tests.helpers import TEST_CONFIG, Client
+from testkit.helpers import TEST_CONFIG, Client
 
 
 @pytest.mark.parametrize(

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from storage.database import Storage
-from tests.helpers import Client
+from testkit.helpers import Client, seen
 
 
 async def test_contacts_list_filters_and_read(api: Client, storage: Storage) -> None:
     telegram = await storage.channels.upsert("tg", "telegram", "polling", {})
     whatsapp = await storage.channels.upsert("wa", "whatsapp", "webhook", {})
-    ze = await storage.contacts.record_seen(telegram["id"], "1", name="José Silva", username="ze")
-    await storage.contacts.record_seen(telegram["id"], "2", name="Maria", username="mari")
-    await storage.contacts.record_seen(whatsapp["id"], "+5511999", name="Carla", username="")
+    ze = await seen(storage, telegram.id, "1", name="José Silva", username="ze")
+    await seen(storage, telegram.id, "2", name="Maria", username="mari")
+    await seen(storage, whatsapp.id, "+5511999", name="Carla", username="")
 
     status, page = await api.fetch("GET", "/api/v1/contacts/")
     assert status == 200
@@ -23,18 +23,18 @@ async def test_contacts_list_filters_and_read(api: Client, storage: Storage) -> 
         assert status == 200, page
         return [c["name"] for c in page["results"]]
 
-    assert await names(f"channel_id={telegram['id']}") == ["Maria", "José Silva"]
+    assert await names(f"channel_id={telegram.id}") == ["Maria", "José Silva"]
     assert await names("q=silva") == ["José Silva"]
     assert await names("q=MAR") == ["Maria"]  # name or username, any case
     assert await names("q=.*") == []  # the query is text, not a pattern
     assert await names("page_size=2") == ["Carla", "Maria"]
 
-    status, contact = await api.fetch("GET", f"/api/v1/contacts/{ze['id']}/")
+    status, contact = await api.fetch("GET", f"/api/v1/contacts/{ze.id}/")
     assert status == 200
     assert (contact["external_id"], contact["username"], contact["channel_id"]) == (
         "1",
         "ze",
-        telegram["id"],
+        telegram.id,
     )
     assert (await api.fetch("GET", "/api/v1/contacts/nope/"))[0] == 404
 
@@ -52,9 +52,9 @@ async def test_channels_show_their_webhook_path_and_never_a_secret(
     assert set(by_name["sales"]) == {"id", "name", "type", "mode", "webhook_path", "created_at"}
     assert by_name["sales"]["webhook_path"] == "/webhooks/whatsapp/sales/"
     assert by_name["support"]["webhook_path"] is None
-    status, one = await api.fetch("GET", f"/api/v1/channels/{polling['id']}/")
+    status, one = await api.fetch("GET", f"/api/v1/channels/{polling.id}/")
     assert (status, one["mode"]) == (200, "polling")
-    for body in (page, one, (await api.fetch("GET", f"/api/v1/channels/{hooked['id']}/"))[1]):
+    for body in (page, one, (await api.fetch("GET", f"/api/v1/channels/{hooked.id}/"))[1]):
         assert "SECRET" not in str(body)
         assert "s3cr3t" not in str(body)
     assert (await api.fetch("GET", "/api/v1/channels/nope/"))[0] == 404

@@ -13,7 +13,7 @@ from channels.registry import CHANNEL_TYPES
 from gateway.metrics import route_template
 from handlers.app import API_ROUTES
 from handlers.base import implements, is_public
-from tests.helpers import Client
+from testkit.helpers import Client
 
 
 async def test_schema_is_valid_openapi_and_covers_every_route(client: Client) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gateway.runtime import build_services
 from storage.database import Storage
-from tests.helpers import TEST_CONFIG, Client, free_port
+from testkit.helpers import TEST_CONFIG, Client, free_port
 
 
 async def test_healthz_and_readyz_answer_when_the_database_does(client: Client) -> None:

@@ -11,13 +11,14 @@ import pytest
 from gateway.config import ServerConfig
 from gateway.runtime import build_services
 from storage.database import Storage
-from tests.helpers import TEST_CONFIG, Client, CommandCounter, sign_up
+from storage.models import Contact
+from testkit.helpers import TEST_CONFIG, Client, CommandCounter, received, seen, sign_up
 
 
 @pytest.fixture
-async def contact(storage: Storage) -> dict[str, Any]:
+async def contact(storage: Storage) -> Contact:
     channel = await storage.channels.upsert("support", "telegram", "polling", {})
-    return await storage.contacts.record_seen(channel["id"], "1001", name="Zé", username="ze")
+    return await seen(storage, channel.id, "1001", name="Zé", username="ze")
 
 
 async def _send(api: Client, contact_id: str, content: str, **headers: str) -> tuple[int, Any]:
@@ -30,16 +31,16 @@ async def _send(api: Client, contact_id: str, content: str, **headers: str) -> t
 
 
 async def test_send_stores_a_queued_message_with_contact_and_agent_inline(
-    api: Client, contact: dict[str, Any]
+    api: Client, contact: Contact
 ) -> None:
-    status, message = await _send(api, contact["id"], "Olá! Como posso ajudar?")
+    status, message = await _send(api, contact.id, "Olá! Como posso ajudar?")
     assert status == 201
     assert message["status"] == "queued"
     assert message["direction"] == "out"
     assert message["content"] == "Olá! Como posso ajudar?"
-    assert message["contact"] == {"id": contact["id"], "external_id": "1001", "name": "Zé"}
+    assert message["contact"] == {"id": contact.id, "external_id": "1001", "name": "Zé"}
     assert message["agent"]["username"] == "ana"
-    assert message["channel_id"] == contact["channel_id"]
+    assert message["channel_id"] == contact.channel_id
     assert await api.fetch("GET", f"/api/v1/messages/{message['id']}/") == (200, message)
 
 
@@ -61,49 +62,49 @@ async def test_send_to_an_unknown_contact_is_a_json_404(api: Client, storage: St
     ],
 )
 async def test_invalid_content_is_400_and_stores_nothing(
-    api: Client, contact: dict[str, Any], storage: Storage, content: Any, problem: str
+    api: Client, contact: Contact, storage: Storage, content: Any, problem: str
 ) -> None:
-    status, body = await _send(api, contact["id"], content)
+    status, body = await _send(api, contact.id, content)
     assert status == 400
     assert problem in body["error"]["fields"]["content"]
     assert await storage.messages.collection.count_documents({}) == 0
 
 
 async def test_content_of_exactly_4096_characters_is_accepted(
-    api: Client, contact: dict[str, Any]
+    api: Client, contact: Contact
 ) -> None:
-    assert (await _send(api, contact["id"], "é" * 4096))[0] == 201
+    assert (await _send(api, contact.id, "é" * 4096))[0] == 201
 
 
 async def test_idempotency_key_makes_a_retry_return_the_same_message(
-    api: Client, contact: dict[str, Any], storage: Storage
+    api: Client, contact: Contact, storage: Storage
 ) -> None:
-    first = await _send(api, contact["id"], "once", **{"Idempotency-Key": "retry-1"})
-    again = await _send(api, contact["id"], "once", **{"Idempotency-Key": "retry-1"})
+    first = await _send(api, contact.id, "once", **{"Idempotency-Key": "retry-1"})
+    again = await _send(api, contact.id, "once", **{"Idempotency-Key": "retry-1"})
     assert first[0] == again[0] == 201
     assert again[1]["id"] == first[1]["id"]
     assert await storage.messages.collection.count_documents({}) == 1
     # The same key for a different message is a client bug, not a resend.
-    status, body = await _send(api, contact["id"], "twice", **{"Idempotency-Key": "retry-1"})
+    status, body = await _send(api, contact.id, "twice", **{"Idempotency-Key": "retry-1"})
     assert (status, body["error"]["code"]) == (409, "conflict")
     # Keys belong to one agent: a colleague's equal key is another message.
     bob = await sign_up(api, "bob")
-    assert (await _send(bob, contact["id"], "once", **{"Idempotency-Key": "retry-1"}))[1][
+    assert (await _send(bob, contact.id, "once", **{"Idempotency-Key": "retry-1"}))[1][
         "id"
     ] != first[1]["id"]
-    assert (await _send(api, contact["id"], "x", **{"Idempotency-Key": "has space"}))[0] == 400
+    assert (await _send(api, contact.id, "x", **{"Idempotency-Key": "has space"}))[0] == 400
 
 
 async def test_pages_are_newest_first_complete_and_stable_under_inserts(
-    api: Client, contact: dict[str, Any]
+    api: Client, contact: Contact
 ) -> None:
-    sent = [(await _send(api, contact["id"], f"m{i}"))[1]["id"] for i in range(25)]
+    sent = [(await _send(api, contact.id, f"m{i}"))[1]["id"] for i in range(25)]
     status, page1 = await api.fetch("GET", "/api/v1/messages/?page_size=10")
     assert status == 200
     assert len(page1["results"]) == 10
     # New messages arrive while the agent pages through: nothing repeats or goes missing.
     for i in range(5):
-        await _send(api, contact["id"], f"late{i}")
+        await _send(api, contact.id, f"late{i}")
     seen = [m["id"] for m in page1["results"]]
     next_url = page1["next"]
     while next_url:
@@ -116,22 +117,20 @@ async def test_pages_are_newest_first_complete_and_stable_under_inserts(
     assert seen == list(reversed(sent))
 
 
-async def test_filters(api: Client, contact: dict[str, Any], storage: Storage) -> None:
-    other = await storage.contacts.record_seen(contact["channel_id"], "2002", name="Other")
-    await storage.messages.insert_inbound(
-        channel_id=contact["channel_id"], contact=contact, dedupe_key="u1", content="oi"
-    )
-    await _send(api, contact["id"], "to ze")
-    await _send(api, other["id"], "to other")
+async def test_filters(api: Client, contact: Contact, storage: Storage) -> None:
+    other = await seen(storage, contact.channel_id, "2002", name="Other")
+    await received(storage, contact, "u1", "oi")
+    await _send(api, contact.id, "to ze")
+    await _send(api, other.id, "to other")
     bob = await sign_up(api, "bob")
-    await _send(bob, contact["id"], "from bob")
+    await _send(bob, contact.id, "from bob")
 
     async def contents(query: str) -> list[str]:
         status, page = await api.fetch("GET", f"/api/v1/messages/?{query}")
         assert status == 200, page
         return [m["content"] for m in page["results"]]
 
-    assert await contents(f"contact_id={contact['id']}") == ["from bob", "to ze", "oi"]
+    assert await contents(f"contact_id={contact.id}") == ["from bob", "to ze", "oi"]
     assert await contents("direction=in") == ["oi"]
     assert await contents("status=queued&direction=out") == ["from bob", "to other", "to ze"]
     bob_id = (await bob.fetch("GET", "/api/v1/agents/"))[1]["results"][0]["id"]
@@ -173,10 +172,10 @@ async def test_a_full_page_is_one_query_at_any_depth(
 ) -> None:
     client = await serve_app(build_services(TEST_CONFIG, counted_storage))
     api = await sign_up(client, "ana")
-    contact = await counted_storage.contacts.record_seen("chan", "1", name="Zé")
+    contact = await seen(counted_storage, "chan", "1", name="Zé")
     for i in range(30):
-        await _send(api, contact["id"], f"m{i}")
-    url = f"/api/v1/messages/?page_size=7&contact_id={contact['id']}"
+        await _send(api, contact.id, f"m{i}")
+    url = f"/api/v1/messages/?page_size=7&contact_id={contact.id}"
     pages = 0
     while url:
         commands.commands.clear()
@@ -193,10 +192,10 @@ async def test_a_full_page_is_one_query_at_any_depth(
 
 
 async def test_next_links_never_come_from_the_callers_host(
-    api: Client, contact: dict[str, Any], storage: Storage, serve_app
+    api: Client, contact: Contact, storage: Storage, serve_app
 ) -> None:
     for i in range(3):
-        await _send(api, contact["id"], f"m{i}")
+        await _send(api, contact.id, f"m{i}")
     spoofed = {"Host": "evil.example", "X-Forwarded-Proto": "http"}
     status, page = await api.fetch("GET", "/api/v1/messages/?page_size=1", headers=spoofed)
     assert status == 200

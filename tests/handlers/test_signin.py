@@ -17,7 +17,7 @@ from gateway.clients import client_address, is_local, parse_networks
 from gateway.config import AuthConfig, Config, ServerConfig
 from gateway.runtime import build_services
 from storage.database import Storage
-from tests.helpers import TEST_CONFIG, Client, sign_in, sign_up
+from testkit.helpers import TEST_CONFIG, Client, sign_in, sign_up
 
 LIMIT = TEST_CONFIG.auth.max_failed_logins
 BEHIND_PROXY = dataclasses.replace(TEST_CONFIG, server=ServerConfig(trusted_proxies="127.0.0.1"))

@@ -18,7 +18,7 @@ from storage.database import Storage
 from storage.embedded import DataDirBusy
 from storage.errors import StorageUnavailable
 from storage.records import utcnow
-from tests.helpers import RETENTION_SECONDS, async_wait_until
+from testkit.helpers import RETENTION_SECONDS, async_wait_until, received, seen
 
 CONFIG = StorageConfig()
 
@@ -47,7 +47,7 @@ async def test_data_survives_a_restart_and_the_server_stops_with_us(tmp_path: Pa
 
     second = Storage.open(CONFIG, tmp_path)
     try:
-        assert await second.agents.get(agent["id"]) == agent
+        assert await second.agents.get(agent.id) == agent
     finally:
         await second.close()
 
@@ -75,19 +75,14 @@ async def test_the_sweeper_expires_messages_at_the_configured_interval(tmp_path:
     try:
         await store.ensure_indexes(RETENTION_SECONDS)
         sweeper = asyncio.create_task(store.sweep_forever(0.2))
-        message, _ = await store.messages.insert_inbound(
-            channel_id="c",
-            contact={"id": "k", "external_id": "1", "name": ""},
-            dedupe_key="1",
-            content="old",
-        )
+        message_id, _ = await received(store, await seen(store, "c", "1"), "1", "old")
         past = utcnow() - timedelta(seconds=RETENTION_SECONDS + 1)
         await store.messages.collection.update_one(
-            {"_id": message["id"]}, {"$set": {"created_at": past}}
+            {"_id": message_id}, {"$set": {"created_at": past}}
         )
 
         async def gone() -> bool:
-            return await store.messages.get(message["id"]) is None
+            return await store.messages.get(message_id) is None
 
         await async_wait_until(gone, 10, "the sweeper to expire the message")
         sweeper.cancel()

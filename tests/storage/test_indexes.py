@@ -8,12 +8,13 @@ from datetime import timedelta
 
 import pytest
 
-from storage.contacts import contact_id
+from storage.contacts import Sighting, contact_id
 from storage.database import Storage
 from storage.errors import DuplicateKey
-from storage.messages import EXPIRY_INDEX, TTL_INDEX
+from storage.messages import EXPIRY_INDEX, TTL_INDEX, inbound_document
+from storage.models import AgentRef, Direction, Status
 from storage.records import utcnow
-from tests.helpers import RETENTION_SECONDS, async_wait_until
+from testkit.helpers import RETENTION_SECONDS, async_wait_until, received, seen
 
 
 async def _indexes(storage: Storage, collection: str) -> dict:
@@ -71,13 +72,11 @@ async def test_messages_expire_after_exactly_the_retention(storage: Storage) -> 
 
 
 async def test_changed_retention_applies_at_the_next_start(storage: Storage) -> None:
-    contact = await storage.contacts.record_seen("chan", "42")
-    message, _ = await storage.messages.insert_inbound(
-        channel_id="chan", contact=contact, dedupe_key="u8", content="eight days old"
-    )
+    contact = await seen(storage, "chan", "42")
+    message_id, _ = await received(storage, contact, "u8", "eight days old")
     eight_days_ago = utcnow() - timedelta(days=8)
     await storage.messages.collection.update_one(
-        {"_id": message["id"]}, {"$set": {"created_at": eight_days_ago}}
+        {"_id": message_id}, {"$set": {"created_at": eight_days_ago}}
     )
     await storage.ensure_indexes(7 * 86400)
     await storage.ensure_indexes(7 * 86400)  # idempotent when nothing changed
@@ -85,79 +84,94 @@ async def test_changed_retention_applies_at_the_next_start(storage: Storage) -> 
         assert (await _indexes(storage, "messages"))[TTL_INDEX]["expireAfterSeconds"] == 604_800
     else:
         assert await storage.sweep_expired() == 1
-        assert await storage.messages.get(message["id"]) is None
+        assert await storage.messages.get(message_id) is None
 
 
 async def test_an_expired_message_really_disappears(storage: Storage, uses_embedded) -> None:
-    contact = await storage.contacts.record_seen("chan", "42", name="Ana")
-    old, _ = await storage.messages.insert_inbound(
-        channel_id="chan", contact=contact, dedupe_key="u1", content="old"
-    )
-    fresh, _ = await storage.messages.insert_inbound(
-        channel_id="chan", contact=contact, dedupe_key="u2", content="fresh"
-    )
+    contact = await seen(storage, "chan", "42", name="Ana")
+    old, _ = await received(storage, contact, "u1", "old")
+    fresh, _ = await received(storage, contact, "u2", "fresh")
     # Backdate one message past the 30-day retention; MongoDB's TTL monitor removes it.
     past = utcnow() - timedelta(seconds=RETENTION_SECONDS + 60)
-    await storage.messages.collection.update_one({"_id": old["id"]}, {"$set": {"created_at": past}})
+    await storage.messages.collection.update_one({"_id": old}, {"$set": {"created_at": past}})
 
     async def expired() -> bool:
         if uses_embedded:
             await storage.sweep_expired()  # one pass now instead of in 60 s
-        return await storage.messages.get(old["id"]) is None
+        return await storage.messages.get(old) is None
 
     # A real mongod's TTL monitor runs every 60 s.
     await async_wait_until(expired, 10 if uses_embedded else 120, "the TTL monitor")
-    assert await storage.messages.get(fresh["id"]) is not None
+    assert await storage.messages.get(fresh) is not None
 
 
 async def test_inbound_duplicate_is_acknowledged_not_stored_twice(storage: Storage) -> None:
-    contact = await storage.contacts.record_seen("chan", "42")
-    first, created = await storage.messages.insert_inbound(
-        channel_id="chan", contact=contact, dedupe_key="update-7", content="hi"
-    )
-    again, created_again = await storage.messages.insert_inbound(
-        channel_id="chan", contact=contact, dedupe_key="update-7", content="hi"
-    )
+    contact = await seen(storage, "chan", "42")
+    first, created = await received(storage, contact, "update-7", "hi")
+    again, created_again = await received(storage, contact, "update-7", "hi")
     assert (created, created_again) == (True, False)
-    assert again["id"] == first["id"]
+    assert again == first
     # The same provider id on another channel is another message.
-    _, other = await storage.messages.insert_inbound(
-        channel_id="chan-2", contact=contact, dedupe_key="update-7", content="hi"
-    )
+    _, other = await received(storage, contact, "update-7", "hi", channel_id="chan-2")
     assert other is True
     assert await storage.messages.collection.count_documents({}) == 2
 
 
+async def test_a_batch_stores_each_message_once_and_reports_repeats(storage: Storage) -> None:
+    contact = await seen(storage, "chan", "42")
+    await received(storage, contact, "u1", "stored before")
+    documents = [
+        inbound_document(channel_id="chan", contact=contact, dedupe_key=key, content=key)
+        for key in ("u1", "u2", "u2", "u3")
+    ]
+    created = await storage.messages.insert_inbound_many(documents)
+    assert created == [False, True, False, True]  # repeats of earlier, and of the batch
+    assert await storage.messages.collection.count_documents({}) == 3
+
+
 async def test_outbound_messages_do_not_collide_on_the_dedupe_index(storage: Storage) -> None:
-    contact = await storage.contacts.record_seen("chan", "42")
-    agent = {"id": "agent-1", "username": "ana"}
+    contact = await seen(storage, "chan", "42")
+    agent = await storage.agents.create("ana", "hash")
     for text in ("one", "two"):
         message, created = await storage.messages.insert_outbound(
             contact=contact, content=text, agent=agent
         )
         assert created
-        assert message["status"] == "queued"
-        assert message["direction"] == "out"
+        assert (message.status, message.direction) == (Status.QUEUED, Direction.OUT)
+        assert message.agent == AgentRef(agent.id, "ana")
     assert await storage.messages.collection.count_documents({"direction": "out"}) == 2
 
 
 async def test_contact_id_is_derived_and_profile_follows_renames(storage: Storage) -> None:
-    first = await storage.contacts.record_seen("chan", "42", name="Ana", username="ana")
-    renamed = await storage.contacts.record_seen("chan", "42", name="Ana Maria", username="ana")
-    assert first["id"] == renamed["id"] == contact_id("chan", "42")
-    assert contact_id("other", "42") != first["id"]
-    stored = await storage.contacts.get(first["id"])
+    first = await seen(storage, "chan", "42", name="Ana", username="ana")
+    renamed = await seen(storage, "chan", "42", name="Ana Maria", username="ana")
+    assert first.id == renamed.id == contact_id("chan", "42")
+    assert contact_id("other", "42") != first.id
+    stored = await storage.contacts.get(first.id)
     assert stored is not None
-    assert (stored["name"], stored["external_id"]) == ("Ana Maria", "42")
+    assert (stored.name, stored.external_id) == ("Ana Maria", "42")
+
+
+async def test_one_bulk_write_records_each_contact_once_with_its_latest_profile(
+    storage: Storage,
+) -> None:
+    sightings = [
+        Sighting("chan", "1", "Ana"),
+        Sighting("chan", "2", "Bo"),
+        Sighting("chan", "1", "Ana M"),
+    ]
+    stored = await storage.contacts.record_seen_many(sightings)
+    assert sorted(c.name for c in stored.values()) == ["Ana M", "Bo"]
+    assert await storage.contacts.collection.count_documents({}) == 2
 
 
 async def test_last_message_at_never_moves_backwards(storage: Storage) -> None:
     now = utcnow()
-    contact = await storage.contacts.record_seen("chan", "1", seen_at=now)
-    await storage.contacts.record_seen("chan", "1", seen_at=now - timedelta(hours=1))
-    stored = await storage.contacts.get(contact["id"])
+    contact = await seen(storage, "chan", "1", at=now)
+    await seen(storage, "chan", "1", at=now - timedelta(hours=1))
+    stored = await storage.contacts.get(contact.id)
     assert stored is not None
-    assert stored["last_message_at"] == now
+    assert stored.last_message_at == now
 
 
 async def test_duplicate_username_is_refused(storage: Storage) -> None:
@@ -169,9 +183,9 @@ async def test_duplicate_username_is_refused(storage: Storage) -> None:
 async def test_channel_upsert_keeps_its_id(storage: Storage) -> None:
     created = await storage.channels.upsert("support-bot", "telegram", "polling", {"a": 1})
     updated = await storage.channels.upsert("support-bot", "telegram", "webhook", {"a": 2})
-    assert updated["id"] == created["id"]
-    assert (updated["mode"], updated["settings"]) == ("webhook", {"a": 2})
-    assert await storage.channels.get_by_name("support-bot") == updated
+    assert updated.id == created.id
+    assert (updated.mode, updated.settings) == ("webhook", {"a": 2})
+    assert await storage.channels.get(created.id) == updated
 
 
 async def test_gateways_starting_at_once_record_one_channel(mongo_uri: str) -> None:
@@ -189,8 +203,8 @@ async def test_gateways_starting_at_once_record_one_channel(mongo_uri: str) -> N
     try:
         records = [r for rs in await asyncio.gather(*map(start, stores)) for r in rs]
         assert all(r is not None for r in records)
-        assert len({r["id"] for r in records}) == 1
-        assert len({r["webhook_secret"] for r in records}) == 1
+        assert len({r.id for r in records}) == 1
+        assert len({r.webhook_secret for r in records}) == 1
         assert await stores[0].channels.collection.count_documents({"name": "shared-bot"}) == 1
     finally:
         await stores[0].client.drop_database(database)

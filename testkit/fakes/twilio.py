@@ -13,7 +13,8 @@ from urllib.parse import parse_qsl
 from tornado.web import RequestHandler
 from twilio.request_validator import RequestValidator
 
-from tests.fakes.local import ScriptedFake
+from testkit.fakes.local import ScriptedFake
+from testkit.fakes.script import Answer, Drop, Fail, next_answer
 
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "twilio-auth-token-do-not-log-0001"
@@ -27,7 +28,7 @@ def sign(url: str, params: dict[str, str], token: str = AUTH_TOKEN) -> str:
 @dataclass
 class FakeTwilio(ScriptedFake):
     sent: list[dict[str, str]] = field(default_factory=list)
-    send_script: list[Any] = field(default_factory=list)
+    send_script: list[Answer] = field(default_factory=list)
     base_url: str = ""
     # Awaited with (the request's form, the new message's sid) before answering a
     # create: a status callback can arrive before the sender hears back, as with Twilio.
@@ -53,13 +54,12 @@ class _Messages(RequestHandler):
             self._error(401, 20003, "Authenticate")
             return
         form = dict(parse_qsl(self.request.body.decode()))
-        behaviour = self.fake.send_script.pop(0) if self.fake.send_script else "ok"
-        if behaviour == ("network",):
+        answer = next_answer(self.fake.send_script)
+        if isinstance(answer, Drop):
             self.request.connection.stream.close()
             return
-        if behaviour != "ok":
-            status, code, message = behaviour
-            self._error(status, code, message)
+        if isinstance(answer, Fail):
+            self._error(answer.status, answer.code or answer.status, answer.message)
             return
         sid = f"SM{next(self.fake._sids):032d}"
         self.fake.sent.append({**form, "sid": sid})

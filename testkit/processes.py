@@ -1,8 +1,8 @@
-"""Running `bot-gateway` as a real process, the way an operator does."""
+"""Running `bot-gateway` as a real process, the way an operator does: :func:`launch`
+is the one way tests and benchmarks start it, :func:`stop` ends it by its PID."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -13,13 +13,49 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import Client, async_wait_until, free_port, wait_until
+from testkit.helpers import Client, async_wait_until, free_port, wait_until
 
 # A deadline, not a wait: on a busy machine start-up (aiogram's import, the embedded
 # database) can take tens of seconds.
 STARTUP_SECONDS = 60.0
 # The installed console script, as an operator runs it (pip install puts it beside python).
 BOT_GATEWAY = shutil.which("bot-gateway", path=str(Path(sys.executable).parent)) or "bot-gateway"
+
+
+def launch(
+    *args: str, log: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """``bot-gateway ARGS``, the installed command, its output appended to ``log``;
+    ``env`` is added to this process's environment."""
+    with log.open("ab") as out:  # the child keeps its own copy
+        return subprocess.Popen(
+            [BOT_GATEWAY, *args],
+            stdout=out,
+            stderr=out,
+            env={**os.environ, **env} if env else None,
+            cwd=cwd,
+        )
+
+
+def stop(process: subprocess.Popen[bytes], grace: float = 20) -> int:
+    """SIGTERM, and SIGKILL if it is still running after ``grace`` seconds; its exit code."""
+    process.terminate()
+    try:
+        return process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
+
+
+async def exited(process: subprocess.Popen[bytes], within: float) -> int:
+    """Its exit code, polled with a deadline from a test's event loop."""
+
+    async def done() -> bool:
+        return process.poll() is not None
+
+    await async_wait_until(done, within, f"process {process.pid} to exit")
+    assert process.returncode is not None
+    return process.returncode
 
 
 def http_status(url: str) -> int:
@@ -69,9 +105,7 @@ class Gateway:
         return [BOT_GATEWAY, *args, "--config", str(self.config), "--data-dir", data_dir]
 
     def start(self) -> subprocess.Popen[bytes]:
-        log = (self.workdir / "gateway.log").open("ab")
-        self.process = subprocess.Popen(self.command("serve"), stdout=log, stderr=log)
-        log.close()
+        self.process = launch(*self.command("serve")[1:], log=self.workdir / "gateway.log")
         healthy = lambda: http_status(self.url("/healthz")) == 200  # noqa: E731
         wait_until(healthy, STARTUP_SECONDS, "/healthz to answer 200")
         return self.process
@@ -110,14 +144,6 @@ def call(
     except urllib.error.HTTPError as exc:
         raw, status = exc.read(), exc.code
     return status, json.loads(raw) if raw else None
-
-
-async def serve(config: Path, log: Path) -> asyncio.subprocess.Process:
-    """``bot-gateway serve --config FILE``, its output appended to ``log``."""
-    with log.open("ab") as out:  # the child keeps its own copy
-        return await asyncio.create_subprocess_exec(
-            BOT_GATEWAY, "serve", "--config", str(config), stdout=out, stderr=out
-        )
 
 
 async def until_ready(client: Client, within: float = STARTUP_SECONDS) -> None:

@@ -8,6 +8,8 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 from tornado.web import Application, RequestHandler
 
+from testkit.fakes.script import Answer
+
 
 class LocalServer:
     """Serves ``routes`` on a free 127.0.0.1 port; ``base_url`` says where."""
@@ -46,7 +48,7 @@ class ScriptedFake:
     its handlers; on stop, a scripted answer nobody asked for fails the test."""
 
     base_url: str
-    send_script: list[Any]
+    send_script: list[Answer]
 
     def routes(self) -> list[Any]:
         raise NotImplementedError

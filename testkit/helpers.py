@@ -7,12 +7,17 @@ import json
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 import pytest
 from pymongo import monitoring
 from tornado.httpclient import AsyncHTTPClient
 
 from gateway.config import AuthConfig, Config
+from storage.contacts import Sighting
+from storage.database import Storage
+from storage.messages import inbound_document
+from storage.models import Contact
 
 RETENTION_SECONDS = 30 * 86400
 TEST_CONFIG = Config(auth=AuthConfig(jwt_secret="test-secret-" + "x" * 32))
@@ -128,3 +133,40 @@ class CommandCounter(monitoring.CommandListener):
 
     def count(self, command: str, collection: str) -> int:
         return self.commands.count((command, collection))
+
+
+# -- the database as the inbound path leaves it, written by its own bulk calls -------
+
+
+async def seen(
+    storage: Storage,
+    channel_id: str,
+    external_id: str,
+    *,
+    name: str = "",
+    username: str = "",
+    at: datetime | None = None,
+) -> Contact:
+    """A contact written the way a webhook writes it (``record_seen_many``)."""
+    sighting = Sighting(channel_id, external_id, name, username)
+    return (await storage.contacts.record_seen_many([sighting], at))[sighting.contact_id]
+
+
+async def received(
+    storage: Storage, contact: Contact, dedupe_key: str, content: str, *, channel_id: str = ""
+) -> tuple[str, bool]:
+    """An inbound message stored the way a webhook stores it (``insert_inbound_many``):
+    ``(its id, whether it was stored now)``; a repeat names the stored one."""
+    channel_id = channel_id or contact.channel_id
+    document = inbound_document(
+        channel_id=channel_id, contact=contact, dedupe_key=dedupe_key, content=content
+    )
+    [created] = await storage.messages.insert_inbound_many([document])
+    assert not isinstance(created, Exception), created
+    if created:
+        return document["_id"], True
+    stored = await storage.messages.collection.find_one(
+        {"channel_id": channel_id, "dedupe_key": dedupe_key}
+    )
+    assert stored is not None
+    return stored["_id"], False

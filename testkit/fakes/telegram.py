@@ -1,9 +1,10 @@
 """A small Bot API server on 127.0.0.1 for aiogram to talk to.
 
 It queues updates for getUpdates, records every sendMessage, and answers sends
-from a script: "ok", ("network",) to drop the connection, (429, retry_after),
-or (status, description). ``failing`` makes every call answer 502 (an HTML page
-from ``updates_script`` entries "html" only), and ``refuse()`` stops listening.
+from a script (testkit/fakes/script.py; a ``Fail``'s message is the Bot API's
+description, and with ``retry_after`` it is a flood wait). ``failing`` makes every
+call answer 502 (an HTML page from ``updates_script`` entries "html" only), and
+``refuse()`` stops listening.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import Any
 
 from tornado.web import RequestHandler
 
-from tests.fakes.local import LocalServer, assert_all_used
+from testkit.fakes.local import LocalServer, assert_all_used
+from testkit.fakes.script import OK, Answer, Drop, next_answer
 
 TOKEN = "123456:TEST-telegram-token-do-not-log"
 
@@ -40,7 +42,7 @@ class FakeBotAPI:
     token: str = TOKEN
     updates: list[dict[str, Any]] = field(default_factory=list)
     sent: list[Sent] = field(default_factory=list)
-    send_script: list[Any] = field(default_factory=list)
+    send_script: list[Answer] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
     webhook: dict[str, Any] = field(default_factory=dict)
     base_url: str = ""
@@ -144,8 +146,8 @@ class FakeBotAPI:
         return list(self.updates)
 
     def _send(self, handler: _Method, params: dict[str, Any]) -> dict[str, Any]:
-        behaviour = self.send_script.pop(0) if self.send_script else "ok"
-        if behaviour == "ok":
+        answer = next_answer(self.send_script)
+        if answer == OK:
             chat_id = int(params["chat_id"])
             self.sent.append(Sent(chat_id, params["text"], time.monotonic()))
             return {
@@ -154,12 +156,12 @@ class FakeBotAPI:
                 "chat": {"id": chat_id, "type": "private"},
                 "text": params["text"],
             }
-        if behaviour == ("network",):
+        if isinstance(answer, Drop):
             raise _Drop()
-        status, detail = behaviour
-        if status == 429:
-            raise _Answer(429, f"Too Many Requests: retry after {detail}", {"retry_after": detail})
-        raise _Answer(status, detail)
+        if answer.retry_after is not None:
+            description = f"Too Many Requests: retry after {answer.retry_after}"
+            raise _Answer(answer.status, description, {"retry_after": answer.retry_after})
+        raise _Answer(answer.status, answer.message)
 
 
 class _Answer(Exception):

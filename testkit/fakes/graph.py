@@ -11,7 +11,8 @@ from typing import Any
 
 from tornado.web import RequestHandler
 
-from tests.fakes.local import ScriptedFake
+from testkit.fakes.local import ScriptedFake
+from testkit.fakes.script import Answer, Drop, Fail, next_answer
 
 ACCESS_TOKEN = "graph-access-token-do-not-log-0001"
 APP_SECRET = "graph-app-secret-do-not-log-0001"
@@ -26,11 +27,11 @@ def signature(body: bytes, secret: str = APP_SECRET) -> str:
 
 @dataclass
 class FakeGraph(ScriptedFake):
-    """``send_script``: one answer per send, then "ok": ("network",) drops the
-    connection, (http status, Graph error code, message) answers that error."""
+    """Sends are answered from ``send_script`` (testkit/fakes/script.py); a ``Fail``
+    is a Graph error with its code and message."""
 
     sent: list[dict[str, Any]] = field(default_factory=list)
-    send_script: list[Any] = field(default_factory=list)
+    send_script: list[Answer] = field(default_factory=list)
     base_url: str = ""
 
     def __post_init__(self) -> None:
@@ -52,13 +53,13 @@ class _Messages(RequestHandler):
             self._error(400, 100, "Unsupported post request", "GraphMethodException")
             return
         request = json.loads(self.request.body)
-        answer = self.fake.send_script.pop(0) if self.fake.send_script else "ok"
-        if answer == ("network",):
+        answer = next_answer(self.fake.send_script)
+        if isinstance(answer, Drop):
             self.request.connection.stream.close()
             return
-        if answer != "ok":
-            status, code, message = answer
-            self._error(status, code, message, "OAuthException")
+        if isinstance(answer, Fail):
+            code = answer.code or answer.status
+            self._error(answer.status, code, answer.message, "OAuthException")
             return
         wamid = f"wamid.{next(self.fake._ids):024d}"
         self.fake.sent.append({**request, "id": wamid})

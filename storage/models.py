@@ -1,0 +1,232 @@
+"""The records the repositories return: frozen dataclasses, never raw documents.
+
+Each model is built from its stored document by ``of`` (which renames ``_id`` to
+``id`` and fills what older versions did not store); only storage code builds them
+and only storage code knows the documents' keys. Fields that only the storage
+itself reads (list keys, claims, the normalised question) are not models' fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+Document = dict[str, Any]
+
+
+class Direction(StrEnum):
+    IN = "in"
+    OUT = "out"
+
+
+class Status(StrEnum):
+    """Where a message stands. Inbound messages are ``received``; outbound ones move
+    forward only, ``queued`` → ``sending`` → ``sent`` → ``delivered`` → ``read``, or
+    to ``failed`` before they were delivered."""
+
+    RECEIVED = "received"
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+
+    def follows(self) -> tuple[Status, ...]:
+        """The statuses a message may move to this one from: a provider's late
+        "delivered" cannot undo "read", nor "failed" undo "delivered"."""
+        return _FOLLOWS.get(self, ())
+
+
+_FOLLOWS: dict[Status, tuple[Status, ...]] = {
+    Status.SENT: (Status.QUEUED, Status.SENDING),
+    Status.DELIVERED: (Status.QUEUED, Status.SENDING, Status.SENT),
+    Status.READ: (Status.QUEUED, Status.SENDING, Status.SENT, Status.DELIVERED),
+    Status.FAILED: (Status.QUEUED, Status.SENDING, Status.SENT),
+}
+UNSENT = (Status.QUEUED, Status.SENDING)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRef:
+    """An agent as a message remembers them."""
+
+    id: str
+    username: str
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    id: str
+    username: str
+    display_name: str
+    is_available: bool
+    created_at: datetime
+    updated_at: datetime
+    password_hash: str = field(repr=False)
+    last_assigned_at: datetime | None = None
+    # Tokens issued before this are refused (a password change); None: none refused.
+    tokens_valid_after: datetime | None = None
+    ended_sign_ins: frozenset[str] = frozenset()  # sign-in families that were ended
+
+    @classmethod
+    def of(cls, d: Document) -> Agent:
+        return cls(
+            id=d["_id"],
+            username=d["username"],
+            display_name=d.get("display_name", ""),
+            is_available=d.get("is_available", True),
+            created_at=d["created_at"],
+            updated_at=d.get("updated_at") or d["created_at"],
+            password_hash=d["password_hash"],
+            last_assigned_at=d.get("last_assigned_at"),
+            tokens_valid_after=d.get("tokens_valid_after"),
+            ended_sign_ins=frozenset(d.get("ended_sign_ins", ())),
+        )
+
+    @property
+    def ref(self) -> AgentRef:
+        return AgentRef(self.id, self.username)
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRef:
+    """A contact as a message remembers them."""
+
+    id: str
+    external_id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    id: str
+    channel_id: str
+    external_id: str  # the provider's id: a Telegram chat, a WhatsApp number
+    name: str
+    username: str
+    assigned_agent_id: str | None
+    created_at: datetime
+    last_message_at: datetime | None = None
+
+    @classmethod
+    def of(cls, d: Document) -> Contact:
+        return cls(
+            id=d["_id"],
+            channel_id=d["channel_id"],
+            external_id=d["external_id"],
+            name=d.get("name", ""),
+            username=d.get("username", ""),
+            assigned_agent_id=d.get("assigned_agent_id"),
+            created_at=d["created_at"],
+            last_message_at=d.get("last_message_at"),
+        )
+
+    @property
+    def ref(self) -> ContactRef:
+        return ContactRef(self.id, self.external_id, self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: str
+    channel_id: str
+    contact_id: str
+    contact: ContactRef
+    agent_id: str | None  # who sent it; None for inbound messages and auto-replies
+    agent: AgentRef | None
+    direction: Direction
+    content: str
+    status: Status
+    created_at: datetime
+    updated_at: datetime
+    external_id: str = ""  # the provider's message id
+    error: str | None = None  # why sending failed
+    auto_reply: bool = False  # sent by the gateway from an FAQ
+    faq_id: str | None = None  # the FAQ it answered, or that answered it
+
+    @classmethod
+    def of(cls, d: Document) -> Message:
+        contact, agent = d["contact"], d.get("agent")
+        return cls(
+            id=d["_id"],
+            channel_id=d["channel_id"],
+            contact_id=d["contact_id"],
+            contact=ContactRef(contact["id"], contact["external_id"], contact.get("name", "")),
+            agent_id=d.get("agent_id"),
+            agent=AgentRef(agent["id"], agent["username"]) if agent else None,
+            direction=Direction(d["direction"]),
+            content=d["content"],
+            status=Status(d["status"]),
+            created_at=d["created_at"],
+            updated_at=d.get("updated_at") or d["created_at"],
+            external_id=d.get("external_id", ""),
+            error=d.get("error"),
+            auto_reply=d.get("auto_reply", False),
+            faq_id=d.get("faq_id"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    id: str
+    name: str
+    type: str
+    mode: str  # "webhook" or "polling"
+    settings: Mapping[str, Any]  # its settings without the secrets
+    webhook_secret: str = field(repr=False)  # made here, for providers that sign with ours
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, d: Document) -> Channel:
+        return cls(
+            id=d["_id"],
+            name=d["name"],
+            type=d["type"],
+            mode=d["mode"],
+            settings=d.get("settings", {}),
+            webhook_secret=d.get("webhook_secret", ""),
+            created_at=d["created_at"],
+            updated_at=d.get("updated_at") or d["created_at"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Faq:
+    id: str
+    question: str
+    alternatives: tuple[str, ...]
+    answer: str
+    enabled: bool
+    hits: int  # auto-replies sent
+    phrases: tuple[str, ...]  # the normalised question and alternatives it matches
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, d: Document) -> Faq:
+        return cls(
+            id=d["_id"],
+            question=d["question"],
+            alternatives=tuple(d.get("alternatives", ())),
+            answer=d["answer"],
+            enabled=d.get("enabled", True),
+            hits=d.get("hits", 0),
+            phrases=tuple(d.get("phrases", ())),
+            created_at=d["created_at"],
+            updated_at=d.get("updated_at") or d["created_at"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Unanswered:
+    """A normalised inbound text that no FAQ answered, and how often it came."""
+
+    question: str
+    example: str  # one way it was asked
+    count: int  # messages asking it
+    contacts: int  # contacts asking it
