@@ -22,6 +22,12 @@ class ChannelSet:
         self._by_id = {c.id: c for c in channels or []}
         self._by_name = {c.name: c for c in channels or []}
 
+    def extend(self, other: ChannelSet) -> None:
+        """Add the channels of ``other`` (the runtime's, once they are built)."""
+        for channel in other:
+            self._by_id[channel.id] = channel
+            self._by_name[channel.name] = channel
+
     def __iter__(self) -> Any:
         return iter(self._by_id.values())
 

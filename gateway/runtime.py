@@ -8,14 +8,14 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from channels.base import Channel, Inbound, Sink, Unavailable
 from gateway.auth import Authenticator
 from gateway.channels import ChannelSet
 from gateway.config import Config
 from gateway.database import open_storage
 from gateway.faq import FaqResponder, make_cache
 from gateway.faqbook import FaqBook
-from gateway.inbound import InboundWriter, Received, receive
+from gateway.inbound import InboundWriter
+from gateway.intake import Intake
 from gateway.leases import ChannelWork
 from gateway.logs import scrubber
 from gateway.messages import Sender
@@ -24,8 +24,6 @@ from gateway.outbound import Dispatcher
 from gateway.tokens import load_or_create_secret
 from gateway.workers import Supervisor
 from storage.database import Storage
-from storage.errors import is_unavailable
-from storage.models import Message
 
 log = logging.getLogger("gateway.runtime")
 
@@ -53,120 +51,27 @@ class InflightRequests:
 
 @dataclass
 class Services:
-    """Everything a handler may use, passed to each handler as one object."""
+    """Everything a handler may use, passed to each handler as one object. Built by
+    :func:`build_services`; :class:`Runtime` fills ``channels`` and starts the work."""
 
     config: Config
     storage: Storage
     auth: Authenticator
-    faq: FaqResponder
     metrics: Metrics
-    channels: ChannelSet = field(default_factory=ChannelSet)
-    supervisor: Supervisor = field(init=False)
-    dispatcher: Dispatcher | None = None
-    work: ChannelWork | None = None
+    faq: FaqResponder  # answers inbound questions
+    faqs: FaqBook  # writes FAQs
+    channels: ChannelSet
+    supervisor: Supervisor
+    dispatcher: Dispatcher  # sends the outbox of the channels whose lease we hold
+    inbound: InboundWriter
+    intake: Intake  # what channels hand in
+    sender: Sender  # agents' sends
     inflight: InflightRequests = field(default_factory=InflightRequests)
-    inbound: InboundWriter = field(init=False)
-    sender: Sender = field(init=False)  # agents' sends
-    faqs: FaqBook = field(init=False)  # writing FAQs
-
-    def __post_init__(self) -> None:
-        self.inbound = InboundWriter(self.storage)
-        self.sender = Sender(
-            self.storage,
-            known_contact=self.inbound.known_contact,
-            text_limit=lambda channel_id: self.channels.max_text(channel_id),  # set at start
-            queued=self.queued,
-        )
-        self.faqs = FaqBook(self.storage.faqs, self.faq)
-        self.supervisor = Supervisor(self._restarted)
-        self.metrics.read_at_scrape(self._live_metrics)
-
-    def _restarted(self, worker: str) -> None:
-        self.metrics.worker_restarts.labels(worker).inc()
-
-    def _live_metrics(self) -> Any:
-        stats = self.faq.stats
-        yield counter(
-            "gateway_faq_cache_lookups",
-            "FAQ lookups by result",
-            ["result"],
-            [
-                ("hit", stats.hits),
-                ("miss", stats.misses),
-                ("error", stats.errors),
-                ("no_faq", stats.no_faq),
-            ],
-        )
-        yield counter(
-            "gateway_database_commands",
-            "Commands sent to the database (its round trips), by command",
-            ["command"],
-            sorted(self.storage.commands.by_name.items()),
-        )
-        families: dict[str, tuple[str, str, list[tuple[str, float]]]] = {}
-        for channel in self.channels:
-            for metric in channel.metrics():
-                _, _, rows = families.setdefault(metric.name, (metric.kind, metric.help, []))
-                rows.append((channel.name, metric.value))
-        for name, (kind, help_text, rows) in sorted(families.items()):
-            yield (counter if kind == "counter" else gauge)(name, help_text, ["channel"], rows)
-        if self.dispatcher is not None:
-            names = {c.id: c.name for c in self.channels}
-            paused = [(names.get(cid, cid), left, n) for cid, left, n in self.dispatcher.paused()]
-            yield gauge(
-                "gateway_channel_paused_seconds",
-                "Seconds left of a provider's flood wait (429 retry_after) on the channel",
-                ["channel"],
-                [(name, left) for name, left, _ in paused],
-            )
-            yield counter(
-                "gateway_flood_waits",
-                "Flood waits (429) a provider imposed on the channel",
-                ["channel"],
-                [(name, n) for name, _, n in paused],
-            )
-        if self.work is not None:
-            held = self.work.held
-            yield gauge(
-                "gateway_channel_lease_held",
-                "1 if this gateway works the channel (polls it, sends its outbox)",
-                ["channel"],
-                [(c.name, 1 if c.id in held else 0) for c in self.channels],
-            )
-
-    def queued(self, messages: list[Message]) -> None:
-        """Messages were queued here: their channel's sender takes them at once."""
-        if self.dispatcher is not None:
-            self.dispatcher.queued(messages)
-
-    async def receive(self, channel: Channel, items: list[Inbound]) -> Received:
-        """Store what a channel received, answering FAQs; see gateway.inbound."""
-        result = await receive(self.inbound, channel, items, self.faq, self.queued)
-        inbound = self.metrics.inbound
-        inbound.labels(channel.name, "stored").inc(result.stored)
-        inbound.labels(channel.name, "duplicate").inc(result.duplicates)
-        inbound.labels(channel.name, "failed").inc(len(result.failed))
-        return result
-
-    def sink_for(self, channel: Channel) -> Sink:
-        """Where the channel's poller hands what it receives."""
-
-        async def sink(items: list[Inbound]) -> None:
-            try:
-                result = await self.receive(channel, items)
-            except Exception as exc:
-                if is_unavailable(exc):
-                    raise Unavailable(type(exc).__name__) from exc
-                raise
-            for failure in result.failed:  # acknowledged to the provider, so logged loudly
-                log.error("channel %r: a received message could not be stored: %s",
-                          channel.name, failure)  # fmt: skip
-
-        return sink
+    work: ChannelWork | None = None  # set while the runtime runs
 
 
 def build_services(config: Config, storage: Storage) -> Services:
-    """The API's services on ``storage``, without channels or delivery: enough for
+    """The services on ``storage``, no channel built and no work started: enough for
     the REST API. :class:`Runtime` adds the rest."""
     secret = load_or_create_secret(config.auth.jwt_secret, config.data_dir)
     scrubber.add(secret, config.metrics.token)
@@ -176,7 +81,83 @@ def build_services(config: Config, storage: Storage) -> Services:
         config.auth, secret, storage.agents, storage.revocations, storage.sign_in_failures
     )
     faq = FaqResponder(storage, make_cache(config.cache), config.faq, config.cache.faq_ttl_seconds)
-    return Services(config=config, storage=storage, auth=authenticator, faq=faq, metrics=Metrics())
+    metrics = Metrics()
+    supervisor = Supervisor(lambda worker: metrics.worker_restarts.labels(worker).inc())
+    dispatcher = Dispatcher(storage, config.delivery, metrics, supervisor)
+    channels = ChannelSet()
+    inbound = InboundWriter(storage)
+    services = Services(
+        config=config,
+        storage=storage,
+        auth=authenticator,
+        metrics=metrics,
+        faq=faq,
+        faqs=FaqBook(storage.faqs, faq),
+        channels=channels,
+        supervisor=supervisor,
+        dispatcher=dispatcher,
+        inbound=inbound,
+        intake=Intake(storage, inbound, faq, metrics, dispatcher.queued),
+        sender=Sender(
+            storage,
+            known_contact=inbound.known_contact,
+            text_limit=channels.max_text,
+            queued=dispatcher.queued,
+        ),
+    )
+    metrics.read_at_scrape(lambda: _live_metrics(services))
+    return services
+
+
+def _live_metrics(services: Services) -> Any:
+    """The series read at each scrape from the running parts."""
+    stats = services.faq.stats
+    yield counter(
+        "gateway_faq_cache_lookups",
+        "FAQ lookups by result",
+        ["result"],
+        [
+            ("hit", stats.hits),
+            ("miss", stats.misses),
+            ("error", stats.errors),
+            ("no_faq", stats.no_faq),
+        ],
+    )
+    yield counter(
+        "gateway_database_commands",
+        "Commands sent to the database (its round trips), by command",
+        ["command"],
+        sorted(services.storage.commands.by_name.items()),
+    )
+    families: dict[str, tuple[str, str, list[tuple[str, float]]]] = {}
+    for channel in services.channels:
+        for metric in channel.metrics():
+            _, _, rows = families.setdefault(metric.name, (metric.kind, metric.help, []))
+            rows.append((channel.name, metric.value))
+    for name, (kind, help_text, rows) in sorted(families.items()):
+        yield (counter if kind == "counter" else gauge)(name, help_text, ["channel"], rows)
+    names = {c.id: c.name for c in services.channels}
+    paused = [(names.get(cid, cid), left, n) for cid, left, n in services.dispatcher.paused()]
+    yield gauge(
+        "gateway_channel_paused_seconds",
+        "Seconds left of a provider's flood wait (429 retry_after) on the channel",
+        ["channel"],
+        [(name, left) for name, left, _ in paused],
+    )
+    yield counter(
+        "gateway_flood_waits",
+        "Flood waits (429) a provider imposed on the channel",
+        ["channel"],
+        [(name, n) for name, _, n in paused],
+    )
+    if services.work is not None:
+        held = services.work.held
+        yield gauge(
+            "gateway_channel_lease_held",
+            "1 if this gateway works the channel (polls it, sends its outbox)",
+            ["channel"],
+            [(c.name, 1 if c.id in held else 0) for c in services.channels],
+        )
 
 
 @dataclass
@@ -207,16 +188,15 @@ class Runtime:
 
     async def _start(self) -> None:
         services, config, storage = self.services, self.services.config, self.services.storage
-        services.channels = await ChannelSet.open(config, storage)
-        dispatcher = Dispatcher(storage, config.delivery, services.metrics, services.supervisor)
-        services.dispatcher = dispatcher
+        services.channels.extend(await ChannelSet.open(config, storage))
+        dispatcher = services.dispatcher
         alone = storage.outbox.sole_writer  # the embedded server's data dir admits one gateway
         services.work = ChannelWork(
             storage,
             services.channels,
             dispatcher,
             services.supervisor,
-            services.sink_for,
+            services.intake.sink_for,
             lease_seconds=config.cluster.lease_seconds,
             exclusive=alone,
         )
@@ -241,8 +221,7 @@ class Runtime:
         services = self.services
         if services.work is not None:
             await services.work.stop()
-        if services.dispatcher is not None:
-            await services.dispatcher.stop(services.config.server.shutdown_grace_seconds / 2)
+        await services.dispatcher.stop(services.config.server.shutdown_grace_seconds / 2)
         if services.work is not None:
             await services.work.release()
         await services.supervisor.stop_all()

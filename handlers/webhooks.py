@@ -12,7 +12,6 @@ from urllib.parse import parse_qsl
 
 from channels.base import WebhookRefused, WebhookRequest
 from gateway.errors import MethodNotAllowed, NotFound, error_for
-from gateway.outbound import apply_statuses
 from handlers.base import BaseHandler, public
 
 FORM = "application/x-www-form-urlencoded"
@@ -89,12 +88,7 @@ class WebhookHandler(BaseHandler):
             outcome = "invalid" if exc.status == 400 else "refused"
             self.services.metrics.inbound.labels(found.name, outcome).inc()
             raise error_for(exc.status, exc.message) from None
-        if result.statuses:
-            await apply_statuses(self.services.storage, found, list(result.statuses))
-        if result.messages:
-            received = await self.services.receive(found, list(result.messages))
-            if received.failed:  # not stored, so not acknowledged
-                raise received.failed[0]
+        await self.services.intake.accept(found, result)  # raises what was not stored
         reply = result.reply
         self.set_status(reply.status)
         self.set_header("Content-Type", f"{reply.content_type}; charset=utf-8")
