@@ -13,7 +13,7 @@ from typing import Any
 from gateway import logs
 from gateway.agents import create_agent, normalize_username, update_agent
 from gateway.config import Config, ConfigError, build_section, load_config
-from gateway.database import open_storage
+from gateway.database import open_storage, prepare
 from gateway.errors import GatewayError
 from storage.errors import StorageUnavailable
 
@@ -111,7 +111,7 @@ async def _create_agent(config: Config, username: str, password: str, display_na
     # attach: if a gateway is running on this data dir, use its database.
     storage = open_storage(config, attach=True)
     try:
-        await storage.ensure_indexes(config.storage.message_retention_seconds)
+        await prepare(storage, config)
         agent = await create_agent(storage.agents, username, password, display_name)
     finally:
         await storage.close()
@@ -121,7 +121,7 @@ async def _create_agent(config: Config, username: str, password: str, display_na
 async def _reset_password(config: Config, username: str, password: str) -> None:
     storage = open_storage(config, attach=True)
     try:
-        await storage.ensure_indexes(config.storage.message_retention_seconds)
+        await prepare(storage, config)
         name = normalize_username(username)
         agent = await storage.agents.get_by_username(name)
         if agent is None:
@@ -163,7 +163,7 @@ async def _webhooks(config: Config, only: str | None, *, register: bool) -> None
     names = _webhook_channels(config, only, register=register)
     storage = open_storage(config, attach=True)
     try:
-        await storage.ensure_indexes(config.storage.message_retention_seconds)
+        await prepare(storage, config)
         channels = await ChannelSet.open(config, storage)
         try:
             chosen = [c for c in channels if c.name in names]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from gateway.agents import fold_username
@@ -17,6 +18,17 @@ from storage.revocations import RevocationsRepository
 from storage.signins import SignInFailuresRepository
 
 _BAD_CREDENTIALS = "invalid username or password"
+
+
+@dataclass(frozen=True)
+class Grant:
+    """An event stream's right to run: whose, and until when."""
+
+    agent: Agent
+    claims: Claims
+    until: datetime
+
+
 # Checks of a password at once (argon2 takes ~50 ms of a core each), and how many
 # may wait for one: past that a sign-in is told to come back in a second, so a
 # flood of guesses cannot take every core.
@@ -114,6 +126,37 @@ class Authenticator:
     async def authenticate(self, access_token: str) -> Agent:
         """The agent an access token speaks for; :class:`Unauthorized` otherwise."""
         return await self._agent_of(self.tokens.decode(access_token, "access"))
+
+    async def ticket(self, access_token: str) -> str:
+        """A single-use ticket to open an event stream as the agent of ``access_token``."""
+        claims = self.tokens.decode(access_token, "access")
+        await self._agent_of(claims)
+        return self.tokens.issue_ticket(claims)
+
+    async def stream_grant(self, access_token: str | None, ticket: str | None) -> Grant:
+        """Who may open an event stream, and until when: by an access token, or by a
+        ticket (usable once). :class:`Unauthorized` otherwise."""
+        if ticket:
+            claims = self.tokens.decode(ticket, "ticket")
+            if not await self.revocations.use_once(f"ticket:{claims.jti}", claims.expires_at):
+                raise Unauthorized("ticket already used; ask for another")
+            until = claims.until or claims.expires_at
+        elif access_token:
+            claims = self.tokens.decode(access_token, "access")
+            until = claims.expires_at
+        else:
+            raise Unauthorized("send Authorization: Bearer <access token>, or ?ticket=")
+        return Grant(await self._agent_of(claims), claims, until)
+
+    async def still_valid(self, grant: Grant) -> bool:
+        """Whether a stream's grant holds: not expired, its sign-in not ended."""
+        if datetime.now(UTC) >= grant.until:
+            return False
+        try:
+            await self._agent_of(grant.claims)
+        except Unauthorized:
+            return False
+        return True
 
     async def logout(self, access_token: str) -> None:
         """End the sign-in this access token belongs to: all of its tokens."""

@@ -70,10 +70,16 @@ class ServerConfig:
     max_connections: int = 1000
     idle_timeout_seconds: float = 10.0
     body_timeout_seconds: float = 30.0
+    # Browser origins (https://inbox.example.com) allowed to call the API, comma-separated.
+    cors_origins: str = ""
 
     @property
     def proxies(self) -> tuple[Network, ...]:
         return parse_networks(self.trusted_proxies)
+
+    @property
+    def cors(self) -> frozenset[str]:
+        return frozenset(o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip())
 
     @property
     def loopback_only(self) -> bool:
@@ -215,6 +221,24 @@ class DeliveryConfig:
 
 
 @dataclass(frozen=True)
+class EventsConfig:
+    """The live event stream (``/api/v1/events/``)."""
+
+    retention_hours: int = 48  # how far back a stream resumes with Last-Event-ID
+    heartbeat_seconds: float = 15.0
+    # On a database several gateways share, an event is streamed once it is this old,
+    # so that one another gateway wrote a moment earlier is never overtaken.
+    settle_ms: int = 1000
+
+
+@dataclass(frozen=True)
+class AssignmentConfig:
+    # An agent who goes away keeps their open conversations (else they return to the queue).
+    keep_while_away: bool = False
+    recheck_seconds: float = 1.0  # how often waiting conversations are offered again
+
+
+@dataclass(frozen=True)
 class ClusterConfig:
     """Several gateways on one database: who works which channel."""
 
@@ -284,6 +308,8 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
+    assignment: AssignmentConfig = field(default_factory=AssignmentConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
     faq: FaqConfig = field(default_factory=FaqConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)

@@ -13,3 +13,10 @@ def open_storage(config: Config, *, attach: bool = False) -> Storage:
     storage = Storage.open(config.storage, config.data_dir, attach=attach)
     scrubber.add_uri_password(storage.uri)
     return storage
+
+
+async def prepare(storage: Storage, config: Config) -> None:
+    """Create the indexes with the configured retentions (messages, events)."""
+    await storage.ensure_indexes(
+        config.storage.message_retention_seconds, config.events.retention_hours * 3600
+    )

@@ -1,8 +1,9 @@
 """The inbound pipeline: a verified, parsed message becomes a stored one, once.
 
 contact recorded (by channel and external id) → message inserted (a provider's
-retry is acknowledged, not stored twice) → an available agent assigned → if the
-text asks an FAQ, its answer queued as an auto-reply.
+retry is acknowledged, not stored twice) → its conversation reopened and its
+events written (gateway/activity.py) → if the text asks an FAQ, its answer queued
+as an auto-reply. Agents are assigned off this path (gateway/assignment.py).
 
 Writes are group-committed: the messages of every webhook that arrives while a
 batch is being written go out together in the next one, as one bulk write per
@@ -17,15 +18,17 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from channels.base import Channel, Inbound
+from gateway.activity import Activity
 from gateway.faq import FaqAnswer, FaqResponder, question_phrase
 from gateway.workers import detached_task
 from storage.contacts import Sighting
+from storage.conversations import Arrival
 from storage.database import Storage
 from storage.errors import is_unavailable
 from storage.messages import inbound_document
@@ -38,9 +41,6 @@ CONTACT_REFRESH_SECONDS = 60.0  # how stale a cached contact (and last_message_a
 KNOWN_CONTACTS = 100_000  # contacts remembered, least recently seen forgotten first
 KNOWN_CONTACT_CHARS = 16_000_000  # and the characters of their names, ids and usernames
 MAX_BATCH = 256  # messages per bulk write
-# After finding no agent available, how long until looking again; a change made
-# through this process's API looks at once.
-NOBODY_RECHECK_SECONDS = 2.0
 
 
 @dataclass
@@ -53,7 +53,7 @@ class Received:
 
 @dataclass
 class _Pending:
-    channel_id: str
+    channel: Channel
     message: Inbound
     extra: dict[str, Any]
     sighting: Sighting = field(init=False)
@@ -61,7 +61,7 @@ class _Pending:
 
     def __post_init__(self) -> None:
         m = self.message
-        self.sighting = Sighting(self.channel_id, m.contact_external_id, m.name, m.username)
+        self.sighting = Sighting(self.channel.id, m.contact_external_id, m.name, m.username)
         self.done = asyncio.get_running_loop().create_future()
 
     def answer(self, result: tuple[Contact, bool] | Exception) -> None:
@@ -111,29 +111,25 @@ def _size(contact: Contact) -> int:
 class InboundWriter:
     """Stores inbound messages in batches; ``write`` returns once its batch is durable."""
 
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, activity: Activity) -> None:
         self.storage = storage
+        self.activity = activity
         self._queue: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
         # contact id → (the contact as stored, monotonic time it was last written)
         self._contacts = _ContactCache()
-        self._nobody_until = 0.0
 
     def known_contact(self, contact_id: str) -> Contact | None:
         """The contact as last written here, if it wrote lately (its name may lag a minute)."""
         known = self._contacts.get(contact_id)
         return known[0] if known else None
 
-    def agents_changed(self) -> None:
-        """An agent was added or changed here: look for an available one again now."""
-        self._nobody_until = 0.0
-
     async def write(
-        self, channel_id: str, messages: list[tuple[Inbound, dict[str, Any]]]
+        self, channel: Channel, messages: list[tuple[Inbound, dict[str, Any]]]
     ) -> list[tuple[Contact, bool] | BaseException]:
         """``(contact, created)`` for each ``(message, extra fields)``, in order, or
         the exception that kept that one from being stored."""
-        pending = [_Pending(channel_id, message, extra) for message, extra in messages]
+        pending = [_Pending(channel, message, extra) for message, extra in messages]
         self._queue.extend(pending)
         if self._flusher is None or self._flusher.done():
             self._flusher = detached_task(self._flush_all(), "inbound group commit")
@@ -180,7 +176,7 @@ class InboundWriter:
         contacts = [self._contacts[p.sighting.contact_id][0] for p in batch]
         documents = [
             inbound_document(
-                channel_id=p.channel_id,
+                channel_id=p.channel.id,
                 contact=contact,
                 dedupe_key=p.message.dedupe_key,
                 content=p.message.text,
@@ -191,10 +187,17 @@ class InboundWriter:
             for p, contact in zip(batch, contacts, strict=True)
         ]
         created = await self.storage.messages.insert_inbound_many(documents)
-        assigned = await self._assign(
-            [c for c, new in zip(contacts, created, strict=True) if new is True]
-        )
-        contacts = [assigned.get(c.id, c) for c in contacts]
+        stored = [
+            (p, contact, Message.of(document))
+            for p, contact, document, new in zip(batch, contacts, documents, created, strict=True)
+            if new is True
+        ]
+        newest: dict[str, Arrival] = {}
+        for p, contact, message in stored:
+            earlier = newest.get(contact.id)
+            count = earlier.count + 1 if earlier else 1
+            newest[contact.id] = Arrival(contact, p.channel.name, p.channel.type, message, count)
+        await self.activity.received(list(newest.values()), [m for _, _, m in stored])
         return [
             new if isinstance(new, Exception) else (contact, new)
             for contact, new in zip(contacts, created, strict=True)
@@ -222,35 +225,13 @@ class InboundWriter:
             or bool(sighting.username and sighting.username != contact.username)
         )
 
-    async def _assign(self, contacts: list[Contact]) -> dict[str, Contact]:
-        """Give each unassigned conversation to the available agent given one least
-        recently; returns the contacts assigned now, by id."""
-        waiting = {c.id: c for c in contacts if c.assigned_agent_id is None}
-        assigned: dict[str, Contact] = {}
-        if not waiting or time.monotonic() < self._nobody_until:
-            return assigned
-        for contact_id, contact in waiting.items():
-            agent = await self.storage.agents.take_next_available()
-            if agent is None:  # they stay unassigned until a message after someone is back
-                self._nobody_until = time.monotonic() + NOBODY_RECHECK_SECONDS
-                break
-            if await self.storage.contacts.assign(contact_id, agent.id):
-                assigned[contact_id] = replace(contact, assigned_agent_id=agent.id)
-                known = self._contacts.get(contact_id)
-                if known is not None:  # written when it was: the refresh stays due then
-                    self._contacts.put(assigned[contact_id], known[1])
-                log.info("contact %s assigned to agent %s", contact_id, agent.username)
-            else:  # another gateway was faster: read the contact again next time
-                self._contacts.pop(contact_id)
-        return assigned
-
 
 async def receive(
     writer: InboundWriter,
     channel: Channel,
     messages: list[Inbound],
     faq: FaqResponder | None = None,
-    queued: Callable[[list[Message]], None] | None = None,
+    queued: Callable[[list[Message]], Awaitable[None]] | None = None,
 ) -> Received:
     """Store what a channel received; returns once every message is durable.
 
@@ -273,7 +254,7 @@ async def receive(
         prepared.append((message, extra))
         answers.append(found)
     result = Received()
-    written = await writer.write(channel.id, prepared)
+    written = await writer.write(channel, prepared)
     away = next((w for w in written if isinstance(w, Exception) and is_unavailable(w)), None)
     if away is not None:
         raise away
@@ -293,5 +274,5 @@ async def receive(
                 replies.append(reply)
     result.auto_replies = len(replies)
     if replies and queued is not None:
-        queued(replies)
+        await queued(replies)
     return result

@@ -4,7 +4,7 @@ once with their FAQ answers queued (gateway/inbound.py), and delivery news."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from channels.base import Channel, Inbound, Sink, Unavailable, WebhookResult
 from gateway.faq import FaqResponder
@@ -25,13 +25,15 @@ class Intake:
         writer: InboundWriter,
         faq: FaqResponder,
         metrics: Metrics,
-        queued: Callable[[list[Message]], None],
+        queued: Callable[[list[Message]], Awaitable[None]],
+        changed: Callable[[list[Message]], Awaitable[None]],
     ) -> None:
         self.storage = storage
         self.writer = writer
         self.faq = faq
         self.metrics = metrics
         self.queued = queued
+        self.changed = changed  # delivery news moved these messages
 
     async def receive(self, channel: Channel, items: list[Inbound]) -> Received:
         """Store what a channel received, answering FAQs; returns once it is durable."""
@@ -46,7 +48,8 @@ class Intake:
         """A verified webhook's news and messages; raises what kept one from being
         stored, so that the provider is not told it was."""
         if result.statuses:
-            await apply_statuses(self.storage, channel, list(result.statuses))
+            changed = await apply_statuses(self.storage, channel, list(result.statuses))
+            await self.changed(changed)
         if result.messages:
             received = await self.receive(channel, list(result.messages))
             if received.failed:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from gateway.errors import Conflict, NotFound, ValidationError
 from storage.database import Storage
@@ -20,7 +20,7 @@ class Sender:
         *,
         known_contact: Callable[[str], Contact | None],
         text_limit: Callable[[str], int],
-        queued: Callable[[list[Message]], None],
+        queued: Callable[[list[Message]], Awaitable[None]],
     ) -> None:
         self.storage = storage
         self.known_contact = known_contact
@@ -45,5 +45,5 @@ class Sender:
         if not created and (message.contact_id, message.content) != (contact_id, content):
             raise Conflict("this Idempotency-Key was used for a different message")
         if created:
-            self.queued([message])
+            await self.queued([message])
         return message, created

@@ -38,6 +38,7 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import pymongo
@@ -52,7 +53,7 @@ from gateway.workers import Supervisor, detached_task
 from storage.database import Storage
 from storage.errors import is_unavailable
 from storage.models import Message, Status
-from storage.outbox import Claim, OutboxRepository, Outcome, Unsent
+from storage.outbox import Claim, Outcome, Unsent
 from storage.records import key_floor, millis, new_id, utcnow
 
 log = logging.getLogger("gateway.outbound")
@@ -74,8 +75,13 @@ class OutcomeWriter:
     dropping it would send its message again.
     """
 
-    def __init__(self, outbox: OutboxRepository) -> None:
-        self.outbox = outbox
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self.outbox = storage.outbox
+        # Told of the messages each write moved (their conversations and events).
+        self.on_change: Callable[[list[Message]], Awaitable[None]] = _nothing
+        self._moved: list[str] = []  # ids whose outcome is recorded, not yet announced
+        self._announcer: asyncio.Task[None] | None = None
         self._queue: list[tuple[Outcome, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
@@ -111,6 +117,22 @@ class OutcomeWriter:
                 continue
             backoff.reset()
             self._resolve(batch, None)
+            # A retry leaves a message queued: no change of status to announce.
+            self._moved += [o.message_id for o, _ in batch if o.status != "queued"]
+            if self._moved and (self._announcer is None or self._announcer.done()):
+                self._announcer = detached_task(self._announce_all(), "outcome events")
+
+    async def _announce_all(self) -> None:
+        """Tell of what the writes moved, off the writes' path: what piles up meanwhile
+        goes in one announcement."""
+        while self._moved:
+            ids, self._moved = self._moved, []
+            try:
+                with pymongo.timeout(BACKGROUND_TIMEOUT_SECONDS):
+                    await self.on_change(await self.storage.messages.get_many(ids))
+            except Exception as exc:  # the outcomes are recorded; their events are not
+                log.warning("events of %d send outcomes not written (%s)", len(ids),
+                            type(exc).__name__)  # fmt: skip
 
     def _resolve(
         self, batch: list[tuple[Outcome, asyncio.Future[None]]], exc: Exception | None
@@ -139,7 +161,7 @@ class Dispatcher:
         self.lanes: dict[str, Lane] = {}
         self.live: set[str] = set()  # ids claimed here whose outcome is not durable yet
         self.free_slots = config.concurrency
-        self.outcomes = OutcomeWriter(storage.outbox)
+        self.outcomes = OutcomeWriter(storage)
         self._pacings: dict[str, Pacing] = {}  # by channel id; outlives a lane
         self._sends: set[asyncio.Task[None]] = set()
 
@@ -285,13 +307,24 @@ class Dispatcher:
                        counted=counted)  # fmt: skip
 
 
-async def apply_statuses(storage: Storage, channel: Channel, reports: list[StatusReport]) -> None:
-    """A provider's delivery news about the channel's messages; never moves backwards."""
+async def apply_statuses(
+    storage: Storage, channel: Channel, reports: list[StatusReport]
+) -> list[Message]:
+    """A provider's delivery news about the channel's messages; never moves backwards.
+    Returns the messages it moved."""
+    moved = []
     for report in reports:
-        await storage.messages.apply_status(
+        message = await storage.messages.apply_status(
             channel.id,
             report.message_id,
             Status(report.status),
             external_id=report.external_id,
             error=report.error,
         )
+        if message is not None:
+            moved.append(message)
+    return moved
+
+
+async def _nothing(messages: list[Message]) -> None:
+    return None

@@ -8,10 +8,14 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.activity import Activity
+from gateway.assignment import Assigner
 from gateway.auth import Authenticator
 from gateway.channels import ChannelSet
 from gateway.config import Config
-from gateway.database import open_storage
+from gateway.conversations import Conversations
+from gateway.database import open_storage, prepare
+from gateway.events import EventHub, EventLog
 from gateway.faq import FaqResponder, make_cache
 from gateway.faqbook import FaqBook
 from gateway.inbound import InboundWriter
@@ -66,6 +70,9 @@ class Services:
     inbound: InboundWriter
     intake: Intake  # what channels hand in
     sender: Sender  # agents' sends
+    events: EventHub  # agents' live streams read it
+    assigner: Assigner
+    conversations: Conversations
     inflight: InflightRequests = field(default_factory=InflightRequests)
     work: ChannelWork | None = None  # set while the runtime runs
 
@@ -85,7 +92,17 @@ def build_services(config: Config, storage: Storage) -> Services:
     supervisor = Supervisor(lambda worker: metrics.worker_restarts.labels(worker).inc())
     dispatcher = Dispatcher(storage, config.delivery, metrics, supervisor)
     channels = ChannelSet()
-    inbound = InboundWriter(storage)
+    shared = not storage.outbox.sole_writer  # other gateways may write to the database
+    hub = EventHub(
+        storage.events,
+        settle_ms=config.events.settle_ms if shared else 0,
+        poll_seconds=0.25 if shared else 1.0,
+    )
+    activity = Activity(storage, EventLog(storage.events, hub), dispatcher.queued)
+    dispatcher.outcomes.on_change = activity.changed
+    assigner = Assigner(storage, activity, config.assignment)
+    activity.on_waiting = assigner.nudge
+    inbound = InboundWriter(storage, activity)
     services = Services(
         config=config,
         storage=storage,
@@ -97,13 +114,16 @@ def build_services(config: Config, storage: Storage) -> Services:
         supervisor=supervisor,
         dispatcher=dispatcher,
         inbound=inbound,
-        intake=Intake(storage, inbound, faq, metrics, dispatcher.queued),
+        intake=Intake(storage, inbound, faq, metrics, activity.queued, activity.changed),
         sender=Sender(
             storage,
             known_contact=inbound.known_contact,
             text_limit=channels.max_text,
-            queued=dispatcher.queued,
+            queued=activity.queued,
         ),
+        events=hub,
+        assigner=assigner,
+        conversations=Conversations(storage, activity, assigner),
     )
     metrics.read_at_scrape(lambda: _live_metrics(services))
     return services
@@ -177,7 +197,7 @@ class Runtime:
             storage = open_storage(config)
         try:
             if owns_storage:
-                await storage.ensure_indexes(config.storage.message_retention_seconds)
+                await prepare(storage, config)
             runtime = cls(build_services(config, storage), owns_storage)
             await runtime._start()
         except BaseException:
@@ -202,6 +222,8 @@ class Runtime:
         )
         dispatcher.start(alone=alone)
         services.work.start()
+        services.supervisor.start("event log", services.events.run)
+        services.supervisor.start("assignment", services.assigner.run)
         if not self.owns_storage:
             return  # the caller's storage: its upkeep is the caller's
         embedded = config.storage.embedded
@@ -219,6 +241,7 @@ class Runtime:
         """Stop polling, let the sends under way finish, hand the leases back, stop the
         rest, and close the storage if it was opened here."""
         services = self.services
+        services.events.close()  # agents' streams end: nothing keeps shutdown waiting
         if services.work is not None:
             await services.work.stop()
         await services.dispatcher.stop(services.config.server.shutdown_grace_seconds / 2)

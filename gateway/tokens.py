@@ -21,7 +21,9 @@ import jwt
 from gateway.config import ConfigError
 from gateway.errors import Unauthorized
 
-TokenType = Literal["access", "refresh"]
+# A ticket opens one event stream (EventSource cannot send a header): 60 s, used once.
+TokenType = Literal["access", "refresh", "ticket"]
+TICKET_TTL = timedelta(seconds=60)
 _ALGORITHM = "HS256"
 _REQUIRED = ["sub", "type", "jti", "fam", "iat", "exp"]
 
@@ -34,6 +36,7 @@ class Claims:
     family: str
     issued_at: datetime
     expires_at: datetime
+    until: datetime | None = None  # a ticket: when the access token it stands for expires
 
 
 class TokenIssuer:
@@ -49,7 +52,19 @@ class TokenIssuer:
             "refresh": self._encode(agent_id, "refresh", family, self.refresh_ttl),
         }
 
-    def _encode(self, agent_id: str, kind: TokenType, family: str, ttl: timedelta) -> str:
+    def issue_ticket(self, access: Claims) -> str:
+        """A ticket standing for the access token ``access`` until that expires."""
+        extra = {"until": int(access.expires_at.timestamp())}
+        return self._encode(access.agent_id, "ticket", access.family, TICKET_TTL, extra)
+
+    def _encode(
+        self,
+        agent_id: str,
+        kind: TokenType,
+        family: str,
+        ttl: timedelta,
+        extra: dict[str, Any] | None = None,
+    ) -> str:
         now = datetime.now(UTC)
         claims: dict[str, Any] = {
             "sub": agent_id,
@@ -61,6 +76,7 @@ class TokenIssuer:
             # in the same second, so the issue time goes in milliseconds too.
             "iat_ms": int(now.timestamp() * 1000),
             "exp": now + ttl,
+            **(extra or {}),
         }
         return jwt.encode(claims, self._secret, algorithm=_ALGORITHM)
 
@@ -85,6 +101,7 @@ class TokenIssuer:
                 int(claims.get("iat_ms") or claims["iat"] * 1000) / 1000, UTC
             ),
             expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+            until=datetime.fromtimestamp(claims["until"], UTC) if "until" in claims else None,
         )
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from gateway.agents import Registration, create_agent, own_account, registration, update_agent
+from gateway.conversations import ME
 from handlers import schemas
 from handlers.base import BaseHandler, found, presenter, public
 from storage.models import Agent
@@ -47,7 +50,7 @@ class AgentsHandler(BaseHandler):
             data["display_name"],
             bootstrap=how is Registration.BOOTSTRAP,
         )
-        self.services.inbound.agents_changed()  # someone new may take waiting contacts
+        self.services.assigner.nudge()  # someone new may take waiting conversations
         self.write_json(present(agent), 201)
 
     async def get(self) -> None:
@@ -65,7 +68,11 @@ class AgentsHandler(BaseHandler):
 
 
 class AgentHandler(BaseHandler):
+    path_parameters: ClassVar[dict[str, str]] = {"agent_id": "An agent's id, or me"}
+
     async def _get(self, agent_id: str) -> Agent:
+        if agent_id == ME:
+            return self.agent
         return found(await self.services.storage.agents.get(agent_id), "agent", agent_id)
 
     async def get(self, agent_id: str) -> None:
@@ -73,7 +80,6 @@ class AgentHandler(BaseHandler):
         ---
         summary: Read an agent
         tags: [agents]
-        parameters: [{in: path, name: agent_id, required: true, schema: {type: string}}]
         responses:
           200: {description: The agent, content: {application/json: {schema: Agent}}}
           401: {$ref: "#/components/responses/Unauthorized"}
@@ -87,7 +93,6 @@ class AgentHandler(BaseHandler):
         summary: Change your display name, password or availability
         description: A new password signs out every session issued before it.
         tags: [agents]
-        parameters: [{in: path, name: agent_id, required: true, schema: {type: string}}]
         requestBody:
           required: true
           content: {application/json: {schema: AgentUpdate}}
@@ -98,10 +103,12 @@ class AgentHandler(BaseHandler):
           403: {$ref: "#/components/responses/Forbidden"}
           404: {$ref: "#/components/responses/NotFound"}
         """
-        own_account(await self._get(agent_id), self.agent)
+        target = await self._get(agent_id)
+        own_account(target, self.agent)
         changes = self.json_body(schemas.AgentUpdate())
-        updated = await update_agent(self.services.storage.agents, agent_id, changes)
-        self.services.inbound.agents_changed()
+        updated = await update_agent(self.services.storage.agents, target.id, changes)
+        if "is_available" in changes:
+            await self.services.assigner.availability_changed(updated)
         self.write_json(present(updated))
 
     async def delete(self, agent_id: str) -> None:
@@ -109,15 +116,16 @@ class AgentHandler(BaseHandler):
         ---
         summary: Delete your own account
         tags: [agents]
-        parameters: [{in: path, name: agent_id, required: true, schema: {type: string}}]
         responses:
           204: {description: Deleted}
           401: {$ref: "#/components/responses/Unauthorized"}
           403: {$ref: "#/components/responses/Forbidden"}
           404: {$ref: "#/components/responses/NotFound"}
         """
-        own_account(await self._get(agent_id), self.agent)
-        await self.services.storage.agents.delete(agent_id)
+        target = await self._get(agent_id)
+        own_account(target, self.agent)
+        await self.services.storage.agents.delete(target.id)
+        await self.services.assigner.agent_away(target.id, deleted=True)
         self.set_status(204)
         self.finish()
 

@@ -15,7 +15,9 @@ from handlers import (
     auth,
     channels,
     contacts,
+    conversations,
     docs,
+    events,
     faqs,
     health,
     messages,
@@ -32,9 +34,11 @@ API_ROUTES: list[tuple[str, type]] = [
     *auth.routes,
     *agents.routes,
     *contacts.routes,
+    *conversations.routes,
     *channels.routes,
     *messages.routes,
     *faqs.routes,
+    *events.routes,
     *webhooks.routes,
 ]
 

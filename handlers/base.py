@@ -77,6 +77,8 @@ def public(reason: str) -> Callable[[F], F]:
 # A caller's X-Request-ID is kept if it is a plain token (it goes into log lines);
 # otherwise, or without one, the gateway makes one up.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_ALLOWED_HEADERS = "Authorization, Content-Type, Idempotency-Key, Last-Event-ID, X-Request-ID"
+_EXPOSED = "Idempotent-Replayed, Retry-After, X-Request-ID, Allow"
 
 
 def request_id(request: HTTPServerRequest) -> str:
@@ -124,6 +126,7 @@ class BaseHandler(RequestHandler):
 
     def initialize(self, services: Services) -> None:
         self.services = services
+        self._allow_origin()
         self._body = bytearray()
         self._body_too_large = False
         services.inflight.enter()
@@ -146,6 +149,29 @@ class BaseHandler(RequestHandler):
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
         self.set_header("X-Content-Type-Options", "nosniff")
+        if hasattr(self, "services"):  # Tornado calls this once before initialize()
+            self._allow_origin()
+
+    def _allow_origin(self) -> None:
+        origin = self.request.headers.get("Origin", "")
+        if origin and origin.rstrip("/") in self.services.config.server.cors:
+            # https://fetch.spec.whatwg.org/#http-cors-protocol: bearer tokens, no cookies.
+            self.set_header("Access-Control-Allow-Origin", origin)
+            self.set_header("Access-Control-Expose-Headers", _EXPOSED)
+            self.set_header("Vary", "Origin")
+
+    @public("a CORS preflight carries no credentials by design")
+    async def options(self, *args: str, **kwargs: str) -> None:
+        """The browser asks whether it may call: yes, for an allowed origin."""
+        allowed = [
+            m.upper() for m in ("get", "post", "patch", "delete") if implements(type(self), m)
+        ]
+        if "Access-Control-Allow-Origin" in self._headers:
+            self.set_header("Access-Control-Allow-Methods", ", ".join(allowed))
+            self.set_header("Access-Control-Allow-Headers", _ALLOWED_HEADERS)
+            self.set_header("Access-Control-Max-Age", "600")
+        self.set_status(204)
+        self.finish()
 
     # -- request life cycle -------------------------------------------------------
 

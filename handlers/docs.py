@@ -51,8 +51,19 @@ _SCHEMAS = [
     schemas.FaqUpdate,
     schemas.Faq,
     schemas.Suggestions,
+    schemas.Conversation,
+    schemas.ConversationUpdate,
+    schemas.Event,
+    schemas.Ticket,
 ]
-_PAGED = [schemas.Agent, schemas.Contact, schemas.Channel, schemas.Message, schemas.Faq]
+_PAGED = [
+    schemas.Agent,
+    schemas.Contact,
+    schemas.Channel,
+    schemas.Message,
+    schemas.Faq,
+    schemas.Conversation,
+]
 
 
 def build_spec(routes: list[tuple[str, type]]) -> dict[str, Any]:
@@ -85,6 +96,8 @@ def build_spec(routes: list[tuple[str, type]]) -> dict[str, Any]:
         for method, operation in operations.items():
             if "responses" not in operation:
                 raise TypeError(f"{handler.__name__}.{method} has no OpenAPI docstring")
+            # getMessages, postMessages, getMessage: stable names for generated clients.
+            operation.setdefault("operationId", method + handler.__name__.removesuffix("Handler"))
             if "requestBody" in operation:
                 for code, name in _BODY_ERRORS.items():
                     operation["responses"].setdefault(
@@ -108,7 +121,7 @@ def build_spec(routes: list[tuple[str, type]]) -> dict[str, Any]:
             spec.path(path=route_template(pattern), operations=operations)
     document = spec.to_dict()
     # marshmallow cannot say "at least one field"; the handler refuses an empty PATCH.
-    for name in ("AgentUpdate", "FaqUpdate"):
+    for name in ("AgentUpdate", "FaqUpdate", "ConversationUpdate"):
         document["components"]["schemas"][name]["minProperties"] = 1
     return document
 

@@ -51,6 +51,10 @@ class MessagesHandler(BaseHandler):
         """List messages.
         ---
         summary: List messages, newest first
+        description: >-
+          `agent_id` is who sent a message; `assignee_id` is whose conversations
+          it is in (inbound messages included); `conversation_id` is one
+          conversation's.
         tags: [messages]
         parameters: [{in: query, schema: MessageQuery}]
         responses:
@@ -58,8 +62,8 @@ class MessagesHandler(BaseHandler):
           400: {$ref: "#/components/responses/BadRequest"}
           401: {$ref: "#/components/responses/Unauthorized"}
         """
-        messages = self.services.storage.messages
-        await self.write_page(messages.list_page, present, schemas.MessageQuery())
+        conversations = self.services.conversations
+        await self.write_page(conversations.messages_page, present, schemas.MessageQuery())
 
 
 class MessageHandler(BaseHandler):

@@ -163,6 +163,69 @@ class MessageCreate(Schema):
     )
 
 
+# -- conversations and events --------------------------------------------------------
+
+CONVERSATION_STATUSES = ["open", "pending", "resolved"]
+
+
+class ChannelSummary(Schema):
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+    type = fields.String(required=True)
+
+
+class Preview(Schema):
+    id = fields.String(required=True)
+    direction = fields.String(required=True, metadata={"enum": ["in", "out"]})
+    content = fields.String(required=True, metadata={"description": "At most 200 characters"})
+    status = fields.String(required=True, metadata={"enum": MESSAGE_STATUSES})
+
+
+class Conversation(Schema):
+    id = fields.String(required=True)
+    contact = fields.Nested(ContactSummary, required=True)
+    channel = fields.Nested(ChannelSummary, required=True)
+    assignee_id = fields.String(allow_none=True, required=True)
+    status = fields.String(required=True, metadata={"enum": CONVERSATION_STATUSES})
+    unread = fields.Integer(
+        required=True, metadata={"description": "Inbound messages since it was last read"}
+    )
+    last_message = fields.Nested(Preview, allow_none=True, required=True)
+    last_message_at = fields.AwareDateTime(allow_none=True, required=True)
+    created_at = fields.AwareDateTime(required=True)
+    updated_at = fields.AwareDateTime(required=True)
+
+
+class ConversationUpdate(Schema):
+    """At least one field (documented as minProperties in handlers/docs.py)."""
+
+    assignee_id = fields.String(
+        allow_none=True, metadata={"description": "Transfer to this agent; null: the queue"}
+    )
+    status = fields.String(validate=validate.OneOf(CONVERSATION_STATUSES))
+
+
+class Event(Schema):
+    """One entry of the event stream (its `data:` line); `id:` and `event:` repeat
+    the id and the type."""
+
+    id = fields.String(required=True, metadata={"description": "Resume after it: Last-Event-ID"})
+    type = fields.String(
+        required=True,
+        metadata={"enum": ["message.created", "message.updated", "conversation.updated"]},
+    )
+    conversation_id = fields.String(required=True)
+    message = fields.Nested(Message, metadata={"description": "For message.* events"})
+    conversation = fields.Nested(Conversation, metadata={"description": "For conversation.updated"})
+
+
+class Ticket(Schema):
+    ticket = fields.String(
+        required=True, metadata={"description": "Pass as ?ticket= to /api/v1/events/ once"}
+    )
+    expires_in = fields.Integer(required=True, metadata={"description": "Seconds"})
+
+
 # -- lists --------------------------------------------------------------------------
 
 
@@ -185,11 +248,43 @@ class ContactQuery(PageQuery):
 
 class MessageQuery(PageQuery):
     contact_id = fields.String()
-    agent_id = fields.String()
+    conversation_id = fields.String()
+    agent_id = fields.String(metadata={"description": "Sent by this agent"})
+    assignee_id = fields.String(
+        metadata={"description": "In the conversations assigned to this agent, by anyone"}
+    )
     direction = fields.String(validate=validate.OneOf(["in", "out"]))
     status = fields.String(validate=validate.OneOf(MESSAGE_STATUSES))
     created_after = fields.AwareDateTime(metadata={"description": "ISO 8601 with a zone"})
     created_before = fields.AwareDateTime(metadata={"description": "ISO 8601 with a zone"})
+
+
+class ConversationQuery(PageQuery):
+    assignee = fields.String(
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "me, none (the queue) or an agent's id"},
+    )
+    status = fields.String(validate=validate.OneOf(CONVERSATION_STATUSES))
+    channel_id = fields.String()
+    q = fields.String(
+        validate=validate.Length(min=1, max=100),
+        metadata={"description": "In the contact's name or username"},
+    )
+
+
+class EventQuery(Schema):
+    assignee = fields.String(
+        validate=validate.Equal("me"), metadata={"description": "me: my conversations only"}
+    )
+    conversation_id = fields.String()
+    ticket = fields.String(
+        validate=validate.Length(max=2048),
+        metadata={"description": "From POST /api/v1/events/ticket/, instead of the header"},
+    )
+    last_event_id = fields.String(
+        validate=validate.Length(max=64),
+        metadata={"description": "As the Last-Event-ID header, for clients that cannot send it"},
+    )
 
 
 def page_of(item: type[Schema]) -> type[Schema]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
@@ -12,7 +13,6 @@ from storage.models import Agent
 from storage.pages import KEY, Page, PageReader, Position
 from storage.records import Database, new_id, utcnow
 
-_CLAIM_ATTEMPTS = 5
 ENDED_SIGN_INS_KEPT = 100  # sign-ins ended per agent that stay refused (newest)
 
 
@@ -71,32 +71,22 @@ class AgentsRepository:
         await self.meta.update_one(_EVER, {"$setOnInsert": {"at": now}}, upsert=True)
         return Agent.of(document)
 
-    async def take_next_available(self) -> Agent | None:
-        """The available agent given a conversation least recently, now marked given one.
+    async def available(self, limit: int = 1000) -> list[Agent]:
+        """Available agents, the one given a conversation least recently first
+        (never given one sorts first)."""
+        found = (
+            self.collection.find({"is_available": True})
+            .sort("last_assigned_at", ASCENDING)
+            .limit(limit)
+        )
+        return [Agent.of(d) async for d in found]
 
-        A read, then a compare-and-set on ``last_assigned_at``: of two gateways that
-        read the same agent, one claims it and the other reads again. (One
-        findAndModify would do, but the embedded server spends four updates on it.)
-        """
-        for _ in range(_CLAIM_ATTEMPTS):
-            agent = await self.collection.find_one(
-                {"is_available": True},
-                sort=[("last_assigned_at", ASCENDING)],  # never assigned (null) sorts first
+    async def mark_assigned(self, agent_ids: list[str], at: datetime) -> None:
+        """These agents were just given conversations: they go to the back of the line."""
+        if agent_ids:
+            await self.collection.update_many(
+                {"_id": {"$in": agent_ids}}, {"$set": {"last_assigned_at": at}}
             )
-            if agent is None:
-                return None
-            now = utcnow()
-            claimed = await self.collection.update_one(
-                {
-                    "_id": agent["_id"],
-                    "is_available": True,
-                    "last_assigned_at": agent.get("last_assigned_at"),
-                },
-                {"$set": {"last_assigned_at": now}},
-            )
-            if claimed.modified_count == 1:
-                return Agent.of({**agent, "last_assigned_at": now})
-        return None  # lost every race: the contact waits for its next message
 
     async def ever_existed(self) -> bool:
         """Whether an agent was ever created here (deleted ones count)."""

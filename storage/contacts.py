@@ -97,14 +97,15 @@ class ContactsRepository:
         stored = self.collection.find({"_id": {"$in": list(latest)}})
         return {document["_id"]: Contact.of(document) async for document in stored}
 
-    async def assign(self, contact_id_: str, agent_id: str) -> bool:
-        """Give an unassigned contact to ``agent_id``; False if someone was faster."""
-        result = await self.collection.update_one(
-            {"_id": contact_id_, "assigned_agent_id": None},
-            {"$set": {"assigned_agent_id": agent_id}},
-            hint=BY_ID,
-        )
-        return result.modified_count == 1
+    async def set_assignees(self, pairs: list[tuple[str, str | None]]) -> None:
+        """Each contact ``(id, agent id or None)``: the assignee of its conversation,
+        shown on the contact too."""
+        writes = [
+            UpdateOne({"_id": cid}, {"$set": {"assigned_agent_id": agent}}, hint=BY_ID)
+            for cid, agent in pairs
+        ]
+        if writes:
+            await self.collection.bulk_write(writes, ordered=False)
 
     async def get(self, contact_id_: str) -> Contact | None:
         document = await self.collection.find_one({"_id": contact_id_})

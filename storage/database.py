@@ -19,6 +19,7 @@ from pymongo.errors import PyMongoError
 from storage.agents import AgentsRepository
 from storage.channels import ChannelsRepository
 from storage.contacts import ContactsRepository
+from storage.conversations import ConversationsRepository
 from storage.embedded import (
     DataDirBusy,
     DataDirLock,
@@ -29,13 +30,13 @@ from storage.embedded import (
     write_private,
 )
 from storage.errors import StorageUnavailable
+from storage.events import EventsRepository
 from storage.faqs import FaqsRepository
 from storage.leases import LeasesRepository
 from storage.messages import MessagesRepository
-from storage.models import Document
 from storage.outbox import OutboxRepository
 from storage.pages import PageReader
-from storage.records import Database
+from storage.records import Database, Document
 from storage.revocations import RevocationsRepository
 from storage.signins import SignInFailuresRepository
 
@@ -102,6 +103,8 @@ class Storage:
     revocations: RevocationsRepository
     sign_in_failures: SignInFailuresRepository
     faqs: FaqsRepository
+    conversations: ConversationsRepository
+    events: EventsRepository
     embedded: EmbeddedServer | None = None
     lock: DataDirLock | None = None
     data_dir: Path | None = None
@@ -149,6 +152,8 @@ class Storage:
             revocations=RevocationsRepository(db),
             sign_in_failures=SignInFailuresRepository(db),
             faqs=FaqsRepository(db, pages),
+            conversations=ConversationsRepository(db, pages),
+            events=EventsRepository(db),
             embedded=embedded,
             lock=lock,
             data_dir=data_dir,
@@ -200,7 +205,9 @@ class Storage:
             uri, config.database, embedded=server, lock=lock, data_dir=data_dir, **options
         )
 
-    async def ensure_indexes(self, message_retention_seconds: int) -> None:
+    async def ensure_indexes(
+        self, message_retention_seconds: int, event_retention_seconds: int = 48 * 3600
+    ) -> None:
         """Create the indexes; also learns how the server executes page queries."""
         with pymongo.timeout(INDEX_TIMEOUT_SECONDS):  # building one on a big collection
             build = await self.client.admin.command("buildInfo")
@@ -215,6 +222,10 @@ class Storage:
             await self.revocations.ensure_indexes()
             await self.sign_in_failures.ensure_indexes()
             await self.faqs.ensure_indexes()
+            await self.conversations.ensure_indexes()
+            await self.events.ensure_indexes(
+                event_retention_seconds, server_expires=self.server_expires
+            )
 
     @property
     def server_expires(self) -> bool:
@@ -238,7 +249,7 @@ class Storage:
         if self.server_expires:
             return 0  # MongoDB's TTL monitor does it
         with pymongo.timeout(INDEX_TIMEOUT_SECONDS):
-            return await self.messages.expire()
+            return await self.messages.expire() + await self.events.expire()
 
     async def sweep_forever(self, interval: float) -> None:
         """Expire messages every ``interval`` seconds (where the server does not)."""

@@ -11,7 +11,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from storage.errors import Refused
@@ -204,21 +204,21 @@ class MessagesRepository:
         after: Position | None,
         limit: int,
         *,
-        contact_id: str | None = None,
+        contact_ids: list[str] | None = None,
         agent_id: str | None = None,
         direction: Direction | None = None,
         status: Status | None = None,
         created_after: datetime | None = None,
         created_before: datetime | None = None,
     ) -> Page[Message]:
-        """Newest first; each filter narrows the page, and every page is one query."""
+        """Newest first; each filter narrows the page, and every page is one query.
+        ``contact_ids``: the messages of those contacts (none: an empty page)."""
+        if contact_ids == []:
+            return Page([], None)
         query: dict[str, Any] = {}
-        for name, value in (
-            ("contact_id", contact_id),
-            ("agent_id", agent_id),
-            ("direction", direction),
-            ("status", status),
-        ):
+        if contact_ids is not None:
+            query["contact_id"] = contact_ids[0] if len(contact_ids) == 1 else {"$in": contact_ids}
+        for name, value in (("agent_id", agent_id), ("direction", direction), ("status", status)):
             if value is not None:
                 query[name] = str(value)
         return await self.pages.fetch(
@@ -256,12 +256,12 @@ class MessagesRepository:
         *,
         external_id: str = "",
         error: str | None = None,
-    ) -> bool:
+    ) -> Message | None:
         """Record a provider's news about one of the channel's messages.
 
         Only a message of that channel, whose provider id is ``external_id`` or not
         recorded yet (the news may overtake our own record of the send), and only
-        forward: a late "delivered" cannot undo "read".
+        forward: a late "delivered" cannot undo "read". Returns the message moved.
         """
         query: dict[str, Any] = {
             "_id": message_id,
@@ -275,5 +275,11 @@ class MessagesRepository:
             changes["external_id"] = external_id
         if error is not None:
             changes["error"] = error
-        result = await self.collection.update_one(query, {"$set": changes}, hint=BY_ID)
-        return result.modified_count == 1
+        document = await self.collection.find_one_and_update(
+            query, {"$set": changes}, return_document=ReturnDocument.AFTER, hint=BY_ID
+        )
+        return Message.of(document) if document is not None else None
+
+    async def get_many(self, ids: list[str]) -> list[Message]:
+        found = self.collection.find({"_id": {"$in": ids}}, hint=BY_ID)
+        return [Message.of(d) async for d in found]

@@ -14,7 +14,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-Document = dict[str, Any]
+from storage.records import Document, derived_id
+
+
+def conversation_id(contact_id: str) -> str:
+    """A contact's one conversation: derived, so a message knows it without a read."""
+    return derived_id("conversation", contact_id)
 
 
 class Direction(StrEnum):
@@ -148,6 +153,10 @@ class Message:
     auto_reply: bool = False  # sent by the gateway from an FAQ
     faq_id: str | None = None  # the FAQ it answered, or that answered it
 
+    @property
+    def conversation_id(self) -> str:
+        return conversation_id(self.contact_id)
+
     @classmethod
     def of(cls, d: Document) -> Message:
         contact, agent = d["contact"], d.get("agent")
@@ -230,3 +239,101 @@ class Unanswered:
     example: str  # one way it was asked
     count: int  # messages asking it
     contacts: int  # contacts asking it
+
+
+class ConversationStatus(StrEnum):
+    OPEN = "open"  # waiting on us; a new inbound message reopens any conversation
+    PENDING = "pending"  # waiting on the contact
+    RESOLVED = "resolved"
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRef:
+    """A channel as a conversation shows it."""
+
+    id: str
+    name: str
+    type: str
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """A conversation's last message, as a list shows it."""
+
+    id: str
+    direction: Direction
+    content: str  # cut to PREVIEW_CHARS
+    status: Status
+
+
+PREVIEW_CHARS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """One per contact (so per channel): assignment, status and unread live here."""
+
+    id: str
+    contact_id: str
+    channel_id: str
+    contact: ContactRef
+    channel: ChannelRef
+    assignee_id: str | None
+    status: ConversationStatus
+    unread: int  # inbound messages since the assignee last read it
+    created_at: datetime
+    updated_at: datetime
+    last_message_at: datetime | None = None
+    last_message: Preview | None = None
+    assigned_at: datetime | None = None
+
+    @classmethod
+    def of(cls, d: Document) -> Conversation:
+        contact, channel, last = d["contact"], d.get("channel") or {}, d.get("last_message")
+        return cls(
+            id=d["_id"],
+            contact_id=d["contact_id"],
+            channel_id=d["channel_id"],
+            contact=ContactRef(contact["id"], contact["external_id"], contact.get("name", "")),
+            channel=ChannelRef(d["channel_id"], channel.get("name", ""), channel.get("type", "")),
+            assignee_id=d.get("assignee_id"),
+            status=ConversationStatus(d.get("status", "open")),
+            unread=d.get("unread", 0),
+            created_at=d["created_at"],
+            updated_at=d.get("updated_at") or d["created_at"],
+            last_message_at=d.get("last_message_at"),
+            last_message=Preview(
+                last["id"], Direction(last["direction"]), last["content"], Status(last["status"])
+            )
+            if last
+            else None,
+            assigned_at=d.get("assigned_at"),
+        )
+
+
+class EventType(StrEnum):
+    MESSAGE_CREATED = "message.created"  # inbound and outbound
+    MESSAGE_UPDATED = "message.updated"  # every status change, with the error
+    CONVERSATION_UPDATED = "conversation.updated"  # assignment, status, unread
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One entry of the live event log: what changed, as it was then."""
+
+    id: str  # a UUIDv7: the log's order
+    type: EventType
+    conversation_id: str
+    assignee_id: str | None  # the conversation's, when the event was written
+    subject: Message | Conversation
+    created_at: datetime
+
+    @classmethod
+    def of(cls, d: Document) -> Event:
+        type_ = EventType(d["type"])
+        data = d["data"]
+        subject: Message | Conversation = (
+            Conversation.of(data) if type_ is EventType.CONVERSATION_UPDATED else Message.of(data)
+        )
+        return cls(d["_id"], type_, d["conversation_id"], d.get("assignee_id"), subject,
+                   d["created_at"])  # fmt: skip

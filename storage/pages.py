@@ -26,8 +26,7 @@ from typing import Any, Generic, TypeVar
 
 from pymongo import DESCENDING
 
-from storage.models import Document
-from storage.records import Collection, key_floor, key_millis, millis, utcnow
+from storage.records import Collection, Document, key_floor, key_millis, millis, utcnow
 
 KEY = "list_key"
 FIRST_WINDOW_MS = 3_600_000

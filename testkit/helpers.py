@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from pymongo import monitoring
@@ -170,3 +173,75 @@ async def received(
     )
     assert stored is not None
     return stored["_id"], False
+
+
+class EventStream:
+    """A client of ``/api/v1/events/``: a raw HTTP/1.0 connection (the answer then
+    streams unchunked until either side closes) parsed as Server-Sent Events."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.comments: list[str] = []
+
+    @classmethod
+    async def open(
+        cls, base_url: str, path: str = "/api/v1/events/", headers: dict[str, str] | None = None
+    ) -> EventStream:
+        address = urlsplit(base_url)
+        reader, writer = await asyncio.open_connection(address.hostname, address.port)
+        lines = [f"GET {path} HTTP/1.0", f"Host: {address.netloc}"]
+        lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        await writer.drain()
+        stream = cls(reader, writer)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        status_line, *header_lines = head.decode().split("\r\n")
+        stream.status = int(status_line.split()[1])
+        for line in header_lines:
+            if ":" in line:
+                name, _, value = line.partition(":")
+                stream.headers[name.strip().lower()] = value.strip()
+        return stream
+
+    async def next(self, within: float = 10.0) -> dict[str, Any]:
+        """The next event, ``{"id", "event", "data"}`` (data decoded); comments are kept
+        in ``comments``. Fails the test if none comes ``within`` seconds."""
+        deadline = time.monotonic() + within
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                pytest.fail(f"no event within {within:g} s")
+            try:
+                event = await self._block(left)
+            except TimeoutError:
+                continue
+            if event:
+                return event
+
+    async def replayed(self, within: float = 10.0) -> list[dict[str, Any]]:
+        """The events sent before the stream says ``: connected``: what a resume replayed."""
+        events: list[dict[str, Any]] = []
+        seen = len(self.comments)
+        while "connected" not in self.comments[seen:]:
+            events.append(await self._block(within))
+        return [e for e in events if e]
+
+    async def _block(self, within: float) -> dict[str, Any]:
+        block = await asyncio.wait_for(self.reader.readuntil(b"\n\n"), within)
+        event: dict[str, Any] = {}
+        for line in block.decode().strip("\n").split("\n"):
+            name, _, value = line.partition(":")
+            if name == "":
+                self.comments.append(value.strip())
+            elif name == "data":
+                event["data"] = json.loads(value.strip())
+            else:
+                event[name] = value.strip()
+        return event
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(OSError):
+            await self.writer.wait_closed()

@@ -1,4 +1,5 @@
-"""The inbound pipeline's assignment and durability, and the dispatcher's takeover."""
+"""The inbound pipeline's durability, and the dispatcher's takeover (assignment:
+test_conversations.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import timedelta
 from storage.database import Storage
 from storage.models import Message
 from storage.records import utcnow
-from testkit.helpers import free_port, seen, sign_up
+from testkit.helpers import free_port, seen
 from tests.channels.conftest import MOCK, MOCK_HEADERS, MOCK_URL, Gateway
 
 URL, JSON = MOCK_URL, MOCK_HEADERS
@@ -18,12 +19,6 @@ URL, JSON = MOCK_URL, MOCK_HEADERS
 async def _write(gw: Gateway, contact: int, text: str = "hi") -> int:
     body = json.dumps({"contact_id": contact, "message": text})
     return (await gw.post(URL, body, JSON))[0]
-
-
-async def _assigned(gw: Gateway) -> dict[str, str | None]:
-    contacts = await gw.storage.contacts.collection.find().to_list()
-    agents = {a["_id"]: a["username"] for a in await gw.storage.agents.collection.find().to_list()}
-    return {c["external_id"]: agents.get(c["assigned_agent_id"]) for c in contacts}
 
 
 async def test_concurrent_webhooks_share_bulk_writes_and_each_is_stored_once(gateway) -> None:
@@ -69,37 +64,6 @@ async def test_a_reply_to_a_contact_who_just_wrote_needs_no_contact_read(gateway
     assert reads == []
     assert sent["contact"] == inbound["contact"]
     assert (await gw.final(sent["id"]))["status"] == "sent"
-
-
-async def test_conversations_go_to_the_least_recently_assigned_available_agent(gateway) -> None:
-    gw: Gateway = await gateway(MOCK)  # ana exists
-    bob = await sign_up(gw.agent, "bob")
-    carla = await sign_up(gw.agent, "carla")
-    _, me = await carla.fetch("GET", "/api/v1/agents/")
-    carla_id = next(a["id"] for a in me["results"] if a["username"] == "carla")
-    await carla.fetch("PATCH", f"/api/v1/agents/{carla_id}/", json_body={"is_available": False})
-    assert bob.token
-    for contact in (1, 2, 3):
-        assert await _write(gw, contact) == 200
-    # Round robin among the available (ana, bob); carla is away.
-    assignments = await _assigned(gw)
-    assert sorted(a for a in assignments.values() if a) == ["ana", "ana", "bob"]
-    assert assignments["1"] != assignments["2"]
-    # A contact keeps its agent for the next messages.
-    before = await _assigned(gw)
-    for contact in (1, 2, 3):
-        await _write(gw, contact, "again")
-    assert await _assigned(gw) == before
-
-
-async def test_with_nobody_available_the_contact_waits_unassigned(gateway) -> None:
-    gw: Gateway = await gateway(MOCK)
-    _, page = await gw.agent.fetch("GET", "/api/v1/agents/")
-    await gw.agent.fetch(
-        "PATCH", f"/api/v1/agents/{page['results'][0]['id']}/", json_body={"is_available": False}
-    )
-    assert await _write(gw, 1) == 200
-    assert await _assigned(gw) == {"1": None}
 
 
 async def test_a_webhook_is_503_when_the_database_is_down_and_nothing_is_acknowledged(

@@ -17,15 +17,16 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from channels.base import Inbound
+from channels.base import ChannelContext, Inbound
+from channels.mock import MockChannel, MockSettings
 from gateway.config import DeliveryConfig
-from gateway.inbound import InboundWriter
+from gateway.runtime import build_services
 from storage.database import Storage
 from storage.records import utcnow
 from testkit.fakes.script import Fail
 from testkit.fakes.telegram import FakeBotAPI, make_update
 from testkit.fakes.twilio import FakeTwilio
-from testkit.helpers import CommandCounter, async_wait_until, seen
+from testkit.helpers import TEST_CONFIG, CommandCounter, async_wait_until, seen
 from tests.channels.conftest import MOCK, MOCK_HEADERS, MOCK_URL, PUBLIC_URL, Gateway
 from tests.channels.test_telegram import SIGNED, URL, telegram
 from tests.channels.test_whatsapp import PATH, inbound, signed, whatsapp
@@ -143,11 +144,13 @@ async def test_4_one_bad_message_fails_alone_and_the_others_of_its_batch_are_sto
 
 
 async def test_4_a_document_the_database_refuses_fails_alone(storage: Storage) -> None:
-    writer = InboundWriter(storage)
+    writer = build_services(TEST_CONFIG, storage).inbound
+    record = await storage.channels.upsert("chan", "mock", "webhook", {})
+    channel = MockChannel(record, MockSettings(), ChannelContext(""))
     messages = [Inbound(str(n), f"k{n}", f"text {n}") for n in range(5)]
     # Past the channel's check, as a bug might let through: no UTF-8 form.
     object.__setattr__(messages[2], "text", "bad \udc80")
-    results = await writer.write("chan", [(m, {}) for m in messages])
+    results = await writer.write(channel, [(m, {}) for m in messages])
     assert [isinstance(r, Exception) for r in results] == [False, False, True, False, False]
     stored = await storage.messages.collection.find().to_list()
     assert sorted(d["content"] for d in stored) == ["text 0", "text 1", "text 3", "text 4"]

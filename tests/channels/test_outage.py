@@ -56,8 +56,8 @@ async def test_a_bot_api_outage_holds_back_nothing_else_and_loses_nothing(
         await asyncio.gather(*(gw.send(cid, f"{chat}:{reply}") for chat, cid in chats.items()))
         await mock_reply(reply)
     await asyncio.sleep(max(0.0, OUTAGE_SECONDS / 2 - (time.monotonic() - outage_began)))
+    await telegram_api.refuse()  # before failing ends: no call may slip through between
     telegram_api.failing = False
-    await telegram_api.refuse()
     await mock_reply(REPLIES)
     # Holding the fault for its full length (not waiting for an event).
     await asyncio.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - outage_began)))

@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 
 from testkit.fakes.telegram import TOKEN, FakeBotAPI
-from testkit.helpers import Client, async_wait_until, free_port, sign_in, sign_up
+from testkit.helpers import Client, EventStream, async_wait_until, free_port, sign_in, sign_up
 from testkit.processes import exited, launch, until_ready
 
 LEASE_SECONDS = 3
@@ -73,8 +73,20 @@ async def test_one_gateway_works_a_bot_and_the_other_takes_over_after_kill_9(
         holder = [await c.metric(HELD) for c in clients].index(1.0)
         survivor = clients[1 - holder]
 
-        telegram_api.user_writes(42, "hi", "Zé")
         agent = await sign_up(survivor, "ana")
+        # A stream held on the survivor shows what the holder received: events come
+        # from the shared database, not from the process that wrote them.
+        stream = await EventStream.open(
+            survivor.base_url, "/api/v1/events/", {"Authorization": f"Bearer {agent.token}"}
+        )
+        try:
+            telegram_api.user_writes(42, "hi", "Zé")
+            event = await stream.next(15)
+            while event["event"] != "message.created":
+                event = await stream.next(15)
+            assert event["data"]["message"]["content"] == "hi"
+        finally:
+            await stream.close()
 
         async def contact_id() -> str | None:
             _, page = await agent.fetch("GET", "/api/v1/contacts/")

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from typing import Any
 
 import pytest
 from tornado.web import RequestHandler
 
+from gateway.config import ServerConfig
 from gateway.runtime import build_services
 from handlers import app as app_module
 from handlers.app import make_app
 from handlers.base import BaseHandler, public
-from testkit.helpers import TEST_CONFIG, Client
+from testkit.helpers import TEST_CONFIG, Client, sign_up
 
 
 @pytest.mark.parametrize(
@@ -83,7 +86,7 @@ async def test_oversized_chunked_body_is_413(api: Client) -> None:
 
 
 async def test_wrong_method_is_405_json_with_allow(api: Client) -> None:
-    for method in ("DELETE", "PUT", "OPTIONS"):
+    for method in ("DELETE", "PUT"):
         response = await api.http.fetch(
             api.base_url + "/api/v1/messages/",
             method=method,
@@ -93,7 +96,7 @@ async def test_wrong_method_is_405_json_with_allow(api: Client) -> None:
             allow_nonstandard_methods=True,
         )
         assert response.code == 405
-        assert response.headers["Allow"] == "GET, POST"
+        assert response.headers["Allow"] == "GET, POST, OPTIONS"  # OPTIONS: CORS preflights
         assert json.loads(response.body) == {
             "error": {"code": "method_not_allowed", "message": "Method Not Allowed"}
         }
@@ -131,3 +134,36 @@ def test_the_app_refuses_a_handler_that_could_skip_authentication(storage) -> No
             make_app(services)
     finally:
         app_module.API_ROUTES[:] = original
+
+
+async def test_cors_answers_only_the_allowed_origins(storage, serve_app) -> None:
+    config = dataclasses.replace(
+        TEST_CONFIG, server=ServerConfig(cors_origins="https://inbox.example.com")
+    )
+    client = await serve_app(build_services(config, storage))
+    agent = await sign_up(client, "ana")
+
+    async def call(method: str, origin: str, **headers: str) -> Any:
+        return await client.http.fetch(
+            client.base_url + "/api/v1/messages/",
+            method=method,
+            headers={"Origin": origin, **headers},
+            raise_error=False,
+            allow_nonstandard_methods=True,
+        )
+
+    ask = {"Access-Control-Request-Method": "POST"}
+    preflight = await call("OPTIONS", "https://inbox.example.com", **ask)
+    assert preflight.code == 204
+    assert preflight.headers["Access-Control-Allow-Origin"] == "https://inbox.example.com"
+    assert preflight.headers["Access-Control-Allow-Methods"] == "GET, POST"
+    assert "Authorization" in preflight.headers["Access-Control-Allow-Headers"]
+    assert "Idempotency-Key" in preflight.headers["Access-Control-Allow-Headers"]
+    stranger = await call("OPTIONS", "https://evil.example.com", **ask)
+    assert stranger.code == 204
+    assert "Access-Control-Allow-Origin" not in stranger.headers  # the browser refuses
+    listed = await call("GET", "https://inbox.example.com", Authorization=f"Bearer {agent.token}")
+    assert listed.code == 200
+    assert listed.headers["Access-Control-Allow-Origin"] == "https://inbox.example.com"
+    assert "Origin" in listed.headers["Vary"]
+    assert "X-Request-ID" in listed.headers["Access-Control-Expose-Headers"]

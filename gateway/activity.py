@@ -1,0 +1,99 @@
+"""What happens to conversations as messages come and go: their previews, unread
+counts and status, and the events agents' streams show for each change.
+
+Inbound messages are recorded before their webhook is answered. Outbound ones are
+handed to delivery at once, and their news (the preview, ``message.created``, then
+each ``message.updated``) is recorded after, in order, by one worker that writes
+what piles up meanwhile together: the send path costs no extra round trip. A
+gateway that crashes in between loses that news, never a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import pymongo
+
+from gateway.events import Entry, EventLog
+from gateway.lane import BACKGROUND_TIMEOUT_SECONDS
+from gateway.workers import detached_task
+from storage.conversations import Arrival
+from storage.database import Storage
+from storage.models import Conversation, EventType, Message
+
+log = logging.getLogger("gateway.activity")
+
+QUEUED, CHANGED = "queued", "changed"
+
+
+class Activity:
+    def __init__(
+        self, storage: Storage, events: EventLog, handoff: Callable[[list[Message]], None]
+    ) -> None:
+        self.storage = storage
+        self.events = events
+        self.handoff = handoff  # queued messages to their channel's sender
+        self.on_waiting: Callable[[], None] = lambda: None  # conversations await an agent
+        self._news: list[tuple[str, list[Message]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def received(self, arrivals: list[Arrival], messages: list[Message]) -> None:
+        """Inbound messages were stored (before their webhook is answered)."""
+        conversations = await self.storage.conversations.arrived(arrivals)
+        assignees = {c.id: c.assignee_id for c in conversations}
+        entries: list[Entry] = [
+            (EventType.MESSAGE_CREATED, assignees.get(m.conversation_id), m) for m in messages
+        ]
+        entries += [(EventType.CONVERSATION_UPDATED, c.assignee_id, c) for c in conversations]
+        await self.events.append(entries)
+        if any(c.assignee_id is None for c in conversations):
+            self.on_waiting()
+
+    async def queued(self, messages: list[Message]) -> None:
+        """Outbound messages were stored as queued: to delivery now, their news after."""
+        self.handoff(messages)
+        self._tell(QUEUED, messages)
+
+    async def changed(self, messages: list[Message]) -> None:
+        """Messages' statuses changed (sent, delivered, read, failed)."""
+        self._tell(CHANGED, messages)
+
+    async def conversations_changed(self, conversations: list[Conversation]) -> None:
+        """Assignment, status or unread changed."""
+        await self.events.append(
+            [(EventType.CONVERSATION_UPDATED, c.assignee_id, c) for c in conversations]
+        )
+
+    def _tell(self, kind: str, messages: list[Message]) -> None:
+        if not messages:
+            return
+        if self._news and self._news[-1][0] == kind:
+            self._news[-1][1].extend(messages)  # one write for what piles up
+        else:
+            self._news.append((kind, list(messages)))
+        if self._writer is None or self._writer.done():
+            self._writer = detached_task(self._write_all(), "conversation news")
+
+    async def _write_all(self) -> None:
+        while self._news:
+            kind, messages = self._news.pop(0)
+            try:
+                with pymongo.timeout(BACKGROUND_TIMEOUT_SECONDS):
+                    await self._write(kind, messages)
+            except Exception as exc:  # the messages are stored; only their news is lost
+                log.warning("news of %d messages not written (%s)", len(messages),
+                            type(exc).__name__)  # fmt: skip
+
+    async def _write(self, kind: str, messages: list[Message]) -> None:
+        conversations = self.storage.conversations
+        ids = list(dict.fromkeys(m.conversation_id for m in messages))
+        if kind == QUEUED:
+            assignees = await conversations.sent(messages)
+            type_ = EventType.MESSAGE_CREATED
+        else:
+            await conversations.message_changed(messages)
+            assignees = await conversations.assignees(ids)
+            type_ = EventType.MESSAGE_UPDATED
+        await self.events.append([(type_, assignees.get(m.conversation_id), m) for m in messages])

@@ -1,0 +1,96 @@
+"""Conversations: one per contact, with its assignee, status and unread count."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.conversations import ME
+from handlers import schemas
+from handlers.base import BaseHandler, presenter
+from storage.models import ConversationStatus
+from storage.pages import Position
+
+present = presenter(schemas.Conversation())
+
+
+class ConversationsHandler(BaseHandler):
+    async def get(self) -> None:
+        """List conversations.
+        ---
+        summary: List conversations, newest activity first
+        description: >-
+          `assignee=me` is the signed-in agent's, `assignee=none` the queue of
+          conversations nobody holds.
+        tags: [conversations]
+        parameters: [{in: query, schema: ConversationQuery}]
+        responses:
+          200:
+            description: A page of conversations
+            content: {application/json: {schema: ConversationPage}}
+          400: {$ref: "#/components/responses/BadRequest"}
+          401: {$ref: "#/components/responses/Unauthorized"}
+        """
+
+        async def mine(after: Position | None, size: int, **filters: Any) -> Any:
+            return await self.services.conversations.list_page(self.agent, after, size, **filters)
+
+        await self.write_page(mine, present, schemas.ConversationQuery())
+
+
+class ConversationHandler(BaseHandler):
+    async def get(self, conversation_id: str) -> None:
+        """Read a conversation.
+        ---
+        summary: Read a conversation
+        tags: [conversations]
+        responses:
+          200: {description: The conversation, content: {application/json: {schema: Conversation}}}
+          401: {$ref: "#/components/responses/Unauthorized"}
+          404: {$ref: "#/components/responses/NotFound"}
+        """
+        self.write_json(present(await self.services.conversations.get(conversation_id)))
+
+    async def patch(self, conversation_id: str) -> None:
+        """Transfer a conversation, or change its status.
+        ---
+        summary: Transfer (assignee_id; null for the queue, me for yourself) or set the status
+        tags: [conversations]
+        requestBody:
+          required: true
+          content: {application/json: {schema: ConversationUpdate}}
+        responses:
+          200: {description: The conversation, content: {application/json: {schema: Conversation}}}
+          400: {$ref: "#/components/responses/BadRequest"}
+          401: {$ref: "#/components/responses/Unauthorized"}
+          404: {$ref: "#/components/responses/NotFound"}
+        """
+        data = self.json_body(schemas.ConversationUpdate())
+        assignee = data.get("assignee_id")
+        changed = await self.services.conversations.change(
+            conversation_id,
+            status=ConversationStatus(data["status"]) if "status" in data else None,
+            assignee=self.agent.id if assignee == ME else assignee,
+            transfer="assignee_id" in data,
+        )
+        self.write_json(present(changed))
+
+
+class ReadHandler(BaseHandler):
+    async def post(self, conversation_id: str) -> None:
+        """Mark a conversation read.
+        ---
+        summary: Mark a conversation read (its unread count goes to 0)
+        tags: [conversations]
+        responses:
+          200: {description: The conversation, content: {application/json: {schema: Conversation}}}
+          401: {$ref: "#/components/responses/Unauthorized"}
+          404: {$ref: "#/components/responses/NotFound"}
+        """
+        self.write_json(present(await self.services.conversations.read(conversation_id)))
+
+
+routes = [
+    (r"/api/v1/conversations/", ConversationsHandler),
+    (r"/api/v1/conversations/(?P<conversation_id>[^/]+)/", ConversationHandler),
+    (r"/api/v1/conversations/(?P<conversation_id>[^/]+)/read/", ReadHandler),
+]

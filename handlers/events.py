@@ -1,0 +1,179 @@
+"""Live events for agents: a Server-Sent Events stream that resumes where it left off.
+
+https://html.spec.whatwg.org/multipage/server-sent-events.html: each event goes out
+as ``id:``, ``event:`` and one ``data:`` line of JSON. A client that reconnects
+with ``Last-Event-ID`` (browsers do it themselves) gets what it missed, in order,
+then the live stream; an id from before the log's retention gets ``event: reset``
+(reload, then stream on). A comment line every ``events.heartbeat_seconds`` keeps
+idle connections open through proxies, and the stream ends when the access token
+behind it expires or its sign-in ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from tornado.iostream import StreamClosedError
+
+from gateway.auth import Grant
+from gateway.events import READ_BATCH
+from gateway.tokens import TICKET_TTL
+from handlers import schemas
+from handlers.base import BaseHandler, presenter, public
+from handlers.conversations import present as present_conversation
+from storage.models import Conversation, Event
+from storage.records import key_millis, millis
+
+present_message = presenter(schemas.Message())
+_EVENT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def event_json(event: Event) -> dict[str, Any]:
+    """An event as the stream's ``data:`` line shows it."""
+    shown: dict[str, Any] = {
+        "id": event.id,
+        "type": event.type.value,
+        "conversation_id": event.conversation_id,
+    }
+    if isinstance(event.subject, Conversation):
+        shown["conversation"] = present_conversation(event.subject)
+    else:
+        shown["message"] = present_message(event.subject)
+    return shown
+
+
+class TicketHandler(BaseHandler):
+    async def post(self) -> None:
+        """A ticket for the event stream.
+        ---
+        summary: A single-use ticket to open the event stream from a browser
+        description: >-
+          EventSource cannot send an Authorization header: pass the ticket as
+          `?ticket=` instead, within 60 seconds, once.
+        tags: [events]
+        responses:
+          201: {description: The ticket, content: {application/json: {schema: Ticket}}}
+          401: {$ref: "#/components/responses/Unauthorized"}
+        """
+        ticket = await self.services.auth.ticket(self.bearer_token)
+        expires_in = int(TICKET_TTL.total_seconds())
+        self.write_json({"ticket": ticket, "expires_in": expires_in}, 201)
+
+
+class EventsHandler(BaseHandler):
+    @public("the bearer header or a single-use ticket, both checked in the method")
+    async def get(self) -> None:
+        """The live event stream.
+        ---
+        summary: Live events (Server-Sent Events), resumable with Last-Event-ID
+        description: >-
+          Each event is `id:`, `event:` (message.created, message.updated,
+          conversation.updated) and a `data:` line holding an Event. Reconnect
+          with Last-Event-ID to get what was missed; `event: reset` means it is
+          older than the log keeps (reload the lists). `: heartbeat` comments
+          come every 15 s.
+        tags: [events]
+        security: [{bearer: []}, {}]
+        parameters: [{in: query, schema: EventQuery}]
+        responses:
+          200:
+            description: The stream; each data line is an Event
+            content: {text/event-stream: {schema: Event}}
+          400: {$ref: "#/components/responses/BadRequest"}
+          401: {$ref: "#/components/responses/Unauthorized"}
+        """
+        query = self.query(schemas.EventQuery())
+        header = self.request.headers.get("Authorization", "")
+        token = header.partition(" ")[2].strip() if header.lower().startswith("bearer ") else None
+        grant = await self.services.auth.stream_grant(token, query.get("ticket"))
+        me = grant.agent.id
+        only = query.get("conversation_id")
+
+        def wants(event: Event) -> bool:
+            if query.get("assignee") == "me" and event.assignee_id != me:
+                return False
+            return only is None or event.conversation_id == only
+
+        self._leave()  # a stream is no request in flight: shutdown ends it, not waits
+        self.set_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Accel-Buffering", "no")  # nginx: do not buffer the stream
+        hub = self.services.events
+        subscriber = self._subscriber = hub.subscribe(wants)  # before the replay: none missed
+        try:
+            last = self.request.headers.get("Last-Event-ID") or query.get("last_event_id")
+            last = await self._replay(last, wants)
+            self.write(": connected\n\n")
+            await self.flush()
+            await self._stream(subscriber.queue, last, grant)
+        except StreamClosedError:
+            pass  # the agent went away
+        finally:
+            hub.unsubscribe(subscriber)
+        if not self._finished:
+            with contextlib.suppress(StreamClosedError):
+                self.finish()
+
+    async def _replay(self, last: str | None, wants: Any) -> str | None:
+        """What was missed since ``last``; returns the id it ended at. Without one the
+        stream starts at the log's end: what came before is in the lists."""
+        if not last:
+            return await self.services.storage.events.newest_key()
+        horizon = self.services.storage.events.horizon()
+        if not _EVENT_ID.fullmatch(last) or key_millis(last) < millis(horizon):
+            reason = {"reason": "the events after this id are no longer kept; reload"}
+            self.write(f"event: reset\ndata: {json.dumps(reason)}\n\n")
+            return await self.services.storage.events.newest_key()
+        events, hub = self.services.storage.events, self.services.events
+        while True:  # up to the hub's horizon: the hub streams what comes after
+            batch = await events.after(last, READ_BATCH, before=hub.horizon())
+            for event in batch:
+                if wants(event):
+                    self._send(event)
+                last = event.id
+            await self.flush()
+            if len(batch) < READ_BATCH:
+                return last
+
+    async def _stream(
+        self, queue: asyncio.Queue[Event | None], last: str | None, grant: Grant
+    ) -> None:
+        heartbeat = self.services.config.events.heartbeat_seconds
+        while True:
+            left = (grant.until - datetime.now(UTC)).total_seconds()
+            try:
+                event = await asyncio.wait_for(queue.get(), max(0.0, min(heartbeat, left)))
+            except TimeoutError:
+                if not await self.services.auth.still_valid(grant):
+                    return  # expired or signed out: the client signs in again
+                self.write(": heartbeat\n\n")
+                await self.flush()
+                continue
+            if event is None:
+                return  # the gateway is stopping; the client reconnects elsewhere
+            if last is not None and event.id <= last:
+                continue  # replayed already
+            self._send(event)
+            last = event.id
+            await self.flush()
+
+    def _send(self, event: Event) -> None:
+        data = json.dumps(event_json(event), default=str, ensure_ascii=False)
+        self.write(f"id: {event.id}\nevent: {event.type.value}\ndata: {data}\n\n")
+
+    def on_connection_close(self) -> None:
+        super().on_connection_close()
+        subscriber = getattr(self, "_subscriber", None)
+        if subscriber is not None:  # the agent hung up: wake the stream to end it
+            subscriber.queue.put_nowait(None)
+
+
+routes = [
+    (r"/api/v1/events/", EventsHandler),
+    (r"/api/v1/events/ticket/", TicketHandler),
+]

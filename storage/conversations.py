@@ -1,0 +1,246 @@
+"""The ``conversations`` collection: one per contact, with its assignee and status.
+
+A conversation's id is derived from its contact's, so a message knows its
+conversation without a read. ``list_key`` is the id of its newest message (a
+UUIDv7): lists sort by it, newest activity first, and one conditional write keeps
+the preview of the newest message however writes interleave.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, ReturnDocument, UpdateMany, UpdateOne
+
+from storage.models import (
+    PREVIEW_CHARS,
+    Contact,
+    Conversation,
+    ConversationStatus,
+    Message,
+    conversation_id,
+)
+from storage.pages import KEY, Page, PageReader, Position
+from storage.records import BY_ID, Database, quick, utcnow
+
+NONE = "none"  # the assignee filter for unassigned conversations
+
+
+def _preview(message: Message) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "direction": message.direction.value,
+        "content": message.content[:PREVIEW_CHARS],
+        "status": message.status.value,
+    }
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """Inbound messages of one conversation in one batch: how many, and the newest."""
+
+    contact: Contact
+    channel_name: str
+    channel_type: str
+    newest: Message
+    count: int
+
+
+class ConversationsRepository:
+    def __init__(self, db: Database, pages: PageReader) -> None:
+        self.collection = db["conversations"]
+        self.previews = quick(self.collection)  # what messages show: derived, rebuilt by the next
+        self.pages = pages
+
+    async def ensure_indexes(self) -> None:
+        c = self.collection
+        # Newest activity first: of everything, of an assignee (or nobody), of an
+        # assignee by status, of a status, of a channel. Waiting ones are
+        # (assignee None, status open), oldest first.
+        await c.create_index([(KEY, ASCENDING)], name=KEY)
+        await c.create_index(
+            [("assignee_id", ASCENDING), ("status", ASCENDING), (KEY, ASCENDING)],
+            name="assignee_status_key",
+        )
+        await c.create_index([("assignee_id", ASCENDING), (KEY, ASCENDING)], name="assignee_key")
+        await c.create_index([("status", ASCENDING), (KEY, ASCENDING)], name="status_key")
+        await c.create_index([("channel_id", ASCENDING), (KEY, ASCENDING)], name="channel_key")
+
+    async def arrived(self, arrivals: list[Arrival]) -> list[Conversation]:
+        """Record inbound messages in bulk: each conversation is created or reopened,
+        counts them unread, and shows the newest as its preview. Returns them after."""
+        if not arrivals:
+            return []
+        writes: list[UpdateOne] = []
+        now = utcnow()
+        for a in arrivals:
+            cid = conversation_id(a.contact.id)
+            key = a.newest.id
+            channel = {"name": a.channel_name, "type": a.channel_type}
+            writes.append(
+                UpdateOne(
+                    {"_id": cid},
+                    {
+                        "$setOnInsert": {
+                            "contact_id": a.contact.id,
+                            "channel_id": a.contact.channel_id,
+                            "channel": channel,
+                            "assignee_id": None,
+                            "created_at": now,
+                        },
+                        "$set": {
+                            "contact": {
+                                "id": a.contact.id,
+                                "external_id": a.contact.external_id,
+                                "name": a.contact.name,
+                            },
+                            "updated_at": now,
+                        },
+                        "$inc": {"unread": a.count},
+                        "$max": {KEY: key, "last_message_at": a.newest.created_at},
+                    },
+                    upsert=True,
+                )
+            )
+            # Only where this batch's message is the newest: a later one written by
+            # another gateway meanwhile keeps its preview.
+            writes.append(
+                UpdateOne(
+                    {"_id": cid, KEY: key},
+                    {"$set": {"last_message": _preview(a.newest), "status": "open"}},
+                    hint=BY_ID,
+                )
+            )
+        await self.previews.bulk_write(writes, ordered=True)
+        ids = [conversation_id(a.contact.id) for a in arrivals]
+        return await self.get_many(ids)
+
+    async def sent(self, messages: list[Message]) -> dict[str, str | None]:
+        """Outbound messages were queued: each is its conversation's newest. Returns
+        the conversations' assignees by id."""
+        writes = [
+            UpdateOne(
+                {"_id": m.conversation_id, KEY: {"$lt": m.id}},
+                {
+                    "$set": {
+                        KEY: m.id,
+                        "last_message": _preview(m),
+                        "last_message_at": m.created_at,
+                        "updated_at": utcnow(),
+                    }
+                },
+                hint=BY_ID,
+            )
+            for m in messages
+        ]
+        if not writes:
+            return {}
+        await self.previews.bulk_write(writes, ordered=True)
+        return await self.assignees([m.conversation_id for m in messages])
+
+    async def assignees(self, ids: list[str]) -> dict[str, str | None]:
+        found = self.collection.find({"_id": {"$in": ids}}, projection={"assignee_id": 1})
+        return {d["_id"]: d.get("assignee_id") async for d in found}
+
+    async def message_changed(self, messages: list[Message]) -> None:
+        """Keep the preview's status when a previewed message's status changes."""
+        writes = [
+            UpdateOne(
+                {"_id": conversation_id(m.contact_id), "last_message.id": m.id},
+                {"$set": {"last_message.status": m.status.value}},
+                hint=BY_ID,
+            )
+            for m in messages
+        ]
+        if writes:
+            await self.previews.bulk_write(writes, ordered=False)
+
+    async def get(self, conversation_id_: str) -> Conversation | None:
+        document = await self.collection.find_one({"_id": conversation_id_})
+        return Conversation.of(document) if document is not None else None
+
+    async def get_many(self, ids: list[str]) -> list[Conversation]:
+        found = self.collection.find({"_id": {"$in": ids}})
+        by_id = {d["_id"]: Conversation.of(d) async for d in found}
+        return [by_id[i] for i in ids if i in by_id]
+
+    async def list_page(
+        self,
+        after: Position | None,
+        limit: int,
+        *,
+        assignee: str | None = None,
+        status: ConversationStatus | None = None,
+        channel_id: str | None = None,
+        contact_ids: list[str] | None = None,
+    ) -> Page[Conversation]:
+        """Newest activity first; ``assignee`` is an agent's id or :data:`NONE`."""
+        query: dict[str, Any] = {}
+        if assignee is not None:
+            query["assignee_id"] = None if assignee == NONE else assignee
+        if status is not None:
+            query["status"] = str(status)
+        if channel_id is not None:
+            query["channel_id"] = channel_id
+        if contact_ids is not None:
+            query["contact_id"] = {"$in": contact_ids}
+        return await self.pages.fetch(self.collection, Conversation.of, query, after, limit)
+
+    async def contact_ids_of(self, assignee_id: str) -> list[str]:
+        """The contacts of every conversation assigned to the agent."""
+        found = self.collection.find({"assignee_id": assignee_id}, projection={"contact_id": 1})
+        return [d["contact_id"] async for d in found]
+
+    async def waiting(self, limit: int) -> list[Conversation]:
+        """Open conversations nobody is assigned, the longest waiting first."""
+        found = (
+            self.collection.find({"assignee_id": None, "status": "open"})
+            .sort(KEY, ASCENDING)
+            .limit(limit)
+        )
+        return [Conversation.of(d) async for d in found]
+
+    async def assign(self, pairs: list[tuple[str, str | None]], *, only_unassigned: bool) -> None:
+        """Give each conversation ``(id, agent id or None)``; with ``only_unassigned``,
+        only those nobody holds (another gateway may have been faster)."""
+        now = utcnow()
+        writes = [
+            UpdateOne(
+                {"_id": cid, **({"assignee_id": None} if only_unassigned else {})},
+                {"$set": {"assignee_id": agent_id, "assigned_at": now, "updated_at": now}},
+                hint=BY_ID,
+            )
+            for cid, agent_id in pairs
+        ]
+        if writes:
+            await self.collection.bulk_write(writes, ordered=False)
+
+    async def open_of(self, agent_id: str) -> list[Conversation]:
+        """The agent's conversations that are not resolved."""
+        found = self.collection.find({"assignee_id": agent_id, "status": {"$ne": "resolved"}})
+        return [Conversation.of(d) async for d in found]
+
+    async def release(self, ids: list[str], agent_id: str) -> None:
+        """Back to the queue: those of ``ids`` the agent still holds."""
+        if ids:
+            await self.collection.bulk_write(
+                [
+                    UpdateMany(
+                        {"_id": {"$in": ids}, "assignee_id": agent_id},
+                        {"$set": {"assignee_id": None, "updated_at": utcnow()}},
+                    )
+                ]
+            )
+
+    async def update(self, conversation_id_: str, changes: dict[str, Any]) -> Conversation | None:
+        document = await self.collection.find_one_and_update(
+            {"_id": conversation_id_},
+            {"$set": {**changes, "updated_at": utcnow()}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return Conversation.of(document) if document is not None else None
+
+    async def read(self, conversation_id_: str, at: datetime) -> Conversation | None:
+        return await self.update(conversation_id_, {"unread": 0, "read_at": at})

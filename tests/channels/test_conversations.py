@@ -1,0 +1,213 @@
+"""Conversations: one per contact, assigned off the webhook's path, transferred,
+resolved and reopened, read; and the messages of one or of an agent's."""
+
+from __future__ import annotations
+
+import json
+
+from gateway.config import AssignmentConfig
+from testkit.helpers import Client, EventStream, async_wait_until, sign_up
+from tests.channels.conftest import MOCK, MOCK_HEADERS, MOCK_URL, Gateway
+
+
+async def _write(gw: Gateway, contact: int, text: str = "hi") -> None:
+    body = json.dumps({"contact_id": contact, "message": text})
+    assert (await gw.post(MOCK_URL, body, MOCK_HEADERS))[0] == 200
+
+
+async def _conversations(agent: Client, query: str = "") -> list[dict]:
+    status, page = await agent.fetch("GET", f"/api/v1/conversations/{query}")
+    assert status == 200, page
+    return page["results"]
+
+
+async def _me(agent: Client) -> dict:
+    status, me = await agent.fetch("GET", "/api/v1/agents/me/")
+    assert status == 200, me
+    return me
+
+
+async def _assigned(gw: Gateway, count: int, within: float = 5.0) -> dict[str, str | None]:
+    """Contact external id → assignee username, once ``count`` are assigned."""
+    names: dict[str, str] = {}
+
+    async def done() -> bool:
+        agents = await gw.storage.agents.collection.find().to_list()
+        names.update({a["_id"]: a["username"] for a in agents})
+        found = await _conversations(gw.agent)
+        return sum(1 for c in found if c["assignee_id"]) >= count
+
+    await async_wait_until(done, within, f"{count} conversations to be assigned")
+    return {
+        c["contact"]["external_id"]: names.get(c["assignee_id"] or "")
+        for c in await _conversations(gw.agent)
+    }
+
+
+async def test_conversations_go_to_the_least_recently_assigned_available_agent(gateway) -> None:
+    gw: Gateway = await gateway(MOCK)  # ana exists
+    await sign_up(gw.agent, "bob")
+    carla = await sign_up(gw.agent, "carla")
+    status, _ = await carla.fetch("PATCH", "/api/v1/agents/me/", json_body={"is_available": False})
+    assert status == 200
+    for contact in (1, 2, 3):
+        await _write(gw, contact)
+    assignments = await _assigned(gw, 3)
+    assert sorted(a for a in assignments.values() if a) in (
+        ["ana", "ana", "bob"],
+        ["ana", "bob", "bob"],
+    )
+    assert "carla" not in assignments.values()  # away
+    # A conversation keeps its agent for the next messages, and the contact shows it.
+    for contact in (1, 2, 3):
+        await _write(gw, contact, "again")
+    assert await _assigned(gw, 3) == assignments
+    contacts = (await gw.agent.fetch("GET", "/api/v1/contacts/"))[1]["results"]
+    assert all(c["assigned_agent_id"] for c in contacts)
+
+
+async def test_waiting_conversations_are_assigned_soon_after_an_agent_is_back(gateway) -> None:
+    gw: Gateway = await gateway(MOCK)
+    assert (await gw.agent.fetch("PATCH", "/api/v1/agents/me/", json_body={"is_available": False}))[
+        0
+    ] == 200
+    for contact in (1, 2):
+        await _write(gw, contact)
+    waiting = await _conversations(gw.agent, "?assignee=none")
+    assert [c["assignee_id"] for c in waiting] == [None, None]
+    assert (await gw.agent.fetch("PATCH", "/api/v1/agents/me/", json_body={"is_available": True}))[
+        0
+    ] == 200
+    me = await _me(gw.agent)
+    assert set((await _assigned(gw, 2, within=2.0)).values()) == {"ana"}
+    mine = await _conversations(gw.agent, "?assignee=me")
+    assert [c["assignee_id"] for c in mine] == [me["id"]] * 2
+    assert await _conversations(gw.agent, "?assignee=none") == []
+
+
+async def test_an_agent_who_goes_away_or_is_deleted_gives_their_conversations_back(gateway) -> None:
+    gw: Gateway = await gateway(MOCK)
+    await _write(gw, 1)
+    await _assigned(gw, 1)
+    bob = await sign_up(gw.agent, "bob")
+    # ana goes away: her conversation returns to the queue, and bob takes it.
+    assert (await gw.agent.fetch("PATCH", "/api/v1/agents/me/", json_body={"is_available": False}))[
+        0
+    ] == 200
+    assert (await _assigned(gw, 1)) == {"1": "bob"}
+    # bob is deleted: back to the queue, with nobody left to take it.
+    assert (await bob.fetch("DELETE", "/api/v1/agents/me/"))[0] == 204
+
+    async def queued() -> bool:
+        return [c["assignee_id"] for c in await _conversations(gw.agent)] == [None]
+
+    await async_wait_until(queued, 5, "the conversation to return to the queue")
+
+
+async def test_an_agent_away_can_keep_their_conversations(gateway) -> None:
+    gw: Gateway = await gateway(MOCK, assignment=AssignmentConfig(keep_while_away=True))
+    await _write(gw, 1)
+    await _assigned(gw, 1)
+    assert (await gw.agent.fetch("PATCH", "/api/v1/agents/me/", json_body={"is_available": False}))[
+        0
+    ] == 200
+    [conversation] = await _conversations(gw.agent)
+    assert conversation["assignee_id"] == (await _me(gw.agent))["id"]
+
+
+async def test_a_transfer_moves_the_conversation_and_is_streamed(gateway) -> None:
+    gw: Gateway = await gateway(MOCK)
+    bob = await sign_up(gw.agent, "bob")
+    bob_id = (await _me(bob))["id"]
+    await _write(gw, 1)
+    await _assigned(gw, 1)
+    [conversation] = await _conversations(gw.agent)
+    stream = await EventStream.open(
+        bob.base_url, "/api/v1/events/?assignee=me", {"Authorization": f"Bearer {bob.token}"}
+    )
+    try:
+        status, moved = await gw.agent.fetch(
+            "PATCH",
+            f"/api/v1/conversations/{conversation['id']}/",
+            json_body={"assignee_id": bob_id},
+        )
+        assert (status, moved["assignee_id"]) == (200, bob_id)
+        event = await stream.next()
+        assert event["event"] == "conversation.updated"
+        assert event["data"]["conversation"]["assignee_id"] == bob_id
+    finally:
+        await stream.close()
+    assert [c["id"] for c in await _conversations(bob, "?assignee=me")] == [conversation["id"]]
+    bad = await gw.agent.fetch(
+        "PATCH", f"/api/v1/conversations/{conversation['id']}/", json_body={"assignee_id": "nobody"}
+    )
+    assert bad[0] == 400
+    assert (
+        await gw.agent.fetch("PATCH", "/api/v1/conversations/nope/", json_body={"status": "open"})
+    )[0] == 404
+    assert (
+        await gw.agent.fetch("PATCH", f"/api/v1/conversations/{conversation['id']}/", json_body={})
+    )[0] == 400
+
+
+async def test_resolve_read_and_reopen(gateway) -> None:
+    gw: Gateway = await gateway(MOCK)
+    await _write(gw, 1, "one")
+    await _write(gw, 1, "two")
+    [conversation] = await _conversations(gw.agent)
+    assert (conversation["unread"], conversation["last_message"]["content"]) == (2, "two")
+    cid = conversation["id"]
+    status, read = await gw.agent.fetch("POST", f"/api/v1/conversations/{cid}/read/")
+    assert (status, read["unread"]) == (200, 0)
+    status, resolved = await gw.agent.fetch(
+        "PATCH", f"/api/v1/conversations/{cid}/", json_body={"status": "resolved"}
+    )
+    assert (status, resolved["status"]) == (200, "resolved")
+    assert [c["id"] for c in await _conversations(gw.agent, "?status=resolved")] == [cid]
+    assert await _conversations(gw.agent, "?status=open") == []
+    await _write(gw, 1, "three")  # a new message reopens it
+    [reopened] = await _conversations(gw.agent, "?status=open")
+    assert (reopened["id"], reopened["unread"], reopened["last_message"]["direction"]) == (
+        cid,
+        1,
+        "in",
+    )
+    # A reply becomes the preview; the newest activity comes first.
+    await _write(gw, 2, "other contact")
+    sent = await gw.send(reopened["contact"]["id"], "a reply " + "x" * 300)
+    listed = await _conversations(gw.agent)
+    assert listed[0]["id"] == cid
+    assert listed[0]["last_message"]["id"] == sent["id"]
+    assert len(listed[0]["last_message"]["content"]) == 200
+    found = await _conversations(gw.agent, "?q=mock")  # the mock contact's name
+    assert {c["id"] for c in found} <= {c["id"] for c in listed}
+
+
+async def test_messages_of_a_conversation_and_of_an_assignee(gateway) -> None:
+    gw: Gateway = await gateway(MOCK)
+    await _write(gw, 1, "from one")
+    await _write(gw, 2, "from two")
+    await _assigned(gw, 2)
+    bob = await sign_up(gw.agent, "bob")
+    bob_id = (await _me(bob))["id"]
+    ones = [c for c in await _conversations(gw.agent) if c["contact"]["external_id"] == "1"]
+    cid = ones[0]["id"]
+    await gw.agent.fetch(
+        "PATCH", f"/api/v1/conversations/{cid}/", json_body={"assignee_id": bob_id}
+    )
+    await bob.fetch(
+        "POST",
+        "/api/v1/messages/",
+        json_body={"contact_id": ones[0]["contact"]["id"], "content": "bob here"},
+    )
+
+    async def contents(query: str) -> list[str]:
+        status, page = await gw.agent.fetch("GET", f"/api/v1/messages/?{query}")
+        assert status == 200, page
+        return [m["content"] for m in page["results"]]
+
+    assert await contents(f"conversation_id={cid}") == ["bob here", "from one"]
+    assert await contents(f"assignee_id={bob_id}") == ["bob here", "from one"]  # inbound too
+    assert await contents(f"agent_id={bob_id}") == ["bob here"]  # sent by
+    assert await contents(f"assignee_id={bob_id}&direction=in") == ["from one"]
+    assert await contents("conversation_id=nope") == []
