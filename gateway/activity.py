@@ -11,6 +11,7 @@ gateway that crashes in between loses that news, never a message.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 
@@ -65,6 +66,12 @@ class Activity:
         await self.events.append(
             [(EventType.CONVERSATION_UPDATED, c.assignee_id, c) for c in conversations]
         )
+
+    async def drain(self, within: float) -> None:
+        """Wait (at shutdown) for the news told so far to be written."""
+        if self._writer is not None and not self._writer.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._writer), within)
 
     def _tell(self, kind: str, messages: list[Message]) -> None:
         if not messages:

@@ -22,6 +22,7 @@ from gateway.activity import Activity
 from gateway.config import AssignmentConfig
 from gateway.errors import NotFound, ValidationError
 from storage.database import Storage
+from storage.errors import is_unavailable
 from storage.models import Agent, Conversation
 from storage.records import utcnow
 
@@ -47,8 +48,14 @@ class Assigner:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.config.recheck_seconds)
             self._wake.clear()
-            while await self.offer() == PASS_SIZE:
-                pass  # a full pass: there may be more waiting
+            try:
+                while await self.offer() == PASS_SIZE:
+                    pass  # a full pass: there may be more waiting
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    raise
+                # The database is away: the next recheck offers them again.
+                log.warning("assignment paused (%s)", type(exc).__name__)
 
     async def offer(self) -> int:
         """One pass; returns how many waiting conversations it looked at."""

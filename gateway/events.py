@@ -19,6 +19,7 @@ import logging
 from collections.abc import Callable
 
 from gateway.workers import detached_task
+from storage.errors import is_unavailable
 from storage.events import EventsRepository
 from storage.models import Conversation, Event, EventType, Message
 from storage.records import key_floor, millis, utcnow
@@ -79,13 +80,19 @@ class EventHub:
 
     async def run(self) -> None:
         """Tail the log until cancelled (a supervised worker)."""
-        if self.cursor is None:
-            self.cursor = await self.events.newest_key() or key_floor(0)
         while True:
+            try:
+                if self.cursor is None:
+                    self.cursor = await self.events.newest_key() or key_floor(0)
+                await self.read()
+            except Exception as exc:
+                if not is_unavailable(exc):
+                    raise
+                # The database is away: read again at the next tick, from the cursor.
+                log.warning("event log unreadable (%s); trying again", type(exc).__name__)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
             self._wake.clear()
-            await self.read()
 
     async def read(self) -> None:
         """Hand out every entry after the cursor, up to the horizon, in order."""

@@ -93,10 +93,13 @@ class OutcomeWriter:
         await done
 
     async def drain(self, within: float) -> None:
-        """Wait (at shutdown) for what is queued to be written."""
-        if self._flusher is not None and not self._flusher.done():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._flusher), within)
+        """Wait (at shutdown) for what is queued to be written, and announced."""
+        deadline = time.monotonic() + within
+        for task in (self._flusher, self._announcer):
+            if task is not None and not task.done():
+                with contextlib.suppress(TimeoutError):
+                    left = max(0.1, deadline - time.monotonic())
+                    await asyncio.wait_for(asyncio.shield(task), left)
 
     async def _flush_all(self) -> None:
         backoff = Backoff(0.2, 5.0)

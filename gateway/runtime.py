@@ -71,6 +71,7 @@ class Services:
     intake: Intake  # what channels hand in
     sender: Sender  # agents' sends
     events: EventHub  # agents' live streams read it
+    activity: Activity  # conversations' news and events
     assigner: Assigner
     conversations: Conversations
     inflight: InflightRequests = field(default_factory=InflightRequests)
@@ -122,6 +123,7 @@ def build_services(config: Config, storage: Storage) -> Services:
             queued=activity.queued,
         ),
         events=hub,
+        activity=activity,
         assigner=assigner,
         conversations=Conversations(storage, activity, assigner),
     )
@@ -245,6 +247,7 @@ class Runtime:
         if services.work is not None:
             await services.work.stop()
         await services.dispatcher.stop(services.config.server.shutdown_grace_seconds / 2)
+        await services.activity.drain(1.0)  # the news of the last sends
         if services.work is not None:
             await services.work.release()
         await services.supervisor.stop_all()
