@@ -13,6 +13,7 @@ from marshmallow import Schema, fields, validate
 from channels.registry import CHANNEL_TYPES
 from gateway.faq import MAX_PHRASING
 from gateway.passwords import MIN_PASSWORD_LENGTH
+from storage.models import ConversationStatus, Direction, EventType, Status
 
 MAX_CONTENT = 4096  # Telegram's limit for one text message
 
@@ -132,7 +133,8 @@ class AgentSummary(Schema):
     username = fields.String(required=True)
 
 
-MESSAGE_STATUSES = ["received", "queued", "sending", "sent", "delivered", "read", "failed"]
+MESSAGE_STATUSES = [s.value for s in Status]
+DIRECTIONS = [d.value for d in Direction]
 
 
 class Message(Schema):
@@ -140,7 +142,7 @@ class Message(Schema):
     channel_id = fields.String(required=True)
     contact = fields.Nested(ContactSummary, required=True)
     agent = fields.Nested(AgentSummary, allow_none=True, required=True)
-    direction = fields.String(required=True, metadata={"enum": ["in", "out"]})
+    direction = fields.String(required=True, metadata={"enum": DIRECTIONS})
     content = fields.String(required=True)
     status = fields.String(required=True, metadata={"enum": MESSAGE_STATUSES})
     external_id = fields.String(metadata={"description": "The provider's message id"})
@@ -165,7 +167,7 @@ class MessageCreate(Schema):
 
 # -- conversations and events --------------------------------------------------------
 
-CONVERSATION_STATUSES = ["open", "pending", "resolved"]
+CONVERSATION_STATUSES = [s.value for s in ConversationStatus]
 
 
 class ChannelSummary(Schema):
@@ -176,7 +178,7 @@ class ChannelSummary(Schema):
 
 class Preview(Schema):
     id = fields.String(required=True)
-    direction = fields.String(required=True, metadata={"enum": ["in", "out"]})
+    direction = fields.String(required=True, metadata={"enum": DIRECTIONS})
     content = fields.String(required=True, metadata={"description": "At most 200 characters"})
     status = fields.String(required=True, metadata={"enum": MESSAGE_STATUSES})
 
@@ -212,7 +214,7 @@ class Event(Schema):
     id = fields.String(required=True, metadata={"description": "Resume after it: Last-Event-ID"})
     type = fields.String(
         required=True,
-        metadata={"enum": ["message.created", "message.updated", "conversation.updated"]},
+        metadata={"enum": [t.value for t in EventType]},
     )
     conversation_id = fields.String(required=True)
     message = fields.Nested(Message, metadata={"description": "For message.* events"})
@@ -253,7 +255,7 @@ class MessageQuery(PageQuery):
     assignee_id = fields.String(
         metadata={"description": "In the conversations assigned to this agent, by anyone"}
     )
-    direction = fields.String(validate=validate.OneOf(["in", "out"]))
+    direction = fields.String(validate=validate.OneOf(DIRECTIONS))
     status = fields.String(validate=validate.OneOf(MESSAGE_STATUSES))
     created_after = fields.AwareDateTime(metadata={"description": "ISO 8601 with a zone"})
     created_before = fields.AwareDateTime(metadata={"description": "ISO 8601 with a zone"})

@@ -11,7 +11,7 @@ from pymongo.errors import DuplicateKeyError
 from storage.errors import DuplicateKey
 from storage.models import Agent
 from storage.pages import KEY, Page, PageReader, Position
-from storage.records import Database, new_id, utcnow
+from storage.records import Database, maybe, new_id, utcnow
 
 ENDED_SIGN_INS_KEPT = 100  # sign-ins ended per agent that stay refused (newest)
 
@@ -96,10 +96,10 @@ class AgentsRepository:
         return await self.collection.find_one({}, projection={"_id": 1}) is not None
 
     async def get(self, agent_id: str) -> Agent | None:
-        return _agent(await self.collection.find_one({"_id": agent_id}))
+        return maybe(Agent.of, await self.collection.find_one({"_id": agent_id}))
 
     async def get_by_username(self, username: str) -> Agent | None:
-        return _agent(await self.collection.find_one({"username": username}))
+        return maybe(Agent.of, await self.collection.find_one({"username": username}))
 
     async def list_page(self, after: Position | None, limit: int) -> Page[Agent]:
         return await self.pages.fetch(self.collection, Agent.of, {}, after, limit)
@@ -110,7 +110,7 @@ class AgentsRepository:
             {"$set": {**changes, "updated_at": utcnow()}},
             return_document=ReturnDocument.AFTER,
         )
-        return _agent(document)
+        return maybe(Agent.of, document)
 
     async def end_sign_in(self, agent_id: str, family: str) -> None:
         """No token of the sign-in ``family`` is accepted any more. The newest
@@ -122,7 +122,3 @@ class AgentsRepository:
 
     async def delete(self, agent_id: str) -> bool:
         return (await self.collection.delete_one({"_id": agent_id})).deleted_count == 1
-
-
-def _agent(document: dict[str, Any] | None) -> Agent | None:
-    return Agent.of(document) if document is not None else None

@@ -9,7 +9,7 @@ from pymongo import ASCENDING
 
 from storage.models import Channel
 from storage.pages import KEY, Page, PageReader, Position
-from storage.records import Database, new_id, upsert_returning, utcnow
+from storage.records import Database, maybe, new_id, upsert_returning, utcnow
 
 
 class ChannelsRepository:
@@ -46,7 +46,7 @@ class ChannelsRepository:
 
     async def get(self, channel_id: str) -> Channel | None:
         document = await self.collection.find_one({"_id": channel_id})
-        return Channel.of(document) if document is not None else None
+        return maybe(Channel.of, document)
 
     async def list_page(self, after: Position | None, limit: int) -> Page[Channel]:
         return await self.pages.fetch(self.collection, Channel.of, {}, after, limit)

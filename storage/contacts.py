@@ -13,7 +13,7 @@ from pymongo.errors import BulkWriteError
 
 from storage.models import Contact
 from storage.pages import KEY, Page, PageReader, Position
-from storage.records import BY_ID, Database, derived_id, new_id, utcnow
+from storage.records import BY_ID, Database, derived_id, maybe, new_id, utcnow
 
 
 def contact_id(channel_id: str, external_id: str) -> str:
@@ -109,7 +109,7 @@ class ContactsRepository:
 
     async def get(self, contact_id_: str) -> Contact | None:
         document = await self.collection.find_one({"_id": contact_id_})
-        return Contact.of(document) if document is not None else None
+        return maybe(Contact.of, document)
 
     async def list_page(
         self, after: Position | None, limit: int, *, channel_id: str | None = None, q: str = ""

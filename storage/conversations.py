@@ -23,7 +23,7 @@ from storage.models import (
     conversation_id,
 )
 from storage.pages import KEY, Page, PageReader, Position
-from storage.records import BY_ID, Database, quick, utcnow
+from storage.records import BY_ID, Database, maybe, quick, utcnow
 
 NONE = "none"  # the assignee filter for unassigned conversations
 
@@ -159,7 +159,7 @@ class ConversationsRepository:
 
     async def get(self, conversation_id_: str) -> Conversation | None:
         document = await self.collection.find_one({"_id": conversation_id_})
-        return Conversation.of(document) if document is not None else None
+        return maybe(Conversation.of, document)
 
     async def get_many(self, ids: list[str]) -> list[Conversation]:
         found = self.collection.find({"_id": {"$in": ids}})
@@ -240,7 +240,7 @@ class ConversationsRepository:
             {"$set": {**changes, "updated_at": utcnow()}},
             return_document=ReturnDocument.AFTER,
         )
-        return Conversation.of(document) if document is not None else None
+        return maybe(Conversation.of, document)
 
     async def read(self, conversation_id_: str, at: datetime) -> Conversation | None:
         return await self.update(conversation_id_, {"unread": 0, "read_at": at})

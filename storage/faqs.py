@@ -9,7 +9,7 @@ from pymongo import ASCENDING, ReturnDocument
 
 from storage.models import Faq, Unanswered
 from storage.pages import KEY, Page, PageReader, Position
-from storage.records import Database, new_id, utcnow
+from storage.records import Database, maybe, new_id, utcnow
 
 
 class FaqsRepository:
@@ -38,7 +38,7 @@ class FaqsRepository:
         return Faq.of(document)
 
     async def get(self, faq_id: str) -> Faq | None:
-        return _faq(await self.collection.find_one({"_id": faq_id}))
+        return maybe(Faq.of, await self.collection.find_one({"_id": faq_id}))
 
     async def list_page(self, after: Position | None, limit: int) -> Page[Faq]:
         return await self.pages.fetch(self.collection, Faq.of, {}, after, limit)
@@ -49,14 +49,14 @@ class FaqsRepository:
             {"$set": {**changes, "updated_at": utcnow()}},
             return_document=ReturnDocument.AFTER,
         )
-        return _faq(document)
+        return maybe(Faq.of, document)
 
     async def delete(self, faq_id: str) -> bool:
         return (await self.collection.delete_one({"_id": faq_id})).deleted_count == 1
 
     async def find_by_phrase(self, phrase: str) -> Faq | None:
         """The enabled FAQ one of whose phrasings is ``phrase`` (already normalised)."""
-        return _faq(await self.collection.find_one({"phrases": phrase, "enabled": True}))
+        return maybe(Faq.of, await self.collection.find_one({"phrases": phrase, "enabled": True}))
 
     async def enabled_phrases(self) -> set[str]:
         """Every normalised phrasing of every enabled FAQ."""
@@ -103,7 +103,3 @@ class FaqsRepository:
         ]
         rows = await (await self.messages.aggregate(pipeline)).to_list()
         return [Unanswered(r["_id"], r["example"], r["count"], r["contacts"]) for r in rows]
-
-
-def _faq(document: dict[str, Any] | None) -> Faq | None:
-    return Faq.of(document) if document is not None else None

@@ -17,7 +17,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from storage.errors import Refused
 from storage.models import Agent, Contact, Direction, Message, Status
 from storage.pages import KEY, Page, PageReader, Position
-from storage.records import BY_ID, Database, key_floor, millis, new_id, utcnow
+from storage.records import BY_ID, Database, key_floor, maybe, millis, new_id, utcnow
 
 log = logging.getLogger("gateway.storage")
 
@@ -197,7 +197,7 @@ class MessagesRepository:
 
     async def get(self, message_id: str) -> Message | None:
         document = await self.collection.find_one({"_id": message_id})
-        return Message.of(document) if document is not None else None
+        return maybe(Message.of, document)
 
     async def list_page(
         self,
@@ -278,7 +278,7 @@ class MessagesRepository:
         document = await self.collection.find_one_and_update(
             query, {"$set": changes}, return_document=ReturnDocument.AFTER, hint=BY_ID
         )
-        return Message.of(document) if document is not None else None
+        return maybe(Message.of, document)
 
     async def get_many(self, ids: list[str]) -> list[Message]:
         found = self.collection.find({"_id": {"$in": ids}}, hint=BY_ID)

@@ -15,7 +15,7 @@ import os
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from pymongo import ReturnDocument, WriteConcern
 from pymongo.asynchronous.collection import AsyncCollection
@@ -33,6 +33,7 @@ _MS = timedelta(milliseconds=1)
 
 # The driver's generic types with our documents: plain dicts.
 Document = dict[str, Any]
+T = TypeVar("T")
 Database = AsyncDatabase[Document]
 Collection = AsyncCollection[Document]
 
@@ -43,6 +44,11 @@ def quick(collection: Collection) -> Collection:
     crashed server may lose its last ~100 ms of them; a journaled write costs ~15 ms
     on the embedded server, and the send path has three."""
     return collection.with_options(write_concern=WriteConcern(w=1, j=False))
+
+
+def maybe(of: Callable[[Document], T], document: Document | None) -> T | None:
+    """``of(document)``, or None where nothing was found."""
+    return of(document) if document is not None else None
 
 
 def utcnow() -> datetime:

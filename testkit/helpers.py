@@ -220,14 +220,6 @@ class EventStream:
             if event:
                 return event
 
-    async def replayed(self, within: float = 10.0) -> list[dict[str, Any]]:
-        """The events sent before the stream says ``: connected``: what a resume replayed."""
-        events: list[dict[str, Any]] = []
-        seen = len(self.comments)
-        while "connected" not in self.comments[seen:]:
-            events.append(await self._block(within))
-        return [e for e in events if e]
-
     async def _block(self, within: float) -> dict[str, Any]:
         block = await asyncio.wait_for(self.reader.readuntil(b"\n\n"), within)
         event: dict[str, Any] = {}
