@@ -14,7 +14,6 @@ from storage.pages import Page, Position
 from storage.records import utcnow
 
 ME = "me"
-MAX_MATCHES = 1000  # contacts a ?q= search looks among
 
 
 class Conversations:
@@ -36,17 +35,13 @@ class Conversations:
     ) -> Page[Conversation]:
         """Newest activity first; ``assignee`` is ``me``, ``none`` (the queue, as
         storage.conversations.NONE) or an agent's id."""
-        contact_ids = None
-        if q:
-            matches = await self.storage.contacts.list_page(None, MAX_MATCHES, q=q)
-            contact_ids = [c.id for c in matches.items]
         return await self.storage.conversations.list_page(
             after,
             limit,
             assignee=me.id if assignee == ME else assignee,
             status=status,
             channel_id=channel_id,
-            contact_ids=contact_ids,
+            q=q or "",
         )
 
     async def get(self, conversation_id: str) -> Conversation:
@@ -102,14 +97,15 @@ class Conversations:
     ) -> Page[Message]:
         """Messages, newest first. ``conversation_id`` and ``assignee_id`` (the messages
         of that agent's conversations) come down to contacts: a conversation is one
-        contact's."""
+        contact's. Each is one read before the page, and the page is then one query
+        over those contacts' messages only (a page is at most two round trips)."""
         contact_ids: list[str] | None = None
         if conversation_id is not None:
-            conversation = await self.storage.conversations.get(conversation_id)
-            contact_ids = [conversation.contact_id] if conversation else []
-        if assignee_id is not None:
-            theirs = await self.storage.conversations.contact_ids_of(assignee_id)
-            contact_ids = theirs if contact_ids is None else [c for c in contact_ids if c in theirs]
+            found = await self.storage.conversations.get(conversation_id)
+            mine = found is not None and assignee_id in (None, found.assignee_id)
+            contact_ids = [found.contact_id] if found is not None and mine else []
+        elif assignee_id is not None:
+            contact_ids = await self.storage.conversations.contact_ids_of(assignee_id)
         if contact_id is not None:
             contact_ids = [contact_id] if contact_ids is None or contact_id in contact_ids else []
         return await self.storage.messages.list_page(
@@ -121,4 +117,5 @@ class Conversations:
             status=status,
             created_after=created_after,
             created_before=created_before,
+            bounded=conversation_id is not None or assignee_id is not None,
         )

@@ -21,6 +21,15 @@ from storage.records import BY_ID, Database, key_floor, maybe, millis, new_id, u
 
 log = logging.getLogger("gateway.storage")
 
+FILTER_INDEXES = {  # name: the equalities before list_key
+    "contact_key": ("contact_id",),
+    "agent_key": ("agent_id",),
+    "status_key": ("status",),
+    "direction_key": ("direction",),
+    "contact_status_key": ("contact_id", "status"),
+    "contact_direction_key": ("contact_id", "direction"),
+    "agent_status_key": ("agent_id", "status"),
+}
 TTL_INDEX = "created_at_ttl"  # MongoDB deletes expired messages through it
 EXPIRY_INDEX = "created_at"  # the embedded server: the gateway deletes them, see expire()
 
@@ -78,11 +87,13 @@ class MessagesRepository:
         """
         self.retention_seconds = retention_seconds
         c = self.collection
-        # Newest-first pages of everything, of one conversation or of one agent's
-        # messages (see storage/pages.py for why list_key, which equals _id here).
+        # Newest-first pages of everything and of each filter the API offers alone
+        # or combined, so that every page reads its matches only (storage/pages.py;
+        # list_key equals _id here). A status implies the direction and an agent
+        # sends only, so these cover every combination but contact with agent.
         await c.create_index([(KEY, ASCENDING)], name=KEY)
-        await c.create_index([("contact_id", ASCENDING), (KEY, ASCENDING)], name="contact_key")
-        await c.create_index([("agent_id", ASCENDING), (KEY, ASCENDING)], name="agent_key")
+        for name, fields in FILTER_INDEXES.items():
+            await c.create_index([*((f, ASCENDING) for f in fields), (KEY, ASCENDING)], name=name)
         # A provider's retry of an inbound message hits this and is acknowledged, not
         # stored twice. Outbound messages have no dedupe_key and are not indexed here.
         await c.create_index(
@@ -210,9 +221,18 @@ class MessagesRepository:
         status: Status | None = None,
         created_after: datetime | None = None,
         created_before: datetime | None = None,
+        bounded: bool = False,
     ) -> Page[Message]:
-        """Newest first; each filter narrows the page, and every page is one query.
-        ``contact_ids``: the messages of those contacts (none: an empty page)."""
+        """Newest first; each filter narrows the page, and a page is at most two
+        queries (one on MongoDB). ``contact_ids``: the messages of those contacts (none:
+        an empty page); ``bounded``: they are few enough to read in one query."""
+        # An inbound message is always received and sent by nobody: a status or an
+        # agent decides the direction, so the query needs at most one of the three.
+        implied = Direction.OUT if agent_id is not None else _direction_of(status)
+        if implied is not None:
+            if direction not in (None, implied) or _direction_of(status) not in (None, implied):
+                return Page([], None)
+            direction = None
         if contact_ids == []:
             return Page([], None)
         query: dict[str, Any] = {}
@@ -229,6 +249,10 @@ class MessagesRepository:
             limit,
             newer_than=created_after,
             older_than=created_before,
+            # One contact's messages with an agent's: no index has both, the contact's
+            # are the fewer. Several contacts ($in) cannot ride a compound range.
+            lead="contact_id" if bounded or agent_id is not None else None,
+            window=not bounded,
         )
 
     # -- FAQ auto-replies -----------------------------------------------------------
@@ -283,3 +307,9 @@ class MessagesRepository:
     async def get_many(self, ids: list[str]) -> list[Message]:
         found = self.collection.find({"_id": {"$in": ids}}, hint=BY_ID)
         return [Message.of(d) async for d in found]
+
+
+def _direction_of(status: Status | None) -> Direction | None:
+    if status is None:
+        return None
+    return Direction.IN if status == Status.RECEIVED else Direction.OUT

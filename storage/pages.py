@@ -8,12 +8,18 @@ after each equality filter the API offers).
 MongoDB stops reading at the limit. The embedded server does not: it reads every
 document an index range selects before it applies the limit, and it does not use
 the ``_id`` index for ranges at all (measured: 245 ms for the first page of 10k
-messages). On it, each query is also bounded to a time window sized from the
-density the previous page showed (carried in the cursor), or from what the same
-first page needed last time, or from a first guess. A window that holds less than
-a page is widened eightfold, at most four times, and then dropped. A full page
-usually costs one query there too; the last page, or one after a quiet spell, up
-to six.
+messages). On it, a page is at most two queries:
+
+1. one bounded to a time window sized from the density the previous page showed
+   (carried in the cursor), or from what the same first page needed last time, or
+   from the collection's unfiltered first page, or from a first guess;
+2. if that window held less than a page, one without the window.
+
+The second reads every match older than the cursor, so each filter the API offers
+rides a compound index (its equalities, then ``list_key``) and the second query
+reads matches only: few, or the window would have held a page. Where no compound
+index covers a filter, the query leads with the window (``list_key`` first, which
+the embedded server then walks), or with the field the caller names in ``lead``.
 """
 
 from __future__ import annotations
@@ -30,8 +36,7 @@ from storage.records import Collection, Document, key_floor, key_millis, millis,
 
 KEY = "list_key"
 FIRST_WINDOW_MS = 3_600_000
-WIDEN = 8
-MAX_WIDENINGS = 4
+SPARSE = float("inf")  # a first page that found less than a page: no window next time
 _HINTS = 1024  # first-page densities remembered, per collection and filter
 
 
@@ -69,9 +74,14 @@ class PageReader:
         *,
         newer_than: datetime | None = None,
         older_than: datetime | None = None,
+        lead: str | None = None,
+        window: bool = True,
     ) -> Page[T]:
         """One page of ``query`` after ``after``, optionally bounded by creation time,
-        each document made a record by ``of``."""
+        each document made a record by ``of``. ``lead``: the query field the embedded
+        server should look up first when no compound index covers the query;
+        ``window=False``: one query without a window (for a bounded set, such as one
+        conversation's messages)."""
         upper = after.key if after else None
         if older_than is not None:
             bound = key_floor(millis(older_than, ceil=True))  # created strictly before
@@ -79,38 +89,56 @@ class PageReader:
         floor = key_floor(millis(newer_than) + 1) if newer_than is not None else None
         anchor = key_millis(upper) if upper else millis(utcnow())
         hint = f"{collection.name}:{sorted(query.items())!r}:{floor}"
-        density = after.ms_per_item if after else self._first_pages.get(hint)
-        window: int | None = None
-        if self.windowed:
+        density = (
+            after.ms_per_item
+            if after
+            else self._first_pages.get(hint) or self._first_pages.get(collection.name)
+        )
+        lower = floor
+        if self.windowed and window and density != SPARSE:
             # Twice what the page should need, if it is as dense as the last one.
-            window = int(2 * density * (limit + 1)) + 1000 if density else FIRST_WINDOW_MS
-        widenings = 0
-        while True:
-            lower = floor
-            if window is not None and window < anchor:
-                lower = max(floor or "", key_floor(anchor - window))
-            bounds = {**({"$lt": upper} if upper else {}), **({"$gte": lower} if lower else {})}
-            documents = (
-                await collection.find({**query, KEY: bounds} if bounds else query)
-                .sort(KEY, DESCENDING)
-                .limit(limit + 1)
-                .to_list()
-            )
-            if len(documents) > limit or lower == floor:
-                break
-            widenings += 1
-            window = window * WIDEN if window and widenings <= MAX_WIDENINGS else None
+            span = int(2 * density * (limit + 1)) + 1000 if density else FIRST_WINDOW_MS
+            if span < anchor:
+                lower = max(floor or "", key_floor(anchor - span))
+        documents = await self._find(collection, query, lead, upper, lower, limit)
+        if len(documents) <= limit and lower != floor:
+            documents = await self._find(collection, query, lead, upper, floor, limit)
         items = [of(d) for d in documents[:limit]]
+        if self.windowed and after is None:
+            self._remember(hint, _density(anchor, documents, limit))
+            if not query and floor is None:
+                self._remember(collection.name, _density(anchor, documents, limit))
         if len(documents) <= limit:
             return Page(items, None)
         last = documents[limit - 1][KEY]
-        density = (anchor - key_millis(last)) / limit
-        if after is None and self.windowed:
-            self._remember(hint, density)
-        return Page(items, Position(last, density))
+        return Page(items, Position(last, (anchor - key_millis(last)) / limit))
+
+    @staticmethod
+    async def _find(
+        collection: Collection,
+        query: dict[str, Any],
+        lead: str | None,
+        upper: str | None,
+        lower: str | None,
+        limit: int,
+    ) -> list[Document]:
+        bounds = {**({"$lt": upper} if upper else {}), **({"$gte": lower} if lower else {})}
+        # The embedded server looks up a query's fields in order when no compound
+        # index covers them all (dicts keep their order on the wire).
+        first = {lead: query[lead]} if lead in query else {}
+        ordered = {**first, **({KEY: bounds} if bounds else {}), **query}
+        return await collection.find(ordered).sort(KEY, DESCENDING).limit(limit + 1).to_list()
 
     def _remember(self, hint: str, density: float) -> None:
         self._first_pages[hint] = density
         self._first_pages.move_to_end(hint)
         while len(self._first_pages) > _HINTS:
             self._first_pages.popitem(last=False)
+
+
+def _density(anchor: int, documents: list[Document], limit: int) -> float:
+    """Milliseconds per item over what a first page found; SPARSE if it found none."""
+    found = documents[:limit]
+    if not found:
+        return SPARSE
+    return max((anchor - key_millis(found[-1][KEY])) / len(found), 1.0)

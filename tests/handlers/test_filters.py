@@ -1,0 +1,185 @@
+"""Every filter of the message and conversation lists, alone and combined: page 1 is
+right and costs at most two database round trips, at every selectivity.
+
+The data is spread as a month of traffic is: one busy contact, one who wrote a few
+times weeks ago, outbound messages of every outcome, conversations in two channels.
+On the embedded server a rare filter is what makes a page need more than its first
+query (storage/pages.py), so the table has rare and common ones side by side.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+
+from gateway.runtime import build_services
+from storage.conversations import Arrival
+from storage.database import Storage
+from storage.messages import inbound_document
+from storage.models import Contact, Message, Status
+from storage.records import utcnow
+from testkit.helpers import TEST_CONFIG, Client, CommandCounter, seen, sign_up
+
+PAGE = 5
+AUTH = {"agents", "signins", "revocations"}  # every request's sign-in check, not the list's
+
+
+async def _inbound(storage: Storage, contact: Contact, count: int, days_ago: float) -> Message:
+    now = utcnow()
+    documents = [
+        inbound_document(
+            channel_id=contact.channel_id,
+            contact=contact,
+            dedupe_key=f"{contact.id}-{days_ago}-{i}",
+            content=f"hello {i}",
+            at=now - timedelta(days=days_ago, minutes=count - i),
+        )
+        for i in range(count)
+    ]
+    await storage.messages.insert_inbound_many(documents)
+    return Message.of(documents[-1])
+
+
+@pytest.fixture
+async def world(counted_storage: Storage, serve_app) -> dict[str, Any]:
+    storage = counted_storage
+    api = await sign_up(await serve_app(build_services(TEST_CONFIG, storage)), "ana")
+    await sign_up(api, "bea")
+    ana = await storage.agents.get_by_username("ana")
+    bea = await storage.agents.get_by_username("bea")
+    assert ana is not None
+    assert bea is not None
+    telegram = await storage.channels.upsert("support", "telegram", "polling", {})
+    whatsapp = await storage.channels.upsert("sales", "twilio", "webhook", {})
+    busy = await seen(storage, telegram.id, "1", name="Zé Busy", username="zebusy")
+    quiet = await seen(storage, whatsapp.id, "whatsapp:+5511", name="Quiet Q")
+    other = await seen(storage, telegram.id, "3", name="Other")
+    arrivals = []
+    for contact, channel, count, days_ago in (
+        (busy, telegram, 60, 0.01),
+        (quiet, whatsapp, 3, 20),
+        (other, telegram, 10, 2),
+    ):
+        newest = await _inbound(storage, contact, count, days_ago)
+        arrivals.append(Arrival(contact, channel.name, channel.type, newest, count))
+    conversations = {c.contact_id: c.id for c in await storage.conversations.arrived(arrivals)}
+    await storage.conversations.assign(
+        [(conversations[busy.id], ana.id), (conversations[quiet.id], bea.id)],
+        only_unassigned=False,
+    )
+    await storage.conversations.update(conversations[quiet.id], {"status": "resolved"})
+    outcomes = [Status.DELIVERED] * 20 + [Status.FAILED] * 2 + [Status.SENT] * 5
+    for i, outcome in enumerate(outcomes):
+        agent, to = (ana, busy) if i % 3 else (bea, other)
+        message, _ = await storage.messages.insert_outbound(contact=to, content="hi", agent=agent)
+        await storage.messages.apply_status(to.channel_id, message.id, outcome)
+    await storage.messages.insert_outbound(contact=quiet, content="faq", agent=None)  # queued
+    return {
+        "api": api,
+        "ana": ana.id,
+        "bea": bea.id,
+        "contacts": {"busy": busy.id, "quiet": quiet.id},
+        "conversations": conversations,
+        "channels": {"telegram": telegram.id, "whatsapp": whatsapp.id},
+    }
+
+
+async def _everything(api: Client, path: str) -> list[dict[str, Any]]:
+    found, url = [], f"{path}?page_size=100"
+    while url:
+        status, page = await api.fetch("GET", url)
+        assert status == 200, page
+        found += page["results"]
+        url = page["next"]
+    return found
+
+
+async def _page_one(
+    api: Client, commands: CommandCounter, path: str, query: dict[str, str]
+) -> tuple[list[str], bool, int]:
+    commands.commands.clear()
+    status, page = await api.fetch("GET", f"{path}?{urlencode({**query, 'page_size': PAGE})}")
+    assert status == 200, (query, page)
+    trips = sum(1 for _, collection in commands.commands if collection not in AUTH)
+    return [r["id"] for r in page["results"]], page["next"] is not None, trips
+
+
+async def test_every_message_filter_and_combination(
+    world: dict[str, Any], commands: CommandCounter
+) -> None:
+    api = world["api"]
+    everything = await _everything(api, "/api/v1/messages/")
+    assert len(everything) == 60 + 3 + 10 + 27 + 1
+    assignees = {world["contacts"]["busy"]: world["ana"], world["contacts"]["quiet"]: world["bea"]}
+    options: dict[str, list[str | None]] = {
+        "contact_id": [None, world["contacts"]["busy"], world["contacts"]["quiet"]],
+        "conversation_id": [None, world["conversations"][world["contacts"]["quiet"]]],
+        "assignee_id": [None, world["ana"]],
+        "agent_id": [None, world["ana"], world["bea"]],
+        "direction": [None, "in", "out"],
+        "status": [None, "received", "delivered", "failed", "queued"],
+    }
+    most = 0
+    for values in itertools.product(*options.values()):
+        query = {k: v for k, v in zip(options, values, strict=True) if v is not None}
+
+        def wanted(m: dict[str, Any], query: dict[str, str] = query) -> bool:
+            contact = m["contact"]["id"]
+            return all(
+                (
+                    query.get("contact_id") in (None, contact),
+                    query.get("conversation_id") in (None, world["conversations"].get(contact)),
+                    query.get("assignee_id") in (None, assignees.get(contact)),
+                    query.get("agent_id") in (None, (m["agent"] or {}).get("id")),
+                    query.get("direction") in (None, m["direction"]),
+                    query.get("status") in (None, m["status"]),
+                )
+            )
+
+        expected = [m["id"] for m in everything if wanted(m)]
+        ids, more, trips = await _page_one(api, commands, "/api/v1/messages/", query)
+        assert (ids, more) == (expected[:PAGE], len(expected) > PAGE), query
+        assert trips <= 2, (query, commands.commands)
+        most = max(most, trips)
+    assert most == 2  # the conversation and assignee filters read one conversation first
+
+
+async def test_every_conversation_filter_and_combination(
+    world: dict[str, Any], commands: CommandCounter
+) -> None:
+    api = world["api"]
+    everything = await _everything(api, "/api/v1/conversations/")
+    assert len(everything) == 3
+    options: dict[str, list[str | None]] = {
+        "assignee": [None, "me", "none", world["bea"]],
+        "status": [None, "open", "resolved"],
+        "channel_id": [None, *world["channels"].values()],
+        "q": [None, "zé", "QUIET", "+5511", "zebusy", "nobody"],
+    }
+    me = {"me": world["ana"], "none": None}
+    for values in itertools.product(*options.values()):
+        query = {k: v for k, v in zip(options, values, strict=True) if v is not None}
+
+        def wanted(c: dict[str, Any], query: dict[str, str] = query) -> bool:
+            contact = c["contact"]
+            text = f"{contact['name']} {contact['external_id']}".casefold()
+            return all(
+                (
+                    "assignee" not in query
+                    or me.get(query["assignee"], query["assignee"]) == c["assignee_id"],
+                    query.get("status") in (None, c["status"]),
+                    query.get("channel_id") in (None, c["channel"]["id"]),
+                    "q" not in query
+                    or query["q"].casefold() in text
+                    or (query["q"] == "zebusy" and contact["name"] == "Zé Busy"),
+                )
+            )
+
+        expected = [c["id"] for c in everything if wanted(c)]
+        ids, more, trips = await _page_one(api, commands, "/api/v1/conversations/", query)
+        assert (ids, more) == (expected[:PAGE], len(expected) > PAGE), query
+        assert trips <= 2, (query, commands.commands)
