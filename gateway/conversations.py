@@ -97,8 +97,10 @@ class Conversations:
     ) -> Page[Message]:
         """Messages, newest first. ``conversation_id`` and ``assignee_id`` (the messages
         of that agent's conversations) come down to contacts: a conversation is one
-        contact's. Each is one read before the page, and the page is then one query
-        over those contacts' messages only (a page is at most two round trips)."""
+        contact's, found in one read before the page. One conversation's messages are
+        few enough to look up in one query; an agent's conversations may hold most of
+        them, so their page takes a window first, and a third round trip on the
+        embedded server if the window falls short (storage/pages.py)."""
         contact_ids: list[str] | None = None
         if conversation_id is not None:
             found = await self.storage.conversations.get(conversation_id)
@@ -117,5 +119,5 @@ class Conversations:
             status=status,
             created_after=created_after,
             created_before=created_before,
-            bounded=conversation_id is not None or assignee_id is not None,
+            one_query=conversation_id is not None,
         )

@@ -6,20 +6,21 @@ meanwhile. Every listed collection has a ``list_key`` with an index (alone, and
 after each equality filter the API offers).
 
 MongoDB stops reading at the limit. The embedded server does not: it reads every
-document an index range selects before it applies the limit, and it does not use
-the ``_id`` index for ranges at all (measured: 245 ms for the first page of 10k
-messages). On it, a page is at most two queries:
+document an index lookup selects before it applies the limit, it picks the index by
+the query's shape (a compound index whose equalities and then ``list_key`` match
+the query's, or else the first field, in order, that leads an index), and it does
+not use the ``_id`` index for ranges at all (measured: 245 ms for the first page of
+10k messages). So on it a page is at most two queries, each of which reads little:
 
-1. one bounded to a time window sized from the density the previous page showed
-   (carried in the cursor), or from what the same first page needed last time, or
-   from the collection's unfiltered first page, or from a first guess;
-2. if that window held less than a page, one without the window.
-
-The second reads every match older than the cursor, so each filter the API offers
-rides a compound index (its equalities, then ``list_key``) and the second query
-reads matches only: few, or the window would have held a page. Where no compound
-index covers a filter, the query leads with the window (``list_key`` first, which
-the embedded server then walks), or with the field the caller names in ``lead``.
+1. **the window**: ``list_key`` bounded to a time span sized from the density the
+   previous page showed (carried in the cursor), or that the same first page showed
+   last time, or the collection's unfiltered first page, or a first guess. Where a
+   compound index ``covers`` the query, it reads the window's matches only; else
+   every document in the window, so a window that would hold many times a page is
+   not tried.
+2. **the lookup**, if the window held less than a page: no window, led by the field
+   the caller names in ``lead`` (a contact, a status), whose index selects that
+   field's matches. They are few, or the window would have held a page.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from storage.records import Collection, Document, key_floor, key_millis, millis,
 KEY = "list_key"
 FIRST_WINDOW_MS = 3_600_000
 SPARSE = float("inf")  # a first page that found less than a page: no window next time
+MAX_WINDOW_READ = 40  # pages' worth of documents an uncovered window may read
 _HINTS = 1024  # first-page densities remembered, per collection and filter
 
 
@@ -74,14 +76,15 @@ class PageReader:
         *,
         newer_than: datetime | None = None,
         older_than: datetime | None = None,
+        covered: bool = True,
         lead: str | None = None,
         window: bool = True,
     ) -> Page[T]:
         """One page of ``query`` after ``after``, optionally bounded by creation time,
-        each document made a record by ``of``. ``lead``: the query field the embedded
-        server should look up first when no compound index covers the query;
-        ``window=False``: one query without a window (for a bounded set, such as one
-        conversation's messages)."""
+        each document made a record by ``of``. ``covered``: an index has the query's
+        equalities and then ``list_key``; ``lead``: the field to look up when the
+        window will not do (see the module's docstring); ``window=False``: only that
+        lookup, one query."""
         upper = after.key if after else None
         if older_than is not None:
             bound = key_floor(millis(older_than, ceil=True))  # created strictly before
@@ -89,18 +92,18 @@ class PageReader:
         floor = key_floor(millis(newer_than) + 1) if newer_than is not None else None
         anchor = key_millis(upper) if upper else millis(utcnow())
         hint = f"{collection.name}:{sorted(query.items())!r}:{floor}"
-        density = (
-            after.ms_per_item
-            if after
-            else self._first_pages.get(hint) or self._first_pages.get(collection.name)
-        )
+        everything = self._first_pages.get(collection.name)
+        density = after.ms_per_item if after else self._first_pages.get(hint) or everything
         lower = floor
         if self.windowed and window and density != SPARSE:
             # Twice what the page should need, if it is as dense as the last one.
             span = int(2 * density * (limit + 1)) + 1000 if density else FIRST_WINDOW_MS
-            if span < anchor:
+            reads = span / everything if everything else 0  # documents in the window
+            if span < anchor and (covered or reads <= MAX_WINDOW_READ * limit):
                 lower = max(floor or "", key_floor(anchor - span))
-        documents = await self._find(collection, query, lead, upper, lower, limit)
+        documents = await self._find(
+            collection, query, None if window else lead, upper, lower, limit
+        )
         if len(documents) <= limit and lower != floor:
             documents = await self._find(collection, query, lead, upper, floor, limit)
         items = [of(d) for d in documents[:limit]]
@@ -123,8 +126,9 @@ class PageReader:
         limit: int,
     ) -> list[Document]:
         bounds = {**({"$lt": upper} if upper else {}), **({"$gte": lower} if lower else {})}
-        # The embedded server looks up a query's fields in order when no compound
-        # index covers them all (dicts keep their order on the wire).
+        # The embedded server looks the fields up in this order (dicts keep theirs on
+        # the wire) when no compound index covers the query: the window first, or
+        # the lead's own index.
         first = {lead: query[lead]} if lead in query else {}
         ordered = {**first, **({KEY: bounds} if bounds else {}), **query}
         return await collection.find(ordered).sort(KEY, DESCENDING).limit(limit + 1).to_list()

@@ -1,5 +1,6 @@
 """Every filter of the message and conversation lists, alone and combined: page 1 is
-right and costs at most two database round trips, at every selectivity.
+right and costs at most two database round trips, at every selectivity (an
+assignee's messages on the embedded server: three, see gateway/conversations.py).
 
 The data is spread as a month of traffic is: one busy contact, one who wrote a few
 times weeks ago, outbound messages of every outcome, conversations in two channels.
@@ -143,9 +144,12 @@ async def test_every_message_filter_and_combination(
         expected = [m["id"] for m in everything if wanted(m)]
         ids, more, trips = await _page_one(api, commands, "/api/v1/messages/", query)
         assert (ids, more) == (expected[:PAGE], len(expected) > PAGE), query
-        assert trips <= 2, (query, commands.commands)
+        # An agent's conversations are found first, and on the embedded server their
+        # messages may then need the window and the lookup (gateway/conversations.py).
+        allowed = 3 if "assignee_id" in query and "conversation_id" not in query else 2
+        assert trips <= allowed, (query, commands.commands)
         most = max(most, trips)
-    assert most == 2  # the conversation and assignee filters read one conversation first
+    assert most >= 2  # the conversation and assignee filters read conversations first
 
 
 async def test_every_conversation_filter_and_combination(
