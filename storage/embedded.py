@@ -220,6 +220,11 @@ class EmbeddedServer:
             "--cache-size",
             self.cache_size,
             *(["--auth"] if self.login else []),
+            # No oplog: nothing reads it (no change stream, no transaction; the
+            # events are a collection the gateway tails), and keeping it, capped at
+            # 100,000 entries, cost every write (measured: 150,000 messages stored in
+            # 224 s standalone, 248 s with it; a send 30.1 ms against 31.8 ms).
+            "--standalone",
         ]
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
