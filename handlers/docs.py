@@ -66,6 +66,39 @@ _PAGED = [
 ]
 
 
+def _link(operation: str, **parameters: str) -> dict[str, Any]:
+    """An OpenAPI link: where a client goes next, with values from this response."""
+    return {
+        "operationId": operation,
+        "parameters": {name: f"$response.body#/{path}" for name, path in parameters.items()},
+    }
+
+
+_CONVERSATION_LINKS = {
+    "Messages": _link("getMessages", conversation_id="id"),
+    "MarkRead": _link("postRead", conversation_id="id"),
+    "Change": _link("patchConversation", conversation_id="id"),
+    "Events": _link("getEvents", conversation_id="id"),
+    "Contact": _link("getContact", contact_id="contact/id"),
+}
+_MESSAGE_LINKS = {
+    "Message": _link("getMessage", message_id="id"),
+    "Conversation": _link("getConversation", conversation_id="conversation_id"),
+    "Contact": _link("getContact", contact_id="contact/id"),
+}
+_LINKS: dict[str, dict[str, dict[str, Any]]] = {  # operationId: {status: links}
+    "postAgents": {"201": {"Agent": _link("getAgent", agent_id="id")}},
+    "getContact": {"200": {"Messages": _link("getMessages", contact_id="id")}},
+    "getConversation": {"200": _CONVERSATION_LINKS},
+    "patchConversation": {"200": _CONVERSATION_LINKS},
+    "postRead": {"200": _CONVERSATION_LINKS},
+    "postMessages": {"201": _MESSAGE_LINKS},
+    "getMessage": {"200": _MESSAGE_LINKS},
+    "postFaqs": {"201": {"Faq": _link("getFaq", faq_id="id")}},
+    "postTicket": {"201": {"Events": _link("getEvents", ticket="ticket")}},
+}
+
+
 def build_spec(routes: list[tuple[str, type]]) -> dict[str, Any]:
     spec = APISpec(
         title="bot-gateway",
@@ -98,6 +131,8 @@ def build_spec(routes: list[tuple[str, type]]) -> dict[str, Any]:
                 raise TypeError(f"{handler.__name__}.{method} has no OpenAPI docstring")
             # getMessages, postMessages, getMessage: stable names for generated clients.
             operation.setdefault("operationId", method + handler.__name__.removesuffix("Handler"))
+            for code, links in _LINKS.get(operation["operationId"], {}).items():
+                operation["responses"][int(code)]["links"] = links  # YAML read 200 as int
             if "requestBody" in operation:
                 for code, name in _BODY_ERRORS.items():
                     operation["responses"].setdefault(

@@ -140,6 +140,9 @@ DIRECTIONS = [d.value for d in Direction]
 class Message(Schema):
     id = fields.String(required=True)
     channel_id = fields.String(required=True)
+    conversation_id = fields.String(
+        required=True, metadata={"description": "The contact's one conversation"}
+    )
     contact = fields.Nested(ContactSummary, required=True)
     agent = fields.Nested(AgentSummary, allow_none=True, required=True)
     direction = fields.String(required=True, metadata={"enum": DIRECTIONS})

@@ -49,6 +49,31 @@ async def test_schema_is_valid_openapi_and_covers_every_route(client: Client) ->
     )
 
 
+async def test_response_links_name_real_operations_and_parameters(client: Client) -> None:
+    _, spec = await client.fetch("GET", "/api/v1/schema/")
+    operations = {
+        o["operationId"]: (o, path) for path, item in spec["paths"].items() for o in item.values()
+    }
+    linked = 0
+    for operation, _ in operations.values():
+        for code, response in operation["responses"].items():
+            schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+            properties = (
+                spec["components"]["schemas"][schema["$ref"].split("/")[-1]]["properties"]
+                if "$ref" in schema
+                else {}
+            )
+            for name, link in response.get("links", {}).items():
+                target, _ = operations[link["operationId"]]
+                accepted = {p["name"] for p in target["parameters"]}
+                for parameter, expression in link["parameters"].items():
+                    assert parameter in accepted, (operation["operationId"], name, parameter)
+                    field = expression.removeprefix("$response.body#/").split("/")[0]
+                    assert field in properties, (operation["operationId"], code, expression)
+                linked += 1
+    assert linked >= 10
+
+
 async def test_docs_page_and_assets_are_served_locally(client: Client) -> None:
     page = await client.http.fetch(client.base_url + "/api/v1/docs/")
     html = page.body.decode()
