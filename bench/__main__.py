@@ -61,7 +61,9 @@ TARGETS = {
     "db_rss_mb_after": 300,  # at most, the embedded database after a full round
     "round_trips_per_message": 3,  # at most, the enqueue included
     "dispatch_ratio": 0.5,  # at least, of the same run's Telegram ingest
+    "new_contacts_over_steady": 0.8,  # at least: every message a new, assigned contact
 }
+AGENTS = 5  # available while the webhooks come in
 
 
 def main() -> None:
@@ -123,6 +125,9 @@ def run(uri: str, db_pid: int | None, tmp: Path, size: dict[str, int], quick: bo
         f["rss_mb_idle"] = rss_mb(pid)
         api = Api(port)
         api.sign_up("bench", "bench password")  # available: new contacts are assigned
+        for n in range(1, AGENTS):  # five in all, sharing the new conversations
+            body = {"username": f"agent{n}", "password": "bench password"}
+            assert api.call("POST", "/api/v1/agents/", body)[0] == 201
         depth_figures = list_messages.measure_all(
             api, uri, DATABASE, contacts[0], size["list_messages"], quick
         )
@@ -134,20 +139,32 @@ def run(uri: str, db_pid: int | None, tmp: Path, size: dict[str, int], quick: bo
         per_round = size["telegram"] // rounds
         drive(bare_url, ingest.TELEGRAM_HEADERS, ingest.telegram_rows(warmup), tmp, pid=bare_pid)
         drive(base, ingest.TELEGRAM_HEADERS, ingest.telegram_rows(warmup), tmp, pid=pid)
-        bare, telegram = [], []
+        bare, telegram, fresh = [], [], []
         for n in range(rounds):
-            rows = ingest.telegram_rows(per_round, first=1 + warmup + n * per_round)
+            first = 1 + warmup + n * per_round
+            rows = ingest.telegram_rows(per_round, first=first)
             bare.append(drive(bare_url, ingest.TELEGRAM_HEADERS, rows, tmp, pid=bare_pid))
-            rows = ingest.telegram_rows(per_round, first=1 + warmup + n * per_round)
+            rows = ingest.telegram_rows(per_round, first=first)
             telegram.append(drive(base, ingest.TELEGRAM_HEADERS, rows, tmp, pid=pid))
+            rows = ingest.telegram_rows(
+                per_round, first=first + size["telegram"], new_contacts=True
+            )
+            fresh.append(drive(base, ingest.TELEGRAM_HEADERS, rows, tmp, pid=pid))
         ceiling_run = combine(bare)
         f["ceiling_rps"] = round(ceiling_run.rps)
         f["ceiling_p99_ms"] = round(ceiling_run.p99_ms, 2)
         f["ceiling_cpu_us_per_request"] = round(ceiling_run.cpu_us_per_request)
         stored = ingest.stored_inbound(uri, DATABASE, "telegram") - warmup
-        f.update(
-            _prefixed("telegram", ingest.Ingest(combine(telegram), stored).figures(ceiling_run))
-        )
+        steady, new_contacts = combine(telegram), combine(fresh)
+        acked = steady.acked + new_contacts.acked
+        # Both runs' messages are in one channel: the check is on their sum.
+        both = ingest.Ingest(steady, stored).figures(ceiling_run)
+        both["stored_equals_acked"] = stored == acked == steady.sent + new_contacts.sent
+        f.update(_prefixed("telegram", both))
+        f["new_contacts_rps"] = round(new_contacts.rps)
+        f["new_contacts_p99_ms"] = round(new_contacts.p99_ms, 2)
+        f["new_contacts_ratio"] = round(new_contacts.rps / ceiling_run.rps, 3)
+        f["new_contacts_over_steady"] = round(new_contacts.rps / steady.rps, 2)
 
         rows = list(ingest.twilio_rows(warmup + size["twilio"], base))
         drive(base, ingest.TWILIO_HEADERS, rows[:warmup], tmp, pid=pid)
@@ -266,6 +283,13 @@ def report(f: dict[str, Any]) -> None:
             f"ref {REFERENCE['telegram_rps']} req/s, p99 {REFERENCE['telegram_p99_ms']} ms",
         ),
         (
+            "  every message a new contact",
+            shown("new_contacts_rps", " req/s"),
+            "p99 " + shown("new_contacts_p99_ms", " ms"),
+            shown("new_contacts_ratio", "x ceiling"),
+            shown("new_contacts_over_steady", "x steady") + f", {AGENTS} agents assigning",
+        ),
+        (
             "Twilio webhook ingest",
             shown("twilio_rps", " req/s"),
             "p99 " + shown("twilio_p99_ms", " ms"),
@@ -335,6 +359,8 @@ def report(f: dict[str, Any]) -> None:
         ("dispatch <= 3 db round trips per message", "round_trips_per_message",
          "round_trips_per_message", True),
         ("dispatch >= 0.5x Telegram ingest", "dispatch_ratio", "dispatch_ratio", False),
+        ("new-contact ingest >= 0.8x steady", "new_contacts_over_steady",
+         "new_contacts_over_steady", False),
         ("gateway RSS after <= aiogram's import + 40 MB", "rss_mb_after", "rss_mb_after", True),
     ]  # fmt: skip
     if "db_rss_mb_after" in f and f["mode"] == "full":  # the embedded database

@@ -60,9 +60,11 @@ def channels_yaml(bot_api: str) -> str:
     )
 
 
-def telegram_rows(count: int, first: int = 1) -> Iterator[Row]:
+def telegram_rows(count: int, first: int = 1, *, new_contacts: bool = False) -> Iterator[Row]:
+    """Messages ``first``.. from the CHATS chats in turn, or each from a chat never
+    seen before (a contact and a conversation created, and assigned, per message)."""
     for n in range(first, first + count):
-        chat = 100_000 + n % CHATS
+        chat = 10_000_000 + n if new_contacts else 100_000 + n % CHATS
         person = {"id": chat, "is_bot": False, "first_name": f"User {n % CHATS}"}
         update = {
             "update_id": n,

@@ -1,0 +1,261 @@
+"""Each filter of the message and conversation lists, page 1, at 200,000 messages.
+
+    python -m bench.filters [--messages N] [--rounds R]
+
+Starts the embedded database on disk (or uses MONGODB_URI), seeds five agents and
+a month of traffic through the repositories' own document shapes (2,000 contacts
+in two channels, 70 % inbound, 30 % sent by the agents: read, delivered, sent, and
+exactly five failed; one contact who wrote three times three weeks ago), then
+starts a real `bot-gateway serve`, whose assigner shares the conversations among
+the agents; 1 % are then resolved.
+
+Each filter's page 1 is fetched once cold (its first request since the gateway
+started) and R times warm; the figures are the warm p50/p99 and the database
+queries each request made beyond its sign-in check. Target: every filter's p50 at
+most 3 x its list's unfiltered p50, and at most 2 queries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import time
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlencode
+
+from pymongo import MongoClient
+
+from bench.harness import Api, database, gateway, machine, summary_ms, workdir
+from gateway.passwords import hash_password
+from storage.contacts import Sighting
+from storage.conversations import Arrival
+from storage.database import Storage
+from storage.messages import inbound_document, outbound_document
+from storage.models import Message, Status
+from storage.records import utcnow
+
+DATABASE = "bench_filters"
+CONTACTS = 2_000
+AGENTS = 5
+TARGET_RATIO = 3.0
+TARGET_QUERIES = 2
+OUTCOMES = [Status.READ] * 60 + [Status.DELIVERED] * 35 + [Status.SENT] * 5
+FAILED = 5
+PASSWORD = "bench password"
+
+
+async def seed(uri: str, count: int) -> dict[str, str]:
+    """The agents and the month of traffic; returns the ids the filters name."""
+    storage = Storage.connect(uri, DATABASE)
+    await storage.ensure_indexes(30 * 86400)
+    password = await hash_password(PASSWORD)
+    agents = [
+        await storage.agents.create(f"agent{n}", password, bootstrap=n == 0) for n in range(AGENTS)
+    ]
+    support = await storage.channels.upsert("support", "mock", "webhook", {})
+    sales = await storage.channels.upsert("sales", "mock", "webhook", {})
+    sightings = [
+        Sighting((support, sales)[i % 2].id, f"user-{i}", f"Contact {i}") for i in range(CONTACTS)
+    ]
+    sightings.append(Sighting(sales.id, "whatsapp:+5511999", "Quiet Quintana"))
+    contacts = list((await storage.contacts.record_seen_many(sightings)).values())
+    quiet = next(c for c in contacts if c.external_id == "whatsapp:+5511999")
+    busy = [c for c in contacts if c is not quiet]
+    now, span_ms = utcnow(), 29 * 86_400_000
+    failed_at = set(random.sample(range(count), FAILED))
+    newest: dict[str, Message] = {}
+    received: Counter[str] = Counter()
+    batch: list[dict] = []
+    for i in range(count):
+        at = now - timedelta(milliseconds=span_ms * i // count)
+        contact = random.choice(busy)
+        if i in failed_at or random.random() < 0.3:
+            outcome = Status.FAILED if i in failed_at else random.choice(OUTCOMES)
+            document = outbound_document(
+                contact=contact, content=f"reply {i}", agent=random.choice(agents), at=at
+            )
+            document["status"] = outcome.value
+        else:
+            document = inbound_document(
+                channel_id=contact.channel_id,
+                contact=contact,
+                dedupe_key=f"bench-{i}",
+                content=f"message {i}",
+                at=at,
+            )
+            received[contact.id] += 1
+            newest.setdefault(contact.id, Message.of(document))
+        batch.append(document)
+        if len(batch) == 5000:
+            await storage.messages.collection.insert_many(batch)
+            batch.clear()
+    for n in range(3):
+        document = inbound_document(
+            channel_id=quiet.channel_id,
+            contact=quiet,
+            dedupe_key=f"quiet-{n}",
+            content=f"hello {n}",
+            at=now - timedelta(days=21, minutes=n),
+        )
+        batch.append(document)
+        received[quiet.id] += 1
+        newest.setdefault(quiet.id, Message.of(document))
+    await storage.messages.collection.insert_many(batch)
+    by_id = {c.id: c for c in contacts}
+    channels = {support.id: support, sales.id: sales}
+    arrivals = [
+        Arrival(by_id[cid], channels[m.channel_id].name, "mock", m, received[cid])
+        for cid, m in newest.items()
+    ]
+    for start in range(0, len(arrivals), 500):
+        await storage.conversations.arrived(arrivals[start : start + 500])
+    await storage.close()
+    return {"quiet": quiet.id, "sales": sales.id}
+
+
+async def resolve_some(uri: str) -> None:
+    storage = Storage.connect(uri, DATABASE)
+    found = storage.conversations.collection.find({}, projection={"_id": 1}).limit(CONTACTS // 100)
+    for document in await found.to_list():
+        await storage.conversations.update(document["_id"], {"status": "resolved"})
+    await storage.close()
+
+
+def queries(probe: MongoClient) -> int:
+    return int(probe.admin.command("serverStatus")["opcounters"]["query"])
+
+
+def measure(api: Api, probe: MongoClient, path: str, rounds: int, auth: float) -> dict:
+    def timed() -> float:
+        started = time.perf_counter()
+        status, page = api.call("GET", path)
+        assert status == 200, (path, page)
+        return time.perf_counter() - started
+
+    before = queries(probe)
+    cold = timed()
+    cold_queries = queries(probe) - before - auth
+    before = queries(probe)
+    samples = [timed() for _ in range(rounds)]
+    warm_queries = (queries(probe) - before) / rounds - auth
+    return {
+        **summary_ms(samples),
+        "cold_ms": round(cold * 1000, 1),
+        "queries": round(max(cold_queries, warm_queries), 2),
+    }
+
+
+MESSAGE_FILTERS = {
+    "none": {},
+    "contact (busy)": {"contact_id": "{busy}"},
+    "contact (3 messages, weeks ago)": {"contact_id": "{quiet}"},
+    "conversation": {"conversation_id": "{busy_conversation}"},
+    "assignee_id = me": {"assignee_id": "{me}"},
+    "agent_id = me": {"agent_id": "{me}"},
+    "direction = in (70 %)": {"direction": "in"},
+    "direction = out (30 %)": {"direction": "out"},
+    "status = received": {"status": "received"},
+    "status = read": {"status": "read"},
+    "status = sent (1.5 %)": {"status": "sent"},
+    "status = failed (5)": {"status": "failed"},
+    "contact + direction = out": {"contact_id": "{busy}", "direction": "out"},
+    "contact + status = failed": {"contact_id": "{busy}", "status": "failed"},
+    "agent + status = failed": {"agent_id": "{me}", "status": "failed"},
+    "agent + contact": {"agent_id": "{me}", "contact_id": "{busy}"},
+    "assignee + direction = in": {"assignee_id": "{me}", "direction": "in"},
+    "assignee + status = failed": {"assignee_id": "{me}", "status": "failed"},
+    "created in the last day": {"created_after": "{day_ago}"},
+    "created before 3 weeks ago": {"created_before": "{weeks_ago}"},
+}
+CONVERSATION_FILTERS = {
+    "none": {},
+    "assignee = me": {"assignee": "me"},
+    "assignee = none": {"assignee": "none"},
+    "status = open": {"status": "open"},
+    "status = resolved (1 %)": {"status": "resolved"},
+    "channel": {"channel_id": "{sales}"},
+    "channel + status = resolved": {"channel_id": "{sales}", "status": "resolved"},
+    "assignee = me + status = open": {"assignee": "me", "status": "open"},
+    "assignee = me + channel": {"assignee": "me", "channel_id": "{sales}"},
+    "q = one name": {"q": "quintana"},
+    "q = many names": {"q": "contact 1"},
+}
+
+
+def run(count: int, rounds: int) -> dict[str, dict[str, dict]]:
+    with workdir() as tmp, database(Path(tmp)) as (uri, label, _):
+        print(f"{label}, {count:,} messages, {machine()}")
+        started = time.perf_counter()
+        ids = asyncio.run(seed(uri, count))
+        print(f"seeded in {time.perf_counter() - started:.0f} s", flush=True)
+        with gateway(uri, DATABASE, Path(tmp)) as (port, _):
+            api = Api(port)
+            status, pair = api.call(
+                "POST", "/auth/token/", {"username": "agent0", "password": PASSWORD}
+            )
+            assert status == 200, pair
+            api.token = pair["access"]
+            status, me = api.call("GET", "/api/v1/agents/me/")
+            assert status == 200, me
+            deadline = time.monotonic() + 300
+            while api.call("GET", "/api/v1/conversations/?assignee=none&page_size=1")[1]["results"]:
+                assert time.monotonic() < deadline, "the assigner did not catch up in 300 s"
+                time.sleep(0.5)
+            asyncio.run(resolve_some(uri))
+            status, busy = api.call("GET", "/api/v1/conversations/?page_size=1&assignee=me")
+            now = utcnow()
+            values = {
+                **ids,
+                "me": me["id"],
+                "busy": busy["results"][0]["contact"]["id"],
+                "busy_conversation": busy["results"][0]["id"],
+                "day_ago": (now - timedelta(days=1)).isoformat(),
+                "weeks_ago": (now - timedelta(days=21)).isoformat(),
+            }
+            with MongoClient(uri) as probe:
+                before = queries(probe)
+                for _ in range(20):
+                    api.call("GET", "/api/v1/agents/me/")
+                auth = (queries(probe) - before) / 20
+                results: dict[str, dict[str, dict]] = {}
+                for path, filters in (
+                    ("/api/v1/messages/", MESSAGE_FILTERS),
+                    ("/api/v1/conversations/", CONVERSATION_FILTERS),
+                ):
+                    results[path] = {}
+                    for name, query in filters.items():
+                        filled = {k: v.format(**values) for k, v in query.items()}
+                        url = f"{path}?{urlencode({**filled, 'page_size': 20})}"
+                        results[path][name] = measure(api, probe, url, rounds, auth)
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=50)
+    args = parser.parse_args()
+    results = run(args.messages, args.rounds)
+    ok = True
+    for path, figures in results.items():
+        base = figures["none"]["p50_ms"]
+        print(f"\n{path} page 1 (20 items), warm p50 / p99 / cold, queries beyond sign-in:")
+        for name, f in figures.items():
+            ratio = f["p50_ms"] / base
+            met = ratio <= TARGET_RATIO and f["queries"] <= TARGET_QUERIES
+            ok &= met
+            print(
+                f"  {name:34} {f['p50_ms']:7.2f} / {f['p99_ms']:7.2f} / {f['cold_ms']:7.1f} ms"
+                f"  {ratio:4.1f} x  {f['queries']:g} q  {'' if met else 'MISSED'}"
+            )
+    print(f"\ntarget: p50 <= {TARGET_RATIO:g} x the unfiltered page's, <= {TARGET_QUERIES} queries")
+    print("met" if ok else "MISSED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
