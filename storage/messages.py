@@ -38,6 +38,38 @@ def _contact_summary(contact: Contact) -> dict[str, Any]:
     return {"id": contact.id, "external_id": contact.external_id, "name": contact.name}
 
 
+def _message(
+    contact: Contact,
+    agent: Agent | None,
+    direction: Direction,
+    status: Status,
+    content: str,
+    at: datetime | None,
+    extra: dict[str, Any] | None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """What every stored message has: ids from its time, its contact and agent inline;
+    ``fields`` add to it or replace (an inbound message names its channel)."""
+    now = at or utcnow()
+    key = new_id(now)
+    return {
+        "_id": key,
+        KEY: key,
+        "channel_id": contact.channel_id,
+        "contact_id": contact.id,
+        "contact": _contact_summary(contact),
+        "agent_id": agent.id if agent else None,
+        "agent": {"id": agent.id, "username": agent.username} if agent else None,
+        "direction": direction.value,
+        "content": content,
+        "status": status.value,
+        "created_at": now,
+        "updated_at": now,
+        **fields,
+        **(extra or {}),
+    }
+
+
 def inbound_document(
     *,
     channel_id: str,
@@ -49,25 +81,11 @@ def inbound_document(
     at: datetime | None = None,
 ) -> dict[str, Any]:
     """The stored shape of an inbound message; ``dedupe_key`` makes it unique."""
-    now = at or utcnow()
-    key = new_id(now)
-    return {
-        "_id": key,
-        KEY: key,
-        "channel_id": channel_id,
-        "contact_id": contact.id,
-        "contact": _contact_summary(contact),
-        "agent_id": None,
-        "agent": None,
-        "direction": Direction.IN.value,
-        "content": content,
-        "status": Status.RECEIVED.value,
-        "dedupe_key": dedupe_key,
-        "external_id": external_id,
-        "created_at": now,
-        "updated_at": now,
-        **(extra or {}),
-    }
+    document = _message(
+        contact, None, Direction.IN, Status.RECEIVED, content, at, extra,
+        channel_id=channel_id, dedupe_key=dedupe_key, external_id=external_id,
+    )  # fmt: skip
+    return document
 
 
 def outbound_document(
@@ -79,27 +97,12 @@ def outbound_document(
     at: datetime | None = None,
 ) -> dict[str, Any]:
     """The stored shape of an outbound message, ``queued`` and due at once."""
-    now = at or utcnow()
-    key = new_id(now)
-    return {
-        "_id": key,
-        KEY: key,
-        "channel_id": contact.channel_id,
-        "contact_id": contact.id,
-        "contact": _contact_summary(contact),
-        "agent_id": agent.id if agent else None,
-        "agent": {"id": agent.id, "username": agent.username} if agent else None,
-        "direction": Direction.OUT.value,
-        "content": content,
-        "status": Status.QUEUED.value,
-        "external_id": "",
-        "error": None,
-        "attempts": 0,
-        "next_attempt_at": now,
-        "created_at": now,
-        "updated_at": now,
-        **(extra or {}),
-    }
+    document = _message(
+        contact, agent, Direction.OUT, Status.QUEUED, content, at, extra,
+        external_id="", error=None, attempts=0,
+    )  # fmt: skip
+    document["next_attempt_at"] = document["created_at"]
+    return document
 
 
 class MessagesRepository:

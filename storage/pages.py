@@ -108,9 +108,10 @@ class PageReader:
             documents = await self._find(collection, query, lead, upper, floor, limit)
         items = [of(d) for d in documents[:limit]]
         if self.windowed and after is None:
-            self._remember(hint, _density(anchor, documents, limit))
+            found = _density(anchor, documents, limit)
+            self._remember(hint, found)
             if not query and floor is None:
-                self._remember(collection.name, _density(anchor, documents, limit))
+                self._remember(collection.name, found)
         if len(documents) <= limit:
             return Page(items, None)
         last = documents[limit - 1][KEY]
