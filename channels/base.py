@@ -313,6 +313,15 @@ class Channel(ABC):
         """The channel's own figures for /metrics (a poller's errors and lag)."""
         return ()
 
+    def redact(self, text: str) -> str:
+        """``text`` with this channel's secrets masked: a client error may quote a URL
+        that carries one (aiohttp names the Bot API URL, bot token in its path)."""
+        for name in self.secrets:
+            secret = str(getattr(self.settings, name, "") or "")
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
     def webhook_url(self, suffix: str = "") -> str:
         path = f"/webhooks/{self.type}/{self.name}/{suffix}"
         return self.context.public_url.rstrip("/") + path if self.context.public_url else path

@@ -146,11 +146,11 @@ class TelegramChannel(Channel):
         except TelegramUnauthorizedError as exc:
             raise ChannelMisconfigured(exc.message, "401") from None
         except (TelegramServerError, TelegramNetworkError) as exc:
-            raise NetworkFailure(exc.message) from None
+            raise NetworkFailure(self.redact(exc.message)) from None
         except ClientDecodeError:  # an HTML error page from Telegram's front end
             raise NetworkFailure("the Bot API answered something that is not JSON") from None
         except TelegramAPIError as exc:
-            raise ProviderError(exc.message) from None
+            raise ProviderError(self.redact(exc.message)) from None
         return str(sent.message_id)
 
     # -- background work ----------------------------------------------------------
@@ -195,7 +195,7 @@ class TelegramChannel(Channel):
                 log.warning(
                     "telegram channel %r: setWebhook failed (%s); retrying in %.0f s",
                     self.name,
-                    _reason(exc),
+                    self.redact(_reason(exc)),
                     wait,
                 )
                 await asyncio.sleep(wait)
@@ -221,9 +221,8 @@ class TelegramChannel(Channel):
                 self.poll_errors += 1
                 wait = delay.next()
                 level, reason = _poll_failure(exc)
-                log.log(
-                    level, "telegram channel %r: %s; retrying in %.1f s", self.name, reason, wait
-                )
+                log.log(level, "telegram channel %r: %s; retrying in %.1f s",
+                        self.name, self.redact(reason), wait)  # fmt: skip
                 await asyncio.sleep(wait)
                 continue
             if not updates:

@@ -47,6 +47,7 @@ from pymongo.errors import PyMongoError
 from channels.base import Backoff, Channel, ProviderError, SendError, StatusReport, Throttled
 from gateway.config import DeliveryConfig
 from gateway.lane import BACKGROUND_TIMEOUT_SECONDS, Lane
+from gateway.logs import scrubber
 from gateway.metrics import Metrics
 from gateway.pacing import Pacing
 from gateway.workers import Supervisor, detached_task
@@ -283,7 +284,8 @@ class Dispatcher:
     def _failed(
         self, channel: Channel, message: Unsent, attempts: int, token: str, exc: SendError
     ) -> tuple[Outcome, int, float]:
-        reason = exc.describe().encode("utf-8", "replace").decode()[:ERROR_CHARS]
+        # Stored and shown to agents: no secret a provider's client quoted may stay in it.
+        reason = scrubber(exc.describe()).encode("utf-8", "replace").decode()[:ERROR_CHARS]
         if isinstance(exc, Throttled):  # the provider asks us to wait: not an attempt
             delay = exc.retry_after if exc.retry_after is not None else self.config.backoff_seconds
             self.pacing(channel).pause(delay)

@@ -48,6 +48,7 @@ class FakeBotAPI:
     base_url: str = ""
     down: bool = False  # drop every connection, as if Telegram were unreachable
     failing: bool = False  # answer every call 502, as Telegram's front end does at times
+    redirecting: bool = False  # redirect every call to itself, as a broken proxy may
     updates_script: list[Any] = field(default_factory=list)  # "html": one non-JSON answer
     send_delay: float = 0.0  # seconds each sendMessage takes
     polls_at_once: int = 0  # getUpdates calls being answered now
@@ -111,6 +112,8 @@ class FakeBotAPI:
             raise _Drop()
         if self.failing:
             raise _Answer(502, "Bad Gateway")
+        if self.redirecting:
+            raise _Redirect()
         if method == "getMe":
             return {"id": 1, "is_bot": True, "first_name": "Test bot", "username": "test_bot"}
         if method == "getUpdates" and self.webhook.get("url"):
@@ -173,6 +176,10 @@ class _Drop(Exception):
     """Close the connection without an answer, like a network failure."""
 
 
+class _Redirect(Exception):
+    """Send the client back to the URL it asked (307 keeps the method and the body)."""
+
+
 class _Html(Exception):
     """Answer with an HTML error page, as Telegram's front end sometimes does."""
 
@@ -192,6 +199,11 @@ class _Method(RequestHandler):
             result = await self.fake.call(self, method, params)
         except _Drop:
             self.request.connection.stream.close()
+            return
+        except _Redirect:
+            self.set_status(307)
+            self.set_header("Location", self.request.full_url())
+            self.finish()
             return
         except _Html:
             self.set_status(502)

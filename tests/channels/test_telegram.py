@@ -201,6 +201,30 @@ async def test_polling_survives_telegram_being_unreachable_at_start(gateway, tel
     await async_wait_until(stored, 15, "the update once Telegram is back")
 
 
+async def test_a_client_error_quoting_the_token_is_told_without_it(gateway, telegram_api) -> None:
+    # aiohttp names the URL in some errors, and the Bot API's URL carries the token.
+    gw: Gateway = await gateway(telegram(telegram_api, mode="polling"))
+    telegram_api.user_writes(42, "hi")
+
+    async def stored() -> bool:
+        return len(await gw.messages()) == 1
+
+    await async_wait_until(stored, 15, "the update")
+    telegram_api.redirecting = True
+    polled = telegram_api.calls.count("getUpdates")
+
+    async def failed_twice() -> bool:  # each failed poll follows 10 redirects
+        return telegram_api.calls.count("getUpdates") >= polled + 22
+
+    await async_wait_until(failed_twice, 15, "getUpdates to fail twice")
+    [inbound] = await gw.messages()
+    final = await gw.final((await gw.send(inbound["contact_id"], REPLY))["id"])
+    assert final["status"] == "failed"
+    assert "TooManyRedirects" in final["error"]
+    assert TOKEN.split(":")[1] not in final["error"]
+    # and no log line holds it: the no_secret_in_logs fixture checks every record
+
+
 async def test_two_bots_side_by_side(gateway, telegram_api) -> None:
     second = ChannelConfig(
         name="tg2",
