@@ -44,6 +44,10 @@ class Scrubber:
 
 scrubber = Scrubber()
 
+# Requests are logged once, by handlers.app's log_function; the libraries' chatter
+# (the driver's every command, the HTTP clients) only from WARNING up.
+CHATTY_LIBRARIES = ("pymongo", "aiogram", "twilio")
+
 
 class _ScrubbingFormatter(logging.Formatter):
     def __init__(self, inner: logging.Formatter) -> None:
@@ -83,7 +87,5 @@ def configure(level: str = "INFO", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # Requests are logged once, by handlers.app's log_function; the libraries'
-    # chatter (drivers, HTTP clients) only from WARNING up.
-    for noisy in ("pymongo", "aiogram", "twilio"):
+    for noisy in CHATTY_LIBRARIES:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

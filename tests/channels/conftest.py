@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from gateway.config import ChannelConfig, DeliveryConfig, ServerConfig
+from gateway.logs import CHATTY_LIBRARIES
 from gateway.runtime import Runtime, Services
 from storage.database import Storage
 from storage.models import Message
@@ -64,6 +65,10 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> Any:
 @pytest.fixture(autouse=True)
 def no_secret_in_logs(caplog: pytest.LogCaptureFixture) -> Any:
     caplog.set_level(logging.DEBUG)
+    # The libraries at the level the gateway logs them: a failed test's report then
+    # shows our lines, not pages of the driver's every command.
+    for library in CHATTY_LIBRARIES:
+        caplog.set_level(logging.WARNING, logger=library)
     yield
     for record in caplog.records:
         text = record.getMessage() + (record.exc_text or "")
