@@ -269,6 +269,7 @@ class MessagesRepository:
             covered=len(query) <= 1 and not (contact_ids and len(contact_ids) > 1),
             lead=next((f for f in LEADS if f in query), None),
             window=not one_query,
+            horizon=utcnow() - timedelta(seconds=self.retention_seconds),
         )
 
     # -- FAQ auto-replies -----------------------------------------------------------

@@ -18,9 +18,15 @@ not use the ``_id`` index for ranges at all (measured: 245 ms for the first page
    compound index ``covers`` the query, it reads the window's matches only; else
    every document in the window, so a window that would hold many times a page is
    not tried.
-2. **the lookup**, if the window held less than a page: no window, led by the field
-   the caller names in ``lead`` (a contact, a status), whose index selects that
-   field's matches. They are few, or the window would have held a page.
+2. if the window held less than a page, either
+   - **the next window** below it, sized from the matches the first held, when they
+     were enough to tell the filter's density (a common filter seen for the first
+     time: its first window was sized from the unfiltered density). Should that too
+     hold less than the rest of the page, the page is short and its ``next`` goes on
+     below that window: a page never needs a third query;
+   - or **the lookup**: no window, led by the field the caller names in ``lead`` (a
+     contact, a status), whose index selects that field's matches. They are few, or
+     the window would have held some.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ KEY = "list_key"
 FIRST_WINDOW_MS = 3_600_000
 SPARSE = float("inf")  # a first page that found less than a page: no window next time
 MAX_WINDOW_READ = 40  # pages' worth of documents an uncovered window may read
+DENSITY_SAMPLE = 3  # matches in a first window that tell a filter's density well enough
 _HINTS = 1024  # first-page densities remembered, per collection and filter
 
 
@@ -79,43 +86,88 @@ class PageReader:
         covered: bool = True,
         lead: str | None = None,
         window: bool = True,
+        horizon: datetime | None = None,
     ) -> Page[T]:
         """One page of ``query`` after ``after``, optionally bounded by creation time,
         each document made a record by ``of``. ``covered``: an index has the query's
         equalities and then ``list_key``; ``lead``: the field to look up when the
         window will not do (see the module's docstring); ``window=False``: only that
-        lookup, one query."""
+        lookup, one query; ``horizon``: no document is older (messages expire)."""
         upper = after.key if after else None
         if older_than is not None:
             bound = key_floor(millis(older_than, ceil=True))  # created strictly before
             upper = min(upper, bound) if upper else bound
         floor = key_floor(millis(newer_than) + 1) if newer_than is not None else None
+        oldest = millis(horizon) if horizon else None
         anchor = key_millis(upper) if upper else millis(utcnow())
         hint = f"{collection.name}:{sorted(query.items())!r}:{floor}"
         everything = self._first_pages.get(collection.name)
         density = after.ms_per_item if after else self._first_pages.get(hint) or everything
         lower = floor
         if self.windowed and window and density != SPARSE:
-            # Twice what the page should need, if it is as dense as the last one.
-            span = int(2 * density * (limit + 1)) + 1000 if density else FIRST_WINDOW_MS
-            reads = span / everything if everything else 0  # documents in the window
-            if span < anchor and (covered or reads <= MAX_WINDOW_READ * limit):
+            # What the page should need, if it is as dense as the last one, twice over;
+            # four times for a filter never seen, sized from the unfiltered density.
+            margin = 2 if after or hint in self._first_pages else 4
+            span = int(margin * density * (limit + 1)) + 1000 if density else FIRST_WINDOW_MS
+            if span < anchor and self._affordable(span, everything, covered, limit):
                 lower = max(floor or "", key_floor(anchor - span))
         documents = await self._find(
             collection, query, None if window else lead, upper, lower, limit
         )
-        if len(documents) <= limit and lower != floor:
-            documents = await self._find(collection, query, lead, upper, floor, limit)
+        if len(documents) <= limit and lower is not None and lower != floor:
+            documents, lower = await self._second(
+                collection, query, documents, (anchor, upper, lower, floor, oldest),
+                lead, limit, everything, covered,
+            )  # fmt: skip
         items = [of(d) for d in documents[:limit]]
         if self.windowed and after is None:
             found = _density(anchor, documents, limit)
             self._remember(hint, found)
             if not query and floor is None:
                 self._remember(collection.name, found)
-        if len(documents) <= limit:
-            return Page(items, None)
-        last = documents[limit - 1][KEY]
-        return Page(items, Position(last, (anchor - key_millis(last)) / limit))
+        if len(documents) > limit:
+            last = documents[limit - 1][KEY]
+            return Page(items, Position(last, (anchor - key_millis(last)) / limit))
+        if lower is not None and lower != floor:  # a second window held less than the rest
+            return Page(items, Position(lower, (anchor - key_millis(lower)) / max(1, len(items))))
+        return Page(items, None)
+
+    async def _second(
+        self,
+        collection: Collection,
+        query: dict[str, Any],
+        documents: list[Document],
+        bounds: tuple[int, str | None, str, str | None, int | None],
+        lead: str | None,
+        limit: int,
+        everything: float | None,
+        covered: bool,
+    ) -> tuple[list[Document], str | None]:
+        """The page's second query, when the window held less than a page: the next
+        window below it, sized from the first's matches, if they tell the filter's
+        density and the lookup would read many (the matches left above the horizon);
+        else the lookup. Also the lower bound it read to."""
+        anchor, upper, lower, floor, oldest = bounds
+        found = len(documents)
+        start = key_millis(lower)
+        per_match = (anchor - start) / max(found, 1)
+        if oldest is not None and floor is not None:
+            oldest = max(oldest, key_millis(floor))
+        many = oldest is not None and (start - oldest) / per_match > MAX_WINDOW_READ * limit
+        if found >= DENSITY_SAMPLE and many:
+            span = int(2 * per_match * (limit + 1 - found)) + 1000
+            if span < start and self._affordable(span, everything, covered, limit):
+                below = max(floor or "", key_floor(start - span))
+                rest = await self._find(collection, query, None, lower, below, limit - found)
+                return documents + rest, below
+        return await self._find(collection, query, lead, upper, floor, limit), floor
+
+    @staticmethod
+    def _affordable(span: int, everything: float | None, covered: bool, limit: int) -> bool:
+        """A window the embedded server can read: a covered query reads its matches in
+        it only; any other, every document in it."""
+        reads = span / everything if everything else 0
+        return covered or reads <= MAX_WINDOW_READ * limit
 
     @staticmethod
     async def _find(

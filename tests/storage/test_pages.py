@@ -7,10 +7,12 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from pymongo import monitoring
 
 from storage.database import Storage
-from storage.pages import PageReader
+from storage.pages import KEY, PageReader
 from storage.records import key_floor, key_millis, millis, new_id, utcnow
+from testkit.helpers import CommandCounter
 
 
 def test_ids_are_uuid7_and_sort_by_creation_time() -> None:
@@ -96,3 +98,56 @@ async def test_time_bounds_are_exact(storage: Storage, sparse: list[str], window
             break
         after = page.next
     assert seen == expected
+
+
+class Finds(CommandCounter):
+    """Also the filter of every find."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.filters: list[dict] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "find":
+            self.filters.append(event.command["filter"])
+
+
+@pytest.fixture
+def commands() -> Finds:  # what counted_storage reports to, here
+    return Finds()
+
+
+async def test_a_common_filter_seen_first_reads_two_windows_not_all_its_matches(
+    counted_storage: Storage, commands: Finds
+) -> None:
+    # One message a minute for 33 hours, every fifth one read: a window sized from
+    # the unfiltered density holds too few of them, and a lookup of `status` would
+    # read all 400 (at 200,000 messages that was 36,000 and a 503).
+    finds, storage = commands, counted_storage
+    now = utcnow()
+    documents = []
+    for i in range(2000):
+        key = new_id(now - timedelta(minutes=i, seconds=random.uniform(0, 30)))
+        documents.append({"_id": key, KEY: key, "status": "sent" if i % 5 else "read"})
+    await storage.messages.collection.insert_many(documents)
+    reader = PageReader()
+    reader.windowed = True
+    collection, horizon = storage.messages.collection, now - timedelta(days=30)
+    await reader.fetch(collection, _id, {}, None, 5, horizon=horizon)  # the density
+    expected = sorted((d["_id"] for d in documents if d["status"] == "read"), reverse=True)
+
+    seen, after, pages = [], None, 0
+    read = {"status": "read"}
+    while True:
+        finds.filters.clear()
+        page = await reader.fetch(collection, _id, read, after, 5, lead="status", horizon=horizon)
+        assert len(finds.filters) <= 2
+        if pages == 0:
+            assert page.items == expected[:5]
+            assert all("$gte" in f.get(KEY, {}) for f in finds.filters)  # windows only
+        seen += page.items
+        pages += 1
+        if page.next is None:
+            break
+        after = page.next
+    assert seen == expected  # each once, in order, through to the last
