@@ -98,18 +98,24 @@ class Conversations:
         """Messages, newest first. ``conversation_id`` and ``assignee_id`` (the messages
         of that agent's conversations) come down to contacts: a conversation is one
         contact's, found in one read before the page. One conversation's messages are
-        few enough to look up in one query; an agent's conversations may hold most of
-        them, so their page takes a window first, and a third round trip on the
-        embedded server if the window falls short (storage/pages.py)."""
+        few enough to look up in one query. An agent's conversations may hold most of
+        them: there the conversations' newest messages bound a first page's window,
+        since the newest ``limit + 1`` conversations have a message each at or after
+        the last one's (storage/pages.py)."""
         contact_ids: list[str] | None = None
+        holds_a_page: str | None = None
         if conversation_id is not None:
             found = await self.storage.conversations.get(conversation_id)
             mine = found is not None and assignee_id in (None, found.assignee_id)
             contact_ids = [found.contact_id] if found is not None and mine else []
         elif assignee_id is not None:
-            contact_ids = await self.storage.conversations.contact_ids_of(assignee_id)
+            activity = await self.storage.conversations.activity_of(assignee_id)
+            contact_ids = [contact for contact, _ in activity]
+            if after is None and created_before is None and len(activity) > limit:
+                holds_a_page = activity[limit][1]
         if contact_id is not None:
             contact_ids = [contact_id] if contact_ids is None or contact_id in contact_ids else []
+            holds_a_page = None
         return await self.storage.messages.list_page(
             after,
             limit,
@@ -120,4 +126,5 @@ class Conversations:
             created_after=created_after,
             created_before=created_before,
             one_query=conversation_id is not None,
+            holds_a_page=holds_a_page,
         )

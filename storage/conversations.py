@@ -198,10 +198,14 @@ class ConversationsRepository:
             query["search"] = {"$regex": re.escape(q.casefold())}
         return await self.pages.fetch(self.collection, Conversation.of, query, after, limit)
 
-    async def contact_ids_of(self, assignee_id: str) -> list[str]:
-        """The contacts of every conversation assigned to the agent."""
-        found = self.collection.find({"assignee_id": assignee_id}, projection={"contact_id": 1})
-        return [d["contact_id"] async for d in found]
+    async def activity_of(self, assignee_id: str) -> list[tuple[str, str]]:
+        """The contact of every conversation assigned to the agent, with the key of its
+        newest message, newest first."""
+        found = self.collection.find(
+            {"assignee_id": assignee_id}, projection={"contact_id": 1, KEY: 1}
+        )
+        pairs = [(d["contact_id"], d[KEY]) async for d in found]
+        return sorted(pairs, key=lambda pair: pair[1], reverse=True)
 
     async def waiting(self, limit: int) -> list[Conversation]:
         """Open conversations nobody is assigned, the longest waiting first."""

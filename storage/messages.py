@@ -238,11 +238,13 @@ class MessagesRepository:
         created_after: datetime | None = None,
         created_before: datetime | None = None,
         one_query: bool = False,
+        holds_a_page: str | None = None,
     ) -> Page[Message]:
         """Newest first; each filter narrows the page, and a page is at most two
         queries (one on MongoDB). ``contact_ids``: the messages of those contacts (none:
         an empty page); ``one_query``: look them up with no window first, for a caller
-        that spent a round trip finding them."""
+        that spent a round trip finding them; ``holds_a_page``: a key from which on
+        those contacts have a page of messages (their conversations told)."""
         # An inbound message is always received and sent by nobody: a status or an
         # agent decides the direction, so the query needs at most one of the three.
         implied = Direction.OUT if agent_id is not None else _direction_of(status)
@@ -270,6 +272,7 @@ class MessagesRepository:
             lead=next((f for f in LEADS if f in query), None),
             window=not one_query,
             horizon=utcnow() - timedelta(seconds=self.retention_seconds),
+            holds_a_page=holds_a_page,
         )
 
     # -- FAQ auto-replies -----------------------------------------------------------

@@ -87,12 +87,15 @@ class PageReader:
         lead: str | None = None,
         window: bool = True,
         horizon: datetime | None = None,
+        holds_a_page: str | None = None,
     ) -> Page[T]:
         """One page of ``query`` after ``after``, optionally bounded by creation time,
         each document made a record by ``of``. ``covered``: an index has the query's
         equalities and then ``list_key``; ``lead``: the field to look up when the
         window will not do (see the module's docstring); ``window=False``: only that
-        lookup, one query; ``horizon``: no document is older (messages expire)."""
+        lookup, one query; ``horizon``: no document is older (messages expire);
+        ``holds_a_page``: a key from which on the query has a page at least (a first
+        page's window then starts there)."""
         upper = after.key if after else None
         if older_than is not None:
             bound = key_floor(millis(older_than, ceil=True))  # created strictly before
@@ -104,11 +107,16 @@ class PageReader:
         everything = self._first_pages.get(collection.name)
         density = after.ms_per_item if after else self._first_pages.get(hint) or everything
         lower = floor
-        if self.windowed and window and density != SPARSE:
+        if self.windowed and window and (density != SPARSE or holds_a_page):
             # What the page should need, if it is as dense as the last one, twice over;
             # four times for a filter never seen, sized from the unfiltered density.
             margin = 2 if after or hint in self._first_pages else 4
-            span = int(margin * density * (limit + 1)) + 1000 if density else FIRST_WINDOW_MS
+            if holds_a_page is not None:
+                span = anchor - key_millis(holds_a_page)
+            elif density:
+                span = int(margin * density * (limit + 1)) + 1000
+            else:
+                span = FIRST_WINDOW_MS
             if span < anchor and self._affordable(span, everything, covered, limit):
                 lower = max(floor or "", key_floor(anchor - span))
         documents = await self._find(
@@ -165,9 +173,12 @@ class PageReader:
     @staticmethod
     def _affordable(span: int, everything: float | None, covered: bool, limit: int) -> bool:
         """A window the embedded server can read: a covered query reads its matches in
-        it only; any other, every document in it."""
-        reads = span / everything if everything else 0
-        return covered or reads <= MAX_WINDOW_READ * limit
+        it only; any other, every document in it (an hour's, if no page told how many)."""
+        if covered:
+            return True
+        if not everything:
+            return span <= FIRST_WINDOW_MS
+        return span / everything <= MAX_WINDOW_READ * limit
 
     @staticmethod
     async def _find(
