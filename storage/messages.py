@@ -255,8 +255,11 @@ class MessagesRepository:
         if contact_ids == []:
             return Page([], None)
         query: dict[str, Any] = {}
-        if contact_ids is not None:
-            query["contact_id"] = contact_ids[0] if len(contact_ids) == 1 else {"$in": contact_ids}
+        only = None
+        if contact_ids is not None and len(contact_ids) == 1:
+            query["contact_id"] = contact_ids[0]
+        elif contact_ids is not None:  # an agent's: checked by the reader (storage/pages.py)
+            only = ("contact_id", frozenset(contact_ids))
         for name, value in (("agent_id", agent_id), ("direction", direction), ("status", status)):
             if value is not None:
                 query[name] = str(value)
@@ -268,11 +271,12 @@ class MessagesRepository:
             limit,
             newer_than=created_after,
             older_than=created_before,
-            covered=len(query) <= 1 and not (contact_ids and len(contact_ids) > 1),
+            covered=len(query) <= 1,
             lead=next((f for f in LEADS if f in query), None),
             window=not one_query,
             horizon=utcnow() - timedelta(seconds=self.retention_seconds),
             holds_a_page=holds_a_page,
+            only=only,
         )
 
     # -- FAQ auto-replies -----------------------------------------------------------
