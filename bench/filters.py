@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import statistics
 import sys
 import time
 from collections import Counter
@@ -134,26 +135,28 @@ def queries(probe: MongoClient) -> int:
 
 
 def measure(api: Api, probe: MongoClient, path: str, rounds: int, auth: float) -> dict:
-    def timed() -> float:
+    """Warm p50/p99, the cold time, and the queries beyond sign-in: each request's count
+    from the server's counters, whose background work (the event log's tail, the
+    assigner) adds one now and then; the median of the warm counts is the figure."""
+
+    def timed() -> tuple[float, float]:
+        before = queries(probe)
         started = time.perf_counter()
         status, page = api.call("GET", path)
         if status != 200:
             raise Refused(f"{status} {page}")
-        return time.perf_counter() - started
+        return time.perf_counter() - started, queries(probe) - before - auth
 
-    before = queries(probe)
     try:
-        cold = timed()
+        cold, cold_queries = timed()
     except Refused as exc:  # reported as missed, and the other filters still run
         return {"error": str(exc)}
-    cold_queries = queries(probe) - before - auth
-    before = queries(probe)
     samples = [timed() for _ in range(rounds)]
-    warm_queries = (queries(probe) - before) / rounds - auth
     return {
-        **summary_ms(samples),
+        **summary_ms([seconds for seconds, _ in samples]),
         "cold_ms": round(cold * 1000, 1),
-        "queries": round(max(cold_queries, warm_queries), 2),
+        "cold_queries": round(cold_queries),
+        "queries": round(statistics.median(q for _, q in samples)),
     }
 
 
@@ -225,10 +228,12 @@ def run(count: int, rounds: int) -> dict[str, dict[str, dict]]:
                 "weeks_ago": (now - timedelta(days=21)).isoformat(),
             }
             with MongoClient(uri) as probe:
-                before = queries(probe)
-                for _ in range(20):
+                counts = []
+                for _ in range(20):  # the sign-in check is all /me/ reads
+                    before = queries(probe)
                     api.call("GET", "/api/v1/agents/me/")
-                auth = (queries(probe) - before) / 20
+                    counts.append(queries(probe) - before)
+                auth = statistics.median(counts)
                 results: dict[str, dict[str, dict]] = {}
                 for path, filters in (
                     ("/api/v1/messages/", MESSAGE_FILTERS),
@@ -252,7 +257,8 @@ def main() -> int:
     ok = True
     for path, figures in results.items():
         base = figures["none"]["p50_ms"]
-        print(f"\n{path} page 1 (20 items), warm p50 / p99 / cold, queries beyond sign-in:")
+        print(f"\n{path} page 1 (20 items), warm p50 / p99 / cold, queries beyond sign-in")
+        print("  (the median of the warm requests' counts; the cold one's may include background)")
         for name, f in figures.items():
             if "error" in f:
                 ok = False
@@ -263,7 +269,8 @@ def main() -> int:
             ok &= met
             print(
                 f"  {name:34} {f['p50_ms']:7.2f} / {f['p99_ms']:7.2f} / {f['cold_ms']:7.1f} ms"
-                f"  {ratio:4.1f} x  {f['queries']:g} q  {'' if met else 'MISSED'}"
+                f"  {ratio:4.1f} x  {f['queries']} q (cold {f['cold_queries']})"
+                f"  {'' if met else 'MISSED'}"
             )
     print(f"\ntarget: p50 <= {TARGET_RATIO:g} x the unfiltered page's, <= {TARGET_QUERIES} queries")
     print("met" if ok else "MISSED")

@@ -128,9 +128,11 @@ class PageReader:
                 span = int(margin * density * (limit + 1)) + 1000
             else:
                 span = FIRST_WINDOW_MS
+            # A window back past the horizon holds everything: the lookup reads less.
+            reach = oldest if oldest is not None else 0
             if (
                 span is not None
-                and span < anchor
+                and anchor - span > reach
                 and self._affordable(span, everything, covered, limit)
             ):
                 lower = max(floor or "", key_floor(anchor - span))
@@ -180,8 +182,9 @@ class PageReader:
         many = oldest is not None and (start - oldest) / per_match > MAX_WINDOW_READ * limit
         if found >= DENSITY_SAMPLE and many:
             span = int(2 * per_match * (limit + 1 - found)) + 1000
-            if span < start and self._affordable(span, everything, covered, limit):
-                below = max(floor or "", key_floor(start - span))
+            if self._affordable(span, everything, covered, limit):
+                reached = oldest is not None and start - span <= oldest
+                below = floor if reached else max(floor or "", key_floor(start - span))
                 rest = await self._find(collection, query, None, lower, below, limit - found, only)
                 return documents + rest, below
         return await self._find(collection, query, lead, upper, floor, limit, only), floor
