@@ -76,7 +76,8 @@ def backlog_drain(
     cpu_before = {p: cpu_seconds(p) for p in (pid, db_pid) if p is not None}
     released = time.monotonic()
     fake.hold_sends(False)
-    last = wait_for_sends(fake, already + count, timeout=max(120.0, count / 20))
+    # Five a second at worst: a slow drain is a figure to report, not a crash.
+    last = wait_for_sends(fake, already + count, timeout=max(120.0, count / 5))
     wait_for_empty_outbox(base, timeout=60)
     commands = database_commands(base) - commands_before
     cpu_us = {p: round(1e6 * (cpu_seconds(p) - before) / count) for p, before in cpu_before.items()}

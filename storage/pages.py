@@ -14,19 +14,25 @@ not use the ``_id`` index for ranges at all (measured: 245 ms for the first page
 
 1. **the window**: ``list_key`` bounded to a time span sized from the density the
    previous page showed (carried in the cursor), or that the same first page showed
-   last time, or the collection's unfiltered first page, or a first guess. Where a
-   compound index ``covers`` the query, it reads the window's matches only; else
-   every document in the window, so a window that would hold many times a page is
-   not tried.
+   last time, or the collection's unfiltered first page, or a first guess; or from
+   a key the caller knows a page lies after (``holds_a_page``: an agent's newest
+   conversations tell it). Where a compound index ``covers`` the query, it reads the
+   window's matches only; else every document in the window, so a window that would
+   hold many times a page is not tried, nor one reaching back past the ``horizon``
+   (messages expire), which holds everything.
 2. if the window held less than a page, either
    - **the next window** below it, sized from the matches the first held, when they
-     were enough to tell the filter's density (a common filter seen for the first
-     time: its first window was sized from the unfiltered density). Should that too
-     hold less than the rest of the page, the page is short and its ``next`` goes on
-     below that window: a page never needs a third query;
+     were enough to tell the filter's density and the lookup would read many (a
+     common filter seen for the first time: its first window was sized from the
+     unfiltered density). Should that too hold less than the rest of the page, the
+     page is short and its ``next`` goes on below that window: a page never needs a
+     third query;
    - or **the lookup**: no window, led by the field the caller names in ``lead`` (a
      contact, a status), whose index selects that field's matches. They are few, or
      the window would have held some.
+
+A field with many allowed values (an agent's contacts) is checked here, not by the
+server (``only``): see :data:`Only`.
 """
 
 from __future__ import annotations
