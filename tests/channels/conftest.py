@@ -66,10 +66,15 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> Any:
 def no_secret_in_logs(caplog: pytest.LogCaptureFixture) -> Any:
     caplog.set_level(logging.DEBUG)
     # The libraries at the level the gateway logs them: a failed test's report then
-    # shows our lines, not pages of the driver's every command.
-    for library in CHATTY_LIBRARIES:
-        caplog.set_level(logging.WARNING, logger=library)
+    # shows our lines, not pages of the driver's every command. (Not caplog.set_level,
+    # which would also raise its handler's level above our DEBUG and INFO lines.)
+    libraries = [logging.getLogger(name) for name in CHATTY_LIBRARIES]
+    levels = [library.level for library in libraries]
+    for library in libraries:
+        library.setLevel(logging.WARNING)
     yield
+    for library, level in zip(libraries, levels, strict=True):
+        library.setLevel(level)
     for record in caplog.records:
         text = record.getMessage() + (record.exc_text or "")
         for secret in SECRETS:
