@@ -81,11 +81,10 @@ def inbound_document(
     at: datetime | None = None,
 ) -> dict[str, Any]:
     """The stored shape of an inbound message; ``dedupe_key`` makes it unique."""
-    document = _message(
+    return _message(
         contact, None, Direction.IN, Status.RECEIVED, content, at, extra,
         channel_id=channel_id, dedupe_key=dedupe_key, external_id=external_id,
     )  # fmt: skip
-    return document
 
 
 def outbound_document(

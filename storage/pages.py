@@ -117,7 +117,8 @@ class PageReader:
             bound = key_floor(millis(older_than, ceil=True))  # created strictly before
             upper = min(upper, bound) if upper else bound
         floor = key_floor(millis(newer_than) + 1) if newer_than is not None else None
-        oldest = millis(horizon) if horizon else None
+        # No document is older than the horizon, and none older than the floor counts.
+        oldest = max(millis(horizon), key_millis(floor) if floor else 0) if horizon else None
         anchor = key_millis(upper) if upper else millis(utcnow())
         alone = f"{collection.name}:{sorted(query.items())!r}:{floor}"
         hint = f"{alone}:{only[0]} in {len(only[1])}" if only else alone
@@ -125,12 +126,12 @@ class PageReader:
         density = after.ms_per_item if after else self._first_pages.get(hint) or everything
         lower = floor
         if self.windowed and window and (density != SPARSE or holds_a_page):
-            # What the page should need, if it is as dense as the last one, twice over;
-            # four times for a filter never seen, sized from the unfiltered density.
-            margin = 2 if after or hint in self._first_pages else 4
             if holds_a_page is not None:
                 span = self._holding(anchor - key_millis(holds_a_page), query, alone, everything)
             elif density:
+                # What the page should need, if it is as dense as the last one, twice
+                # over; four times for a filter never seen (the unfiltered density).
+                margin = 2 if after or hint in self._first_pages else 4
                 span = int(margin * density * (limit + 1)) + 1000
             else:
                 span = FIRST_WINDOW_MS
@@ -183,8 +184,6 @@ class PageReader:
         found = len(documents)
         start = key_millis(lower)
         per_match = (anchor - start) / max(found, 1)
-        if oldest is not None and floor is not None:
-            oldest = max(oldest, key_millis(floor))
         many = oldest is not None and (start - oldest) / per_match > MAX_WINDOW_READ * limit
         if found >= DENSITY_SAMPLE and many:
             span = int(2 * per_match * (limit + 1 - found)) + 1000
