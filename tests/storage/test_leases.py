@@ -15,8 +15,10 @@ async def test_one_holder_at_a_time_until_the_lease_runs_out(storage: Storage) -
     assert not await leases.hold("chan", "b", soon)  # a holds it
     assert await leases.hold("chan", "a", soon + timedelta(seconds=5))  # a renews
     assert await leases.holders() == {"chan": "a"}
-    # a stops renewing: once its lease has run out, b takes it.
-    await leases.collection.update_one({"_id": "chan"}, {"$set": {"until": utcnow()}})
+    # a stops renewing: once its lease has run out, b takes it. (Ran out a second
+    # ago: "until now" is not yet out within the same millisecond.)
+    ran_out = utcnow() - timedelta(seconds=1)
+    await leases.collection.update_one({"_id": "chan"}, {"$set": {"until": ran_out}})
     assert await leases.hold("chan", "b", soon)
     assert not await leases.hold("chan", "a", soon)
     assert await leases.holders() == {"chan": "b"}
