@@ -22,7 +22,7 @@ from gateway.lane import BACKGROUND_TIMEOUT_SECONDS
 from gateway.workers import detached_task
 from storage.conversations import Arrival
 from storage.database import Storage
-from storage.models import Conversation, EventType, Message
+from storage.models import Conversation, EventType, Message, conversation_id
 
 log = logging.getLogger("gateway.activity")
 
@@ -37,12 +37,18 @@ class Activity:
         self.events = events
         self.handoff = handoff  # queued messages to their channel's sender
         self.on_waiting: Callable[[], None] = lambda: None  # conversations await an agent
+        # conversations that arrived with the agents proposed for them
+        self.on_assigned: Callable[[list[Conversation]], None] = lambda _: None
         self._news: list[tuple[str, list[Message]]] = []
         self._writer: asyncio.Task[None] | None = None
 
     async def received(self, arrivals: list[Arrival], messages: list[Message]) -> None:
         """Inbound messages were stored (before their webhook is answered)."""
         conversations = await self.storage.conversations.arrived(arrivals)
+        proposed = {conversation_id(a.contact.id): a.assignee for a in arrivals if a.assignee}
+        given = [c for c in conversations if c.assignee_id and proposed.get(c.id) == c.assignee_id]
+        if given:
+            self.on_assigned(given)
         assignees = {c.id: c.assignee_id for c in conversations}
         entries: list[Entry] = [
             (EventType.MESSAGE_CREATED, assignees.get(m.conversation_id), m) for m in messages

@@ -1,15 +1,21 @@
 """Who answers which conversation: assignment, transfer, and the queue.
 
-Open conversations nobody holds wait in a queue, the longest waiting first. They
-are offered to the available agents, the one given a conversation least recently
-first, as soon as one is available: when a conversation arrives or an agent comes
-back (woken at once here), and every ``recheck_seconds`` for what other gateways
-saw. It runs off the webhook's path, in bulk: a pass costs four round trips for
-up to a hundred conversations. Of two gateways offering one conversation, the
-conditional write lets one win.
+Conversations go to the available agents, the one given a conversation least
+recently first. A new contact's conversation is given its agent in the write that
+creates it (gateway/inbound.py asks :meth:`Assigner.propose`): no extra round trip
+or write, from the roster of available agents the last pass read.
+
+Open conversations nobody holds (nobody was available, or their agent left) wait
+in a queue, the longest waiting first, offered as soon as an agent is available:
+when one arrives or an agent comes back (woken at once here), and every
+``recheck_seconds`` for what other gateways saw. That runs off the webhook's path,
+in bulk: a pass costs four round trips for up to a hundred conversations. Of two
+gateways offering one conversation, the conditional write lets one win.
 
 An agent who goes away, unless ``assignment.keep_while_away``, or who is deleted,
-gives their open conversations back to the queue.
+gives their open conversations back to the queue. Another gateway's roster learns
+of it at its next pass (``recheck_seconds``), and gives back what it assigned them
+meanwhile.
 """
 
 from __future__ import annotations
@@ -37,6 +43,13 @@ class Assigner:
         self.activity = activity
         self.config = config
         self._wake = asyncio.Event()
+        self._roster: list[str] = []  # available agents' ids, least recently given first
+        self._given: set[str] = set()  # agents proposed here since the last pass recorded it
+
+    @property
+    def roster(self) -> list[str]:
+        """The available agents' ids as this gateway last read them, next turn first."""
+        return list(self._roster)
 
     def nudge(self) -> None:
         """A conversation waits, or an agent became available: offer now."""
@@ -45,9 +58,6 @@ class Assigner:
     async def run(self) -> None:
         """Offer waiting conversations until cancelled (a supervised worker)."""
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.config.recheck_seconds)
-            self._wake.clear()
             try:
                 while await self.offer() == PASS_SIZE:
                     pass  # a full pass: there may be more waiting
@@ -56,30 +66,59 @@ class Assigner:
                     raise
                 # The database is away: the next recheck offers them again.
                 log.warning("assignment paused (%s)", type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.config.recheck_seconds)
+            self._wake.clear()
+
+    def propose(self, count: int) -> list[str | None]:
+        """Agents for ``count`` new conversations, least recently given first, or
+        None for each while nobody is available (they wait in the queue)."""
+        roster = self._roster
+        if not roster:
+            return [None] * count
+        picks: list[str | None] = [roster[n % len(roster)] for n in range(count)]
+        turn = count % len(roster)
+        self._roster = roster[turn:] + roster[:turn]  # those just given go to the back
+        self._given.update(roster[: min(count, len(roster))])
+        return picks
+
+    def assigned(self, conversations: list[Conversation]) -> None:
+        """The inbound path gave these conversations their proposed agents."""
+        for c in conversations:
+            log.info("conversation %s assigned to agent %s", c.id, c.assignee_id)
 
     async def offer(self) -> int:
         """One pass; returns how many waiting conversations it looked at."""
+        if self._given:  # the order other gateways (and this one restarted) read
+            agents, self._given = sorted(self._given), set()
+            await self.storage.agents.mark_assigned(agents, utcnow())
         # Agents first: they are few, while the queue may be long when nobody is
         # available, and the embedded server reads all of it (2,000 waiting: 74 ms).
-        agents = await self.storage.agents.available()
-        if not agents:
+        await self._read_roster()
+        if not self._roster:
             return 0
         waiting = await self.storage.conversations.waiting(PASS_SIZE)
         if not waiting:
             return 0
-        pairs: list[tuple[str, str | None]] = [
-            (c.id, agents[n % len(agents)].id) for n, c in enumerate(waiting)
-        ]
-        await self.storage.conversations.assign(pairs, only_unassigned=True)
-        intended = dict(pairs)
+        intended = dict(zip((c.id for c in waiting), self.propose(len(waiting)), strict=True))
+        await self.storage.conversations.assign(list(intended.items()), only_unassigned=True)
         given = await self.storage.conversations.get_many(list(intended))
         won = [c for c in given if c.assignee_id is not None and c.assignee_id == intended[c.id]]
-        await self._settle(won)
-        given_to = sorted({c.assignee_id for c in won if c.assignee_id is not None})
-        await self.storage.agents.mark_assigned(given_to, utcnow())
-        for c in won:
-            log.info("conversation %s assigned to agent %s", c.id, c.assignee_id)
+        await self.activity.conversations_changed(won)
+        self.assigned(won)
         return len(waiting)
+
+    async def _read_roster(self) -> None:
+        """Who is available now. Agents back (or new) go first, in the database's
+        order; the others keep this gateway's turns. One who left since the last
+        read gives back what was proposed to them meanwhile."""
+        available = [a.id for a in await self.storage.agents.available()]
+        kept = [i for i in self._roster if i in available]
+        gone = [i for i in self._roster if i not in available]
+        self._roster = [i for i in available if i not in kept] + kept
+        for agent_id in gone:
+            deleted = await self.storage.agents.get(agent_id) is None
+            await self.agent_away(agent_id, deleted=deleted)
 
     async def transfer(self, conversation_id: str, agent_id: str | None) -> Conversation:
         """Give a conversation to an agent (None: back to the queue)."""
@@ -92,7 +131,7 @@ class Assigner:
             [(conversation_id, agent_id)], only_unassigned=False
         )
         [moved] = await self.storage.conversations.get_many([conversation_id])
-        await self._settle([moved])
+        await self.activity.conversations_changed([moved])
         if agent_id is None:
             self.nudge()
         return moved
@@ -106,6 +145,8 @@ class Assigner:
 
     async def agent_away(self, agent_id: str, *, deleted: bool = False) -> None:
         """The agent went away or was deleted: their open conversations are given back."""
+        if agent_id in self._roster:
+            self._roster.remove(agent_id)
         if not deleted and self.config.keep_while_away:
             return
         held = await self.storage.conversations.open_of(agent_id)
@@ -113,12 +154,5 @@ class Assigner:
             return
         await self.storage.conversations.release([c.id for c in held], agent_id)
         back = await self.storage.conversations.get_many([c.id for c in held])
-        await self._settle([c for c in back if c.assignee_id is None])
+        await self.activity.conversations_changed([c for c in back if c.assignee_id is None])
         self.nudge()
-
-    async def _settle(self, conversations: list[Conversation]) -> None:
-        """Show the conversations' new assignees on their contacts, and tell streams."""
-        await self.storage.contacts.set_assignees(
-            [(c.contact_id, c.assignee_id) for c in conversations]
-        )
-        await self.activity.conversations_changed(conversations)

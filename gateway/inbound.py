@@ -15,6 +15,7 @@ a contact's ``last_message_at`` is exact to within that minute.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import OrderedDict
@@ -111,9 +112,15 @@ def _size(contact: Contact) -> int:
 class InboundWriter:
     """Stores inbound messages in batches; ``write`` returns once its batch is durable."""
 
-    def __init__(self, storage: Storage, activity: Activity) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        activity: Activity,
+        propose: Callable[[int], list[str | None]] = lambda count: [None] * count,
+    ) -> None:
         self.storage = storage
         self.activity = activity
+        self.propose = propose  # agents for new conversations (gateway/assignment.py)
         self._queue: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
         # contact id → (the contact as stored, monotonic time it was last written)
@@ -197,18 +204,28 @@ class InboundWriter:
             earlier = newest.get(contact.id)
             count = earlier.count + 1 if earlier else 1
             newest[contact.id] = Arrival(contact, p.channel.name, p.channel.type, message, count)
-        await self.activity.received(list(newest.values()), [m for _, _, m in stored])
+        arrivals = self._assign_new(list(newest.values()), now)
+        await self.activity.received(arrivals, [m for _, _, m in stored])
         return [
             new if isinstance(new, Exception) else (contact, new)
             for contact, new in zip(contacts, created, strict=True)
         ]
+
+    def _assign_new(self, arrivals: list[Arrival], now: datetime) -> list[Arrival]:
+        """A contact first seen in this batch has a new conversation: it gets its agent
+        in the write that creates it."""
+        new = [n for n, a in enumerate(arrivals) if a.contact.created_at == now]
+        for n, agent_id in zip(new, self.propose(len(new)), strict=True):
+            arrivals[n] = dataclasses.replace(arrivals[n], assignee=agent_id)
+        return arrivals
 
     async def _record_contacts(self, batch: list[_Pending], now: datetime) -> None:
         """Write the contacts that are new, changed, or not written for a minute."""
         due = [p.sighting for p in batch if self._needs_write(p.sighting)]
         if not due:
             return
-        stored = await self.storage.contacts.record_seen_many(due, now)
+        unknown = frozenset(s.contact_id for s in due if self._contacts.get(s.contact_id) is None)
+        stored = await self.storage.contacts.record_seen_many(due, now, unknown=unknown)
         written_at = time.monotonic()
         for contact in stored.values():
             self._contacts.put(contact, written_at)

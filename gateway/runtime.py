@@ -103,7 +103,8 @@ def build_services(config: Config, storage: Storage) -> Services:
     dispatcher.outcomes.on_change = activity.changed
     assigner = Assigner(storage, activity, config.assignment)
     activity.on_waiting = assigner.nudge
-    inbound = InboundWriter(storage, activity)
+    activity.on_assigned = assigner.assigned
+    inbound = InboundWriter(storage, activity, assigner.propose)
     services = Services(
         config=config,
         storage=storage,

@@ -36,7 +36,7 @@ class ContactHandler(BaseHandler):
           401: {$ref: "#/components/responses/Unauthorized"}
           404: {$ref: "#/components/responses/NotFound"}
         """
-        contact = await self.services.storage.contacts.get(contact_id)
+        contact = await self.services.storage.contacts.shown(contact_id)
         self.write_json(present(found(contact, "contact", contact_id)))
 
 

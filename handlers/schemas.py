@@ -106,7 +106,9 @@ class Contact(Schema):
     external_id = fields.String(required=True, metadata={"description": "The provider's id"})
     name = fields.String(required=True)
     username = fields.String(required=True)
-    assigned_agent_id = fields.String(allow_none=True)
+    assigned_agent_id = fields.String(
+        allow_none=True, metadata={"description": "The assignee of the contact's conversation"}
+    )
     last_message_at = fields.AwareDateTime(allow_none=True)
     created_at = fields.AwareDateTime(required=True)
 

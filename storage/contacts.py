@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,9 +12,9 @@ from typing import Any
 from pymongo import ASCENDING, UpdateOne
 from pymongo.errors import BulkWriteError
 
-from storage.models import Contact
+from storage.models import Contact, conversation_id
 from storage.pages import KEY, Page, PageReader, Position
-from storage.records import BY_ID, Database, derived_id, maybe, new_id, utcnow
+from storage.records import Database, derived_id, maybe, new_id, utcnow
 
 
 def contact_id(channel_id: str, external_id: str) -> str:
@@ -36,28 +37,35 @@ class Sighting:
 
 
 def _upsert(sighting: Sighting, seen_at: datetime) -> UpdateOne:
-    given = {"name": sighting.name, "username": sighting.username}
+    """A sighting's empty name or username keeps the stored one."""
+    fields = _new_document(sighting, seen_at)
+    del fields["_id"]
+    seen = {"last_message_at": fields.pop("last_message_at")}
+    given = {k: fields.pop(k) for k in ("name", "username") if fields[k]}
     return UpdateOne(
         {"_id": sighting.contact_id},
-        {
-            "$set": {k: v for k, v in given.items() if v},
-            "$max": {"last_message_at": seen_at},
-            "$setOnInsert": {
-                **{k: v for k, v in given.items() if not v},
-                "channel_id": sighting.channel_id,
-                "external_id": sighting.external_id,
-                "assigned_agent_id": None,
-                "created_at": seen_at,
-                KEY: new_id(seen_at),
-            },
-        },
+        {"$set": given, "$max": seen, "$setOnInsert": fields},
         upsert=True,
     )
+
+
+def _new_document(sighting: Sighting, seen_at: datetime) -> dict[str, Any]:
+    return {
+        "_id": sighting.contact_id,
+        "channel_id": sighting.channel_id,
+        "external_id": sighting.external_id,
+        "name": sighting.name,
+        "username": sighting.username,
+        "created_at": seen_at,
+        KEY: new_id(seen_at),
+        "last_message_at": seen_at,
+    }
 
 
 class ContactsRepository:
     def __init__(self, db: Database, pages: PageReader) -> None:
         self.collection = db["contacts"]
+        self.conversations = db["conversations"]
         self.pages = pages
 
     async def ensure_indexes(self) -> None:
@@ -74,16 +82,28 @@ class ContactsRepository:
         )
 
     async def record_seen_many(
-        self, sightings: list[Sighting], seen_at: datetime | None = None
+        self,
+        sightings: list[Sighting],
+        seen_at: datetime | None = None,
+        *,
+        unknown: frozenset[str] = frozenset(),
     ) -> dict[str, Contact]:
-        """Create or refresh several contacts in one bulk write; returns them by id.
+        """Create or refresh several contacts in bulk; returns them by id.
 
         A contact may change their display name between messages: the profile
-        follows the latest sighting instead of failing on the unique key.
+        follows the latest sighting instead of failing on the unique key. Those
+        whose ids are in ``unknown`` (the caller has not seen them) are inserted
+        first: an insert costs the embedded server a third of an upsert, and what it
+        stored needs no read back. Any that existed after all are upserted.
         """
         seen_at = seen_at or utcnow()
         latest = {s.contact_id: s for s in sightings}  # one write per contact
-        writes = [_upsert(s, seen_at) for s in latest.values()]
+        new = [s for s in latest.values() if s.contact_id in unknown]
+        inserted = await self._insert_new(new, seen_at)
+        rest = [s for cid, s in latest.items() if cid not in inserted]
+        if not rest:
+            return inserted
+        writes = [_upsert(s, seen_at) for s in rest]
         try:
             await self.collection.bulk_write(writes, ordered=False)
         except BulkWriteError as exc:
@@ -94,22 +114,43 @@ class ContactsRepository:
             if not errors or any(e["code"] != 11000 for e in errors):
                 raise
             await self.collection.bulk_write([writes[e["index"]] for e in errors], ordered=False)
-        stored = self.collection.find({"_id": {"$in": list(latest)}})
-        return {document["_id"]: Contact.of(document) async for document in stored}
+        stored = self.collection.find({"_id": {"$in": [s.contact_id for s in rest]}})
+        return inserted | {document["_id"]: Contact.of(document) async for document in stored}
 
-    async def set_assignees(self, pairs: list[tuple[str, str | None]]) -> None:
-        """Each contact ``(id, agent id or None)``: the assignee of its conversation,
-        shown on the contact too."""
-        writes = [
-            UpdateOne({"_id": cid}, {"$set": {"assigned_agent_id": agent}}, hint=BY_ID)
-            for cid, agent in pairs
-        ]
-        if writes:
-            await self.collection.bulk_write(writes, ordered=False)
+    async def _insert_new(self, sightings: list[Sighting], seen_at: datetime) -> dict[str, Contact]:
+        """Insert contacts believed new; returns those that were (a duplicate key: it was not)."""
+        if not sightings:
+            return {}
+        documents = [_new_document(s, seen_at) for s in sightings]
+        failed: set[int] = set()
+        try:
+            await self.collection.insert_many(documents, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if not errors or any(e["code"] != 11000 for e in errors):
+                raise
+            failed = {e["index"] for e in errors}
+        return {d["_id"]: Contact.of(d) for n, d in enumerate(documents) if n not in failed}
 
     async def get(self, contact_id_: str) -> Contact | None:
         document = await self.collection.find_one({"_id": contact_id_})
         return maybe(Contact.of, document)
+
+    async def shown(self, contact_id_: str) -> Contact | None:
+        """The contact as agents see it: :meth:`get` with its assignee."""
+        found = await self.get(contact_id_)
+        return None if found is None else (await self._with_assignees([found]))[0]
+
+    async def _with_assignees(self, contacts: list[Contact]) -> list[Contact]:
+        """A contact shows its conversation's assignee, read from there: so an
+        assignment writes one document, the conversation."""
+        ids = [conversation_id(c.id) for c in contacts]
+        found = self.conversations.find({"_id": {"$in": ids}}, projection={"assignee_id": 1})
+        assignees = {d["_id"]: d.get("assignee_id") async for d in found}
+        return [
+            dataclasses.replace(c, assigned_agent_id=assignees.get(i))
+            for c, i in zip(contacts, ids, strict=True)
+        ]
 
     async def list_page(
         self, after: Position | None, limit: int, *, channel_id: str | None = None, q: str = ""
@@ -121,4 +162,5 @@ class ContactsRepository:
         if q:
             pattern = {"$regex": re.escape(q), "$options": "i"}
             query["$or"] = [{"name": pattern}, {"username": pattern}]
-        return await self.pages.fetch(self.collection, Contact.of, query, after, limit)
+        page = await self.pages.fetch(self.collection, Contact.of, query, after, limit)
+        return Page(await self._with_assignees(page.items), page.next)

@@ -40,13 +40,15 @@ def _preview(message: Message) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Arrival:
-    """Inbound messages of one conversation in one batch: how many, and the newest."""
+    """Inbound messages of one conversation in one batch: how many, and the newest;
+    ``assignee``, the agent to give it if nobody holds it (a new contact's)."""
 
     contact: Contact
     channel_name: str
     channel_type: str
     newest: Message
     count: int
+    assignee: str | None = None
 
 
 class ConversationsRepository:
@@ -247,12 +249,19 @@ def _arrival(a: Arrival, now: datetime) -> dict[str, Any]:
     def kept(field: str, value: Any) -> dict[str, Any]:  # $setOnInsert, in a pipeline
         return {"$ifNull": ["$" + field, {"$literal": value}]}
 
+    assignment: dict[str, Any] = {"assignee_id": kept("assignee_id", None)}
+    if a.assignee is not None:
+        given = {"$and": [newest, {"$eq": [kept("assignee_id", None), None]}]}
+        assignment = {
+            "assignee_id": {"$cond": [given, {"$literal": a.assignee}, kept("assignee_id", None)]},
+            "assigned_at": {"$cond": [given, now, "$assigned_at"]},
+        }
     return {
         "$set": {
             "contact_id": kept("contact_id", a.contact.id),
             "channel_id": kept("channel_id", a.contact.channel_id),
             "channel": kept("channel", {"name": a.channel_name, "type": a.channel_type}),
-            "assignee_id": kept("assignee_id", None),
+            **assignment,
             "created_at": kept("created_at", now),
             "contact": {
                 "$literal": {

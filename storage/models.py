@@ -113,7 +113,7 @@ class Contact:
     external_id: str  # the provider's id: a Telegram chat, a WhatsApp number
     name: str
     username: str
-    assigned_agent_id: str | None
+    assigned_agent_id: str | None  # its conversation's, filled where agents see it
     created_at: datetime
     last_message_at: datetime | None = None
 
@@ -125,7 +125,7 @@ class Contact:
             external_id=d["external_id"],
             name=d.get("name", ""),
             username=d.get("username", ""),
-            assigned_agent_id=d.get("assigned_agent_id"),
+            assigned_agent_id=None,  # read from the conversation (storage/contacts.py)
             created_at=d["created_at"],
             last_message_at=d.get("last_message_at"),
         )

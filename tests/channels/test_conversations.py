@@ -66,6 +66,76 @@ async def test_conversations_go_to_the_least_recently_assigned_available_agent(g
     assert all(c["assigned_agent_id"] for c in contacts)
 
 
+async def test_a_new_contacts_conversation_arrives_assigned_with_no_write_of_its_own(
+    gateway, monkeypatch
+) -> None:
+    gw: Gateway = await gateway(MOCK)  # ana exists
+    ana = (await _me(gw.agent))["id"]
+    await _write(gw, 1)
+    await _assigned(gw, 1)  # ana is on the roster
+    repository = gw.storage.conversations
+    assign_writes: list[object] = []
+    assign = repository.assign
+
+    async def counted(pairs: list[tuple[str, str | None]], **kwargs: bool) -> None:
+        assign_writes.append(pairs)
+        return await assign(pairs, **kwargs)
+
+    monkeypatch.setattr(repository, "assign", counted)
+    stream = await EventStream.open(
+        gw.agent.base_url, "/api/v1/events/", {"Authorization": f"Bearer {gw.agent.token}"}
+    )
+    try:
+        await _write(gw, 2, "first words")
+        await _write(gw, 2, "second words")
+        events = [await stream.next() for _ in range(4)]
+    finally:
+        await stream.close()
+    # Each message: message.created, then its conversation, the first already assigned
+    # (no unassigned state for a stream to show, no second write to assign it).
+    assert [e["event"] for e in events] == ["message.created", "conversation.updated"] * 2
+    assert [e["data"]["message"]["content"] for e in events[::2]] == ["first words", "second words"]
+    assert [e["data"]["conversation"]["assignee_id"] for e in events[1::2]] == [ana, ana]
+    assert assign_writes == []
+    contact = (
+        await gw.agent.fetch(
+            "GET", f"/api/v1/contacts/{events[0]['data']['message']['contact']['id']}/"
+        )
+    )[1]
+    assert contact["assigned_agent_id"] == ana  # shown from the conversation
+
+
+async def test_an_agent_who_left_on_another_gateway_gives_back_what_this_one_gave_them(
+    gateway,
+) -> None:
+    # Without passes of its own (a long recheck), the gateway keeps the roster it read.
+    gw: Gateway = await gateway(MOCK, assignment=AssignmentConfig(recheck_seconds=3600))
+    bob = await sign_up(gw.agent, "bob")
+    assigner = gw.services.assigner
+
+    async def both_on_the_roster() -> bool:
+        return len(assigner.roster) == 2
+
+    await async_wait_until(both_on_the_roster, 5, "bob to join the roster")
+    await _write(gw, 1)
+    await _write(gw, 2)
+    assert sorted(n or "" for n in (await _assigned(gw, 2)).values()) == ["ana", "bob"]
+    # Another gateway marks ana away (its roster and its release are its own)...
+    ana = (await _me(gw.agent))["id"]
+    await gw.storage.agents.update(ana, {"is_available": False})
+    for contact in (3, 4):  # ...while this one still offers her new conversations.
+        await _write(gw, contact)
+    proposed = await _assigned(gw, 4)
+    assert "ana" in {proposed["3"], proposed["4"]}
+    assigner.nudge()  # its next pass reads the roster
+
+    async def all_bobs() -> bool:
+        held = await _conversations(gw.agent)
+        return {c["assignee_id"] for c in held} == {(await _me(bob))["id"]}
+
+    await async_wait_until(all_bobs, 5, "ana's conversations to go to bob")
+
+
 async def test_waiting_conversations_are_assigned_soon_after_an_agent_is_back(gateway) -> None:
     gw: Gateway = await gateway(MOCK)
     assert (await gw.agent.fetch("PATCH", "/api/v1/agents/me/", json_body={"is_available": False}))[
@@ -172,11 +242,17 @@ async def test_resolve_read_and_reopen(gateway) -> None:
         1,
         "in",
     )
-    # A reply becomes the preview; the newest activity comes first.
+    # A reply becomes the preview; the newest activity comes first. (Its news is
+    # written just after the send is answered: gateway/activity.py.)
     await _write(gw, 2, "other contact")
     sent = await gw.send(reopened["contact"]["id"], "a reply " + "x" * 300)
-    listed = await _conversations(gw.agent)
-    assert listed[0]["id"] == cid
+    listed: list[dict] = []
+
+    async def reply_on_top() -> bool:
+        listed[:] = await _conversations(gw.agent)
+        return listed[0]["id"] == cid
+
+    await async_wait_until(reply_on_top, 5, "the reply's conversation to come first")
     assert listed[0]["last_message"]["id"] == sent["id"]
     assert len(listed[0]["last_message"]["content"]) == 200
     found = await _conversations(gw.agent, "?q=mock")  # the mock contact's name

@@ -165,6 +165,26 @@ async def test_one_bulk_write_records_each_contact_once_with_its_latest_profile(
     assert await storage.contacts.collection.count_documents({}) == 2
 
 
+async def test_contacts_believed_new_are_inserted_and_those_that_existed_refreshed(
+    storage: Storage,
+) -> None:
+    # After a restart the writer knows no contact: every one is "unknown" once.
+    earlier = utcnow() - timedelta(hours=2)
+    [old] = (
+        await storage.contacts.record_seen_many([Sighting("chan", "1", "Ana")], earlier)
+    ).values()
+    sightings = [Sighting("chan", "1", "Ana M", "ana"), Sighting("chan", "2", "Bo")]
+    unknown = frozenset(s.contact_id for s in sightings)
+    stored = await storage.contacts.record_seen_many(sightings, unknown=unknown)
+    for contact in stored.values():
+        assert await storage.contacts.get(contact.id) == contact  # as written, no read
+    ana, bo = stored[old.id], stored[sightings[1].contact_id]
+    assert (ana.name, ana.username, ana.created_at) == ("Ana M", "ana", old.created_at)
+    assert (ana.last_message_at or earlier) > earlier
+    assert (bo.name, bo.username) == ("Bo", "")
+    assert await storage.contacts.collection.count_documents({}) == 2
+
+
 async def test_last_message_at_never_moves_backwards(storage: Storage) -> None:
     now = utcnow()
     contact = await seen(storage, "chan", "1", at=now)
