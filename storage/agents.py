@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
 from storage.errors import DuplicateKey
 from storage.models import Agent
 from storage.pages import KEY, Page, PageReader, Position
-from storage.records import Database, maybe, new_id, utcnow
+from storage.records import Database, maybe, new_id, update_returning, utcnow
 
 ENDED_SIGN_INS_KEPT = 100  # sign-ins ended per agent that stay refused (newest)
 
@@ -105,12 +105,8 @@ class AgentsRepository:
         return await self.pages.fetch(self.collection, Agent.of, {}, after, limit)
 
     async def update(self, agent_id: str, changes: dict[str, Any]) -> Agent | None:
-        document = await self.collection.find_one_and_update(
-            {"_id": agent_id},
-            {"$set": {**changes, "updated_at": utcnow()}},
-            return_document=ReturnDocument.AFTER,
-        )
-        return maybe(Agent.of, document)
+        changed = {"$set": {**changes, "updated_at": utcnow()}}
+        return maybe(Agent.of, await update_returning(self.collection, {"_id": agent_id}, changed))
 
     async def end_sign_in(self, agent_id: str, family: str) -> None:
         """No token of the sign-in ``family`` is accepted any more. The newest

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument, UpdateMany, UpdateOne
+from pymongo import ASCENDING, UpdateMany, UpdateOne
 
 from storage.models import (
     PREVIEW_CHARS,
@@ -24,7 +24,7 @@ from storage.models import (
     conversation_id,
 )
 from storage.pages import KEY, Page, PageReader, Position
-from storage.records import BY_ID, Database, maybe, quick, utcnow
+from storage.records import Database, maybe, quick, update_returning, utcnow
 
 NONE = "none"  # the assignee filter for unassigned conversations
 
@@ -109,7 +109,6 @@ class ConversationsRepository:
                         "updated_at": utcnow(),
                     }
                 },
-                hint=BY_ID,
             )
             for m in messages
         ]
@@ -128,7 +127,6 @@ class ConversationsRepository:
             UpdateOne(
                 {"_id": conversation_id(m.contact_id), "last_message.id": m.id},
                 {"$set": {"last_message.status": m.status.value}},
-                hint=BY_ID,
             )
             for m in messages
         ]
@@ -196,7 +194,6 @@ class ConversationsRepository:
             UpdateOne(
                 {"_id": cid, **({"assignee_id": None} if only_unassigned else {})},
                 {"$set": {"assignee_id": agent_id, "assigned_at": now, "updated_at": now}},
-                hint=BY_ID,
             )
             for cid, agent_id in pairs
         ]
@@ -221,11 +218,8 @@ class ConversationsRepository:
             )
 
     async def update(self, conversation_id_: str, changes: dict[str, Any]) -> Conversation | None:
-        document = await self.collection.find_one_and_update(
-            {"_id": conversation_id_},
-            {"$set": {**changes, "updated_at": utcnow()}},
-            return_document=ReturnDocument.AFTER,
-        )
+        changed = {"$set": {**changes, "updated_at": utcnow()}}
+        document = await update_returning(self.collection, {"_id": conversation_id_}, changed)
         return maybe(Conversation.of, document)
 
     async def read(self, conversation_id_: str, at: datetime) -> Conversation | None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING
 
 from storage.models import Faq, Unanswered
 from storage.pages import KEY, Page, PageReader, Position
-from storage.records import Database, maybe, new_id, utcnow
+from storage.records import Database, maybe, new_id, update_returning, utcnow
 
 
 class FaqsRepository:
@@ -44,12 +44,8 @@ class FaqsRepository:
         return await self.pages.fetch(self.collection, Faq.of, {}, after, limit)
 
     async def update(self, faq_id: str, changes: dict[str, Any]) -> Faq | None:
-        document = await self.collection.find_one_and_update(
-            {"_id": faq_id},
-            {"$set": {**changes, "updated_at": utcnow()}},
-            return_document=ReturnDocument.AFTER,
-        )
-        return maybe(Faq.of, document)
+        changed = {"$set": {**changes, "updated_at": utcnow()}}
+        return maybe(Faq.of, await update_returning(self.collection, {"_id": faq_id}, changed))
 
     async def delete(self, faq_id: str) -> bool:
         return (await self.collection.delete_one({"_id": faq_id})).deleted_count == 1

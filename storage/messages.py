@@ -11,13 +11,21 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from storage.errors import Refused
 from storage.models import Agent, Contact, Direction, Message, Status
 from storage.pages import KEY, Page, PageReader, Position
-from storage.records import BY_ID, Database, key_floor, maybe, millis, new_id, utcnow
+from storage.records import (
+    Database,
+    key_floor,
+    maybe,
+    millis,
+    new_id,
+    update_returning,
+    utcnow,
+)
 
 log = logging.getLogger("gateway.storage")
 
@@ -322,13 +330,11 @@ class MessagesRepository:
             changes["external_id"] = external_id
         if error is not None:
             changes["error"] = error
-        document = await self.collection.find_one_and_update(
-            query, {"$set": changes}, return_document=ReturnDocument.AFTER, hint=BY_ID
-        )
+        document = await update_returning(self.collection, query, {"$set": changes})
         return maybe(Message.of, document)
 
     async def get_many(self, ids: list[str]) -> list[Message]:
-        found = self.collection.find({"_id": {"$in": ids}}, hint=BY_ID)
+        found = self.collection.find({"_id": {"$in": ids}})
         return [Message.of(d) async for d in found]
 
 

@@ -28,7 +28,7 @@ from pymongo import ASCENDING, UpdateOne
 from storage import models
 from storage.models import Message
 from storage.pages import KEY
-from storage.records import BY_ID, Database, utcnow
+from storage.records import Database, utcnow
 
 UNSENT = [s.value for s in models.UNSENT]
 LOAD_TIMEOUT_SECONDS = 120  # a whole channel's backlog, read once per lease
@@ -149,7 +149,7 @@ class OutboxRepository:
     async def get_unsent(self, ids: list[str]) -> list[Unsent]:
         """Those of ``ids`` still queued or claimed, oldest first."""
         found = self.collection.find(
-            {"_id": {"$in": ids}, "status": {"$in": UNSENT}}, projection=_FIELDS, hint=BY_ID
+            {"_id": {"$in": ids}, "status": {"$in": UNSENT}}, projection=_FIELDS
         )
         return sorted([Unsent.from_document(d) async for d in found], key=lambda u: u.key)
 
@@ -174,13 +174,10 @@ class OutboxRepository:
                 },
                 "$inc": {"attempts": 1},
             },
-            hint=BY_ID,
         )
         if result.modified_count == len(ids):
             return token, set(ids)
-        taken = self.collection.find(
-            {"_id": {"$in": ids}, "claim": token}, projection={"_id": 1}, hint=BY_ID
-        )
+        taken = self.collection.find({"_id": {"$in": ids}, "claim": token}, projection={"_id": 1})
         return token, {d["_id"] async for d in taken}
 
     async def finish(self, outcomes: list[Outcome]) -> None:
@@ -224,7 +221,7 @@ class OutboxRepository:
             mine |= (
                 {"status": "queued"} if self.sole_writer else {"claim": token, "status": "sending"}
             )
-            await self.collection.update_many(mine, [{"$set": changes}], hint=BY_ID)
+            await self.collection.update_many(mine, [{"$set": changes}])
 
     async def release(self, claims: list[tuple[str, str | None]]) -> None:
         """Put messages whose claims ``(id, token)`` expired back in the queue."""
@@ -235,7 +232,6 @@ class OutboxRepository:
                     "$set": {"status": "queued", "updated_at": utcnow()},
                     "$unset": {"claim": "", "claimed_by": "", "claimed_until": ""},
                 },
-                hint=BY_ID,
             )
             for message_id, token in claims
         ]

@@ -22,10 +22,6 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-# The _id index by name. The embedded server uses it only when _id is a query's only
-# field: {_id, status} scans the whole collection (explain says COLLSCAN). Queries by
-# _id with more conditions hint it; MongoDB takes the hint the same way.
-BY_ID = "_id_"
 # Namespace for ids derived from provider identifiers (contacts: channel + external id).
 ID_NAMESPACE = uuid.UUID("6f1c2a53-8d0e-4c1b-9a57-2b9e5f0c7d41")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -102,6 +98,20 @@ def derived_id(*parts: str) -> str:
 # document while another client built the indexes. Either way the document exists
 # now, so the next try matches it.
 UPSERT_TRIES = 5
+
+
+async def update_returning(
+    collection: Collection, query: Mapping[str, Any], update: Mapping[str, Any]
+) -> Document | None:
+    """The document after ``update``, if ``query`` (which names its ``_id``) matched.
+
+    An update and a read by ``_id``, not ``find_one_and_update``: the embedded server
+    answers that by walking the whole collection (400 ms at 50,000 messages, where
+    these two take 2 ms). A change landing between the two shows in what is read.
+    """
+    if (await collection.update_one(query, update)).matched_count == 0:
+        return None
+    return await collection.find_one({"_id": query["_id"]})
 
 
 async def upsert_returning(

@@ -123,10 +123,15 @@ class CommandCounter(monitoring.CommandListener):
 
     def __init__(self) -> None:
         self.commands: list[tuple[str, str]] = []
+        self.hinted: list[tuple[str, str]] = []  # commands naming an index to use
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         target = event.command.get(event.command_name)
-        self.commands.append((event.command_name, target if isinstance(target, str) else ""))
+        command = (event.command_name, target if isinstance(target, str) else "")
+        self.commands.append(command)
+        statements = [event.command, *event.command.get("updates", ())]
+        if any("hint" in statement for statement in statements):
+            self.hinted.append(command)
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass
