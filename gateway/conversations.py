@@ -10,6 +10,7 @@ from gateway.assignment import Assigner
 from gateway.errors import NotFound, ValidationError
 from storage.database import Storage
 from storage.models import Agent, Conversation, ConversationStatus, Direction, Message, Status
+from storage.models import conversation_id as storage_conversation_id
 from storage.pages import Page, Position
 from storage.records import utcnow
 
@@ -101,21 +102,25 @@ class Conversations:
         few enough to look up in one query. An agent's conversations may hold most of
         them: there the conversations' newest messages bound a first page's window,
         since the newest ``limit + 1`` conversations have a message each at or after
-        the last one's (storage/pages.py)."""
+        the last one's (storage/pages.py). One contact of the agent's needs only its
+        conversation read, not all of theirs."""
+        conversations = self.storage.conversations
         contact_ids: list[str] | None = None
         holds_a_page: str | None = None
+        one_query = conversation_id is not None
+        if conversation_id is None and assignee_id is not None and contact_id is not None:
+            conversation_id = storage_conversation_id(contact_id)  # that one, if theirs
         if conversation_id is not None:
-            found = await self.storage.conversations.get(conversation_id)
+            found = await conversations.get(conversation_id)
             mine = found is not None and assignee_id in (None, found.assignee_id)
             contact_ids = [found.contact_id] if found is not None and mine else []
         elif assignee_id is not None:
-            activity = await self.storage.conversations.activity_of(assignee_id)
+            activity = await conversations.activity_of(assignee_id)
             contact_ids = [contact for contact, _ in activity]
             if after is None and created_before is None and len(activity) > limit:
                 holds_a_page = activity[limit][1]
         if contact_id is not None:
             contact_ids = [contact_id] if contact_ids is None or contact_id in contact_ids else []
-            holds_a_page = None
         return await self.storage.messages.list_page(
             after,
             limit,
@@ -125,6 +130,6 @@ class Conversations:
             status=status,
             created_after=created_after,
             created_before=created_before,
-            one_query=conversation_id is not None,
+            one_query=one_query,
             holds_a_page=holds_a_page,
         )
