@@ -4,13 +4,14 @@ as text."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from storage.contacts import Sighting
 from storage.conversations import Arrival
 from storage.database import Storage
 from storage.messages import inbound_document
-from storage.models import Contact, ConversationStatus, Message
+from storage.models import Contact, ConversationStatus, Message, conversation_id
 from storage.records import utcnow
 
 
@@ -58,3 +59,26 @@ async def test_an_older_batch_landing_late_counts_but_keeps_the_newer_preview(
     assert await _key(storage, reopened.id) == reopened.last_message.id == newer.newest.id
     assert reopened.last_message_at == newer.newest.created_at
     assert reopened.assignee_id == "agent-1"  # an assignee is kept
+
+
+async def test_gateways_recording_a_new_conversation_at_once_count_both(
+    storage: Storage, mongo_uri: str
+) -> None:
+    # The same new contact's first messages, handed to two gateways at the same time
+    # (a provider's retry through a load balancer): one creates the conversation, the
+    # other's upsert may lose that race; both messages count.
+    others = [Storage.connect(mongo_uri, storage.db.name) for _ in range(3)]
+    try:
+        sighting = Sighting("channel-1", "7", "Race")
+        contact = (await storage.contacts.record_seen_many([sighting]))[sighting.contact_id]
+        arrivals = [_arrival(contact, f"from gateway {n}", ago=n) for n in range(4)]
+        stores = [storage, *others]
+        await asyncio.gather(
+            *(s.conversations.arrived([a]) for s, a in zip(stores, arrivals, strict=True))
+        )
+        [conversation] = await storage.conversations.get_many([conversation_id(contact.id)])
+        assert conversation.unread == 4
+        assert conversation.last_message.content == "from gateway 0"  # the newest
+    finally:
+        for other in others:
+            await other.close()
