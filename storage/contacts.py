@@ -14,7 +14,7 @@ from pymongo.errors import BulkWriteError
 
 from storage.models import Contact, conversation_id
 from storage.pages import KEY, Page, PageReader, Position
-from storage.records import Database, derived_id, maybe, new_id, utcnow
+from storage.records import Database, derived_id, duplicates, maybe, new_id, upsert_all, utcnow
 
 
 def contact_id(channel_id: str, external_id: str) -> str:
@@ -103,17 +103,7 @@ class ContactsRepository:
         rest = [s for cid, s in latest.items() if cid not in inserted]
         if not rest:
             return inserted
-        writes = [_upsert(s, seen_at) for s in rest]
-        try:
-            await self.collection.bulk_write(writes, ordered=False)
-        except BulkWriteError as exc:
-            # Two writers creating the same contact at once: the loser's upsert hits
-            # the unique _id; run again, it is a plain update now.
-            # https://www.mongodb.com/docs/manual/reference/method/db.collection.updateOne/#upsert-with-duplicate-values
-            errors = exc.details.get("writeErrors", [])
-            if not errors or any(e["code"] != 11000 for e in errors):
-                raise
-            await self.collection.bulk_write([writes[e["index"]] for e in errors], ordered=False)
+        await upsert_all(self.collection, [_upsert(s, seen_at) for s in rest])
         stored = self.collection.find({"_id": {"$in": [s.contact_id for s in rest]}})
         return inserted | {document["_id"]: Contact.of(document) async for document in stored}
 
@@ -126,10 +116,7 @@ class ContactsRepository:
         try:
             await self.collection.insert_many(documents, ordered=False)
         except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if not errors or any(e["code"] != 11000 for e in errors):
-                raise
-            failed = {e["index"] for e in errors}
+            failed = duplicates(exc)
         return {d["_id"]: Contact.of(d) for n, d in enumerate(documents) if n not in failed}
 
     async def get(self, contact_id_: str) -> Contact | None:

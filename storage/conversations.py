@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, UpdateMany, UpdateOne
-from pymongo.errors import BulkWriteError
 
 from storage.models import (
     PREVIEW_CHARS,
@@ -25,7 +24,7 @@ from storage.models import (
     conversation_id,
 )
 from storage.pages import KEY, Page, PageReader, Position
-from storage.records import Database, maybe, quick, update_returning, utcnow
+from storage.records import Database, maybe, quick, update_returning, upsert_all, utcnow
 
 NONE = "none"  # the assignee filter for unassigned conversations
 
@@ -93,15 +92,7 @@ class ConversationsRepository:
             UpdateOne({"_id": cid}, [_arrival(a, now)], upsert=True)
             for cid, a in zip(ids, arrivals, strict=True)
         ]
-        try:
-            await self.previews.bulk_write(writes, ordered=False)
-        except BulkWriteError as exc:
-            # Two gateways creating one conversation at once: the loser's upsert hits
-            # the unique _id; run again, it is an update now (as for contacts).
-            errors = exc.details.get("writeErrors", [])
-            if not errors or any(e["code"] != 11000 for e in errors):
-                raise
-            await self.previews.bulk_write([writes[e["index"]] for e in errors], ordered=False)
+        await upsert_all(self.previews, writes)  # two gateways may create one at once
         return await self.get_many(ids)
 
     async def sent(self, messages: list[Message]) -> dict[str, str | None]:

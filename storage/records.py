@@ -17,10 +17,10 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from pymongo import ReturnDocument, WriteConcern
+from pymongo import ReturnDocument, UpdateOne, WriteConcern
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 # Namespace for ids derived from provider identifiers (contacts: channel + external id).
 ID_NAMESPACE = uuid.UUID("6f1c2a53-8d0e-4c1b-9a57-2b9e5f0c7d41")
@@ -98,6 +98,26 @@ def derived_id(*parts: str) -> str:
 # document while another client built the indexes. Either way the document exists
 # now, so the next try matches it.
 UPSERT_TRIES = 5
+
+
+def duplicates(exc: BulkWriteError) -> set[int]:
+    """The places of the writes a bulk write refused for a duplicate key; raises
+    ``exc`` again if any failed for another reason."""
+    errors = exc.details.get("writeErrors", [])
+    if not errors or any(e["code"] != 11000 for e in errors):
+        raise exc
+    return {e["index"] for e in errors}
+
+
+async def upsert_all(collection: Collection, writes: list[UpdateOne]) -> None:
+    """Upserts in one unordered bulk write. One that lost the insert race on the
+    unique ``_id`` to another writer runs again: it is an update now.
+    https://www.mongodb.com/docs/manual/reference/method/db.collection.updateOne/#upsert-with-duplicate-values
+    """
+    try:
+        await collection.bulk_write(writes, ordered=False)
+    except BulkWriteError as exc:
+        await collection.bulk_write([writes[n] for n in sorted(duplicates(exc))], ordered=False)
 
 
 async def update_returning(
