@@ -113,10 +113,7 @@ class InboundWriter:
     """Stores inbound messages in batches; ``write`` returns once its batch is durable."""
 
     def __init__(
-        self,
-        storage: Storage,
-        activity: Activity,
-        propose: Callable[[int], list[str | None]] = lambda count: [None] * count,
+        self, storage: Storage, activity: Activity, propose: Callable[[int], list[str | None]]
     ) -> None:
         self.storage = storage
         self.activity = activity
