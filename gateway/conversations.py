@@ -15,6 +15,10 @@ from storage.pages import Page, Position
 from storage.records import utcnow
 
 ME = "me"
+# An agent with at most this many pages' worth of conversations whose newest messages
+# rarely match a filter has their messages looked up by contact: fewer to read than
+# every match of the filter, whose index leads otherwise (the filter is rare then).
+FEW_CONVERSATIONS = 4
 
 
 class Conversations:
@@ -98,16 +102,20 @@ class Conversations:
     ) -> Page[Message]:
         """Messages, newest first. ``conversation_id`` and ``assignee_id`` (the messages
         of that agent's conversations) come down to contacts: a conversation is one
-        contact's, found in one read before the page. One conversation's messages are
-        few enough to look up in one query. An agent's conversations may hold most of
-        them: there the conversations' newest messages bound a first page's window,
-        since the newest ``limit + 1`` conversations have a message each at or after
-        the last one's (storage/pages.py). One contact of the agent's needs only its
-        conversation read, not all of theirs."""
+        contact's, found in one read before the page, which then has one query left.
+        One conversation's messages are few enough to look up. An agent's first page
+        finds its bound in their conversations' previews: the newest ``limit + 1`` showing a
+        match (any message, with no other filter) each have one at or after the last
+        one's key, and no other conversation has a message there, so that key bounds
+        the page's window (storage/pages.py). If fewer show one, no window: their
+        messages if they have few conversations, else the filter's matches. One
+        contact of the agent's needs only its conversation read."""
         conversations = self.storage.conversations
         contact_ids: list[str] | None = None
         holds_a_page: str | None = None
         one_query = conversation_id is not None
+        first_page = after is None and created_before is None
+        by_contacts = False
         if conversation_id is None and assignee_id is not None and contact_id is not None:
             conversation_id = storage_conversation_id(contact_id)  # that one, if theirs
         if conversation_id is not None:
@@ -116,9 +124,15 @@ class Conversations:
             contact_ids = [found.contact_id] if found is not None and mine else []
         elif assignee_id is not None:
             activity = await conversations.activity_of(assignee_id)
-            contact_ids = [contact for contact, _ in activity]
-            if after is None and created_before is None and len(activity) > limit:
-                holds_a_page = activity[limit][1]
+            contact_ids = [c.contact_id for c in activity]
+            wanted = {"agent_id": agent_id, "direction": direction, "status": status}
+            shown = {name: str(value) for name, value in wanted.items() if value is not None}
+            matching = [c.key for c in activity if c.matches(shown)]
+            if first_page and len(matching) > limit:
+                holds_a_page = matching[limit]  # a match each at or after it
+            elif first_page:  # one query, no window: theirs if few, else the filter's
+                one_query = True
+                by_contacts = len(activity) <= FEW_CONVERSATIONS * limit
         if contact_id is not None:
             contact_ids = [contact_id] if contact_ids is None or contact_id in contact_ids else []
         return await self.storage.messages.list_page(
@@ -131,5 +145,7 @@ class Conversations:
             created_after=created_after,
             created_before=created_before,
             one_query=one_query,
+            by_contacts=by_contacts,
             holds_a_page=holds_a_page,
+            second=assignee_id is None,  # the conversations were this page's first query
         )

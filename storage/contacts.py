@@ -14,7 +14,20 @@ from pymongo.errors import BulkWriteError
 
 from storage.models import Contact, conversation_id
 from storage.pages import KEY, Page, PageReader, Position
-from storage.records import Database, derived_id, duplicates, maybe, new_id, upsert_all, utcnow
+from storage.records import (
+    Database,
+    Document,
+    derived_id,
+    duplicates,
+    maybe,
+    new_id,
+    upsert_all,
+    utcnow,
+)
+from storage.search import search_text, words
+
+WORDS = "words"  # the index ?q= looks contacts up by; made once every contact has them
+BACKFILL_BATCH = 1000
 
 
 def contact_id(channel_id: str, external_id: str) -> str:
@@ -59,6 +72,8 @@ def _new_document(sighting: Sighting, seen_at: datetime) -> dict[str, Any]:
         "created_at": seen_at,
         KEY: new_id(seen_at),
         "last_message_at": seen_at,
+        "conversation_id": conversation_id(sighting.contact_id),  # what a search joins
+        "words": words(sighting.name, sighting.username, sighting.external_id),
     }
 
 
@@ -79,6 +94,40 @@ class ContactsRepository:
         await self.collection.create_index([(KEY, ASCENDING)], name=KEY)
         await self.collection.create_index(
             [("channel_id", ASCENDING), (KEY, ASCENDING)], name="channel_list_key"
+        )
+        if WORDS not in await self.collection.index_information():
+            await self._backfill_words()  # contacts stored before searches used words
+            await self.collection.create_index([("words", ASCENDING)], name=WORDS)
+
+    async def _backfill_words(self) -> None:
+        """Give every contact its words and conversation id, and its conversation
+        the words' text; idempotent, so a start cut short does it again."""
+        found = self.collection.find({}, projection={KEY: 0, "last_message_at": 0})
+        batch: list[Contact] = []
+        async for document in found:
+            batch.append(Contact.of(document))
+            if len(batch) == BACKFILL_BATCH:
+                await self._reword_all(batch)
+                batch = []
+        await self._reword_all(batch)
+
+    async def _reword_all(self, contacts: list[Contact]) -> None:
+        if not contacts:
+            return
+        await self.collection.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": c.id},
+                    {"$set": {"words": c.words, "conversation_id": conversation_id(c.id)}},
+                )
+                for c in contacts
+            ],
+            ordered=False,
+        )
+        texts = {conversation_id(c.id): search_text(c.words) for c in contacts}
+        await self.conversations.bulk_write(
+            [UpdateOne({"_id": i}, {"$set": {"search": text}}) for i, text in texts.items()],
+            ordered=False,
         )
 
     async def record_seen_many(
@@ -104,8 +153,21 @@ class ContactsRepository:
         if not rest:
             return inserted
         await upsert_all(self.collection, [_upsert(s, seen_at) for s in rest])
-        stored = self.collection.find({"_id": {"$in": [s.contact_id for s in rest]}})
-        return inserted | {document["_id"]: Contact.of(document) async for document in stored}
+        found = self.collection.find({"_id": {"$in": [s.contact_id for s in rest]}})
+        stored = [document async for document in found]
+        await self._reword(stored)
+        return inserted | {document["_id"]: Contact.of(document) for document in stored}
+
+    async def _reword(self, documents: list[Document]) -> None:
+        """Store the words of those whose name or username changed (a sighting's empty
+        field keeps the stored one, so only the stored contact tells its words)."""
+        writes = [
+            UpdateOne({"_id": d["_id"]}, {"$set": {"words": found}})
+            for d in documents
+            if d.get("words") != (found := Contact.of(d).words)
+        ]
+        if writes:
+            await self.collection.bulk_write(writes, ordered=False)
 
     async def _insert_new(self, sightings: list[Sighting], seen_at: datetime) -> dict[str, Contact]:
         """Insert contacts believed new; returns those that were (a duplicate key: it was not)."""

@@ -8,12 +8,12 @@ the preview of the newest message however writes interleave.
 
 from __future__ import annotations
 
-import re
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, UpdateMany, UpdateOne
+from pymongo import ASCENDING, DESCENDING, UpdateMany, UpdateOne
 
 from storage.models import (
     PREVIEW_CHARS,
@@ -24,7 +24,16 @@ from storage.models import (
     conversation_id,
 )
 from storage.pages import KEY, Page, PageReader, Position
-from storage.records import Database, maybe, quick, update_returning, upsert_all, utcnow
+from storage.records import (
+    Database,
+    Document,
+    maybe,
+    quick,
+    update_returning,
+    upsert_all,
+    utcnow,
+)
+from storage.search import search_text, text_pattern, word_range, words
 
 NONE = "none"  # the assignee filter for unassigned conversations
 
@@ -35,7 +44,25 @@ def _preview(message: Message) -> dict[str, Any]:
         "direction": message.direction.value,
         "content": message.content[:PREVIEW_CHARS],
         "status": message.status.value,
+        "agent_id": message.agent_id,
     }
+
+
+@dataclass(frozen=True)
+class Latest:
+    """A conversation's contact and newest message: its key and what it shows, which
+    tell a message filter that the conversation has a match there."""
+
+    contact_id: str
+    key: str
+    shown: dict[str, Any]
+
+    @classmethod
+    def of(cls, document: Document) -> Latest:
+        return cls(document["contact_id"], document[KEY], document.get("last_message") or {})
+
+    def matches(self, fields: dict[str, str]) -> bool:
+        return all(self.shown.get(name) == value for name, value in fields.items())
 
 
 @dataclass(frozen=True)
@@ -54,6 +81,7 @@ class Arrival:
 class ConversationsRepository:
     def __init__(self, db: Database, pages: PageReader) -> None:
         self.collection = db["conversations"]
+        self.contacts = db["contacts"]  # whose word index a search looks up
         self.previews = quick(self.collection)  # what messages show: derived, rebuilt by the next
         self.pages = pages
 
@@ -153,10 +181,13 @@ class ConversationsRepository:
         q: str = "",
     ) -> Page[Conversation]:
         """Newest activity first; ``assignee`` is an agent's id or :data:`NONE`; ``q``
-        finds the contact's name, username or provider id, case-insensitively.
+        finds contacts by the starts of the words of their name, username or provider
+        id (storage/search.py).
 
         Each filter alone and assignee with status ride an index; other combinations
-        and ``q`` walk the newest activity first (storage/pages.py)."""
+        and ``q`` walk the newest activity first (storage/pages.py). Where that finds
+        less than a page, a search alone (or in a channel) looks the words up in the
+        contacts' index and their conversations by id, in one aggregation."""
         query: dict[str, Any] = {}
         if assignee is not None:
             query["assignee_id"] = None if assignee == NONE else assignee
@@ -164,18 +195,56 @@ class ConversationsRepository:
             query["status"] = str(status)
         if channel_id is not None:
             query["channel_id"] = channel_id
-        if q:
-            query["search"] = {"$regex": re.escape(q.casefold())}
-        return await self.pages.fetch(self.collection, Conversation.of, query, after, limit)
+        wanted = words(q)
+        if wanted:
+            query["search"] = text_pattern(wanted)
+        lookup = None
+        if wanted and assignee is None and status is None:
+            lookup = functools.partial(self._found_by_words, wanted, channel_id)
+        return await self.pages.fetch(
+            self.collection, Conversation.of, query, after, limit,
+            covered=not wanted,  # the text is checked in every document a window holds
+            lookup=lookup,
+        )  # fmt: skip
 
-    async def activity_of(self, assignee_id: str) -> list[tuple[str, str]]:
-        """The contact of every conversation assigned to the agent, with the key of its
-        newest message, newest first."""
-        found = self.collection.find(
-            {"assignee_id": assignee_id}, projection={"contact_id": 1, KEY: 1}
+    async def _found_by_words(
+        self, wanted: list[str], channel_id: str | None, upper: str | None, limit: int
+    ) -> list[Document]:
+        """The conversations of contacts with ``wanted`` words, newest first, below
+        ``upper``: the contacts' word index selects them, so this reads only those."""
+        contacts: dict[str, Any] = {"words": word_range(wanted)}
+        if channel_id is not None:
+            contacts["channel_id"] = channel_id
+        conversations: dict[str, Any] = {"search": text_pattern(wanted)}
+        if upper is not None:
+            conversations[KEY] = {"$lt": upper}
+        found = await self.contacts.aggregate(
+            [
+                {"$match": contacts},
+                {
+                    "$lookup": {
+                        "from": self.collection.name,
+                        "localField": "conversation_id",
+                        "foreignField": "_id",
+                        "as": "conversation",
+                    }
+                },
+                {"$unwind": "$conversation"},
+                {"$replaceRoot": {"newRoot": "$conversation"}},
+                {"$match": conversations},
+                {"$sort": {KEY: DESCENDING}},
+                {"$limit": limit + 1},
+            ]
         )
-        pairs = [(d["contact_id"], d[KEY]) async for d in found]
-        return sorted(pairs, key=lambda pair: pair[1], reverse=True)
+        return await found.to_list()
+
+    async def activity_of(self, assignee_id: str) -> list[Latest]:
+        """Every conversation assigned to the agent by its newest message, newest first."""
+        found = self.collection.find(
+            {"assignee_id": assignee_id}, projection={"contact_id": 1, KEY: 1, "last_message": 1}
+        )
+        latest = [Latest.of(d) async for d in found]
+        return sorted(latest, key=lambda conversation: conversation.key, reverse=True)
 
     async def waiting(self, limit: int) -> list[Conversation]:
         """Open conversations nobody is assigned, the longest waiting first."""
@@ -226,12 +295,6 @@ class ConversationsRepository:
         return await self.update(conversation_id_, {"unread": 0, "read_at": at})
 
 
-def _searchable(contact: Contact) -> str:
-    """What ``?q=`` looks in, one lowercased field: a regex on one field keeps the
-    embedded server on an index walk, where ``$or`` over three scans the collection."""
-    return "\n".join((contact.name, contact.username, contact.external_id)).casefold()
-
-
 def _arrival(a: Arrival, now: datetime) -> dict[str, Any]:
     """The update stage for :meth:`ConversationsRepository.arrived`. Every value from
     outside is a ``$literal``: a contact named ``$x`` is not a field path.
@@ -264,7 +327,7 @@ def _arrival(a: Arrival, now: datetime) -> dict[str, Any]:
                     "name": a.contact.name,
                 }
             },
-            "search": {"$literal": _searchable(a.contact)},
+            "search": {"$literal": search_text(a.contact.words)},
             "updated_at": now,
             "unread": {"$add": [{"$ifNull": ["$unread", 0]}, a.count]},
             "last_message": {"$cond": [newest, {"$literal": _preview(a.newest)}, "$last_message"]},

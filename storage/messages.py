@@ -245,13 +245,17 @@ class MessagesRepository:
         created_after: datetime | None = None,
         created_before: datetime | None = None,
         one_query: bool = False,
+        by_contacts: bool = False,
         holds_a_page: str | None = None,
+        second: bool = True,
     ) -> Page[Message]:
         """Newest first; each filter narrows the page, and a page is at most two
         queries (one on MongoDB). ``contact_ids``: the messages of those contacts (none:
         an empty page); ``one_query``: look them up with no window first, for a caller
         that spent a round trip finding them; ``holds_a_page``: a key from which on
-        those contacts have a page of messages (their conversations told)."""
+        those contacts have a page of messages (their conversations told);
+        ``second=False``: one query at most (storage/pages.py); ``by_contacts``: with
+        ``one_query``, led by those contacts' index, not the filters'."""
         # An inbound message is always received and sent by nobody: a status or an
         # agent decides the direction, so the query needs at most one of the three.
         implied = Direction.OUT if agent_id is not None else _direction_of(status)
@@ -265,6 +269,8 @@ class MessagesRepository:
         only = None
         if contact_ids is not None and len(contact_ids) == 1:
             query["contact_id"] = contact_ids[0]
+        elif contact_ids is not None and by_contacts:
+            query["contact_id"] = {"$in": sorted(contact_ids)}
         elif contact_ids is not None:  # an agent's: checked by the reader (storage/pages.py)
             only = ("contact_id", frozenset(contact_ids))
         for name, value in (("agent_id", agent_id), ("direction", direction), ("status", status)):
@@ -284,6 +290,7 @@ class MessagesRepository:
             horizon=utcnow() - timedelta(seconds=self.retention_seconds),
             holds_a_page=holds_a_page,
             only=only,
+            second=second,
         )
 
     # -- FAQ auto-replies -----------------------------------------------------------

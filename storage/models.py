@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from storage.records import Document, derived_id
+from storage.search import words
 
 
 def conversation_id(contact_id: str) -> str:
@@ -133,6 +134,11 @@ class Contact:
     @property
     def ref(self) -> ContactRef:
         return ContactRef(self.id, self.external_id, self.name)
+
+    @property
+    def words(self) -> list[str]:
+        """What ``?q=`` finds the contact by (storage/search.py)."""
+        return words(self.name, self.username, self.external_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,8 +28,9 @@ not use the ``_id`` index for ranges at all (measured: 245 ms for the first page
      page is short and its ``next`` goes on below that window: a page never needs a
      third query;
    - or **the lookup**: no window, led by the field the caller names in ``lead`` (a
-     contact, a status), whose index selects that field's matches. They are few, or
-     the window would have held some.
+     contact, a status), whose index selects that field's matches, or the caller's
+     own ``lookup`` query (a search by words, through another collection's index).
+     They are few, or the window would have held some.
 
 A field with many allowed values (an agent's contacts) is checked here, not by the
 server (``only``): see :data:`Only`.
@@ -38,7 +39,7 @@ server (``only``): see :data:`Only`.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -70,6 +71,9 @@ T = TypeVar("T")
 # index's window with it (measured at 50,000 messages: 100 contacts and a status in a
 # window of 500 documents, 218 ms; the status and the window alone, 3 ms).
 Only = tuple[str, frozenset[str]]
+# The caller's lookup: the page's documents below a key (None: from the newest),
+# newest first, at most the limit and one more.
+Lookup = Callable[[str | None, int], Awaitable[list[Document]]]
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,8 @@ class PageReader:
         horizon: datetime | None = None,
         holds_a_page: str | None = None,
         only: Only | None = None,
+        lookup: Lookup | None = None,
+        second: bool = True,
     ) -> Page[T]:
         """One page of ``query`` after ``after``, optionally bounded by creation time,
         each document made a record by ``of``. ``covered``: an index has the query's
@@ -109,7 +115,11 @@ class PageReader:
         lookup, one query; ``horizon``: no document is older (messages expire);
         ``holds_a_page``: a key from which on the query has a page at least (a first
         page's window then starts there); ``only``: a field's allowed values, checked
-        here rather than by the server (see :data:`Only`)."""
+        here rather than by the server (see :data:`Only`); ``lookup``: the lookup to
+        use instead of the lead's, on the embedded server (see :data:`Lookup`);
+        ``second=False``: one query, for a caller that spent a round trip already (a
+        window that holds less than a page then ends a short page, whose ``next``
+        goes on below it)."""
         if only is not None and not self.windowed:  # MongoDB stops at the limit anyway
             query, only = {**query, only[0]: {"$in": sorted(only[1])}}, None
         upper = after.key if after else None
@@ -120,14 +130,15 @@ class PageReader:
         # No document is older than the horizon, and none older than the floor counts.
         oldest = max(millis(horizon), key_millis(floor) if floor else 0) if horizon else None
         anchor = key_millis(upper) if upper else millis(utcnow())
-        alone = f"{collection.name}:{sorted(query.items())!r}:{floor}"
-        hint = f"{alone}:{only[0]} in {len(only[1])}" if only else alone
+        hint = f"{collection.name}:{sorted(query.items())!r}:{floor}"
+        if only:
+            hint += f":{only[0]} in {len(only[1])}"
         everything = self._first_pages.get(collection.name)
         density = after.ms_per_item if after else self._first_pages.get(hint) or everything
         lower = floor
         if self.windowed and window and (density != SPARSE or holds_a_page):
             if holds_a_page is not None:
-                span = self._holding(anchor - key_millis(holds_a_page), query, alone, everything)
+                span = anchor - key_millis(holds_a_page)
             elif density:
                 # What the page should need, if it is as dense as the last one, twice
                 # over; four times for a filter never seen (the unfiltered density).
@@ -137,19 +148,20 @@ class PageReader:
                 span = FIRST_WINDOW_MS
             # A window back past the horizon holds everything: the lookup reads less.
             reach = oldest if oldest is not None else 0
-            if (
-                span is not None
-                and anchor - span > reach
-                and self._affordable(span, everything, covered, limit)
-            ):
+            if anchor - span > reach and self._affordable(span, everything, covered, limit):
                 lower = max(floor or "", key_floor(anchor - span))
-        documents = await self._find(
-            collection, query, None if lower != floor else lead, upper, lower, limit, only
-        )
-        if len(documents) <= limit and lower is not None and lower != floor:
+        if lookup is not None and not self.windowed:
+            lookup = None  # MongoDB reads its matches newest first and stops at the limit
+        if lower != floor:
+            documents = await self._find(collection, query, None, upper, lower, limit, only)
+        elif lookup is not None:
+            documents = await lookup(upper, limit)
+        else:
+            documents = await self._find(collection, query, lead, upper, lower, limit, only)
+        if second and len(documents) <= limit and lower is not None and lower != floor:
             documents, lower = await self._second(
                 collection, query, documents, (anchor, upper, lower, floor, oldest),
-                lead, limit, everything, covered, only,
+                lead, limit, everything, covered, only, lookup,
             )  # fmt: skip
         items = [of(d) for d in documents[:limit]]
         if self.windowed and after is None:
@@ -160,7 +172,7 @@ class PageReader:
         if len(documents) > limit:
             last = documents[limit - 1][KEY]
             return Page(items, Position(last, (anchor - key_millis(last)) / limit))
-        if lower is not None and lower != floor:  # a second window held less than the rest
+        if lower is not None and lower != floor:  # the last window held less than the rest
             return Page(items, Position(lower, (anchor - key_millis(lower)) / max(1, len(items))))
         return Page(items, None)
 
@@ -175,6 +187,7 @@ class PageReader:
         everything: float | None,
         covered: bool,
         only: Only | None,
+        lookup: Lookup | None,
     ) -> tuple[list[Document], str | None]:
         """The page's second query, when the window held less than a page: the next
         window below it, sized from the first's matches, if they tell the filter's
@@ -192,22 +205,9 @@ class PageReader:
                 below = floor if reached else max(floor or "", key_floor(start - span))
                 rest = await self._find(collection, query, None, lower, below, limit - found, only)
                 return documents + rest, below
+        if lookup is not None:
+            return await lookup(upper, limit), floor
         return await self._find(collection, query, lead, upper, floor, limit, only), floor
-
-    def _holding(
-        self, span: int, query: dict[str, Any], alone: str, everything: float | None
-    ) -> int | None:
-        """The window for a query whose ``only`` values have a page in ``span``: that
-        span, widened by how much rarer than everything the query's own filter is; None
-        if the filter alone found less than a page (look it up instead)."""
-        if not query:
-            return span
-        own = self._first_pages.get(alone)
-        if own == SPARSE:
-            return None
-        if own and everything:
-            return int(span * 2 * max(1.0, own / everything))
-        return span * 4
 
     @staticmethod
     def _affordable(span: int, everything: float | None, covered: bool, limit: int) -> bool:
