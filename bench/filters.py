@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import http.client
 import random
 import statistics
 import sys
@@ -27,8 +28,6 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlencode
-
-from pymongo import MongoClient
 
 from bench.harness import Api, database, gateway, machine, summary_ms, workdir
 from gateway.passwords import hash_password
@@ -130,22 +129,34 @@ class Refused(Exception):
     """The gateway answered a page with an error."""
 
 
-def queries(probe: MongoClient) -> int:
-    return int(probe.admin.command("serverStatus")["opcounters"]["query"])
+def queries(port: int) -> int:
+    """The database commands the gateway has sent (its /metrics), of every kind: a
+    search's aggregation is a command, not a query, in the server's own counters."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request("GET", "/metrics")
+        text = connection.getresponse().read().decode()
+    finally:
+        connection.close()
+    return sum(
+        int(float(line.rsplit(" ", 1)[1]))
+        for line in text.splitlines()
+        if line.startswith("gateway_database_commands{")
+    )
 
 
-def measure(api: Api, probe: MongoClient, path: str, rounds: int, auth: float) -> dict:
+def measure(api: Api, path: str, rounds: int, auth: float) -> dict:
     """Warm p50/p99, the cold time, and the queries beyond sign-in: each request's count
     from the server's counters, whose background work (the event log's tail, the
     assigner) adds one now and then; the median of the warm counts is the figure."""
 
     def timed() -> tuple[float, float]:
-        before = queries(probe)
+        before = queries(api.port)
         started = time.perf_counter()
         status, page = api.call("GET", path)
         if status != 200:
             raise Refused(f"{status} {page}")
-        return time.perf_counter() - started, queries(probe) - before - auth
+        return time.perf_counter() - started, queries(api.port) - before - auth
 
     try:
         cold, cold_queries = timed()
@@ -227,24 +238,23 @@ def run(count: int, rounds: int) -> dict[str, dict[str, dict]]:
                 "day_ago": (now - timedelta(days=1)).isoformat(),
                 "weeks_ago": (now - timedelta(days=21)).isoformat(),
             }
-            with MongoClient(uri) as probe:
-                counts = []
-                for _ in range(20):  # the sign-in check is all /me/ reads
-                    before = queries(probe)
-                    api.call("GET", "/api/v1/agents/me/")
-                    counts.append(queries(probe) - before)
-                auth = statistics.median(counts)
-                results: dict[str, dict[str, dict]] = {}
-                for path, filters in (
-                    ("/api/v1/messages/", MESSAGE_FILTERS),
-                    ("/api/v1/conversations/", CONVERSATION_FILTERS),
-                ):
-                    results[path] = {}
-                    for name, query in filters.items():
-                        filled = {k: v.format(**values) for k, v in query.items()}
-                        url = f"{path}?{urlencode({**filled, 'page_size': 20})}"
-                        results[path][name] = figures = measure(api, probe, url, rounds, auth)
-                        print(f"  {path} {name}: {figures}", flush=True)
+            counts = []
+            for _ in range(20):  # the sign-in check is all /me/ reads
+                before = queries(api.port)
+                api.call("GET", "/api/v1/agents/me/")
+                counts.append(queries(api.port) - before)
+            auth = statistics.median(counts)
+            results: dict[str, dict[str, dict]] = {}
+            for path, filters in (
+                ("/api/v1/messages/", MESSAGE_FILTERS),
+                ("/api/v1/conversations/", CONVERSATION_FILTERS),
+            ):
+                results[path] = {}
+                for name, query in filters.items():
+                    filled = {k: v.format(**values) for k, v in query.items()}
+                    url = f"{path}?{urlencode({**filled, 'page_size': 20})}"
+                    results[path][name] = figures = measure(api, url, rounds, auth)
+                    print(f"  {path} {name}: {figures}", flush=True)
     return results
 
 
