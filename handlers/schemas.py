@@ -274,8 +274,15 @@ class ConversationQuery(PageQuery):
     status = fields.String(validate=validate.OneOf(CONVERSATION_STATUSES))
     channel_id = fields.String()
     q = fields.String(
-        validate=validate.Length(min=1, max=100),
-        metadata={"description": "In the contact's name or username"},
+        validate=[
+            validate.Length(min=1, max=100),
+            validate.Regexp(r".*\w", error="q needs a letter or a digit"),
+        ],
+        metadata={
+            "description": "Contacts with, for each word of q, a word of their name, "
+            "username or provider id that starts with it, in any case: `ana 55` finds "
+            "Ana at +5511…"
+        },
     )
 
 

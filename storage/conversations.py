@@ -23,7 +23,7 @@ from storage.models import (
     Message,
     conversation_id,
 )
-from storage.pages import KEY, Page, PageReader, Position
+from storage.pages import KEY, ONE_REPLY, Page, PageReader, Position
 from storage.records import (
     Database,
     Document,
@@ -242,7 +242,7 @@ class ConversationsRepository:
         """Every conversation assigned to the agent by its newest message, newest first."""
         found = self.collection.find(
             {"assignee_id": assignee_id}, projection={"contact_id": 1, KEY: 1, "last_message": 1}
-        )
+        ).batch_size(ONE_REPLY)  # one round trip, not the server's 101 and then the rest
         latest = [Latest.of(d) async for d in found]
         return sorted(latest, key=lambda conversation: conversation.key, reverse=True)
 
