@@ -285,6 +285,10 @@ def main() -> int:
     results = run(args.messages, args.rounds)
     ok = True
     for path, figures in results.items():
+        if "error" in figures["none"]:  # nothing to compare with
+            print(f"\n{path}: the unfiltered page failed: {figures['none']['error']}")
+            ok = False
+            continue
         base = figures["none"]["p50_ms"]
         print(f"\n{path} page 1 (20 items), warm p50 / p99 / cold, queries beyond sign-in")
         print("  (the median of the warm requests' counts; the cold one's may include background)")
