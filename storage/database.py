@@ -226,6 +226,10 @@ class Storage:
             await self.events.ensure_indexes(
                 event_retention_seconds, server_expires=self.server_expires
             )
+            if self.pages.windowed:  # where the page windows start (storage/newest.py)
+                await self.pages.newest.track(self.messages.collection, stable=True)
+                await self.pages.newest.track(self.contacts.collection, stable=True)
+                await self.pages.newest.track(self.conversations.collection, stable=False)
 
     @property
     def server_expires(self) -> bool:
@@ -287,6 +291,7 @@ class Storage:
             log.warning("embedded database restarted (pid %s)", server.pid)
 
     async def close(self) -> None:
+        await self.pages.newest.flush()  # where the next start's page windows begin
         await self.client.close()
         if self.embedded is not None:
             if self.data_dir is not None:

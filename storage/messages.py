@@ -198,6 +198,8 @@ class MessagesRepository:
             for error in exc.details.get("writeErrors", []):
                 duplicate = error["code"] == 11000
                 created[error["index"]] = False if duplicate else Refused(error.get("errmsg", ""))
+        stored = [d[KEY] for d, new in zip(documents, created, strict=True) if new is True]
+        await self.pages.newest.wrote(self.collection.name, stored)
         return created
 
     async def insert_outbound(
@@ -215,18 +217,19 @@ class MessagesRepository:
         message comes back with ``created=False``.
         """
         document = outbound_document(contact=contact, content=content, agent=agent, extra=extra)
-        if idempotency_key is None:
-            await self.collection.insert_one(document)
-            return Message.of(document), True
-        document["idempotency_key"] = idempotency_key
+        if idempotency_key is not None:
+            document["idempotency_key"] = idempotency_key
         try:
             await self.collection.insert_one(document)
         except DuplicateKeyError:
+            if idempotency_key is None:
+                raise
             unique = {"agent_id": document["agent_id"], "idempotency_key": idempotency_key}
             stored = await self.collection.find_one(unique)
             if stored is None:  # expired between the two calls; nothing left to match
                 raise
             return Message.of(stored), False
+        await self.pages.newest.wrote(self.collection.name, [document[KEY]])
         return Message.of(document), True
 
     async def get(self, message_id: str) -> Message | None:

@@ -12,14 +12,16 @@ the query's, or else the first field, in order, that leads an index), and it doe
 not use the ``_id`` index for ranges at all (measured: 245 ms for the first page of
 10k messages). So on it a page is at most two queries, each of which reads little:
 
-1. **the window**: ``list_key`` bounded to a time span sized from the density the
-   previous page showed (carried in the cursor), or that the same first page showed
-   last time, or the collection's unfiltered first page, or a first guess; or from
-   a key the caller knows a page lies after (``holds_a_page``: an agent's newest
-   conversations tell it). Where a compound index ``covers`` the query, it reads the
-   window's matches only; else every document in the window, so a window that would
-   hold many times a page is not tried, nor one reaching back past the ``horizon``
-   (messages expire), which holds everything.
+1. **the window**: ``list_key`` bounded to a time span back from the cursor, or from
+   the newest key (storage/newest.py: the writers say where it is), sized from the
+   density the previous page showed (carried in the cursor), or that the same first
+   page showed last time, or the collection's unfiltered first page, or its newest
+   keys; or from a key the caller knows a page lies after (``holds_a_page``: an
+   agent's newest conversations tell it; for an unfiltered page, the newest keys
+   do). Where a compound index ``covers`` the query, it reads the window's matches
+   only; else every document in the window, so a window that would hold many times
+   a page is not tried, nor one reaching back past the ``horizon`` (messages
+   expire), which holds everything.
 2. if the window held less than a page, either
    - **the next window** below it, sized from the matches the first held, when they
      were enough to tell the filter's density and the lookup would read many (a
@@ -46,9 +48,10 @@ from typing import Any, Generic, TypeVar
 
 from pymongo import DESCENDING
 
+from storage.newest import NewestKeys
+from storage.records import KEY as KEY  # the listed collections import it from here
 from storage.records import Collection, Document, key_floor, key_millis, millis, utcnow
 
-KEY = "list_key"
 FIRST_WINDOW_MS = 3_600_000
 SPARSE = float("inf")  # a first page that found less than a page: no window next time
 MAX_WINDOW_READ = 40  # pages' worth of documents an uncovered window may read
@@ -87,6 +90,7 @@ class PageReader:
 
     def __init__(self) -> None:
         self.windowed = False
+        self.newest = NewestKeys()  # tracked by Storage on the embedded server only
         self._first_pages: OrderedDict[str, float] = OrderedDict()
 
     async def fetch(
@@ -130,10 +134,17 @@ class PageReader:
         # No document is older than the horizon, and none older than the floor counts.
         oldest = max(millis(horizon), key_millis(floor) if floor else 0) if horizon else None
         anchor = key_millis(upper) if upper else millis(utcnow())
-        hint = f"{collection.name}:{sorted(query.items())!r}:{floor}"
+        name, newest = collection.name, self.newest
+        known = [k for k in newest.of(name) if upper is None or k < upper] if not after else []
+        if known:  # measured from now, a window misses a collection quiet for longer
+            anchor = min(anchor, key_millis(known[-1]))
+        unfiltered = not query and only is None and lookup is None
+        if holds_a_page is None and unfiltered and newest.stable(name) and len(known) > limit:
+            holds_a_page = known[-(limit + 1)]
+        hint = f"{name}:{sorted(query.items())!r}:{floor}"
         if only:
             hint += f":{only[0]} in {len(only[1])}"
-        everything = self._first_pages.get(collection.name)
+        everything = self._first_pages.get(name) or self._spread(name)
         density = after.ms_per_item if after else self._first_pages.get(hint) or everything
         lower = floor
         if self.windowed and window and (density != SPARSE or holds_a_page):
@@ -168,7 +179,9 @@ class PageReader:
             found = _density(anchor, documents, limit)
             self._remember(hint, found)
             if not query and floor is None:
-                self._remember(collection.name, found)
+                self._remember(name, found)
+            if unfiltered and upper is None and floor is None:  # the newest, maybe another's
+                newest.learn(name, [d[KEY] for d in documents])
         if len(documents) > limit:
             last = documents[limit - 1][KEY]
             return Page(items, Position(last, (anchor - key_millis(last)) / limit))
@@ -208,6 +221,13 @@ class PageReader:
         if lookup is not None:
             return await lookup(upper, limit), floor
         return await self._find(collection, query, lead, upper, floor, limit, only), floor
+
+    def _spread(self, name: str) -> float | None:
+        """Milliseconds per document among the newest known, until a page tells."""
+        keys = self.newest.of(name)
+        if not self.newest.stable(name) or len(keys) < 2:
+            return None
+        return max((key_millis(keys[-1]) - key_millis(keys[0])) / (len(keys) - 1), 1.0)
 
     @staticmethod
     def _affordable(span: int, everything: float | None, covered: bool, limit: int) -> bool:

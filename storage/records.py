@@ -23,6 +23,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 # Namespace for ids derived from provider identifiers (contacts: channel + external id).
+KEY = "list_key"  # every listed collection's time-ordered key (storage/pages.py)
 ID_NAMESPACE = uuid.UUID("6f1c2a53-8d0e-4c1b-9a57-2b9e5f0c7d41")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)

@@ -77,6 +77,7 @@ async def fresh_storage(uri: str, **client_options: Any) -> AsyncIterator[Storag
     try:
         yield store
     finally:
+        await store.pages.newest.flush()  # else closing would write into the dropped database
         await store.client.drop_database(store.db.name)
         await store.close()
 

@@ -12,7 +12,7 @@ from pymongo import monitoring
 from storage.database import Storage
 from storage.pages import KEY, PageReader
 from storage.records import key_floor, key_millis, millis, new_id, utcnow
-from testkit.helpers import CommandCounter
+from testkit.helpers import CommandCounter, received, seen
 
 
 def test_ids_are_uuid7_and_sort_by_creation_time() -> None:
@@ -101,14 +101,15 @@ async def test_time_bounds_are_exact(storage: Storage, sparse: list[str], window
 
 
 class Finds(CommandCounter):
-    """Also the filter of every find."""
+    """Also the filter of every find on the messages."""
 
     def __init__(self) -> None:
         super().__init__()
         self.filters: list[dict] = []
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name == "find":
+        super().started(event)
+        if event.command_name == "find" and event.command["find"] == "messages":
             self.filters.append(event.command["filter"])
 
 
@@ -151,3 +152,113 @@ async def test_a_common_filter_seen_first_reads_two_windows_not_all_its_matches(
             break
         after = page.next
     assert seen == expected  # each once, in order, through to the last
+
+
+# -- where the newest documents are (storage/newest.py) ---------------------------
+
+
+async def _quiet_for_two_hours(storage: Storage, count: int = 300) -> list[dict]:
+    """``count`` messages a second apart, the newest two hours old: longer ago than a
+    first window reaches back from now; every fifth one read."""
+    start = utcnow() - timedelta(hours=2)
+    documents = []
+    for i in range(count):
+        key = new_id(start - timedelta(seconds=i))
+        documents.append({"_id": key, KEY: key, "status": "sent" if i % 5 else "read"})
+    await storage.messages.collection.insert_many(documents)
+    return documents
+
+
+async def _tracking(storage: Storage) -> PageReader:
+    reader = PageReader()
+    reader.windowed = True
+    await reader.newest.track(storage.messages.collection, stable=True)
+    return reader
+
+
+def _newest(documents: list[dict], **query: str) -> list[str]:
+    matches = (d["_id"] for d in documents if all(d[k] == v for k, v in query.items()))
+    return sorted(matches, reverse=True)
+
+
+async def _first_page(reader: PageReader, storage: Storage, finds: Finds, **query: str) -> list:
+    finds.filters.clear()
+    horizon = utcnow() - timedelta(days=30)
+    lead = "status" if query else None
+    page = await reader.fetch(
+        storage.messages.collection, _id, query, None, 20, lead=lead, horizon=horizon
+    )
+    assert all("$gte" in f.get(KEY, {}) for f in finds.filters), finds.filters  # windows only
+    return page.items
+
+
+async def test_a_first_page_of_a_quiet_collection_reads_a_window_at_its_newest_key(
+    counted_storage: Storage, commands: Finds
+) -> None:
+    # Its first window, measured back from now, held nothing, and the page then read
+    # every message (at 200,000 of them: a 503, and the requests behind it too).
+    storage, finds = counted_storage, commands
+    documents = await _quiet_for_two_hours(storage)
+    await storage.db["newest_keys"].delete_many({})  # a database from before the marker
+    reader = await _tracking(storage)  # finds the newest keys once
+
+    assert await _first_page(reader, storage, finds) == _newest(documents)[:20]
+    assert len(finds.filters) == 1  # the newest keys say where a page lies
+    assert (
+        await _first_page(reader, storage, finds, status="read")
+        == _newest(documents, status="read")[:20]
+    )
+    assert len(finds.filters) <= 2
+
+
+async def test_a_restarted_reader_knows_the_newest_keys_without_looking_for_them(
+    counted_storage: Storage, commands: Finds
+) -> None:
+    storage, finds = counted_storage, commands
+    writer = await _tracking(storage)
+    documents = await _quiet_for_two_hours(storage)
+    await writer.newest.wrote("messages", [d[KEY] for d in documents])
+    await writer.newest.flush()  # the gateway stopped
+
+    finds.commands.clear()
+    restarted = await _tracking(storage)
+    assert finds.count("find", "messages") == 0  # the saved marker, one small document
+    assert await _first_page(restarted, storage, finds) == _newest(documents)[:20]
+    assert len(finds.filters) == 1
+
+
+async def test_newest_keys_that_are_wrong_still_give_every_message_once(storage: Storage) -> None:
+    # Another gateway wrote newer messages this one was never told of, and the newest
+    # it knows were deleted since: the keys are a hint, the pages stay exact.
+    reader = await _tracking(storage)
+    documents = await _quiet_for_two_hours(storage)
+    await reader.newest.wrote("messages", [d[KEY] for d in documents])
+    known = _newest(documents)
+    await storage.messages.collection.delete_many({"_id": {"$in": known[:30]}})
+    others = [{"_id": k, KEY: k, "status": "sent"} for k in (new_id() for _ in range(7))]
+    await storage.messages.collection.insert_many(others)
+    alive = [d for d in documents if d["_id"] not in known[:30]] + others
+
+    seen, after = [], None
+    while True:
+        page = await reader.fetch(storage.messages.collection, _id, {}, after, 20)
+        seen += page.items
+        if page.next is None:
+            break
+        after = page.next
+    assert seen == _newest(alive)
+
+
+async def test_the_writers_tell_where_the_newest_message_is(
+    storage: Storage, uses_embedded: bool
+) -> None:
+    if not uses_embedded:
+        pytest.skip("MongoDB stops at the limit: no page windows, nothing to tell")
+    channel = await storage.channels.upsert("mock", "mock", "webhook", {})
+    contact = await seen(storage, channel.id, "7", name="Zé")
+    inbound, _ = await received(storage, contact, "m1", "olá")
+    outbound, _ = await storage.messages.insert_outbound(contact=contact, content="oi", agent=None)
+    newest = storage.pages.newest
+    assert newest.of("messages")[-2:] == [inbound, outbound.id]
+    stored = await storage.contacts.collection.find_one({"_id": contact.id})
+    assert newest.of("contacts")[-1] == stored[KEY]
