@@ -44,12 +44,15 @@ class EventHub:
         self.settle_ms = settle_ms
         self.poll_seconds = poll_seconds
         self.cursor: str | None = None
+        self._written: str | None = None  # the newest entry this process wrote
         self._wake = asyncio.Event()
         self._pending = False  # a read is scheduled for when the latest write settles
         self._subscribers: set[Subscriber] = set()
 
-    def nudge(self) -> None:
-        """Something was written here: read the log now, or once it has settled."""
+    def nudge(self, newest: str) -> None:
+        """``newest`` and what came before it was written here: read the log now, or
+        once it has settled."""
+        self._written = max(self._written or newest, newest)
         if not self.settle_ms:
             self._wake.set()
         elif not self._pending:  # one read per settle period, however many writes
@@ -63,6 +66,15 @@ class EventHub:
     def horizon(self) -> str:
         """The newest id that may be streamed now (see the module's docstring)."""
         return key_floor(millis(utcnow()) - self.settle_ms + 1)
+
+    def end(self) -> str:
+        """Where a stream that starts now begins: the newest entry the hub handed out
+        or this process wrote. Finding the newest in the log would read it all on the
+        embedded server (a second per 50,000 entries, measured); another gateway's
+        entry not yet read may still come first, as it would a moment later."""
+        if self.cursor is None:
+            self.cursor = key_floor(millis(utcnow()) - self.settle_ms)
+        return max(self.cursor, self._written or self.cursor)
 
     def subscribe(self, wants: Callable[[Event], bool]) -> Subscriber:
         subscriber = Subscriber(wants)
@@ -80,10 +92,9 @@ class EventHub:
 
     async def run(self) -> None:
         """Tail the log until cancelled (a supervised worker)."""
+        self.end()
         while True:
             try:
-                if self.cursor is None:
-                    self.cursor = await self.events.newest_key() or key_floor(0)
                 await self.read()
             except Exception as exc:
                 if not is_unavailable(exc):
@@ -133,7 +144,7 @@ class EventLog:
         while self._pending:  # one write at a time: ids are made inside, in order
             batch, self._pending = self._pending, []
             try:
-                await self.events.append([e for entries, _ in batch for e in entries])
+                written = await self.events.append([e for entries, _ in batch for e in entries])
             except Exception as exc:
                 for _, done in batch:
                     if not done.done():
@@ -142,4 +153,4 @@ class EventLog:
             for _, done in batch:
                 if not done.done():
                     done.set_result(None)
-            self.hub.nudge()
+            self.hub.nudge(written[-1].id)

@@ -123,12 +123,12 @@ class EventsHandler(BaseHandler):
         """What was missed since ``last``; returns the id it ended at. Without one the
         stream starts at the log's end: what came before is in the lists."""
         if not last:
-            return await self.services.storage.events.newest_key()
+            return self.services.events.end()
         horizon = self.services.storage.events.horizon()
         if not _EVENT_ID.fullmatch(last) or key_millis(last) < millis(horizon):
             reason = {"reason": "the events after this id are no longer kept; reload"}
             self.write(f"event: reset\ndata: {json.dumps(reason)}\n\n")
-            return await self.services.storage.events.newest_key()
+            return self.services.events.end()
         events, hub = self.services.storage.events, self.services.events
         while True:  # up to the hub's horizon: the hub streams what comes after
             batch = await events.after(last, READ_BATCH, before=hub.horizon())

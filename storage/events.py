@@ -95,10 +95,6 @@ class EventsRepository:
         found = self.collection.find({KEY: bounds}).sort(KEY, ASCENDING).limit(limit)
         return [Event.of(d) async for d in found]
 
-    async def newest_key(self) -> str | None:
-        found = await self.collection.find({}, projection={KEY: 1}).sort(KEY, -1).limit(1).to_list()
-        return found[0][KEY] if found else None
-
     async def expire(self) -> int:
         cutoff = utcnow() - timedelta(seconds=self.retention_seconds)
         return (await self.collection.delete_many({"created_at": {"$lt": cutoff}})).deleted_count
