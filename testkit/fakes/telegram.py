@@ -42,6 +42,7 @@ class FakeBotAPI:
     token: str = TOKEN
     updates: list[dict[str, Any]] = field(default_factory=list)
     sent: list[Sent] = field(default_factory=list)
+    refused: list[Sent] = field(default_factory=list)  # sends the script answered with an error
     send_script: list[Answer] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
     webhook: dict[str, Any] = field(default_factory=dict)
@@ -159,6 +160,7 @@ class FakeBotAPI:
                 "chat": {"id": chat_id, "type": "private"},
                 "text": params["text"],
             }
+        self.refused.append(Sent(int(params["chat_id"]), params["text"], time.monotonic()))
         if isinstance(answer, Drop):
             raise _Drop()
         if answer.retry_after is not None:
