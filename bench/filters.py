@@ -1,12 +1,13 @@
 """Each filter of the message and conversation lists, page 1, at 200,000 messages.
 
-    python -m bench.filters [--messages N] [--rounds R]
+    python -m bench.filters [--messages N] [--rounds R] [--quiet-hours H]
 
 Starts the embedded database on disk (or uses MONGODB_URI, and the traffic an
 earlier run left there if any), seeds five agents and a month of traffic through
 the repositories' own document shapes (2,000 contacts in two channels, 70 %
 inbound, 30 % sent by the agents: read, delivered, sent, and exactly five failed;
-one contact who wrote three times three weeks ago), then
+one contact who wrote three times three weeks ago; the newest message H hours old,
+a quiet night, 0 by default), then
 starts a real `bot-gateway serve`, whose assigner shares the conversations among
 the agents; 1 % are then resolved.
 
@@ -40,6 +41,7 @@ from storage.conversations import Arrival
 from storage.database import Storage
 from storage.messages import inbound_document, outbound_document
 from storage.models import Message, Status
+from storage.pages import KEY
 from storage.records import utcnow
 
 DATABASE = "bench_filters"
@@ -52,8 +54,9 @@ FAILED = 5
 PASSWORD = "bench password"
 
 
-async def seed(uri: str, count: int) -> dict[str, str]:
-    """The agents and the month of traffic; returns the ids the filters name."""
+async def seed(uri: str, count: int, quiet_hours: float) -> dict[str, str]:
+    """The agents and the month of traffic, ending ``quiet_hours`` ago; returns the
+    ids the filters name."""
     storage = Storage.connect(uri, DATABASE)
     await storage.ensure_indexes(30 * 86400)
     password = await hash_password(PASSWORD)
@@ -69,7 +72,7 @@ async def seed(uri: str, count: int) -> dict[str, str]:
     contacts = list((await storage.contacts.record_seen_many(sightings)).values())
     quiet = next(c for c in contacts if c.external_id == "whatsapp:+5511999")
     busy = [c for c in contacts if c is not quiet]
-    now, span_ms = utcnow(), 29 * 86_400_000
+    now, span_ms = utcnow() - timedelta(hours=quiet_hours), 29 * 86_400_000
     failed_at = set(random.sample(range(count), FAILED))
     newest: dict[str, Message] = {}
     received: Counter[str] = Counter()
@@ -95,7 +98,7 @@ async def seed(uri: str, count: int) -> dict[str, str]:
             newest.setdefault(contact.id, Message.of(document))
         batch.append(document)
         if len(batch) == 5000:
-            await storage.messages.collection.insert_many(batch)
+            await _insert(storage, batch)
             batch.clear()
     for n in range(3):
         document = inbound_document(
@@ -108,7 +111,7 @@ async def seed(uri: str, count: int) -> dict[str, str]:
         batch.append(document)
         received[quiet.id] += 1
         newest.setdefault(quiet.id, Message.of(document))
-    await storage.messages.collection.insert_many(batch)
+    await _insert(storage, batch)
     by_id = {c.id: c for c in contacts}
     channels = {support.id: support, sales.id: sales}
     arrivals = [
@@ -119,6 +122,13 @@ async def seed(uri: str, count: int) -> dict[str, str]:
         await storage.conversations.arrived(arrivals[start : start + 500])
     await storage.close()
     return {"quiet": quiet.id, "sales": sales.id}
+
+
+async def _insert(storage: Storage, documents: list[dict]) -> None:
+    """Messages stored in bulk, and told to the page reader as the writers tell it
+    (storage/newest.py): the gateway then knows where the newest are."""
+    await storage.messages.collection.insert_many(documents)
+    await storage.pages.newest.wrote("messages", [d[KEY] for d in documents])
 
 
 async def resolve_some(uri: str) -> None:
@@ -223,13 +233,13 @@ def seeded(uri: str) -> dict[str, str] | None:
         return {"quiet": quiet["_id"], "sales": sales["_id"]}
 
 
-def run(count: int, rounds: int) -> dict[str, dict[str, dict]]:
+def run(count: int, rounds: int, quiet_hours: float) -> dict[str, dict[str, dict]]:
     with workdir() as tmp, database(Path(tmp)) as (uri, label, _):
         print(f"{label}, {count:,} messages, {machine()}")
         started = time.perf_counter()
         ids = seeded(uri) if os.environ.get("MONGODB_URI") else None
         if ids is None:
-            ids = asyncio.run(seed(uri, count))
+            ids = asyncio.run(seed(uri, count, quiet_hours))
             print(f"seeded in {time.perf_counter() - started:.0f} s", flush=True)
         else:
             print("the traffic an earlier run left at MONGODB_URI, as it is", flush=True)
@@ -281,8 +291,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=50)
+    parser.add_argument(
+        "--quiet-hours", type=float, default=0.0, help="how long ago the newest message came"
+    )
     args = parser.parse_args()
-    results = run(args.messages, args.rounds)
+    results = run(args.messages, args.rounds, args.quiet_hours)
     ok = True
     for path, figures in results.items():
         if "error" in figures["none"]:  # nothing to compare with
