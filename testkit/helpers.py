@@ -124,11 +124,14 @@ class CommandCounter(monitoring.CommandListener):
     def __init__(self) -> None:
         self.commands: list[tuple[str, str]] = []
         self.hinted: list[tuple[str, str]] = []  # commands naming an index to use
+        self.finds: list[dict[str, Any]] = []  # each find command, whole
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         target = event.command.get(event.command_name)
         command = (event.command_name, target if isinstance(target, str) else "")
         self.commands.append(command)
+        if event.command_name == "find":
+            self.finds.append(dict(event.command))
         statements = [event.command, *event.command.get("updates", ())]
         if any("hint" in statement for statement in statements):
             self.hinted.append(command)

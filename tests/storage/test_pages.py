@@ -7,7 +7,6 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from pymongo import monitoring
 
 from storage.database import Storage
 from storage.pages import KEY, PageReader
@@ -101,16 +100,13 @@ async def test_time_bounds_are_exact(storage: Storage, sparse: list[str], window
 
 
 class Finds(CommandCounter):
-    """Also the filter of every find on the messages."""
+    @property
+    def filters(self) -> list[dict]:
+        """The filter of every find on the messages since ``clear``."""
+        return [f["filter"] for f in self.finds if f["find"] == "messages"]
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.filters: list[dict] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        super().started(event)
-        if event.command_name == "find" and event.command["find"] == "messages":
-            self.filters.append(event.command["filter"])
+    def clear(self) -> None:
+        self.finds.clear()
 
 
 @pytest.fixture
@@ -140,7 +136,7 @@ async def test_a_common_filter_seen_first_reads_two_windows_not_all_its_matches(
     seen, after, pages = [], None, 0
     read = {"status": "read"}
     while True:
-        finds.filters.clear()
+        finds.clear()
         page = await reader.fetch(collection, _id, read, after, 5, lead="status", horizon=horizon)
         assert len(finds.filters) <= 2
         if pages == 0:
@@ -182,7 +178,7 @@ def _newest(documents: list[dict], **query: str) -> list[str]:
 
 
 async def _first_page(reader: PageReader, storage: Storage, finds: Finds, **query: str) -> list:
-    finds.filters.clear()
+    finds.clear()
     horizon = utcnow() - timedelta(days=30)
     lead = "status" if query else None
     page = await reader.fetch(
