@@ -113,11 +113,11 @@ class Conversations:
         conversations = self.storage.conversations
         contact_ids: list[str] | None = None
         holds_a_page: str | None = None
-        one_query = conversation_id is not None
         first_page = after is None and created_before is None
         by_contacts = False
         if conversation_id is None and assignee_id is not None and contact_id is not None:
             conversation_id = storage_conversation_id(contact_id)  # that one, if theirs
+        one_query = conversation_id is not None
         if conversation_id is not None:
             found = await conversations.get(conversation_id)
             mine = found is not None and assignee_id in (None, found.assignee_id)

@@ -219,3 +219,20 @@ async def test_an_agents_quiet_conversations_amid_busy_ones_are_two_round_trips(
         ids, more, trips = await _page_one(world["api"], commands, "/api/v1/messages/", query)
         assert (ids, more) == (wanted[:PAGE], len(wanted) > PAGE), query
         assert trips <= 2, (query, commands.commands)
+
+
+async def test_one_contact_of_an_agents_is_looked_up_not_windowed(
+    world: dict[str, Any], commands: CommandCounter
+) -> None:
+    # Their conversation is read first, so the page has one query left: a window that
+    # held less than a page would end it short with a `next`, though nothing follows.
+    api = world["api"]
+    await _everything(api, "/api/v1/messages/")  # the reader now knows the traffic's density
+    query = {"contact_id": world["contacts"]["busy"], "assignee_id": world["ana"]}
+    commands.finds.clear()
+    ids, more, trips = await _page_one(
+        api, commands, "/api/v1/messages/", {**query, "status": "failed"}
+    )
+    assert (len(ids), more, trips) == (1, False, 2)
+    (find,) = [f for f in commands.finds if f["find"] == "messages"]
+    assert "$gte" not in str(find["filter"].get("list_key", {})), find
