@@ -58,6 +58,12 @@ async def exited(process: subprocess.Popen[bytes], within: float) -> int:
     return process.returncode
 
 
+def tail(log: Path, lines: int = 40) -> str:
+    """The end of a process's log, for the message of an assertion about it."""
+    text = log.read_text(errors="replace") if log.exists() else "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
 def http_status(url: str) -> int:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - local URL

@@ -9,7 +9,7 @@ from pathlib import Path
 from channels.telegram import SECRET_HEADER
 from testkit.fakes.telegram import TOKEN, FakeBotAPI, make_update
 from testkit.helpers import Client, async_wait_until, free_port, sign_in, sign_up
-from testkit.processes import STARTUP_SECONDS, exited, launch
+from testkit.processes import STARTUP_SECONDS, exited, launch, tail
 
 HOOK_SECRET = "hook-secret"
 
@@ -99,4 +99,5 @@ async def test_killed_with_messages_queued_then_restarted_delivers_each_once(
         assert telegram_api.sent_to(42) == texts  # each exactly once, in order
     finally:
         restarted.send_signal(signal.SIGTERM)
-        assert await exited(restarted, 15) == 0
+        code = await exited(restarted, 15)
+        assert code == 0, tail(tmp_path / "gateway.log")

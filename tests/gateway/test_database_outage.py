@@ -18,7 +18,7 @@ from tornado.httpclient import HTTPClientError
 from gateway.config import StorageConfig
 from storage.database import Storage
 from testkit.helpers import Client, async_wait_until, free_port
-from testkit.processes import children, exited, launch, until_ready
+from testkit.processes import children, exited, launch, tail, until_ready
 
 SECRET = "mock-secret-for-the-outage"
 HUNG_SECONDS = 4.0
@@ -88,7 +88,8 @@ async def test_a_hung_then_killed_database_gives_quick_503s_and_is_restarted(
         assert restarted != database
     finally:
         gateway.send_signal(signal.SIGTERM)
-        assert await exited(gateway, 20) == 0
+        code = await exited(gateway, 20)
+        assert code == 0, tail(tmp_path / "gateway.log")
 
     statuses = {status for _, status, _, _ in answers}
     assert statuses <= {200, 503}, f"answers other than 200 and 503: {statuses}"
