@@ -128,7 +128,7 @@ async def _insert(storage: Storage, documents: list[dict]) -> None:
     """Messages stored in bulk, and told to the page reader as the writers tell it
     (storage/newest.py): the gateway then knows where the newest are."""
     await storage.messages.collection.insert_many(documents)
-    await storage.pages.newest.wrote("messages", [d[KEY] for d in documents])
+    storage.pages.newest.wrote("messages", [d[KEY] for d in documents])
 
 
 async def resolve_some(uri: str) -> None:

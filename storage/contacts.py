@@ -156,7 +156,7 @@ class ContactsRepository:
         found = self.collection.find({"_id": {"$in": [s.contact_id for s in rest]}})
         stored = [document async for document in found]
         await self._reword(stored)
-        await self.pages.newest.wrote(self.collection.name, [d[KEY] for d in stored])
+        self.pages.newest.wrote(self.collection.name, [d[KEY] for d in stored])
         return inserted | {document["_id"]: Contact.of(document) for document in stored}
 
     async def _reword(self, documents: list[Document]) -> None:
@@ -181,7 +181,7 @@ class ContactsRepository:
         except BulkWriteError as exc:
             failed = duplicates(exc)
         stored = [d for n, d in enumerate(documents) if n not in failed]
-        await self.pages.newest.wrote(self.collection.name, [d[KEY] for d in stored])
+        self.pages.newest.wrote(self.collection.name, [d[KEY] for d in stored])
         return {d["_id"]: Contact.of(d) for d in stored}
 
     async def get(self, contact_id_: str) -> Contact | None:

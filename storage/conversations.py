@@ -121,7 +121,7 @@ class ConversationsRepository:
             for cid, a in zip(ids, arrivals, strict=True)
         ]
         await upsert_all(self.previews, writes)  # two gateways may create one at once
-        await self.pages.newest.wrote(self.collection.name, [a.newest.id for a in arrivals])
+        self.pages.newest.wrote(self.collection.name, [a.newest.id for a in arrivals])
         return await self.get_many(ids)
 
     async def sent(self, messages: list[Message]) -> dict[str, str | None]:
@@ -144,7 +144,7 @@ class ConversationsRepository:
         if not writes:
             return {}
         await self.previews.bulk_write(writes, ordered=True)
-        await self.pages.newest.wrote(self.collection.name, [m.id for m in messages])
+        self.pages.newest.wrote(self.collection.name, [m.id for m in messages])
         return await self.assignees([m.conversation_id for m in messages])
 
     async def assignees(self, ids: list[str]) -> dict[str, str | None]:

@@ -199,7 +199,7 @@ class MessagesRepository:
                 duplicate = error["code"] == 11000
                 created[error["index"]] = False if duplicate else Refused(error.get("errmsg", ""))
         stored = [d[KEY] for d, new in zip(documents, created, strict=True) if new is True]
-        await self.pages.newest.wrote(self.collection.name, stored)
+        self.pages.newest.wrote(self.collection.name, stored)
         return created
 
     async def insert_outbound(
@@ -229,7 +229,7 @@ class MessagesRepository:
             if stored is None:  # expired between the two calls; nothing left to match
                 raise
             return Message.of(stored), False
-        await self.pages.newest.wrote(self.collection.name, [document[KEY]])
+        self.pages.newest.wrote(self.collection.name, [document[KEY]])
         return Message.of(document), True
 
     async def get(self, message_id: str) -> Message | None:

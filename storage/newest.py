@@ -19,6 +19,7 @@ holds too little gets the page's second query as before.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterable
@@ -42,7 +43,8 @@ class NewestKeys:
         # message, so its older keys name nothing and only the newest one counts.
         self._stable: dict[str, bool] = {}
         self._unsaved: dict[str, list[str]] = {}
-        self._saved_at: dict[str, float] = {}
+        self._saved_at = float("-inf")  # when the last background save started
+        self._saving: asyncio.Task[None] | None = None
         self._marks: Collection | None = None
 
     async def track(self, collection: Collection, *, stable: bool) -> None:
@@ -82,18 +84,26 @@ class NewestKeys:
         self._keys[name] = merged
         return sorted(fresh.intersection(merged))
 
-    async def wrote(self, name: str, keys: Iterable[str]) -> None:
+    def wrote(self, name: str, keys: Iterable[str]) -> None:
         """This process stored documents with ``keys`` in ``name``: remember them, and
-        save what is new at most every ``SAVE_SECONDS``."""
+        save what is new at most every ``SAVE_SECONDS``, in the background: the write
+        that told us is stored, and its caller need not wait for a hint."""
         fresh = self.learn(name, keys)
         if not fresh:
             return
         self._unsaved[name] = sorted({*self._unsaved[name], *fresh})[-KEEP:]
-        if time.monotonic() - self._saved_at.get(name, float("-inf")) >= SAVE_SECONDS:
-            await self._save(name)
+        due = time.monotonic() - self._saved_at >= SAVE_SECONDS
+        if due and (self._saving is None or self._saving.done()):
+            self._saved_at = time.monotonic()
+            self._saving = asyncio.get_running_loop().create_task(self._save_all())
 
     async def flush(self) -> None:
         """Save every collection's keys not saved yet (the gateway is stopping)."""
+        if self._saving is not None:
+            await self._saving  # never raises: _save logs its failures
+        await self._save_all()
+
+    async def _save_all(self) -> None:
         for name in list(self._unsaved):
             await self._save(name)
 
@@ -101,7 +111,6 @@ class NewestKeys:
         keys, self._unsaved[name] = self._unsaved[name], []
         if not keys or self._marks is None:
             return
-        self._saved_at[name] = time.monotonic()
         # Each gateway pushes only the keys it wrote; the server keeps the newest.
         push = {"$each": keys, "$sort": 1, "$slice": -KEEP}
         try:

@@ -213,7 +213,7 @@ async def test_a_restarted_reader_knows_the_newest_keys_without_looking_for_them
     storage, finds = counted_storage, commands
     writer = await _tracking(storage)
     documents = await _quiet_for_two_hours(storage)
-    await writer.newest.wrote("messages", [d[KEY] for d in documents])
+    writer.newest.wrote("messages", [d[KEY] for d in documents])
     await writer.newest.flush()  # the gateway stopped
 
     finds.commands.clear()
@@ -228,7 +228,7 @@ async def test_newest_keys_that_are_wrong_still_give_every_message_once(storage:
     # it knows were deleted since: the keys are a hint, the pages stay exact.
     reader = await _tracking(storage)
     documents = await _quiet_for_two_hours(storage)
-    await reader.newest.wrote("messages", [d[KEY] for d in documents])
+    reader.newest.wrote("messages", [d[KEY] for d in documents])
     known = _newest(documents)
     await storage.messages.collection.delete_many({"_id": {"$in": known[:30]}})
     others = [{"_id": k, KEY: k, "status": "sent"} for k in (new_id() for _ in range(7))]
@@ -258,3 +258,23 @@ async def test_the_writers_tell_where_the_newest_message_is(
     assert newest.of("messages")[-2:] == [inbound, outbound.id]
     stored = await storage.contacts.collection.find_one({"_id": contact.id})
     assert newest.of("contacts")[-1] == stored[KEY]
+
+
+async def test_a_write_does_not_wait_for_its_newest_keys_to_be_saved(
+    counted_storage: Storage, commands: Finds, uses_embedded: bool
+) -> None:
+    if not uses_embedded:
+        pytest.skip("MongoDB stops at the limit: no page windows, nothing to save")
+    storage = counted_storage
+    channel = await storage.channels.upsert("mock", "mock", "webhook", {})
+    contact = await seen(storage, channel.id, "7", name="Zé")
+    await storage.pages.newest.flush()
+    commands.commands.clear()
+    sent, _ = await storage.messages.insert_outbound(contact=contact, content="oi", agent=None)
+    # Back from the write, and the marker's save has not even been sent: it runs after.
+    assert commands.commands == [("insert", "messages")]
+    await storage.pages.newest.flush()
+    assert commands.count("update", "newest_keys") == 1
+    marker = await storage.db["newest_keys"].find_one({"_id": "messages"})
+    assert marker is not None
+    assert marker["keys"][-1] == sent.id
