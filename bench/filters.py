@@ -2,14 +2,14 @@
 
     python -m bench.filters [--messages N] [--rounds R] [--quiet-hours H]
 
-Starts the embedded database on disk (or uses MONGODB_URI, and the traffic an
-earlier run left there if any), seeds five agents and a month of traffic through
-the repositories' own document shapes (2,000 contacts in two channels, 70 %
-inbound, 30 % sent by the agents: read, delivered, sent, and exactly five failed;
-one contact who wrote three times three weeks ago; the newest message H hours old,
-a quiet night, 0 by default), then
-starts a real `bot-gateway serve`, whose assigner shares the conversations among
-the agents; 1 % are then resolved.
+Seeds the gateway's own embedded database (opened as the gateway opens it, in a
+temporary data dir), or MONGODB_URI (and reuses the traffic an earlier run left
+there), with five agents and a month of traffic through the repositories' own
+document shapes (2,000 contacts in two channels, 70 % inbound, 30 % sent by the
+agents: read, delivered, sent, and exactly five failed; one contact who wrote three
+times three weeks ago; the newest message H hours old, a quiet night, 0 by
+default), then starts a real `bot-gateway serve` on it, whose assigner shares the
+conversations among the agents; 1 % are then resolved through the API.
 
 Each filter's page 1 is fetched once cold (its first request since the gateway
 started) and R times warm; the figures are the warm p50/p99 and the database
@@ -32,9 +32,11 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
+import pymongo
 from pymongo import MongoClient
 
-from bench.harness import Api, database, gateway, machine, summary_ms, workdir
+from bench.harness import Api, gateway, gateway_config, machine, summary_ms, workdir
+from gateway.config import load_config
 from gateway.passwords import hash_password
 from storage.contacts import Sighting
 from storage.conversations import Arrival
@@ -54,10 +56,9 @@ FAILED = 5
 PASSWORD = "bench password"
 
 
-async def seed(uri: str, count: int, quiet_hours: float) -> dict[str, str]:
+async def seed(storage: Storage, count: int, quiet_hours: float) -> dict[str, str]:
     """The agents and the month of traffic, ending ``quiet_hours`` ago; returns the
     ids the filters name."""
-    storage = Storage.connect(uri, DATABASE)
     await storage.ensure_indexes(30 * 86400)
     password = await hash_password(PASSWORD)
     agents = [
@@ -120,7 +121,6 @@ async def seed(uri: str, count: int, quiet_hours: float) -> dict[str, str]:
     ]
     for start in range(0, len(arrivals), 500):
         await storage.conversations.arrived(arrivals[start : start + 500])
-    await storage.close()
     return {"quiet": quiet.id, "sales": sales.id}
 
 
@@ -131,12 +131,29 @@ async def _insert(storage: Storage, documents: list[dict]) -> None:
     storage.pages.newest.wrote("messages", [d[KEY] for d in documents])
 
 
-async def resolve_some(uri: str) -> None:
-    storage = Storage.connect(uri, DATABASE)
-    found = storage.conversations.collection.find({}, projection={"_id": 1}).limit(CONTACTS // 100)
-    for document in await found.to_list():
-        await storage.conversations.update(document["_id"], {"status": "resolved"})
-    await storage.close()
+async def seeded_here(uri: str | None, config: Path, count: int, quiet_hours: float) -> dict:
+    """Seed the database at ``uri``, or (None) the gateway's own embedded one, opened
+    as the gateway opens it (the gateway, not yet started, then starts it again)."""
+    if uri is not None:
+        storage = Storage.connect(uri, DATABASE)
+    else:
+        settings = load_config(config)
+        storage = Storage.open(settings.storage, settings.data_dir)
+    try:
+        with pymongo.timeout(3600):  # bulk writes, not a request's 3 s
+            return await seed(storage, count, quiet_hours)
+    finally:
+        await storage.close()
+
+
+def resolve_some(api: Api) -> None:
+    """1 % of the conversations resolved, through the API as agents do."""
+    status, page = api.call("GET", f"/api/v1/conversations/?page_size={CONTACTS // 100}")
+    assert status == 200, page
+    for conversation in page["results"]:
+        path = f"/api/v1/conversations/{conversation['id']}/"
+        status, changed = api.call("PATCH", path, {"status": "resolved"})
+        assert status == 200, changed
 
 
 class Refused(Exception):
@@ -234,12 +251,15 @@ def seeded(uri: str) -> dict[str, str] | None:
 
 
 def run(count: int, rounds: int, quiet_hours: float) -> dict[str, dict[str, dict]]:
-    with workdir() as tmp, database(Path(tmp)) as (uri, label, _):
+    uri = os.environ.get("MONGODB_URI")
+    label = "MongoDB at MONGODB_URI" if uri else "the gateway's own embedded secantusdb"
+    with workdir() as tmp:
         print(f"{label}, {count:,} messages, {machine()}")
         started = time.perf_counter()
-        ids = seeded(uri) if os.environ.get("MONGODB_URI") else None
+        ids = seeded(uri) if uri else None
         if ids is None:
-            ids = asyncio.run(seed(uri, count, quiet_hours))
+            config = gateway_config(Path(tmp), DATABASE, uri=uri)
+            ids = asyncio.run(seeded_here(uri, config, count, quiet_hours))
             print(f"seeded in {time.perf_counter() - started:.0f} s", flush=True)
         else:
             print("the traffic an earlier run left at MONGODB_URI, as it is", flush=True)
@@ -256,7 +276,7 @@ def run(count: int, rounds: int, quiet_hours: float) -> dict[str, dict[str, dict
             while api.call("GET", "/api/v1/conversations/?assignee=none&page_size=1")[1]["results"]:
                 assert time.monotonic() < deadline, "the assigner did not catch up in 300 s"
                 time.sleep(0.5)
-            asyncio.run(resolve_some(uri))
+            resolve_some(api)
             status, busy = api.call("GET", "/api/v1/conversations/?page_size=1&assignee=me")
             now = utcnow()
             values = {

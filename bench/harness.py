@@ -62,24 +62,42 @@ def database(workdir: Path) -> Iterator[tuple[str, str, int | None]]:
         server.stop()
 
 
-@contextlib.contextmanager
-def gateway(
-    uri: str, database_name: str, workdir: Path, *, channels: str = "[]", port: int | None = None
-) -> Iterator[tuple[int, int]]:
-    """A `bot-gateway serve` process on ``uri``; yields ``(port, pid)``.
-
-    ``channels`` is the YAML of the config's channel list.
-    """
-    port = port or free_port()
+def gateway_config(
+    workdir: Path, database_name: str, *, uri: str | None, port: int = 0, channels: str = "[]"
+) -> Path:
+    """The config of a bench's gateway: on ``uri``, or (None) on its own embedded
+    database in ``workdir/gateway-data``, as an operator runs it."""
     config = workdir / "bench-config.yaml"
+    storage = (
+        f"{{uri: '{uri}', database: {database_name}}}" if uri else f"{{database: {database_name}}}"
+    )
     config.write_text(
         f"data_dir: {workdir / 'gateway-data'}\n"
         f"server: {{port: {port}}}\n"
-        f"storage: {{uri: '{uri}', database: {database_name}}}\n"
+        f"storage: {storage}\n"
         f"auth: {{jwt_secret: {JWT_SECRET}}}\n"
         "log: {level: WARNING}\n"
         f"channels: {channels}\n"
     )
+    return config
+
+
+@contextlib.contextmanager
+def gateway(
+    uri: str | None,
+    database_name: str,
+    workdir: Path,
+    *,
+    channels: str = "[]",
+    port: int | None = None,
+) -> Iterator[tuple[int, int]]:
+    """A `bot-gateway serve` process on ``uri`` (None: its own embedded database, see
+    :func:`gateway_config`); yields ``(port, pid)``.
+
+    ``channels`` is the YAML of the config's channel list.
+    """
+    port = port or free_port()
+    config = gateway_config(workdir, database_name, uri=uri, port=port, channels=channels)
     process = launch("serve", "--config", str(config), log=workdir / "gateway.log")
     try:
         wait_for_port(port, process, "the gateway did not start; see gateway.log")

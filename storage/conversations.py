@@ -8,13 +8,17 @@ the preview of the newest message however writes interleave.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, UpdateMany, UpdateOne
+from pymongo.asynchronous.cursor import AsyncCursor
 
+from storage.assigned import FIELDS, AssignedIndex, Latest, newest_first
 from storage.models import (
     PREVIEW_CHARS,
     Contact,
@@ -49,23 +53,6 @@ def _preview(message: Message) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class Latest:
-    """A conversation's contact and newest message: its key and what it shows, which
-    tell a message filter that the conversation has a match there."""
-
-    contact_id: str
-    key: str
-    shown: dict[str, Any]
-
-    @classmethod
-    def of(cls, document: Document) -> Latest:
-        return cls(document["contact_id"], document[KEY], document.get("last_message") or {})
-
-    def matches(self, fields: dict[str, str]) -> bool:
-        return all(self.shown.get(name) == value for name, value in fields.items())
-
-
-@dataclass(frozen=True)
 class Arrival:
     """Inbound messages of one conversation in one batch: how many, and the newest;
     ``assignee``, the agent to give it if nobody holds it (a new contact's)."""
@@ -79,11 +66,13 @@ class Arrival:
 
 
 class ConversationsRepository:
-    def __init__(self, db: Database, pages: PageReader) -> None:
+    def __init__(self, db: Database, pages: PageReader, *, sole_writer: bool = False) -> None:
         self.collection = db["conversations"]
         self.contacts = db["contacts"]  # whose word index a search looks up
         self.previews = quick(self.collection)  # what messages show: derived, rebuilt by the next
         self.pages = pages
+        # The only process writing them knows each agent's (storage/assigned.py).
+        self.assigned = AssignedIndex() if sole_writer else None
 
     async def ensure_indexes(self) -> None:
         c = self.collection
@@ -120,9 +109,12 @@ class ConversationsRepository:
             UpdateOne({"_id": cid}, [_arrival(a, now)], upsert=True)
             for cid, a in zip(ids, arrivals, strict=True)
         ]
-        await upsert_all(self.previews, writes)  # two gateways may create one at once
+        with self._assigning():
+            await upsert_all(self.previews, writes)  # two gateways may create one at once
+            written = await self._written(self.collection.find({"_id": {"$in": ids}}))
         self.pages.newest.wrote(self.collection.name, [a.newest.id for a in arrivals])
-        return await self.get_many(ids)
+        by_id = {d["_id"]: d for d in written}
+        return [Conversation.of(by_id[i]) for i in ids if i in by_id]
 
     async def sent(self, messages: list[Message]) -> dict[str, str | None]:
         """Outbound messages were queued: each is its conversation's newest. Returns
@@ -148,8 +140,17 @@ class ConversationsRepository:
         return await self.assignees([m.conversation_id for m in messages])
 
     async def assignees(self, ids: list[str]) -> dict[str, str | None]:
-        found = self.collection.find({"_id": {"$in": ids}}, projection={"assignee_id": 1})
-        return {d["_id"]: d.get("assignee_id") async for d in found}
+        fields = FIELDS if self.assigned is not None else {"assignee_id": 1}
+        found = self.collection.find({"_id": {"$in": ids}}, projection=fields)
+        return {d["_id"]: d.get("assignee_id") for d in await self._written(found)}
+
+    async def _written(self, found: AsyncCursor[Document]) -> list[Document]:
+        """Conversations just written, read back: the agents' index learns them."""
+        documents = await found.to_list()
+        if self.assigned is not None:
+            for document in documents:
+                self.assigned.put(document)
+        return documents
 
     async def message_changed(self, messages: list[Message]) -> None:
         """Keep the preview's status when a previewed message's status changes."""
@@ -162,6 +163,9 @@ class ConversationsRepository:
         ]
         if writes:
             await self.previews.bulk_write(writes, ordered=False)
+        if self.assigned is not None:
+            for m in messages:
+                self.assigned.status_changed(conversation_id(m.contact_id), m.id, m.status.value)
 
     async def get(self, conversation_id_: str) -> Conversation | None:
         document = await self.collection.find_one({"_id": conversation_id_})
@@ -241,12 +245,16 @@ class ConversationsRepository:
         return await found.to_list()
 
     async def activity_of(self, assignee_id: str) -> list[Latest]:
-        """Every conversation assigned to the agent by its newest message, newest first."""
-        found = self.collection.find(
-            {"assignee_id": assignee_id}, projection={"contact_id": 1, KEY: 1, "last_message": 1}
-        ).batch_size(ONE_REPLY)  # one round trip, not the server's 101 and then the rest
-        latest = [Latest.of(d) async for d in found]
-        return sorted(latest, key=lambda conversation: conversation.key, reverse=True)
+        """Every conversation assigned to the agent by its newest message, newest first:
+        from memory once read, where this process is the only writer."""
+
+        async def read() -> list[Document]:
+            found = self.collection.find({"assignee_id": assignee_id}, projection=FIELDS)
+            return await found.batch_size(ONE_REPLY).to_list()  # one reply, not 101 and more
+
+        if self.assigned is not None:
+            return await self.assigned.activity_of(assignee_id, read)
+        return newest_first(Latest.of(d) for d in await read())
 
     async def waiting(self, limit: int) -> list[Conversation]:
         """Open conversations nobody is assigned, the longest waiting first."""
@@ -264,12 +272,17 @@ class ConversationsRepository:
         writes = [
             UpdateOne(
                 {"_id": cid, **({"assignee_id": None} if only_unassigned else {})},
-                {"$set": {"assignee_id": agent_id, "assigned_at": now, "updated_at": now}},
+                {
+                    "$set": {"assignee_id": agent_id, "assigned_at": now, "updated_at": now},
+                    "$inc": {"version": 1},
+                },
             )
             for cid, agent_id in pairs
         ]
         if writes:
-            await self.collection.bulk_write(writes, ordered=False)
+            with self._assigning():
+                await self.collection.bulk_write(writes, ordered=False)
+                await self._reread([cid for cid, _ in pairs])
 
     async def open_of(self, agent_id: str) -> list[Conversation]:
         """The agent's conversations that are not resolved."""
@@ -278,19 +291,45 @@ class ConversationsRepository:
 
     async def release(self, ids: list[str], agent_id: str) -> None:
         """Back to the queue: those of ``ids`` the agent still holds."""
-        if ids:
+        if not ids:
+            return
+        with self._assigning():
             await self.collection.bulk_write(
                 [
                     UpdateMany(
                         {"_id": {"$in": ids}, "assignee_id": agent_id},
-                        {"$set": {"assignee_id": None, "updated_at": utcnow()}},
+                        {
+                            "$set": {"assignee_id": None, "updated_at": utcnow()},
+                            "$inc": {"version": 1},
+                        },
                     )
                 ]
             )
+            await self._reread(ids)
+
+    @contextlib.contextmanager
+    def _assigning(self) -> Iterator[None]:
+        """Around a write that may change assignees: if it, or reading it back, fails,
+        the agents' index cannot tell what it did, and starts afresh."""
+        try:
+            yield
+        except BaseException:
+            if self.assigned is not None:
+                self.assigned.lost()
+            raise
+
+    async def _reread(self, ids: list[str]) -> None:
+        """Assignments changed: read them back for the agents' index, if there is one."""
+        if self.assigned is not None:
+            found = self.collection.find({"_id": {"$in": ids}}, projection=FIELDS)
+            await self._written(found)
 
     async def update(self, conversation_id_: str, changes: dict[str, Any]) -> Conversation | None:
-        changed = {"$set": {**changes, "updated_at": utcnow()}}
-        document = await update_returning(self.collection, {"_id": conversation_id_}, changed)
+        changed = {"$set": {**changes, "updated_at": utcnow()}, "$inc": {"version": 1}}
+        with self._assigning():
+            document = await update_returning(self.collection, {"_id": conversation_id_}, changed)
+        if document is not None and self.assigned is not None:
+            self.assigned.put(document)
         return maybe(Conversation.of, document)
 
     async def read(self, conversation_id_: str, at: datetime) -> Conversation | None:
@@ -331,6 +370,7 @@ def _arrival(a: Arrival, now: datetime) -> dict[str, Any]:
             },
             "search": {"$literal": search_text(a.contact.words)},
             "updated_at": now,
+            "version": {"$add": [{"$ifNull": ["$version", 0]}, 1]},  # storage/assigned.py
             "unread": {"$add": [{"$ifNull": ["$unread", 0]}, a.count]},
             "last_message": {"$cond": [newest, {"$literal": _preview(a.newest)}, "$last_message"]},
             "status": {"$cond": [newest, "open", "$status"]},

@@ -121,9 +121,12 @@ class Storage:
         embedded: EmbeddedServer | None = None,
         lock: DataDirLock | None = None,
         data_dir: Path | None = None,
+        sole_writer: bool | None = None,
         **client_options: Any,
     ) -> Storage:
-        """A Storage on ``uri``; ``client_options`` go to ``AsyncMongoClient``."""
+        """A Storage on ``uri``; ``client_options`` go to ``AsyncMongoClient``.
+        ``sole_writer``: no other process writes the database (by default, where the
+        server is our embedded one: its data dir admits one gateway)."""
         # tz_aware: every datetime we read back is UTC-aware, like the ones we write.
         # journal: a write is acknowledged only once it is in the journal, so what we
         # acknowledge (a webhook, a queued message, a send's outcome) survives the
@@ -137,6 +140,7 @@ class Storage:
         )
         db = client[database]
         pages = PageReader()
+        alone = embedded is not None if sole_writer is None else sole_writer
         return cls(
             commands=commands,
             client=client,
@@ -147,12 +151,12 @@ class Storage:
             channels=ChannelsRepository(db, pages),
             contacts=ContactsRepository(db, pages),
             messages=MessagesRepository(db, pages),
-            outbox=OutboxRepository(db, sole_writer=embedded is not None),
+            outbox=OutboxRepository(db, sole_writer=alone),
             leases=LeasesRepository(db),
             revocations=RevocationsRepository(db),
             sign_in_failures=SignInFailuresRepository(db),
             faqs=FaqsRepository(db, pages),
-            conversations=ConversationsRepository(db, pages),
+            conversations=ConversationsRepository(db, pages, sole_writer=alone),
             events=EventsRepository(db),
             embedded=embedded,
             lock=lock,

@@ -70,9 +70,12 @@ def uses_embedded() -> bool:
 
 
 @contextlib.asynccontextmanager
-async def fresh_storage(uri: str, **client_options: Any) -> AsyncIterator[Storage]:
+async def fresh_storage(
+    uri: str, *, sole_writer: bool = False, **client_options: Any
+) -> AsyncIterator[Storage]:
     """A Storage on a database of its own, with every index; dropped afterwards."""
-    store = Storage.connect(uri, f"test_{uuid.uuid4().hex[:16]}", **client_options)
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    store = Storage.connect(uri, name, sole_writer=sole_writer, **client_options)
     await store.ensure_indexes(RETENTION_SECONDS)
     try:
         yield store
@@ -83,8 +86,15 @@ async def fresh_storage(uri: str, **client_options: Any) -> AsyncIterator[Storag
 
 
 @pytest.fixture
-async def storage(mongo_uri: str) -> AsyncIterator[Storage]:
-    async with fresh_storage(mongo_uri) as store:
+def sole_writer() -> bool:
+    """Whether the test's storage is told no other process writes its database (as
+    on the embedded server); a module overrides this to test both."""
+    return False
+
+
+@pytest.fixture
+async def storage(mongo_uri: str, sole_writer: bool) -> AsyncIterator[Storage]:
+    async with fresh_storage(mongo_uri, sole_writer=sole_writer) as store:
         yield store
 
 
@@ -136,9 +146,12 @@ def commands() -> CommandCounter:
 
 
 @pytest.fixture
-async def counted_storage(mongo_uri: str, commands: CommandCounter) -> AsyncIterator[Storage]:
+async def counted_storage(
+    mongo_uri: str, commands: CommandCounter, sole_writer: bool
+) -> AsyncIterator[Storage]:
     """Like ``storage``, with every command it sends recorded in ``commands``."""
-    async with fresh_storage(mongo_uri, event_listeners=[commands]) as store:
+    options = {"sole_writer": sole_writer, "event_listeners": [commands]}
+    async with fresh_storage(mongo_uri, **options) as store:
         yield store
 
 

@@ -32,6 +32,11 @@ BEAS = 120  # an agent's conversations in the quiet test
 AUTH = {"agents", "signins", "revocations"}  # every request's sign-in check, not the list's
 
 
+@pytest.fixture(params=[False, True], ids=["shared", "sole writer"])
+def sole_writer(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)  # the agents' conversations read, or known (storage/assigned.py)
+
+
 async def _inbound(storage: Storage, contact: Contact, count: int, days_ago: float) -> Message:
     now = utcnow()
     documents = [
