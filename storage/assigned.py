@@ -30,7 +30,14 @@ from typing import Any
 from storage.records import KEY, Document
 
 # What :meth:`AssignedIndex.put` reads of a conversation.
-FIELDS = {"contact_id": 1, "assignee_id": 1, "version": 1, KEY: 1, "last_message": 1}
+FIELDS = {
+    "contact_id": 1,
+    "channel_id": 1,
+    "assignee_id": 1,
+    "version": 1,
+    KEY: 1,
+    "last_message": 1,
+}
 
 
 @dataclass(frozen=True)
@@ -41,10 +48,12 @@ class Latest:
     contact_id: str
     key: str
     shown: dict[str, Any]
+    channel_id: str = ""
 
     @classmethod
     def of(cls, document: Document) -> Latest:
-        return cls(document["contact_id"], document[KEY], document.get("last_message") or {})
+        shown = document.get("last_message") or {}
+        return cls(document["contact_id"], document[KEY], shown, document.get("channel_id", ""))
 
     def matches(self, fields: dict[str, str]) -> bool:
         return all(self.shown.get(name) == value for name, value in fields.items())

@@ -207,10 +207,22 @@ class ConversationsRepository:
         lookup = None
         if wanted and assignee is None and status is None:
             lookup = functools.partial(self._found_by_words, wanted, channel_id)
+        holds_a_page = None
+        agent = query.get("assignee_id")
+        if self.assigned is not None and agent and channel_id and not (after or status or wanted):
+            # No index has both: the agent's conversations, in memory, bound the window,
+            # or are few enough to read by id.
+            mine = [c for c in await self.activity_of(agent) if c.channel_id == channel_id]
+            if len(mine) > limit:
+                holds_a_page = mine[limit].key
+            else:
+                ids = [conversation_id(c.contact_id) for c in mine]
+                found = self.collection.find({**query, "_id": {"$in": ids}}).sort(KEY, DESCENDING)
+                return Page([Conversation.of(d) for d in await found.to_list()], None)
         return await self.pages.fetch(
             self.collection, Conversation.of, query, after, limit,
             covered=not wanted,  # the text is checked in every document a window holds
-            lookup=lookup,
+            lookup=lookup, holds_a_page=holds_a_page,
         )  # fmt: skip
 
     async def _found_by_words(

@@ -224,6 +224,17 @@ async def test_an_agents_quiet_conversations_amid_busy_ones_are_two_round_trips(
         ids, more, trips = await _page_one(world["api"], commands, "/api/v1/messages/", query)
         assert (ids, more) == (wanted[:PAGE], len(wanted) > PAGE), query
         assert trips <= 2, (query, commands.commands)
+    # Bea's conversations in each channel: many in one, one in the other.
+    conversations = await _everything(world["api"], "/api/v1/conversations/")
+    for channel_id in (channel.id, world["channels"]["whatsapp"]):
+        query = {"assignee": world["bea"], "channel_id": channel_id}
+        bea = world["bea"]
+        wanted = [c["id"] for c in conversations
+                  if c["assignee_id"] == bea and c["channel"]["id"] == channel_id]  # fmt: skip
+        path = "/api/v1/conversations/"
+        ids, more, trips = await _page_one(world["api"], commands, path, query)
+        assert (ids, more) == (wanted[:PAGE], len(wanted) > PAGE), query
+        assert trips <= 2, (query, commands.commands)
 
 
 async def test_one_contact_of_an_agents_is_looked_up_not_windowed(
