@@ -20,6 +20,7 @@ from handlers import (
     events,
     faqs,
     health,
+    inbox,
     messages,
     metrics,
     webhooks,
@@ -58,6 +59,7 @@ def make_app(services: Services) -> tornado.web.Application:
 
     handlers = [mount(*route) for route in API_ROUTES]
     handlers += [mount(*route) for route in docs.routes_for(API_ROUTES)]
+    handlers += [mount(*route) for route in inbox.routes]
     handlers.append(mount(r".*", NotFoundHandler))
 
     def log_request(handler: tornado.web.RequestHandler) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from channels.base import Channel as ChannelKind
+from channels.registry import CHANNEL_TYPES
 from handlers import schemas
 from handlers.base import BaseHandler, found, presenter
 from storage.models import Channel
@@ -15,6 +17,7 @@ def present(channel: Channel) -> dict[str, Any]:
     shown = _show(channel)
     webhook = f"/webhooks/{channel.type}/{channel.name}/"
     shown["webhook_path"] = webhook if channel.mode == "webhook" else None
+    shown["max_text_length"] = CHANNEL_TYPES.get(channel.type, ChannelKind).max_text
     return shown
 
 

@@ -121,6 +121,9 @@ class Channel(Schema):
     webhook_path = fields.String(
         allow_none=True, metadata={"description": "Where the provider posts; null when polling"}
     )
+    max_text_length = fields.Integer(
+        required=True, metadata={"description": "The longest text a message to it may carry"}
+    )
     created_at = fields.AwareDateTime(required=True)
 
 

@@ -49,8 +49,14 @@ async def test_channels_show_their_webhook_path_and_never_a_secret(
     status, page = await api.fetch("GET", "/api/v1/channels/")
     assert status == 200
     by_name = {c["name"]: c for c in page["results"]}
-    assert set(by_name["sales"]) == {"id", "name", "type", "mode", "webhook_path", "created_at"}
+    shown = {"id", "name", "type", "mode", "webhook_path", "max_text_length", "created_at"}
+    assert set(by_name["sales"]) == shown
     assert by_name["sales"]["webhook_path"] == "/webhooks/whatsapp/sales/"
+    # What a reply box counts down from: Twilio's Body limit, Telegram's text limit.
+    assert (by_name["sales"]["max_text_length"], by_name["support"]["max_text_length"]) == (
+        1600,
+        4096,
+    )
     assert by_name["support"]["webhook_path"] is None
     status, one = await api.fetch("GET", f"/api/v1/channels/{polling.id}/")
     assert (status, one["mode"]) == (200, "polling")

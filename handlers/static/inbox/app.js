@@ -1,0 +1,492 @@
+// The inbox: the conversation list, the open thread and the reply box, kept live by
+// the event stream. Every change the gateway makes arrives as an event; what this
+// page did itself also comes back in the API's answer, and both are merged by id.
+
+import { ApiError, Offline, Session, SignedOut } from "./session.js";
+import { Stream } from "./stream.js";
+import { contactName, conversationRow, el, messageItem } from "./view.js";
+
+const $ = (id) => document.getElementById(id);
+const PAGE_SIZE = 30;
+const DEFAULT_LIMIT = 4096;
+
+const TABS = {
+  mine: { query: { assignee: "me", status: "open" },
+          has: (c) => c.assignee_id === state.me?.id && c.status === "open" },
+  unassigned: { query: { assignee: "none", status: "open" },
+                has: (c) => c.assignee_id === null && c.status === "open" },
+  all: { query: {}, has: () => true },
+  resolved: { query: { status: "resolved" }, has: (c) => c.status === "resolved" },
+};
+
+const state = {
+  me: null,
+  agents: [],
+  channels: new Map(), // id → channel, for its text limit
+  tab: "mine",
+  conversations: new Map(), // the current tab's, by id
+  listCursor: null,
+  listed: false, // the list was read since signing in
+  open: null, // the open conversation
+  messages: new Map(), // the open conversation's, by id
+  view: null, // the open thread's paging: {id, cursor (null once it reaches the start), loading}
+  drafts: new Map(), // conversation id → half-typed reply
+  sendKey: null, // the Idempotency-Key of the reply being sent, until it is accepted
+  sending: false,
+  offline: false,
+};
+
+const session = new Session(signedOut);
+const stream = new Stream(session, {
+  onEvent,
+  onReset: () => guard(reload),
+  onOnline: (resumed) => {
+    setOffline(false);
+    if (!resumed && state.listed) guard(reload); // it began after the list was read
+  },
+  onOffline: () => setOffline(true),
+});
+
+// --- calls -------------------------------------------------------------------
+
+async function api(method, path, body = null, headers = {}) {
+  try {
+    const { data } = await session.request(method, path, body, headers);
+    if (state.offline && stream.connected) setOffline(false); // a call failed, then came back
+    return data;
+  } catch (error) {
+    if (error instanceof Offline) setOffline(true);
+    throw error;
+  }
+}
+
+// Runs a user action; what went wrong is shown on the page, never thrown at the console.
+async function guard(action, where = null) {
+  try {
+    return await action();
+  } catch (error) {
+    if (error instanceof SignedOut) return undefined; // the sign-in form is showing
+    if (where) where.textContent = error instanceof Offline ? "The gateway cannot be reached." : error.message;
+    return undefined;
+  }
+}
+
+function cursorOf(next) {
+  return next ? new URL(next, location.href).searchParams.get("cursor") : null;
+}
+
+function newKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function newer(known, candidate) {
+  return !known || Date.parse(candidate.updated_at) >= Date.parse(known.updated_at);
+}
+
+// --- signing in and out --------------------------------------------------------
+
+function showSignIn(reason) {
+  $("signin-reason").textContent = reason;
+  $("signin-error").textContent = "";
+  $("signin").hidden = false;
+  $("app").hidden = true;
+  $(state.me ? "password" : "username").focus();
+}
+
+function signedOut() {
+  stream.stop();
+  showSignIn("Your sign-in has ended. Sign in again to go on; your reply is kept.");
+}
+
+$("signin-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const username = $("username").value.trim();
+  const password = $("password").value;
+  const error = $("signin-error");
+  error.textContent = "";
+  guard(async () => {
+    try {
+      await session.signIn(username, password);
+    } catch (failure) {
+      error.textContent = failure instanceof ApiError && failure.status === 401
+        ? "Wrong username or password."
+        : failure.message;
+      return;
+    }
+    $("password").value = "";
+    const same = state.me && state.me.username === username.toLowerCase();
+    await enter(!same);
+  }, error);
+});
+
+$("signout").addEventListener("click", () => guard(async () => {
+  stream.stop();
+  await session.signOut();
+  state.me = null;
+  state.open = null;
+  state.drafts.clear();
+  $("reply-text").value = "";
+  showSignIn("Signed out.");
+}));
+
+async function enter(fresh) {
+  if (fresh) {
+    state.open = null;
+    state.drafts.clear();
+    $("reply-text").value = "";
+    showThread(false);
+  }
+  state.listed = false;
+  state.me = await api("GET", "/api/v1/agents/me/");
+  $("signin").hidden = true;
+  $("app").hidden = false;
+  $("me").textContent = state.me.display_name || state.me.username;
+  $("available").checked = state.me.is_available;
+  // The stream resumes after the last event seen, when there was one. The list is read
+  // once it is subscribed (or, offline, after a while: the stream catches up later).
+  const subscribed = stream.start();
+  await Promise.all([loadAgents(), loadChannels()]);
+  await Promise.race([subscribed, new Promise((resolve) => setTimeout(resolve, 3000))]);
+  await loadList();
+  if (state.open) await openConversation(state.open, false);
+}
+
+async function loadAgents() {
+  const page = await api("GET", "/api/v1/agents/?page_size=100");
+  state.agents = page.results;
+  renderTransfer();
+}
+
+async function loadChannels() {
+  const page = await api("GET", "/api/v1/channels/?page_size=100");
+  state.channels = new Map(page.results.map((c) => [c.id, c]));
+  renderLeft();
+}
+
+$("available").addEventListener("change", (event) => guard(async () => {
+  const wanted = event.target.checked;
+  try {
+    state.me = await api("PATCH", "/api/v1/agents/me/", { is_available: wanted });
+  } finally {
+    event.target.checked = state.me.is_available;
+  }
+}));
+
+// --- offline -------------------------------------------------------------------
+
+function setOffline(offline) {
+  state.offline = offline;
+  const banner = $("banner");
+  banner.textContent = offline ? "Offline: reconnecting…" : "";
+  banner.hidden = !offline;
+}
+
+window.addEventListener("offline", () => setOffline(true));
+
+// --- the conversation list -----------------------------------------------------
+
+async function loadList(more = false) {
+  const tab = state.tab;
+  const query = new URLSearchParams({ page_size: PAGE_SIZE, ...TABS[tab].query });
+  if (more && state.listCursor) query.set("cursor", state.listCursor);
+  const page = await api("GET", `/api/v1/conversations/?${query}`);
+  if (state.tab !== tab) return;
+  if (!more) state.conversations.clear();
+  for (const conversation of page.results) keep(conversation);
+  state.listCursor = cursorOf(page.next);
+  state.listed = true;
+  renderList();
+}
+
+function keep(conversation) {
+  const known = state.conversations.get(conversation.id);
+  if (!newer(known, conversation)) return;
+  if (TABS[state.tab].has(conversation)) state.conversations.set(conversation.id, conversation);
+  else state.conversations.delete(conversation.id);
+}
+
+function takeConversation(conversation) {
+  keep(conversation);
+  if (conversation.id === state.open && newer(state.current, conversation)) {
+    state.current = conversation;
+    renderHead();
+  }
+  renderList();
+}
+
+function activity(c) {
+  return Date.parse(c.last_message_at || c.created_at);
+}
+
+function renderList() {
+  const list = $("conversations");
+  const focused = document.activeElement?.closest?.("#conversations li")?.dataset.id;
+  const sorted = [...state.conversations.values()].sort((a, b) => activity(b) - activity(a));
+  list.replaceChildren(...sorted.map((c) => conversationRow(c, c.id === state.open)));
+  if (focused) list.querySelector(`li[data-id="${CSS.escape(focused)}"] button`)?.focus();
+  $("list-empty").hidden = sorted.length > 0;
+  $("list-more").hidden = !state.listCursor;
+}
+
+for (const tab of document.querySelectorAll("[data-tab]")) {
+  tab.addEventListener("click", () => {
+    state.tab = tab.dataset.tab;
+    for (const other of document.querySelectorAll("[data-tab]")) {
+      other.setAttribute("aria-selected", String(other === tab));
+    }
+    state.listCursor = null;
+    state.conversations.clear();
+    renderList();
+    guard(() => loadList());
+  });
+}
+
+$("list-more").addEventListener("click", () => guard(() => loadList(true)));
+
+$("conversations").addEventListener("click", (event) => {
+  const row = event.target.closest("button.row");
+  if (row) guard(() => openConversation(row.dataset.id));
+});
+
+// Arrow keys move through the list; Enter opens (the rows are buttons).
+$("conversations").addEventListener("keydown", (event) => {
+  const rows = [...$("conversations").querySelectorAll("button.row")];
+  const at = rows.indexOf(document.activeElement);
+  const to = { ArrowDown: at + 1, ArrowUp: at - 1, Home: 0, End: rows.length - 1 }[event.key];
+  if (to === undefined || rows.length === 0) return;
+  event.preventDefault();
+  rows[Math.max(0, Math.min(rows.length - 1, to))].focus();
+});
+
+// --- the open conversation -----------------------------------------------------
+
+function showThread(shown) {
+  $("thread").hidden = !shown;
+  $("thread-none").hidden = shown;
+  document.body.classList.toggle("reading", shown);
+}
+
+async function openConversation(id, fromList = true) {
+  if (fromList && state.open !== id) {
+    if (state.open) state.drafts.set(state.open, $("reply-text").value);
+    $("reply-text").value = state.drafts.get(id) || "";
+    state.sendKey = null;
+  }
+  state.open = id;
+  state.view = { id, cursor: undefined, loading: false }; // the thread as this opening shows it
+  state.messages.clear();
+  $("messages").replaceChildren();
+  $("reply-error").textContent = "";
+  $("transfer-to").value = "";
+  $("transfer").disabled = true;
+  state.current = state.conversations.get(id) || (state.current?.id === id ? state.current : null);
+  showThread(true);
+  renderList();
+  if (!state.current) {
+    state.current = await api("GET", `/api/v1/conversations/${encodeURIComponent(id)}/`);
+  }
+  renderHead();
+  await loadOlder();
+  await markRead();
+}
+
+$("back").addEventListener("click", () => {
+  document.body.classList.remove("reading");
+  $("conversations").querySelector("[aria-current] ")?.focus();
+});
+
+function renderHead() {
+  const c = state.current;
+  if (!c) return;
+  $("thread-name").textContent = contactName(c.contact);
+  const holder = state.agents.find((a) => a.id === c.assignee_id);
+  const held = c.assignee_id === null ? "unassigned" : holder ? (holder.display_name || holder.username) : "another agent";
+  $("thread-channel").textContent = `${c.channel.name} · ${held} · ${c.status}`;
+  $("resolve").textContent = c.status === "resolved" ? "Reopen" : "Resolve";
+  renderLeft();
+}
+
+const QUEUE = "queue";
+
+// The agent's choice stays until they transfer: news of the conversation does not reset it.
+function renderTransfer() {
+  const chosen = $("transfer-to").value;
+  const options = [el("option", { value: "", text: "Transfer to…" }),
+                   el("option", { value: QUEUE, text: "Unassigned (queue)" })];
+  for (const agent of state.agents) {
+    const name = agent.display_name || agent.username;
+    options.push(el("option", { value: agent.id, text: agent.id === state.me?.id ? `${name} (you)` : name }));
+  }
+  $("transfer-to").replaceChildren(...options);
+  $("transfer-to").value = chosen;
+  $("transfer").disabled = !$("transfer-to").value;
+}
+
+$("transfer-to").addEventListener("change", () => {
+  $("transfer").disabled = !$("transfer-to").value;
+});
+
+$("transfer").addEventListener("click", () => guard(async () => {
+  const chosen = $("transfer-to").value;
+  if (!chosen) return;
+  const body = { assignee_id: chosen === QUEUE ? null : chosen };
+  const id = state.open;
+  takeConversation(await api("PATCH", `/api/v1/conversations/${encodeURIComponent(id)}/`, body));
+  $("transfer-to").value = "";
+  $("transfer").disabled = true;
+}, $("reply-error")));
+
+$("resolve").addEventListener("click", () => guard(async () => {
+  const status = state.current.status === "resolved" ? "open" : "resolved";
+  const id = state.open;
+  takeConversation(await api("PATCH", `/api/v1/conversations/${encodeURIComponent(id)}/`, { status }));
+}, $("reply-error")));
+
+async function markRead() {
+  const id = state.open;
+  if (!id || document.visibilityState !== "visible") return;
+  takeConversation(await api("POST", `/api/v1/conversations/${encodeURIComponent(id)}/read/`));
+}
+
+document.addEventListener("visibilitychange", () => guard(markRead));
+
+// Older pages are read upward, a cursor page at a time, keeping the view in place.
+async function loadOlder() {
+  const view = state.view;
+  if (!view || view.loading || view.cursor === null) return;
+  view.loading = true;
+  const box = $("messages");
+  try {
+    const query = new URLSearchParams({ conversation_id: view.id, page_size: PAGE_SIZE });
+    if (view.cursor) query.set("cursor", view.cursor);
+    const page = await api("GET", `/api/v1/messages/?${query}`);
+    if (state.view !== view) return; // another conversation was opened meanwhile
+    const first = view.cursor === undefined;
+    const fromBottom = box.scrollHeight - box.scrollTop;
+    for (const message of page.results) takeMessage(message, false);
+    box.scrollTop = first ? box.scrollHeight : box.scrollHeight - fromBottom;
+    view.cursor = cursorOf(page.next);
+  } finally {
+    view.loading = false;
+  }
+  // Until the thread fills its box, scrolling cannot ask for more: read on.
+  if (state.view === view && view.cursor && box.scrollHeight <= box.clientHeight) await loadOlder();
+}
+
+$("messages").addEventListener("scroll", () => {
+  if ($("messages").scrollTop < 80) guard(loadOlder);
+});
+
+function order(a, b) {
+  return Date.parse(a.created_at) - Date.parse(b.created_at) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
+// Puts a message in the thread, or updates it there; the newest news of it wins.
+function takeMessage(message, follow = true) {
+  const known = state.messages.get(message.id);
+  if (!newer(known, message)) return;
+  state.messages.set(message.id, message);
+  const box = $("messages");
+  const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+  const item = messageItem(message);
+  const shown = box.querySelector(`li[data-id="${CSS.escape(message.id)}"]`);
+  if (shown) {
+    shown.replaceWith(item);
+    return;
+  }
+  const later = [...box.children].find((li) => {
+    const other = state.messages.get(li.dataset.id);
+    return other && order(message, other) < 0;
+  });
+  box.insertBefore(item, later || box.querySelector(".pending"));
+  if (follow && atBottom) box.scrollTop = box.scrollHeight;
+}
+
+function onEvent(type, event) {
+  if (type === "conversation.updated") return takeConversation(event.conversation);
+  const message = event.message;
+  const listed = state.conversations.get(message.conversation_id);
+  if (listed && type === "message.created") {
+    listed.last_message = { id: message.id, direction: message.direction,
+                            content: message.content.slice(0, 200), status: message.status };
+    listed.last_message_at = message.created_at;
+    renderList();
+  } else if (listed && listed.last_message?.id === message.id) {
+    listed.last_message.status = message.status;
+  }
+  if (message.conversation_id !== state.open) return undefined;
+  takeMessage(message);
+  if (type === "message.created" && message.direction === "in") guard(markRead);
+  return undefined;
+}
+
+async function reload() {
+  await loadList();
+  if (state.open) await openConversation(state.open, false);
+}
+
+// --- replying ------------------------------------------------------------------
+
+function limit() {
+  return state.channels.get(state.current?.channel.id)?.max_text_length || DEFAULT_LIMIT;
+}
+
+function renderLeft() {
+  const length = [...$("reply-text").value].length;
+  const left = limit() - length;
+  $("reply-left").textContent = left >= 0 ? `${left} characters left` : `${-left} characters too many`;
+  $("reply-left").classList.toggle("error", left < 0);
+  $("send").disabled = state.sending || left < 0 || !$("reply-text").value.trim();
+}
+
+$("reply-text").addEventListener("input", () => {
+  state.sendKey = null; // a changed reply is a new message
+  $("reply-error").textContent = "";
+  renderLeft();
+});
+
+$("reply-text").addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    $("reply").requestSubmit();
+  }
+});
+
+$("reply").addEventListener("submit", (event) => {
+  event.preventDefault();
+  guard(send, $("reply-error"));
+});
+
+// One reply, once: a double click finds it in flight, and a retry after a network
+// error reuses its Idempotency-Key, so the gateway sends it a single time.
+async function send() {
+  const box = $("reply-text");
+  const content = box.value;
+  const conversation = state.current;
+  if (state.sending || !conversation || !content.trim() || [...content].length > limit()) return;
+  state.sending = true;
+  state.sendKey ||= newKey();
+  renderLeft();
+  const placeholder = messageItem({ id: `pending-${state.sendKey}`, direction: "out", content,
+                                    status: "queued", created_at: new Date().toISOString(), pending: true });
+  $("messages").append(placeholder);
+  $("messages").scrollTop = $("messages").scrollHeight;
+  try {
+    const message = await api("POST", "/api/v1/messages/", { contact_id: conversation.contact.id, content },
+                              { "Idempotency-Key": state.sendKey });
+    state.sendKey = null;
+    if (box.value === content) box.value = "";
+    state.drafts.delete(conversation.id);
+    if (state.open === message.conversation_id) takeMessage(message);
+  } finally {
+    placeholder.remove();
+    state.sending = false;
+    renderLeft();
+  }
+}
+
+// --- start ---------------------------------------------------------------------
+
+if (session.signedIn) guard(() => enter(true), $("signin-error"));
+else showSignIn("");

@@ -1,0 +1,149 @@
+"""The inbox in a real browser: Debian's Chromium driven by Playwright, against
+`bot-gateway serve` started as an operator starts it (no browser is downloaded)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from testkit.processes import Gateway, call, stop
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = next(
+    filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None
+)
+PASSWORD = "correct horse battery"
+# As root (CI) Chromium needs --no-sandbox; the rest keep it off this machine's closed
+# network, and every host but the gateway resolves to nothing.
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+]
+
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)"
+)
+
+
+@dataclass
+class Served:
+    gateway: Gateway
+    agents: dict[str, str] = field(default_factory=dict)  # username → id
+
+    @property
+    def base(self) -> str:
+        return self.gateway.url("")
+
+    def token(self, username: str) -> str:
+        status, pair = call(self.base, "POST", "/auth/token/",
+                            {"username": username, "password": PASSWORD})  # fmt: skip
+        assert status == 200, pair
+        return str(pair["access"])
+
+    def inbound(self, contact: str, text: str, name: str = "") -> None:
+        """A contact writes through the Mock channel's webhook."""
+        body = {"contact_id": contact, "message": text, "name": name}
+        status, answer = call(self.base, "POST", "/webhooks/mock/mock/", body)
+        assert status == 200, answer
+
+    def api(self, username: str, method: str, path: str, body: Any = None) -> Any:
+        status, answer = call(self.base, method, path, body, token=self.token(username))
+        assert status < 300, (status, answer)
+        return answer
+
+
+def serve(workdir: Path) -> Served:
+    """A gateway on its own embedded database, with agents ana (available) and bruno (away,
+    so that new conversations go to ana)."""
+    served = Served(Gateway(workdir))
+    for username in ("ana", "bruno"):
+        made = served.gateway.create_agent(username, PASSWORD)
+        assert made.returncode == 0, made.stderr
+    served.gateway.start()
+    for username in ("ana", "bruno"):
+        served.agents[username] = served.api(username, "GET", "/api/v1/agents/me/")["id"]
+    served.api("bruno", "PATCH", "/api/v1/agents/me/", {"is_available": False})
+    return served
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    served = serve(tmp_path_factory.mktemp("inbox"))
+    yield served
+    if served.gateway.process is not None:
+        stop(served.gateway.process)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with playwright_api.sync_playwright() as driver:
+        launched = driver.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield launched
+        launched.close()
+
+
+@dataclass
+class Watched:
+    """A page and what it did: console errors, dialogs, and every request's URL."""
+
+    page: Any
+    errors: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+
+    def foreign(self, base: str) -> list[str]:
+        return [url for url in self.requests if not url.startswith((base + "/", "data:"))]
+
+
+def watch(page: Any) -> Watched:
+    watched = Watched(page)
+    page.on("console", lambda m: m.type == "error" and watched.errors.append(m.text))
+    page.on("pageerror", lambda e: watched.errors.append(str(e)))
+    page.on("request", lambda r: watched.requests.append(r.url))
+
+    def dialog(d: Any) -> None:
+        watched.dialogs.append(d.message)
+        d.dismiss()
+
+    page.on("dialog", dialog)
+    return watched
+
+
+def open_page(browser: Any, **options: Any) -> tuple[Any, Watched]:
+    context = browser.new_context(**options)
+    page = context.new_page()
+    page.set_default_timeout(10_000)  # a deadline on a busy machine, not a wait
+    return context, watch(page)
+
+
+@pytest.fixture
+def tab(browser: Any, served: Served) -> Iterator[Watched]:
+    """A fresh browser context (its own sessionStorage) on the inbox; at the end it
+    must have logged no error and asked no host but the gateway."""
+    context, watched = open_page(browser)
+    yield watched
+    context.close()
+    assert watched.errors == []
+    assert watched.foreign(served.base) == []
+    assert watched.dialogs == []
+
+
+def sign_in(page: Any, base: str, username: str = "ana") -> None:
+    if not page.url.startswith(base + "/inbox/"):
+        page.goto(base + "/inbox/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    playwright_api.expect(page.locator("#app")).to_be_visible()

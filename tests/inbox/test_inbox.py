@@ -1,0 +1,243 @@
+"""An agent works the inbox in Chromium: every step goes through the page, and what the
+page shows is checked against what the gateway stored."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import expect
+
+from testkit.processes import call
+from tests.inbox.conftest import PASSWORD, Served, Watched, needs_chromium, open_page, sign_in
+
+pytestmark = needs_chromium
+
+
+def row(page: Any, name: str) -> Any:
+    return page.locator("#conversations li", has_text=name)
+
+
+def bubble(page: Any, text: str) -> Any:
+    return page.locator("#messages li.message", has_text=text)
+
+
+def outbound(served: Served, contact_name: str) -> list[dict[str, Any]]:
+    """What the gateway stored as sent to the contact, oldest first."""
+    page = served.api("ana", "GET", "/api/v1/messages/?direction=out&page_size=100")
+    mine = [m for m in page["results"] if m["contact"]["name"] == contact_name]
+    return list(reversed(mine))
+
+
+def test_the_page_is_served_with_a_strict_policy(served: Served) -> None:
+    with urllib.request.urlopen(served.base + "/inbox/") as response:  # noqa: S310 - local
+        headers = response.headers
+        html = response.read().decode()
+    policy = headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy
+    assert "connect-src 'self'" in policy
+    assert "unsafe-inline" not in policy
+    assert headers["X-Frame-Options"] == "DENY"
+    assert '<script type="module" src="app.js">' in html
+    assets = Path(__file__).parents[2] / "handlers" / "static" / "inbox"
+    assert sum(f.stat().st_size for f in assets.iterdir()) < 150_000  # loads at once
+    with urllib.request.urlopen(served.base + "/inbox/app.js") as response:  # noqa: S310
+        assert response.headers["Content-Type"].startswith("text/javascript")
+
+
+def test_an_agent_signs_in_sees_a_message_arrive_live_and_replies(
+    served: Served, tab: Watched, tmp_path: Path
+) -> None:
+    page = tab.page
+    sign_in(page, served.base)
+    served.inbound("live-1", "Hello, is my order on its way?", name="Marta Live")
+    expect(row(page, "Marta Live")).to_be_visible()
+    row(page, "Marta Live").get_by_role("button").click()
+    expect(bubble(page, "is my order on its way")).to_be_visible()
+    loads = page.evaluate("performance.getEntriesByType('navigation').length")
+
+    # The open thread and the list take the next message from the event stream.
+    sent_at = time.monotonic()
+    served.inbound("live-1", "It was due yesterday", name="Marta Live")
+    expect(bubble(page, "due yesterday")).to_be_visible()
+    expect(row(page, "Marta Live")).to_contain_text("due yesterday")
+    print(f"inbound to the open thread: {time.monotonic() - sent_at:.3f} s")
+    assert page.evaluate("performance.getEntriesByType('navigation').length") == loads
+
+    box = page.get_by_label("Reply")
+    box.fill("It left the warehouse today.")
+    expect(page.locator("#reply-left")).to_have_text(f"{4096 - 28} characters left")
+    box.press("Enter")
+    expect(box).to_have_value("")
+    mine = bubble(page, "left the warehouse")
+    expect(mine.locator(".status")).to_have_attribute("data-status", "sent")
+    assert [m["content"] for m in outbound(served, "Marta Live")] == [
+        "It left the warehouse today."
+    ]
+    # Opened, so read: no badge, and the gateway agrees.
+    expect(row(page, "Marta Live").locator(".badge")).to_have_count(0)
+    conversation = served.api("ana", "GET", "/api/v1/conversations/?assignee=me&q=marta")
+    assert conversation["results"][0]["unread"] == 0
+
+    shot = tmp_path / "inbox.png"
+    page.screenshot(path=str(shot))
+    if os.environ.get("INBOX_SCREENSHOT"):  # the README's picture: INBOX_SCREENSHOT=docs/inbox.png
+        shutil.copy(shot, os.environ["INBOX_SCREENSHOT"])
+
+
+def test_a_double_click_on_send_sends_once(served: Served, tab: Watched) -> None:
+    page = tab.page
+    sign_in(page, served.base)
+    served.inbound("double-1", "Can you call me?", name="Dora Double")
+    row(page, "Dora Double").get_by_role("button").click()
+    page.get_by_label("Reply").fill("Calling you in five minutes.")
+    page.get_by_role("button", name="Send", exact=True).dblclick()
+    expect(bubble(page, "Calling you").locator(".status")).to_have_attribute("data-status", "sent")
+    expect(bubble(page, "Calling you")).to_have_count(1)
+    assert len(outbound(served, "Dora Double")) == 1
+
+
+def test_a_retry_after_a_network_error_reuses_the_idempotency_key(
+    served: Served, tab: Watched
+) -> None:
+    page = tab.page
+    sign_in(page, served.base)
+    served.inbound("retry-1", "Still there?", name="Rita Retry")
+    row(page, "Rita Retry").get_by_role("button").click()
+    expect(bubble(page, "Still there?")).to_be_visible()
+    keys: list[str] = []
+
+    def lose_the_answer(route: Any) -> None:
+        keys.append(route.request.headers["idempotency-key"])
+        route.fetch()  # the gateway takes the message; its answer never arrives
+        route.abort()
+
+    page.route("**/api/v1/messages/", lose_the_answer, times=1)
+    page.get_by_label("Reply").fill("Yes, one moment.")
+    page.get_by_role("button", name="Send", exact=True).click()
+    expect(page.locator("#reply-error")).to_contain_text("cannot be reached")
+    expect(page.get_by_label("Reply")).to_have_value("Yes, one moment.")
+    with page.expect_response(lambda r: r.url.endswith("/api/v1/messages/")) as answer:
+        page.get_by_role("button", name="Send", exact=True).click()
+    assert answer.value.request.headers["idempotency-key"] == keys[0]
+    assert answer.value.headers.get("idempotent-replayed") == "true"
+    expect(bubble(page, "one moment")).to_have_count(1)
+    assert len(outbound(served, "Rita Retry")) == 1
+    tab.errors[:] = [e for e in tab.errors if "ERR_FAILED" not in e]  # the lost answer
+
+
+def test_contact_supplied_markup_renders_as_text(served: Served, tab: Watched) -> None:
+    page = tab.page
+    sign_in(page, served.base)
+    name = "<img src=x onerror=alert(1)>"
+    text = "<script>alert(2)</script><b>bold?</b>"
+    served.inbound("xss-1", text, name=name)
+    expect(row(page, name)).to_be_visible()
+    expect(row(page, name).locator(".row-name")).to_have_text(name)
+    row(page, name).get_by_role("button").click()
+    expect(page.locator("#thread-name")).to_have_text(name)
+    expect(bubble(page, "bold?").locator(".text")).to_have_text(text)
+    assert page.locator("#app img, #app script, #app b").count() == 0
+    assert tab.dialogs == []
+
+
+def test_a_transferred_conversation_leaves_mine(served: Served, tab: Watched) -> None:
+    page = tab.page
+    sign_in(page, served.base)
+    served.inbound("transfer-1", "I need billing", name="Tomas Transfer")
+    row(page, "Tomas Transfer").get_by_role("button").click()
+    page.get_by_label("Transfer to").select_option(label="bruno")
+    page.get_by_role("button", name="Transfer", exact=True).click()
+    expect(row(page, "Tomas Transfer")).to_have_count(0)  # Mine is the open tab
+    listed = served.api("bruno", "GET", "/api/v1/conversations/?assignee=me&q=tomas")
+    assert [c["contact"]["name"] for c in listed["results"]] == ["Tomas Transfer"]
+    page.get_by_role("tab", name="All").click()
+    expect(row(page, "Tomas Transfer")).to_be_visible()
+
+
+def test_resolving_moves_a_conversation_to_resolved(served: Served, tab: Watched) -> None:
+    page = tab.page
+    sign_in(page, served.base)
+    served.inbound("resolve-1", "Thanks, all good", name="Rosa Resolve")
+    row(page, "Rosa Resolve").get_by_role("button").click()
+    page.get_by_role("button", name="Resolve", exact=True).click()
+    expect(row(page, "Rosa Resolve")).to_have_count(0)
+    page.get_by_role("tab", name="Resolved").click()
+    expect(row(page, "Rosa Resolve")).to_be_visible()
+    page.get_by_role("button", name="Reopen", exact=True).click()
+    expect(row(page, "Rosa Resolve")).to_have_count(0)
+
+
+def test_an_ended_sign_in_returns_to_the_form_and_keeps_the_reply(
+    served: Served, tab: Watched
+) -> None:
+    page = tab.page
+    sign_in(page, served.base)
+    served.inbound("expiry-1", "Hello?", name="Eva Expiry")
+    row(page, "Eva Expiry").get_by_role("button").click()
+    page.get_by_label("Reply").fill("Half a thought")
+    tokens = json.loads(page.evaluate("sessionStorage.getItem('bot-gateway.tokens')"))
+    assert page.evaluate("localStorage.length") == 0
+    assert page.context.cookies() == []
+    status, _ = call(served.base, "POST", "/auth/logout/", token=tokens["access"])
+    assert status == 204
+
+    page.get_by_role("tab", name="All").click()  # the next call finds the sign-in over
+    expect(page.locator("#signin")).to_be_visible()
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#app")).to_be_visible()
+    expect(page.get_by_label("Reply")).to_have_value("Half a thought")
+    tab.errors[:] = [e for e in tab.errors if "401" not in e]  # the refused calls
+
+
+def test_keyboard_and_a_narrow_screen(browser: Any, served: Served) -> None:
+    context, watched = open_page(browser, viewport={"width": 360, "height": 740})
+    page = watched.page
+    try:
+        sign_in(page, served.base)
+        served.inbound("narrow-1", "Small screen here", name="Nina Narrow")
+        expect(row(page, "Nina Narrow")).to_be_visible()
+        expect(page.locator("#thread-pane")).to_be_hidden()
+        row(page, "Nina Narrow").get_by_role("button").focus()
+        page.keyboard.press("Enter")
+        expect(page.locator("#list-pane")).to_be_hidden()
+        expect(bubble(page, "Small screen here")).to_be_visible()
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 360  # nothing sticks out sideways
+        page.get_by_role("button", name="Back to the conversations").click()
+        expect(page.locator("#list-pane")).to_be_visible()
+        assert watched.errors == []
+    finally:
+        context.close()
+
+
+def test_signing_out_ends_the_sign_in_on_the_server(served: Served, tab: Watched) -> None:
+    page = tab.page
+    sign_in(page, served.base)
+    tokens = json.loads(page.evaluate("sessionStorage.getItem('bot-gateway.tokens')"))
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.locator("#signin")).to_be_visible()
+    assert page.evaluate("sessionStorage.length") == 0
+    status, _ = call(served.base, "POST", "/auth/token/refresh/", {"refresh": tokens["refresh"]})
+    assert status == 401
+
+
+def test_the_inbox_path_and_unknown_assets(served: Served) -> None:
+    assert call_status(served.base + "/inbox") == 200  # redirected to /inbox/
+    assert call_status(served.base + "/inbox/nothing.js") == 404
+    assert call_status(served.base + "/inbox/../config.yaml") == 403  # outside the assets
+
+
+def call_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url) as response:  # noqa: S310 - local URL
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
