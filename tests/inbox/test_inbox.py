@@ -14,6 +14,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
+from testkit.helpers import wait_until
 from testkit.processes import call
 from tests.inbox.conftest import PASSWORD, Served, Watched, needs_chromium, open_page, sign_in
 
@@ -52,7 +53,7 @@ def test_the_page_is_served_with_a_strict_policy(served: Served) -> None:
 
 
 def test_an_agent_signs_in_sees_a_message_arrive_live_and_replies(
-    served: Served, tab: Watched, tmp_path: Path
+    served: Served, tab: Watched
 ) -> None:
     page = tab.page
     sign_in(page, served.base)
@@ -84,11 +85,6 @@ def test_an_agent_signs_in_sees_a_message_arrive_live_and_replies(
     expect(row(page, "Marta Live").locator(".badge")).to_have_count(0)
     conversation = served.api("ana", "GET", "/api/v1/conversations/?assignee=me&q=marta")
     assert conversation["results"][0]["unread"] == 0
-
-    shot = tmp_path / "inbox.png"
-    page.screenshot(path=str(shot))
-    if os.environ.get("INBOX_SCREENSHOT"):  # the README's picture: INBOX_SCREENSHOT=docs/inbox.png
-        shutil.copy(shot, os.environ["INBOX_SCREENSHOT"])
 
 
 def test_a_double_click_on_send_sends_once(served: Served, tab: Watched) -> None:
@@ -241,3 +237,111 @@ def call_status(url: str) -> int:
             return int(response.status)
     except urllib.error.HTTPError as exc:
         return exc.code
+
+
+def stored_tokens(page: Any) -> dict[str, str]:
+    return dict(json.loads(page.evaluate("sessionStorage.getItem('bot-gateway.tokens')")))
+
+
+def test_the_access_token_is_refreshed_before_it_expires(served: Served, tab: Watched) -> None:
+    page = tab.page
+    page.clock.install()  # the page's timers, fast-forwarded below; the gateway's run on
+    sign_in(page, served.base)
+    first = stored_tokens(page)
+    page.clock.fast_forward("14:30")  # 15-minute tokens, rotated a minute before they end
+    wait_until(lambda: stored_tokens(page)["access"] != first["access"], 10, "a silent refresh")
+    status, me = call(served.base, "GET", "/api/v1/agents/me/", token=stored_tokens(page)["access"])
+    assert (status, me["username"]) == (200, "ana")
+    page.get_by_role("tab", name="All").click()
+    expect(page.get_by_role("tab", name="All")).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#signin")).to_be_hidden()
+
+
+def test_an_agent_sets_themselves_away_and_back(served: Served, tab: Watched) -> None:
+    page = tab.page
+    sign_in(page, served.base)
+    available = page.get_by_label("Available")
+    expect(available).to_be_checked()
+    try:
+        available.uncheck()
+        wait_until(
+            lambda: not served.api("ana", "GET", "/api/v1/agents/me/")["is_available"],
+            10,
+            "ana to be away",
+        )
+    finally:
+        served.api("ana", "PATCH", "/api/v1/agents/me/", {"is_available": True})
+
+
+def test_a_long_thread_scrolls_up_through_its_pages(served: Served, tab: Watched) -> None:
+    page = tab.page
+    for n in range(1, 46):
+        served.inbound("pages-1", f"line {n:02}", name="Paula Pages")
+    sign_in(page, served.base)
+    row(page, "Paula Pages").get_by_role("button").click()
+    texts = page.locator("#messages li.message .text")
+    expect(texts.last).to_have_text("line 45")  # the newest page, at the bottom
+    expect(texts).to_have_count(30)
+    page.locator("#messages").evaluate("box => box.scrollTo(0, 0)")
+    expect(texts).to_have_count(45)
+    assert texts.all_text_contents() == [f"line {n:02}" for n in range(1, 46)]
+
+
+# WCAG's relative luminance and contrast ratio, for every element that shows text.
+LOW_CONTRAST = """() => {
+  const rgb = (c) => c.match(/[\\d.]+/g).map(Number);
+  const lum = ([r, g, b]) => [r, g, b].map((v) => {
+    v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+  }).reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+  const background = (node) => {
+    for (; node; node = node.parentElement) {
+      const c = rgb(getComputedStyle(node).backgroundColor);
+      if (c.length < 4 || c[3] > 0) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const low = [];
+  for (const node of document.querySelectorAll("body *")) {
+    const own = [...node.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+    if (!own || !node.checkVisibility() || node.closest("button:disabled")) continue;
+    const [a, b] = [lum(rgb(getComputedStyle(node).color)), lum(background(node))];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < 4.5) low.push(`${node.tagName}.${node.className}: ${ratio.toFixed(2)}`);
+  }
+  return low;
+}"""
+
+UNNAMED_CONTROLS = """() => [...document.querySelectorAll("button, input, select, textarea")]
+  .filter((c) => c.checkVisibility() && !(c.labels?.length || c.getAttribute("aria-label")
+                                         || c.textContent.trim()))
+  .map((c) => c.outerHTML)"""
+
+
+def test_unread_badges_auto_replies_contrast_and_the_readme_picture(
+    served: Served, tab: Watched, tmp_path: Path
+) -> None:
+    page = tab.page
+    served.api("ana", "POST", "/api/v1/faqs/", {
+        "question": "What are your opening hours?",
+        "answer": "We are open 9:00-18:00, Monday to Saturday.",
+    })  # fmt: skip
+    sign_in(page, served.base)
+    served.inbound("shot-1", "Hi! My package arrived damaged.", name="Caio Costa")
+    served.inbound("shot-1", "The box was open and wet.", name="Caio Costa")
+    served.inbound("shot-2", "What are your opening hours?", name="Lia Lopes")
+    expect(row(page, "Caio Costa").locator(".badge")).to_have_text("2")
+    row(page, "Lia Lopes").get_by_role("button").click()
+    auto = page.locator("#messages li.message.auto")
+    expect(auto).to_contain_text("We are open 9:00-18:00")
+    expect(auto).to_contain_text("Auto-reply")
+    page.get_by_label("Reply").fill("And on holidays we open at 10:00.")
+    page.get_by_label("Reply").press("Enter")
+    expect(bubble(page, "holidays").locator(".status")).to_have_attribute("data-status", "sent")
+    page.get_by_label("Reply").fill("Anything else I can help with?")
+
+    assert page.evaluate(LOW_CONTRAST) == []
+    assert page.evaluate(UNNAMED_CONTROLS) == []
+    shot = tmp_path / "inbox.png"
+    page.screenshot(path=str(shot))
+    if os.environ.get("INBOX_SCREENSHOT"):  # the README's: INBOX_SCREENSHOT=docs/inbox.png
+        shutil.copy(shot, os.environ["INBOX_SCREENSHOT"])

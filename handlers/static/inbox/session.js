@@ -115,7 +115,8 @@ export class Session {
 
   schedule() {
     clearTimeout(this.timer);
-    const wait = Math.max(1000, expiresAt(this.tokens.access) - Date.now() - REFRESH_BEFORE_MS);
+    const left = expiresAt(this.tokens.access) - Date.now();
+    const wait = Math.max(1000, left > 2 * REFRESH_BEFORE_MS ? left - REFRESH_BEFORE_MS : left / 2);
     // A silent refresh; if the gateway is unreachable the next 401 tries again.
     this.timer = setTimeout(() => this.refresh().catch(() => {}), wait);
   }
