@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -23,12 +22,10 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 from bench.harness import Api, gateway, machine, percentile, workdir
+from testkit.browser import CHROMIUM, QUIET
 
 SECRET = "bench-mock-secret"
 TARGET_MAX_MS = 1000.0
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 
 # When each message's element joined the thread, by its text (the page's wall clock).
 WATCH = """() => {
@@ -61,7 +58,7 @@ def run(messages: int) -> list[float]:
                 assert response.status == 200
                 return time.time() * 1000
 
-            browser = driver.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            browser = driver.chromium.launch(executable_path=CHROMIUM, args=QUIET)
             page = browser.new_page()
             page.goto(base + "/inbox/")
             page.get_by_label("Username").fill("bench")

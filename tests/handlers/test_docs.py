@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from channels.registry import CHANNEL_TYPES
 from gateway.metrics import route_template
 from handlers.app import API_ROUTES
 from handlers.base import implements, is_public
+from testkit.browser import CHROMIUM, LOOPBACK_ONLY, QUIET
 from testkit.helpers import Client
 
 
@@ -89,12 +89,6 @@ async def test_docs_page_and_assets_are_served_locally(client: Client) -> None:
     assert len(bundle.body) > 100_000
 
 
-# Debian's chromium (.ci/run installs it), or the Chrome GitHub's runners come with.
-CHROMIUM = next(
-    filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None
-)
-
-
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
 async def test_swagger_ui_renders_in_a_headless_browser_without_network(
     client: Client, tmp_path: Path
@@ -102,15 +96,8 @@ async def test_swagger_ui_renders_in_a_headless_browser_without_network(
     command = [
         CHROMIUM,
         "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        # Every host but this test server is unreachable: the page must not need one.
-        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+        *QUIET,
+        LOOPBACK_ONLY,
         f"--user-data-dir={tmp_path / 'profile'}",
         "--virtual-time-budget=15000",
         "--dump-dom",

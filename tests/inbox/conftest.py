@@ -3,34 +3,18 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect, sync_playwright
 
+from testkit.browser import CHROMIUM, LOOPBACK_ONLY, QUIET
 from testkit.processes import Gateway, call, stop
 
-playwright_api = pytest.importorskip("playwright.sync_api")
-
-CHROMIUM = next(
-    filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None
-)
 PASSWORD = "correct horse battery"
-# As root (CI) Chromium needs --no-sandbox; the rest keep it off this machine's closed
-# network, and every host but the gateway resolves to nothing.
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-]
 
 needs_chromium = pytest.mark.skipif(
     CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)"
@@ -52,10 +36,10 @@ class Served:
         assert status == 200, pair
         return str(pair["access"])
 
-    def inbound(self, contact: str, text: str, name: str = "") -> None:
-        """A contact writes through the Mock channel's webhook."""
+    def inbound(self, contact: str, text: str, name: str = "", channel: str = "mock") -> None:
+        """A contact writes through a Mock channel's webhook."""
         body = {"contact_id": contact, "message": text, "name": name}
-        status, answer = call(self.base, "POST", "/webhooks/mock/mock/", body)
+        status, answer = call(self.base, "POST", f"/webhooks/mock/{channel}/", body)
         assert status == 200, answer
 
     def api(self, username: str, method: str, path: str, body: Any = None) -> Any:
@@ -66,8 +50,17 @@ class Served:
 
 def serve(workdir: Path) -> Served:
     """A gateway on its own embedded database, with agents ana (available) and bruno (away,
-    so that new conversations go to ana)."""
+    so that new conversations go to ana), and the mock channels mock and broken."""
     served = Served(Gateway(workdir))
+    # Besides the default mock channel, one whose every send fails at once: a reply
+    # through it ends failed, with the channel's reason.
+    with served.gateway.config.open("a") as config:
+        config.write(
+            "delivery: {max_attempts: 1}\n"
+            "channels:\n"
+            "  - {name: mock, type: mock}\n"
+            "  - {name: broken, type: mock, fail_first_sends: 1000000}\n"
+        )
     for username in ("ana", "bruno"):
         made = served.gateway.create_agent(username, PASSWORD)
         assert made.returncode == 0, made.stderr
@@ -88,8 +81,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with playwright_api.sync_playwright() as driver:
-        launched = driver.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with sync_playwright() as driver:
+        launched = driver.chromium.launch(executable_path=CHROMIUM, args=[*QUIET, LOOPBACK_ONLY])
         yield launched
         launched.close()
 
@@ -146,4 +139,4 @@ def sign_in(page: Any, base: str, username: str = "ana") -> None:
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    playwright_api.expect(page.locator("#app")).to_be_visible()
+    expect(page.locator("#app")).to_be_visible()

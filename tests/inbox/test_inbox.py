@@ -29,6 +29,20 @@ def bubble(page: Any, text: str) -> Any:
     return page.locator("#messages li.message", has_text=text)
 
 
+def talk(tab: Watched, served: Served, contact: str, text: str, name: str, **how: str) -> Any:
+    """Signed in as ana, with the thread of a contact who just wrote ``text`` open."""
+    page = tab.page
+    sign_in(page, served.base)
+    served.inbound(contact, text, name=name, **how)
+    row(page, name).get_by_role("button").click()
+    expect(bubble(page, text)).to_be_visible()
+    return page
+
+
+def stored_tokens(page: Any) -> dict[str, str]:
+    return dict(json.loads(page.evaluate("sessionStorage.getItem('bot-gateway.tokens')")))
+
+
 def outbound(served: Served, contact_name: str) -> list[dict[str, Any]]:
     """What the gateway stored as sent to the contact, oldest first."""
     page = served.api("ana", "GET", "/api/v1/messages/?direction=out&page_size=100")
@@ -87,11 +101,17 @@ def test_an_agent_signs_in_sees_a_message_arrive_live_and_replies(
     assert conversation["results"][0]["unread"] == 0
 
 
+def test_a_failed_send_shows_the_reason(served: Served, tab: Watched) -> None:
+    page = talk(tab, served, "broken-1", "Anyone?", "Fabio Failed", channel="broken")
+    page.get_by_label("Reply").fill("This one will not go.")
+    page.get_by_label("Reply").press("Enter")
+    status = bubble(page, "will not go").locator(".status")
+    expect(status).to_have_attribute("data-status", "failed")
+    expect(status).to_have_attribute("title", "mock channel: configured to fail this send")
+
+
 def test_a_double_click_on_send_sends_once(served: Served, tab: Watched) -> None:
-    page = tab.page
-    sign_in(page, served.base)
-    served.inbound("double-1", "Can you call me?", name="Dora Double")
-    row(page, "Dora Double").get_by_role("button").click()
+    page = talk(tab, served, "double-1", "Can you call me?", "Dora Double")
     page.get_by_label("Reply").fill("Calling you in five minutes.")
     page.get_by_role("button", name="Send", exact=True).dblclick()
     expect(bubble(page, "Calling you").locator(".status")).to_have_attribute("data-status", "sent")
@@ -102,11 +122,7 @@ def test_a_double_click_on_send_sends_once(served: Served, tab: Watched) -> None
 def test_a_retry_after_a_network_error_reuses_the_idempotency_key(
     served: Served, tab: Watched
 ) -> None:
-    page = tab.page
-    sign_in(page, served.base)
-    served.inbound("retry-1", "Still there?", name="Rita Retry")
-    row(page, "Rita Retry").get_by_role("button").click()
-    expect(bubble(page, "Still there?")).to_be_visible()
+    page = talk(tab, served, "retry-1", "Still there?", "Rita Retry")
     keys: list[str] = []
 
     def lose_the_answer(route: Any) -> None:
@@ -144,10 +160,7 @@ def test_contact_supplied_markup_renders_as_text(served: Served, tab: Watched) -
 
 
 def test_a_transferred_conversation_leaves_mine(served: Served, tab: Watched) -> None:
-    page = tab.page
-    sign_in(page, served.base)
-    served.inbound("transfer-1", "I need billing", name="Tomas Transfer")
-    row(page, "Tomas Transfer").get_by_role("button").click()
+    page = talk(tab, served, "transfer-1", "I need billing", "Tomas Transfer")
     page.get_by_label("Transfer to").select_option(label="bruno")
     page.get_by_role("button", name="Transfer", exact=True).click()
     expect(row(page, "Tomas Transfer")).to_have_count(0)  # Mine is the open tab
@@ -158,10 +171,7 @@ def test_a_transferred_conversation_leaves_mine(served: Served, tab: Watched) ->
 
 
 def test_resolving_moves_a_conversation_to_resolved(served: Served, tab: Watched) -> None:
-    page = tab.page
-    sign_in(page, served.base)
-    served.inbound("resolve-1", "Thanks, all good", name="Rosa Resolve")
-    row(page, "Rosa Resolve").get_by_role("button").click()
+    page = talk(tab, served, "resolve-1", "Thanks, all good", "Rosa Resolve")
     page.get_by_role("button", name="Resolve", exact=True).click()
     expect(row(page, "Rosa Resolve")).to_have_count(0)
     page.get_by_role("tab", name="Resolved").click()
@@ -173,12 +183,9 @@ def test_resolving_moves_a_conversation_to_resolved(served: Served, tab: Watched
 def test_an_ended_sign_in_returns_to_the_form_and_keeps_the_reply(
     served: Served, tab: Watched
 ) -> None:
-    page = tab.page
-    sign_in(page, served.base)
-    served.inbound("expiry-1", "Hello?", name="Eva Expiry")
-    row(page, "Eva Expiry").get_by_role("button").click()
+    page = talk(tab, served, "expiry-1", "Hello?", "Eva Expiry")
     page.get_by_label("Reply").fill("Half a thought")
-    tokens = json.loads(page.evaluate("sessionStorage.getItem('bot-gateway.tokens')"))
+    tokens = stored_tokens(page)
     assert page.evaluate("localStorage.length") == 0
     assert page.context.cookies() == []
     status, _ = call(served.base, "POST", "/auth/logout/", token=tokens["access"])
@@ -217,7 +224,7 @@ def test_keyboard_and_a_narrow_screen(browser: Any, served: Served) -> None:
 def test_signing_out_ends_the_sign_in_on_the_server(served: Served, tab: Watched) -> None:
     page = tab.page
     sign_in(page, served.base)
-    tokens = json.loads(page.evaluate("sessionStorage.getItem('bot-gateway.tokens')"))
+    tokens = stored_tokens(page)
     page.get_by_role("button", name="Sign out").click()
     expect(page.locator("#signin")).to_be_visible()
     assert page.evaluate("sessionStorage.length") == 0
@@ -237,10 +244,6 @@ def call_status(url: str) -> int:
             return int(response.status)
     except urllib.error.HTTPError as exc:
         return exc.code
-
-
-def stored_tokens(page: Any) -> dict[str, str]:
-    return dict(json.loads(page.evaluate("sessionStorage.getItem('bot-gateway.tokens')")))
 
 
 def test_the_access_token_is_refreshed_before_it_expires(served: Served, tab: Watched) -> None:
@@ -330,6 +333,10 @@ def test_unread_badges_auto_replies_contrast_and_the_readme_picture(
     served.inbound("shot-1", "The box was open and wet.", name="Caio Costa")
     served.inbound("shot-2", "What are your opening hours?", name="Lia Lopes")
     expect(row(page, "Caio Costa").locator(".badge")).to_have_text("2")
+    expect(page.locator("#conversations li").first).to_contain_text("Lia Lopes")  # newest first
+    page.locator("#conversations button.row").first.focus()
+    page.keyboard.press("ArrowDown")
+    expect(page.locator("#conversations button.row").nth(1)).to_be_focused()
     row(page, "Lia Lopes").get_by_role("button").click()
     auto = page.locator("#messages li.message.auto")
     expect(auto).to_contain_text("We are open 9:00-18:00")
