@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from channels.base import (
+    MAX_ID,
+    MAX_NAME,
     Backoff,
     Channel,
     ChannelContext,
@@ -327,8 +329,22 @@ def _field(obj: Any, key: str, kind: type, *, required: bool = True) -> Any:
     return value
 
 
+# https://core.telegram.org/bots/api#message: the fields that carry a file, and the
+# type to show for a file Telegram sends without one.
+FILE_KINDS = {
+    "document": None,
+    "voice": "audio/ogg",
+    "audio": None,
+    "video": None,
+    "video_note": "video/mp4",
+    "animation": "video/mp4",
+    "sticker": "image/webp",
+}
+
+
 def describe(message: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """Text for people, and what else we know, for every kind of message."""
+    """Text for people, and what else we know, for every kind of message: its
+    ``media`` are what the API lists (each file's ``ref``, its file_id, stays here)."""
     # https://core.telegram.org/bots/api#sendmessage (text: 4096), #sendphoto (caption: 1024)
     text = _field(message, "text", str, required=False)
     if text is not None:
@@ -336,31 +352,53 @@ def describe(message: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     caption = _field(message, "caption", str, required=False)
     if caption is not None:
         check_text(caption, "caption", 1024)
-    extra: dict[str, Any] = {"caption": caption} if caption else {}
-    caption = f" {caption}" if caption else ""
+    said = f" {caption}" if caption else ""
     if photo := _field(message, "photo", list, required=False):
-        return f"[photo]{caption}", {**extra, "kind": "photo", "file_id": _file_id(photo[-1])}
-    if sticker := _field(message, "sticker", dict, required=False):
-        emoji = f" {sticker['emoji']}" if sticker.get("emoji") else ""
-        return f"[sticker{emoji}]", {"kind": "sticker", "file_id": _file_id(sticker)}
-    if voice := _field(message, "voice", dict, required=False):
-        seconds = voice.get("duration")
-        return f"[voice message, {seconds} s]", {"kind": "voice", "file_id": _file_id(voice)}
-    if location := _field(message, "location", dict, required=False):
-        where = f"{location.get('latitude')}, {location.get('longitude')}"
-        return f"[location {where}]", {"kind": "location"}
-    if contact := _field(message, "contact", dict, required=False):
-        return f"[contact {contact.get('phone_number')}]", {"kind": "contact"}
-    for kind in ("video", "video_note", "audio", "animation", "document"):
+        item = _file(photo[-1], "photo", "image/jpeg", caption)  # sizes come smallest first
+        return f"[photo]{said}", {"kind": "photo", "media": [item]}
+    for kind, mime_type in FILE_KINDS.items():
         if media := _field(message, kind, dict, required=False):
-            label = media.get("file_name") or kind.replace("_", " ")
-            return f"[{label}]{caption}", {**extra, "kind": kind, "file_id": _file_id(media)}
+            item = _file(media, kind, mime_type, caption)
+            if kind == "sticker":
+                emoji = f" {media['emoji']}" if isinstance(media.get("emoji"), str) else ""
+                label = f"sticker{emoji}"
+            elif kind == "voice":
+                label = f"voice message, {media.get('duration')} s"
+            else:
+                label = item["file_name"] or kind.replace("_", " ")
+            return f"[{label}]{said}", {"kind": kind, "media": [item]}
+    if location := _field(message, "location", dict, required=False):
+        latitude, longitude = _degrees(location, "latitude"), _degrees(location, "longitude")
+        item = {"kind": "location", "latitude": latitude, "longitude": longitude}
+        return f"[location {latitude}, {longitude}]", {"kind": "location", "media": [item]}
+    if contact := _field(message, "contact", dict, required=False):
+        phone = str(contact.get("phone_number") or "")[:MAX_ID]
+        name = " ".join(str(contact.get(k) or "") for k in ("first_name", "last_name")).strip()
+        item = {"kind": "contact", "phone_number": phone, "file_name": name[:MAX_NAME] or None}
+        return f"[contact {phone}]", {"kind": "contact", "media": [item]}
     kind = next(
         (k for k in ("poll", "dice", "venue", "game", "story") if message.get(k)),
         "unsupported message",
     )
-    return f"[{kind}]{caption}", {**extra, "kind": kind}
+    return f"[{kind}]{said}", {"kind": kind, "media": [{"kind": "other", "caption": caption}]}
 
 
-def _file_id(media: Any) -> str:
-    return str(_field(media, "file_id", str))
+def _file(media: Any, kind: str, mime_type: str | None, caption: str | None) -> dict[str, Any]:
+    """One file a contact sent, as the API lists it, with its ``ref`` for getFile."""
+    ref = str(_field(media, "file_id", str))  # first: it checks media is an object
+    size, name, shown = media.get("file_size"), media.get("file_name"), media.get("mime_type")
+    return {
+        "kind": kind,
+        "mime_type": shown[:MAX_NAME] if isinstance(shown, str) else mime_type,
+        "size": size if isinstance(size, int) and not isinstance(size, bool) else None,
+        "file_name": name[:MAX_NAME] if isinstance(name, str) else None,
+        "caption": caption,
+        "ref": ref,
+    }
+
+
+def _degrees(location: dict[str, Any], key: str) -> float:
+    value = location.get(key)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ValueError(f"location.{key}: expected a number")
+    return float(value)

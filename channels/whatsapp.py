@@ -7,10 +7,14 @@ The twilio library (and aiohttp) load only when a WhatsApp channel is built.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 
 from channels.base import (
+    MAX_NAME,
     Channel,
     ChannelContext,
     ChannelMisconfigured,
@@ -85,17 +89,20 @@ class WhatsAppChannel(Channel):
         if not sid or not sender:
             raise WebhookRefused(400, "MessageSid and From are required")
         # https://www.twilio.com/docs/messaging/guides/webhook-request: at most 10 media
-        text, extra = check_text(form.get("Body", ""), "Body", 4096), {}
+        text = check_text(form.get("Body", ""), "Body", 4096)
+        extra: dict[str, Any] = {}
         count = form.get("NumMedia", "0")
         media = min(int(count), 10) if count.isascii() and count.isdigit() else 0
         if media:
-            kind = form.get("MediaContentType0", "media").split("/")[0]
-            urls = [form[f"MediaUrl{i}"] for i in range(media) if f"MediaUrl{i}" in form]
-            text = f"[{kind}] {text}".strip()
-            extra = {"kind": kind, "media_urls": urls}
+            items = [_media(form, i, text) for i in range(media) if f"MediaUrl{i}" in form]
+            kind = items[0]["kind"] if items else "other"
+            text = f"[{'media' if kind == 'other' else kind}] {text}".strip()
+            extra = {"kind": kind, "media": items}
         elif "Latitude" in form and "Longitude" in form:
+            latitude, longitude = _degrees(form["Latitude"]), _degrees(form["Longitude"])
             text = f"[location {form['Latitude']}, {form['Longitude']}]"
-            extra = {"kind": "location"}
+            item = {"kind": "location", "latitude": latitude, "longitude": longitude}
+            extra = {"kind": "location", "media": [item]}
         if not text:
             text = "[empty message]"
         message = Inbound(
@@ -152,3 +159,33 @@ class WhatsAppChannel(Channel):
 
     async def close(self) -> None:
         await self.http.close()
+
+
+# What a media's content type shows it as (https://www.twilio.com/docs/whatsapp/guidance-whatsapp-media-messages).
+KINDS = {"image": "image", "audio": "audio", "video": "video", "application": "document",
+         "text": "document"}  # fmt: skip
+
+
+def _media(form: Mapping[str, str], index: int, caption: str) -> dict[str, Any]:
+    """The ``index``th media of a message, as the API lists it; ``ref`` is its URL,
+    fetched with the account's credentials."""
+    mime_type = form.get(f"MediaContentType{index}", "")[:MAX_NAME] or None
+    kind = KINDS.get((mime_type or "").split("/")[0], "other")
+    return {
+        "kind": kind,
+        "mime_type": mime_type,
+        "size": None,  # Twilio says it only when the file is fetched
+        "file_name": None,
+        "caption": caption or None,
+        "ref": form[f"MediaUrl{index}"][:2048],
+    }
+
+
+def _degrees(value: str) -> float:
+    try:
+        degrees = float(value)
+    except ValueError:
+        degrees = math.nan
+    if not math.isfinite(degrees):
+        raise WebhookRefused(400, "Latitude and Longitude must be numbers")
+    return degrees

@@ -142,6 +142,22 @@ MESSAGE_STATUSES = [s.value for s in Status]
 DIRECTIONS = [d.value for d in Direction]
 
 
+MEDIA_KINDS = ["photo", "image", "document", "voice", "audio", "video", "video_note",
+               "sticker", "animation", "location", "contact", "other"]  # fmt: skip
+
+
+class Media(Schema):
+    id = fields.String(required=True, metadata={"description": "Its number in the message"})
+    kind = fields.String(required=True, metadata={"enum": MEDIA_KINDS})
+    mime_type = fields.String(allow_none=True)
+    size = fields.Integer(allow_none=True, metadata={"description": "Bytes, when known"})
+    file_name = fields.String(allow_none=True)
+    caption = fields.String(allow_none=True)
+    latitude = fields.Float(metadata={"description": "For a location"})
+    longitude = fields.Float(metadata={"description": "For a location"})
+    phone_number = fields.String(metadata={"description": "For a shared contact"})
+
+
 class Message(Schema):
     id = fields.String(required=True)
     channel_id = fields.String(required=True)
@@ -155,6 +171,11 @@ class Message(Schema):
     status = fields.String(required=True, metadata={"enum": MESSAGE_STATUSES})
     external_id = fields.String(metadata={"description": "The provider's message id"})
     error = fields.String(allow_none=True, metadata={"description": "Why sending failed"})
+    media = fields.List(
+        fields.Nested(Media),
+        required=True,
+        metadata={"description": "Files, a location or a contact it carried; content says it too"},
+    )
     auto_reply = fields.Boolean(
         dump_default=False, metadata={"description": "Sent by the gateway from an FAQ"}
     )

@@ -158,6 +158,9 @@ class Message:
     error: str | None = None  # why sending failed
     auto_reply: bool = False  # sent by the gateway from an FAQ
     faq_id: str | None = None  # the FAQ it answered, or that answered it
+    # What it carried besides text, as agents see it: each a dict of kind, id and what
+    # the channel knew (mime_type, size, file_name, caption; latitude and longitude).
+    media: tuple[dict[str, Any], ...] = ()
 
     @property
     def conversation_id(self) -> str:
@@ -182,7 +185,18 @@ class Message:
             error=d.get("error"),
             auto_reply=d.get("auto_reply", False),
             faq_id=d.get("faq_id"),
+            media=tuple(d["media"]) if "media" in d else shown_media(d.get("meta")),
         )
+
+
+def shown_media(meta: Mapping[str, Any] | None) -> tuple[dict[str, Any], ...]:
+    """A stored message's media as agents see them: numbered, without the provider's
+    reference (a file_id or a URL that only the gateway's credentials open)."""
+    listed = (meta or {}).get("media") or []
+    return tuple(
+        {**{k: v for k, v in item.items() if k != "ref"}, "id": str(index)}
+        for index, item in enumerate(listed)
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,6 +97,9 @@ ROWS = [
     Row("telegram: 4,097-character text", "POST", URL, json.dumps(update("t" * 4097)), SIGNED, names="text"),
     Row("telegram: 1,025-character caption", "POST", URL, json.dumps(update(None, photo=[{"file_id": "F"}], caption="c" * 1025)), SIGNED, names="caption"),
     Row("telegram: nested 5,000 deep", "POST", URL, deep(5000), SIGNED, names="nested"),
+    Row("telegram: a photo size that is not an object", "POST", URL, json.dumps(update(None, photo=["F"])), SIGNED, names="file_id"),
+    Row("telegram: a document without a file_id", "POST", URL, json.dumps(update(None, document={"file_name": "a.pdf"})), SIGNED, names="file_id"),
+    Row("telegram: a location in words", "POST", URL, json.dumps(update(None, location={"latitude": "north", "longitude": 1})), SIGNED, names="latitude"),
     # WhatsApp through Twilio, correctly signed
     Row("whatsapp: 4,097-character Body", "POST", PATH, form=inbound(body="w" * 4097), names="Body"),
     Row("whatsapp: 300-character ProfileName", "POST", PATH, form=inbound(ProfileName="p" * 300), names="name"),

@@ -348,3 +348,61 @@ async def test_webhook_commands_say_why_they_act_on_no_channel(
 def test_version_is_the_installed_packages() -> None:
     done = subprocess.run([BOT_GATEWAY, "--version"], capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout.strip()) == (0, f"bot-gateway {version('bot-gateway')}")
+
+
+def _file(file_id: str, **more: Any) -> dict[str, Any]:
+    return {"file_id": file_id, "file_unique_id": "u" + file_id, **more}
+
+
+def _listed(
+    kind: str,
+    mime_type: str | None,
+    size: int | None = None,
+    file_name: str | None = None,
+    caption: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": "0",
+        "kind": kind,
+        "mime_type": mime_type,
+        "size": size,
+        "file_name": file_name,
+        "caption": caption,
+    }
+
+
+# label, update, the message's media as the API lists them
+MEDIA = [
+    ("photo: the largest size", update(None, photo=[_file("small", width=90, height=90, file_size=900), _file("large", width=1280, height=1280, file_size=90_000)], caption="look"), [_listed("photo", "image/jpeg", 90_000, caption="look")]),
+    ("document", update(None, document=_file("D1", file_name="invoice.pdf", mime_type="application/pdf", file_size=12_345)), [_listed("document", "application/pdf", 12_345, "invoice.pdf")]),
+    ("voice", update(None, voice=_file("V1", duration=3, mime_type="audio/ogg", file_size=4_000)), [_listed("voice", "audio/ogg", 4_000)]),
+    ("audio", update(None, audio=_file("A1", duration=200, mime_type="audio/mpeg", file_name="song.mp3")), [_listed("audio", "audio/mpeg", file_name="song.mp3")]),
+    ("video", update(None, video=_file("VD1", width=1, height=1, duration=5, mime_type="video/mp4"), caption="clip"), [_listed("video", "video/mp4", caption="clip")]),
+    ("video note", update(None, video_note=_file("VN1", length=240, duration=5)), [_listed("video_note", "video/mp4")]),
+    ("sticker", update(None, sticker=_file("S1", type="regular", width=1, height=1, is_animated=False, is_video=False, emoji="😀")), [_listed("sticker", "image/webp")]),
+    ("animation", update(None, animation=_file("G1", width=1, height=1, duration=2, mime_type="video/mp4", file_name="cat.mp4")), [_listed("animation", "video/mp4", file_name="cat.mp4")]),
+    ("location", update(None, location={"latitude": -23.5, "longitude": -46.6}), [{"id": "0", "kind": "location", "latitude": -23.5, "longitude": -46.6}]),
+    ("contact", update(None, contact={"phone_number": "+5511988887777", "first_name": "Ana", "last_name": "Lima"}), [{"id": "0", "kind": "contact", "phone_number": "+5511988887777", "file_name": "Ana Lima"}]),
+    ("unknown kind: other", update(None, dice={"emoji": "🎲", "value": 4}), [{"id": "0", "kind": "other", "caption": None}]),
+    ("text", update("plain"), []),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("label", "body", "media"), MEDIA, ids=[c[0] for c in MEDIA])
+async def test_incoming_media_are_listed_without_their_file_ids(
+    gateway, telegram_api, label, body, media
+) -> None:
+    gw: Gateway = await gateway(telegram(telegram_api))
+    assert (await gw.post(URL, json.dumps(body), SIGNED))[0] == 200
+    status, page = await gw.agent.fetch("GET", "/api/v1/messages/")
+    assert status == 200
+    assert [m["media"] for m in page["results"]] == [media]
+    for file_id in ("large", "small", "D1", "V1", "A1", "VD1", "VN1", "S1", "G1"):
+        assert f'"{file_id}"' not in json.dumps(page)  # opened only with the bot's token
+
+
+async def test_a_location_that_is_not_a_number_is_refused(gateway, telegram_api) -> None:
+    gw: Gateway = await gateway(telegram(telegram_api))
+    body = update(None, location={"latitude": "north", "longitude": 1})
+    assert (await gw.post(URL, json.dumps(body), SIGNED))[0] == 400
+    assert await gw.messages() == []

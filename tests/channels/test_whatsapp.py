@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -198,3 +199,44 @@ async def test_a_signed_callback_moves_only_its_channels_message_with_its_sid(
     assert (await gw.post(path, urlencode(form), signed(form, path)))[0] == 200
     for message in (ours, theirs):
         assert (await gw.stored(message["id"])).status == "sent"
+
+
+# label, form, the message's media as the API lists them
+MEDIA = [
+    ("text", inbound(), []),
+    ("two images and a caption", inbound(body="see", NumMedia="2", MediaUrl0="https://api.twilio.com/m/1", MediaContentType0="image/jpeg", MediaUrl1="https://api.twilio.com/m/2", MediaContentType1="image/png"), [
+        {"id": "0", "kind": "image", "mime_type": "image/jpeg", "size": None, "file_name": None, "caption": "see"},
+        {"id": "1", "kind": "image", "mime_type": "image/png", "size": None, "file_name": None, "caption": "see"}]),
+    ("a PDF", inbound(body="", NumMedia="1", MediaUrl0="https://api.twilio.com/m/3", MediaContentType0="application/pdf"), [
+        {"id": "0", "kind": "document", "mime_type": "application/pdf", "size": None, "file_name": None, "caption": None}]),
+    ("a voice note", inbound(body="", NumMedia="1", MediaUrl0="https://api.twilio.com/m/4", MediaContentType0="audio/ogg"), [
+        {"id": "0", "kind": "audio", "mime_type": "audio/ogg", "size": None, "file_name": None, "caption": None}]),
+    ("an unknown type", inbound(body="", NumMedia="1", MediaUrl0="https://api.twilio.com/m/5", MediaContentType0="model/gltf"), [
+        {"id": "0", "kind": "other", "mime_type": "model/gltf", "size": None, "file_name": None, "caption": None}]),
+    ("NumMedia past 10 reads 10", inbound(body="", NumMedia="99", **{f"MediaUrl{i}": f"https://api.twilio.com/m/{i}" for i in range(12)}, **{f"MediaContentType{i}": "image/jpeg" for i in range(12)}), [
+        {"id": str(i), "kind": "image", "mime_type": "image/jpeg", "size": None, "file_name": None, "caption": None} for i in range(10)]),
+    ("location", inbound(body="", Latitude="-23.5", Longitude="-46.6"), [
+        {"id": "0", "kind": "location", "latitude": -23.5, "longitude": -46.6}]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("label", "form", "media"), MEDIA, ids=[c[0] for c in MEDIA])
+async def test_incoming_media_are_listed_without_their_urls(
+    gateway, twilio_api, label, form, media
+) -> None:
+    gw: Gateway = await gateway(whatsapp(twilio_api))
+    assert (await gw.post(PATH, urlencode(form), signed(form)))[0] == 200
+    status, page = await gw.agent.fetch("GET", "/api/v1/messages/")
+    assert status == 200
+    assert [m["media"] for m in page["results"]] == [media]
+    assert "api.twilio.com" not in json.dumps(page)  # fetched through the gateway, never handed out
+
+
+async def test_a_location_that_is_not_a_number_is_refused_and_nothing_stored(
+    gateway, twilio_api
+) -> None:
+    gw: Gateway = await gateway(whatsapp(twilio_api))
+    for latitude in ("north", "nan", "inf"):
+        form = inbound(body="", Latitude=latitude, Longitude="1")
+        assert (await gw.post(PATH, urlencode(form), signed(form)))[0] == 400
+    assert await gw.messages() == []
