@@ -16,7 +16,7 @@ import json
 import logging
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -231,6 +231,28 @@ class ChannelMisconfigured(SendError):
     """Our credentials or settings are wrong: no retry helps until they are fixed."""
 
 
+# -- media ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Download:
+    """A contact's file, opened at the provider: its bytes as they come."""
+
+    chunks: AsyncIterator[bytes]
+    content_type: str | None = None
+    size: int | None = None  # when the provider said
+
+
+class MediaUnavailable(Exception):
+    """A file cannot be fetched: gone or unknown (404), over the size cap (413), or the
+    provider failed (502). ``message`` is for the agent: it never holds a URL or token."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
 # -- channels ------------------------------------------------------------------------
 
 
@@ -338,6 +360,11 @@ class Channel(ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients (HTTP sessions) at shutdown."""
+
+    async def open_media(self, ref: str, max_bytes: int) -> Download:
+        """Open a file a contact sent (``ref`` is the channel's own handle for it), or
+        raise :class:`MediaUnavailable`; a file known to be over ``max_bytes`` is 413."""
+        raise MediaUnavailable(404, f"the {self.type} channel keeps no files")
 
     # A channel whose provider is told where to call (Telegram's setWebhook) says so,
     # and ``bot-gateway set-webhook``/``delete-webhook`` work for it.

@@ -6,11 +6,17 @@ Imported only when a WhatsApp channel is built: it loads twilio and aiohttp.
 from __future__ import annotations
 
 import base64
+from collections.abc import AsyncIterator
+from urllib.parse import urljoin, urlsplit
 
+import aiohttp
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 
+from channels.base import Download, MediaUnavailable
 from channels.whatsapp import TWILIO_API
+
+REDIRECTS = (301, 302, 303, 307, 308)
 
 
 class TwilioHttpClient(AsyncTwilioHttpClient):
@@ -23,6 +29,7 @@ class TwilioHttpClient(AsyncTwilioHttpClient):
     def __init__(self, api_base: str) -> None:
         super().__init__(timeout=30)
         self.api_base = api_base.rstrip("/")
+        self._media: aiohttp.ClientSession | None = None
 
     async def request(
         self,
@@ -38,8 +45,58 @@ class TwilioHttpClient(AsyncTwilioHttpClient):
         if url.startswith(TWILIO_API):
             url = self.api_base + url[len(TWILIO_API) :]
         if auth is not None:
-            credentials = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-            headers = {**(headers or {}), "Authorization": f"Basic {credentials}"}
+            headers = {**(headers or {}), "Authorization": _basic(auth)}
         return await super().request(
             method, url, params, data, headers, None, timeout, allow_redirects
         )
+
+    async def open_media(self, url: str, auth: tuple[str, str], max_bytes: int) -> Download:
+        """A media URL of a webhook, fetched with the account's credentials. They go to
+        Twilio's API only: its redirect to a signed storage URL is followed without them
+        (https://www.twilio.com/docs/messaging/api/media-resource#fetch-media-file)."""
+        if urlsplit(url).netloc != urlsplit(TWILIO_API).netloc:
+            raise MediaUnavailable(404, "not a Twilio media URL")
+        url = self.api_base + url[len(TWILIO_API) :]
+        if self._media is None:
+            self._media = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
+        try:
+            response = await self._media.get(
+                url, headers={"Authorization": _basic(auth)}, allow_redirects=False
+            )
+            if response.status in REDIRECTS and "Location" in response.headers:
+                response.release()
+                response = await self._media.get(urljoin(url, response.headers["Location"]))
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            reason = f"Twilio's media server failed ({type(exc).__name__})"
+            raise MediaUnavailable(502, reason) from None
+        if response.status != 200:
+            response.release()
+            if response.status == 404:
+                raise MediaUnavailable(404, "Twilio no longer has this file")
+            raise MediaUnavailable(502, f"Twilio answered {response.status} for the file")
+        size = response.content_length
+        if size is not None and size > max_bytes:
+            response.release()
+            raise MediaUnavailable(413, f"the file is over the {max_bytes}-byte limit")
+        content_type = response.headers.get("Content-Type")
+        return Download(_chunks(response), content_type=content_type, size=size)
+
+    async def close(self) -> None:
+        if self._media is not None:
+            await self._media.close()
+        await super().close()
+
+
+def _basic(auth: tuple[str, str]) -> str:
+    return "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+
+
+async def _chunks(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in response.content.iter_chunked(65536):
+            yield chunk
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        reason = f"Twilio's media server failed ({type(exc).__name__})"
+        raise MediaUnavailable(502, reason) from None
+    finally:
+        response.release()

@@ -19,6 +19,7 @@ from channels.base import (
     ChannelContext,
     ChannelMisconfigured,
     ChannelRecord,
+    Download,
     Inbound,
     NetworkFailure,
     StatusReport,
@@ -159,6 +160,10 @@ class WhatsAppChannel(Channel):
 
     async def close(self) -> None:
         await self.http.close()
+
+    async def open_media(self, ref: str, max_bytes: int) -> Download:
+        auth = (self.settings.account_sid, self.settings.auth_token)
+        return await self.http.open_media(ref, auth, max_bytes)
 
 
 # What a media's content type shows it as (https://www.twilio.com/docs/whatsapp/guidance-whatsapp-media-messages).

@@ -277,6 +277,16 @@ class FaqConfig:
 
 
 @dataclass(frozen=True)
+class MediaConfig:
+    # The largest file an agent may download through the gateway (Telegram's bots get
+    # at most 20 MB: https://core.telegram.org/bots/api#getfile).
+    max_bytes: int = 20 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        _require(self.max_bytes >= 1, "max_bytes: must be at least 1")
+
+
+@dataclass(frozen=True)
 class MetricsConfig:
     # Bearer token Prometheus sends to GET /metrics. Empty: only local clients
     # (127.0.0.1, ::1) may scrape.
@@ -312,6 +322,7 @@ class Config:
     assignment: AssignmentConfig = field(default_factory=AssignmentConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
     faq: FaqConfig = field(default_factory=FaqConfig)
+    media: MediaConfig = field(default_factory=MediaConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     channels: list[ChannelConfig] = field(default_factory=list)
     log: LogConfig = field(default_factory=LogConfig)

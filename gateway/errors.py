@@ -71,9 +71,16 @@ class UnsupportedMediaType(GatewayError):
     code = "unsupported_media_type"
 
 
+class BadGateway(GatewayError):
+    """A provider failed at something the gateway asked it on an agent's behalf."""
+
+    status = 502
+    code = "bad_gateway"
+
+
 def error_for(status: int, message: str) -> GatewayError:
     """The client error for an HTTP status chosen elsewhere (a channel's refusal)."""
-    for kind in (Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge):
+    for kind in (Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge, BadGateway):
         if kind.status == status:
             return kind(message)
     return GatewayError(message)

@@ -29,9 +29,10 @@ _RESPONSES = {
     "NotFound": "No such resource",
     "MethodNotAllowed": "The resource takes other methods; see Allow",
     "Conflict": "Conflicts with what is stored",
-    "PayloadTooLarge": "The body is larger than server.max_body_bytes",
+    "PayloadTooLarge": "Too large: the body (server.max_body_bytes), or a file (media.max_bytes)",
     "UnsupportedMediaType": "The body is not application/json",
     "TooManyRequests": "Too many attempts; see Retry-After",
+    "BadGateway": "The provider failed at what the gateway asked of it",
 }
 # Every operation with a JSON body can answer these, whatever its docstring says.
 _BODY_ERRORS = {"400": "BadRequest", "413": "PayloadTooLarge", "415": "UnsupportedMediaType"}

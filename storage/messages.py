@@ -236,6 +236,20 @@ class MessagesRepository:
         document = await self.collection.find_one({"_id": message_id})
         return maybe(Message.of, document)
 
+    async def media_ref(
+        self, message_id: str, index: int
+    ) -> tuple[str, str, dict[str, Any]] | None:
+        """``(channel_id, ref, item)`` of a message's ``index``th media that has a file:
+        the provider's handle (file_id, URL) the API never shows."""
+        document = await self.collection.find_one(
+            {"_id": message_id}, projection={"channel_id": 1, "meta.media": 1}
+        )
+        listed = ((document or {}).get("meta") or {}).get("media") or []
+        if not 0 <= index < len(listed) or not listed[index].get("ref"):
+            return None
+        item = listed[index]
+        return str(document["channel_id"]), str(item["ref"]), item  # type: ignore[index]
+
     async def list_page(
         self,
         after: Position | None,

@@ -53,6 +53,9 @@ class FakeBotAPI:
     updates_script: list[Any] = field(default_factory=list)  # "html": one non-JSON answer
     send_delay: float = 0.0  # seconds each sendMessage takes
     polls_at_once: int = 0  # getUpdates calls being answered now
+    # file_id → (bytes, content type): getFile answers with a path, /file/ serves it
+    files: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    file_downloads: int = 0
     most_polls_at_once: int = 0
 
     def __post_init__(self) -> None:
@@ -65,7 +68,10 @@ class FakeBotAPI:
 
     async def start(self) -> FakeBotAPI:
         self._loop = asyncio.get_running_loop()
-        self._server.serve([(r"/bot([^/]+)/(\w+)", _Method, {"fake": self})])
+        self._server.serve([
+            (r"/bot([^/]+)/(\w+)", _Method, {"fake": self}),
+            (r"/file/bot([^/]+)/(.+)", _File, {"fake": self}),
+        ])  # fmt: skip
         self.base_url = self._server.base_url
         return self
 
@@ -129,6 +135,13 @@ class FakeBotAPI:
         if method in ("setWebhook", "deleteWebhook"):
             self.webhook = params if method == "setWebhook" else {}
             return True
+        if method == "getFile":  # https://core.telegram.org/bots/api#getfile
+            file_id = params.get("file_id", "")
+            if file_id not in self.files:
+                raise _Answer(400, "Bad Request: invalid file_id")
+            size = len(self.files[file_id][0])
+            return {"file_id": file_id, "file_unique_id": "u" + file_id, "file_size": size,
+                    "file_path": f"documents/{file_id}"}  # fmt: skip
         if method == "sendMessage":
             await self._sends_open.wait()
             if self.send_delay:
@@ -230,6 +243,24 @@ class _Method(RequestHandler):
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(body))
+
+
+class _File(RequestHandler):
+    """The Bot API's file server: the bytes at the path getFile gave, with their type."""
+
+    def initialize(self, fake: FakeBotAPI) -> None:
+        self.fake = fake
+
+    def get(self, token: str, path: str) -> None:
+        file_id = path.removeprefix("documents/")
+        if token != self.fake.token or file_id not in self.fake.files:
+            self.set_status(404)
+            self.finish()
+            return
+        body, content_type = self.fake.files[file_id]
+        self.fake.file_downloads += 1
+        self.set_header("Content-Type", content_type)
+        self.finish(body)
 
 
 def make_update(

@@ -34,11 +34,58 @@ class FakeTwilio(ScriptedFake):
     # create: a status callback can arrive before the sender hears back, as with Twilio.
     before_answer: Callable[[dict[str, str], str], Awaitable[None]] | None = None
 
+    # media sid → (bytes, content type), at the URL media_url() names
+    media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    media_requests: list[dict[str, str]] = field(default_factory=list)  # each one's headers
+
     def __post_init__(self) -> None:
         self._sids = itertools.count(1)
 
     def routes(self) -> list[Any]:
-        return [(r"/2010-04-01/Accounts/(\w+)/Messages\.json", _Messages, {"fake": self})]
+        return [
+            (r"/2010-04-01/Accounts/(\w+)/Messages\.json", _Messages, {"fake": self}),
+            (r"/2010-04-01/Accounts/(\w+)/Messages/\w+/Media/(\w+)", _Media, {"fake": self}),
+            (r"/signed/(\w+)", _SignedMedia, {"fake": self}),
+        ]
+
+    def media_url(self, media_sid: str) -> str:
+        """The MediaUrl0 Twilio puts in a webhook, as the real one: on api.twilio.com."""
+        return f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/MM1/Media/{media_sid}"
+
+
+def _authorized(request: Any, account: str) -> bool:
+    expected = base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
+    return account == ACCOUNT_SID and request.headers.get("Authorization") == f"Basic {expected}"
+
+
+class _Media(RequestHandler):
+    """A media URL: with the account's credentials, a redirect to a short-lived signed
+    URL on another path, as Twilio's is to its storage."""
+
+    def initialize(self, fake: FakeTwilio) -> None:
+        self.fake = fake
+
+    def get(self, account: str, media_sid: str) -> None:
+        self.fake.media_requests.append(dict(self.request.headers))
+        if not _authorized(self.request, account):
+            self.set_status(401)
+        elif media_sid not in self.fake.media:
+            self.set_status(404)
+        else:
+            self.redirect(f"/signed/{media_sid}", status=307)
+            return
+        self.finish()
+
+
+class _SignedMedia(RequestHandler):
+    def initialize(self, fake: FakeTwilio) -> None:
+        self.fake = fake
+
+    def get(self, media_sid: str) -> None:
+        self.fake.media_requests.append(dict(self.request.headers))
+        body, content_type = self.fake.media[media_sid]
+        self.set_header("Content-Type", content_type)
+        self.finish(body)
 
 
 class _Messages(RequestHandler):
@@ -46,11 +93,7 @@ class _Messages(RequestHandler):
         self.fake = fake
 
     async def post(self, account: str) -> None:
-        expected = base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
-        if (
-            account != ACCOUNT_SID
-            or self.request.headers.get("Authorization") != f"Basic {expected}"
-        ):
+        if not _authorized(self.request, account):
             self._error(401, 20003, "Authenticate")
             return
         form = dict(parse_qsl(self.request.body.decode()))

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from channels.telegram import SECRET_HEADER
-from gateway.config import ChannelConfig
+from gateway.config import ChannelConfig, MediaConfig
 from storage.database import Storage
 from testkit.fakes.script import DROP, Fail
 from testkit.fakes.telegram import TOKEN, FakeBotAPI, make_update
@@ -406,3 +406,75 @@ async def test_a_location_that_is_not_a_number_is_refused(gateway, telegram_api)
     body = update(None, location={"latitude": "north", "longitude": 1})
     assert (await gw.post(URL, json.dumps(body), SIGNED))[0] == 400
     assert await gw.messages() == []
+
+
+JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40 + b"\xff\xd9"
+OGG = b"OggS" + b"\x00voice" * 500
+PDF = b"%PDF-1.7\n" + b"invoice lines\n" * 300 + b"%%EOF"
+
+# label, the update's media field, the file, its type, the Content-Disposition's start
+DOWNLOADS = [
+    ("photo", {"photo": [_file("small", width=9, height=9), _file("P1", width=900, height=900)]}, "P1", JPEG, "image/jpeg", 'inline; filename="photo-0.jpg"'),
+    ("voice note", {"voice": _file("V1", duration=3, mime_type="audio/ogg")}, "V1", OGG, "audio/ogg", 'attachment; filename="voice-0.'),
+    ("document", {"document": _file("D1", file_name="fatura março.pdf", mime_type="application/pdf")}, "D1", PDF, "application/pdf", "attachment; filename=\"fatura mar_o.pdf\"; filename*=UTF-8''fatura%20mar%C3%A7o.pdf"),
+]  # fmt: skip
+
+
+async def _download(gw: Gateway, path: str) -> Any:
+    headers = {"Authorization": f"Bearer {gw.agent.token}"}
+    return await gw.agent.http.fetch(gw.agent.base_url + path, headers=headers, raise_error=False)
+
+
+@pytest.mark.parametrize(
+    ("label", "fields", "file_id", "body", "mime_type", "shown_as"),
+    DOWNLOADS,
+    ids=[c[0] for c in DOWNLOADS],
+)
+async def test_a_contacts_file_downloads_byte_for_byte_and_never_shows_the_token(
+    gateway, telegram_api, label, fields, file_id, body, mime_type, shown_as
+) -> None:
+    telegram_api.files[file_id] = (body, "application/octet-stream")  # as Telegram serves them
+    gw: Gateway = await gateway(telegram(telegram_api))
+    assert (await gw.post(URL, json.dumps(update(None, **fields)), SIGNED))[0] == 200
+    _, page = await gw.agent.fetch("GET", "/api/v1/messages/")
+    [message] = page["results"]
+    [media] = message["media"]
+    response = await _download(gw, f"/api/v1/messages/{message['id']}/media/{media['id']}/")
+    assert response.code == 200
+    assert response.body == body
+    assert response.headers["Content-Type"] == mime_type
+    assert response.headers["Content-Disposition"].startswith(shown_as)
+    assert response.headers["Content-Security-Policy"] == "sandbox"
+    everything = str(list(response.headers.get_all())) + json.dumps(page)
+    assert TOKEN not in everything
+    assert TOKEN.split(":")[0] not in everything  # not even the bot's id half
+    assert telegram_api.file_downloads == 1
+
+
+async def test_a_file_over_the_cap_or_gone_or_unknown_is_a_clear_error(
+    gateway, telegram_api
+) -> None:
+    telegram_api.files["BIG"] = (b"x" * 2_000, "application/octet-stream")
+    gw: Gateway = await gateway(telegram(telegram_api), media=MediaConfig(max_bytes=1_000))
+    for file_id in ("BIG", "GONE"):
+        body = update(None, document=_file(file_id, file_name="a.bin"), update_id=len(file_id))
+        assert (await gw.post(URL, json.dumps(body), SIGNED))[0] == 200
+    _, page = await gw.agent.fetch("GET", "/api/v1/messages/")
+    [gone, big] = page["results"]
+    cases = [
+        (f"/api/v1/messages/{big['id']}/media/0/", 413, "1000-byte limit"),
+        (f"/api/v1/messages/{gone['id']}/media/0/", 404, "no longer has this file"),
+        (f"/api/v1/messages/{big['id']}/media/1/", 404, "No such file"),
+        (f"/api/v1/messages/{big['id']}/media/x/", 404, "No such file"),
+        ("/api/v1/messages/nope/media/0/", 404, "No such file"),
+    ]
+    for path, status, said in cases:
+        response = await _download(gw, path)
+        assert response.code == status, path
+        assert said in json.loads(response.body)["error"]["message"]
+        assert TOKEN not in response.body.decode()
+    assert telegram_api.file_downloads == 0  # the size getFile gave was enough to refuse
+    anonymous = await gw.anonymous.http.fetch(
+        gw.anonymous.base_url + f"/api/v1/messages/{big['id']}/media/0/", raise_error=False
+    )
+    assert anonymous.code == 401

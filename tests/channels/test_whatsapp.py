@@ -240,3 +240,50 @@ async def test_a_location_that_is_not_a_number_is_refused_and_nothing_stored(
         form = inbound(body="", Latitude=latitude, Longitude="1")
         assert (await gw.post(PATH, urlencode(form), signed(form)))[0] == 400
     assert await gw.messages() == []
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 50
+
+
+async def _download(gw: Gateway, message_id: str) -> Any:
+    url = f"{gw.agent.base_url}/api/v1/messages/{message_id}/media/0/"
+    headers = {"Authorization": f"Bearer {gw.agent.token}"}
+    return await gw.agent.http.fetch(url, headers=headers, raise_error=False)
+
+
+async def test_an_image_downloads_through_the_gateway_and_the_credentials_stay_with_twilio(
+    gateway, twilio_api
+) -> None:
+    twilio_api.media["ME1"] = (PNG, "image/png")
+    gw: Gateway = await gateway(whatsapp(twilio_api))
+    form = inbound(
+        body="", NumMedia="1", MediaUrl0=twilio_api.media_url("ME1"), MediaContentType0="image/png"
+    )
+    assert (await gw.post(PATH, urlencode(form), signed(form)))[0] == 200
+    [message] = await gw.messages()
+    response = await _download(gw, message["_id"])
+    assert (response.code, response.body) == (200, PNG)
+    assert response.headers["Content-Type"] == "image/png"
+    assert response.headers["Content-Disposition"].startswith('inline; filename="image-0.png"')
+    assert AUTH_TOKEN not in str(list(response.headers.get_all()))
+    api_call, storage_call = twilio_api.media_requests
+    assert api_call["Authorization"].startswith("Basic ")
+    assert "Authorization" not in storage_call  # the signed URL needs none, and gets none
+
+
+async def test_media_urls_off_twilio_or_gone_are_404_and_fetch_nothing(gateway, twilio_api) -> None:
+    gw: Gateway = await gateway(whatsapp(twilio_api))
+    for sid, url in (
+        ("SM1", "https://attacker.example/steal"),
+        ("SM2", twilio_api.media_url("GONE")),
+    ):
+        form = inbound(sid, body="", NumMedia="1", MediaUrl0=url, MediaContentType0="image/png")
+        assert (await gw.post(PATH, urlencode(form), signed(form)))[0] == 200
+    off, gone = await gw.messages()
+    response = await _download(gw, off["_id"])
+    assert response.code == 404
+    assert "not a Twilio media URL" in response.body.decode()
+    assert twilio_api.media_requests == []  # the credentials went nowhere
+    response = await _download(gw, gone["_id"])
+    assert response.code == 404
+    assert "no longer has this file" in response.body.decode()
