@@ -18,6 +18,7 @@ import random
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, ClassVar, Protocol
 
 log = logging.getLogger("gateway.channels")
@@ -309,6 +310,9 @@ class Channel(ABC):
     webhook_routes: ClassVar[tuple[WebhookRoute, ...]] = ()
     # The longest text one send may carry (Telegram's 4,096 unless the type says less).
     max_text: ClassVar[int] = 4096
+    # How long after a contact's last message free-form text may reach them, when the
+    # provider has such a rule (WhatsApp's customer service window); None: always.
+    reply_window: ClassVar[timedelta | None] = None
 
     def __init__(self, record: ChannelRecord, settings: Any, context: ChannelContext) -> None:
         self.id = record.id

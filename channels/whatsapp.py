@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -66,6 +67,8 @@ class WhatsAppChannel(Channel):
     secrets = ("auth_token",)
     # https://www.twilio.com/docs/messaging/api/message-resource#create-a-message-resource
     max_text = 1600  # Body
+    # https://www.twilio.com/docs/whatsapp/tutorial/send-whatsapp-notification-messages-templates
+    reply_window = timedelta(hours=24)
 
     def __init__(self, record: ChannelRecord, settings: WhatsAppSettings, context: ChannelContext):
         super().__init__(record, settings, context)

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from channels.base import (
@@ -65,6 +66,8 @@ class WhatsAppCloudChannel(Channel):
     required = ("access_token", "phone_number_id", "app_secret", "verify_token")
     secrets = ("access_token", "app_secret", "verify_token")
     max_text = 4096  # text.body
+    # https://developers.facebook.com/docs/whatsapp/pricing#customer-service-windows
+    reply_window = timedelta(hours=24)
 
     def __init__(
         self, record: ChannelRecord, settings: WhatsAppCloudSettings, context: ChannelContext

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from datetime import timedelta
 from typing import Any
 
 from channels.base import Channel, ChannelContext
@@ -38,6 +39,11 @@ class ChannelSet:
         """The longest text a send through the channel may carry."""
         channel = self._by_id.get(channel_id)
         return channel.max_text if channel is not None else Channel.max_text
+
+    def reply_window(self, channel_id: str) -> timedelta | None:
+        """How long after a contact's last message free-form text may reach them."""
+        channel = self._by_id.get(channel_id)
+        return channel.reply_window if channel is not None else None
 
     def find(self, type_: str, ref: str) -> Channel | None:
         """The channel of ``type_`` whose name or id is ``ref``."""

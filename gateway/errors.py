@@ -28,6 +28,12 @@ class Conflict(GatewayError):
     code = "conflict"
 
 
+class WindowClosed(Conflict):
+    """Free-form text cannot reach the contact now: the provider's reply window is shut."""
+
+    code = "window_closed"
+
+
 class NotFound(GatewayError):
     status = 404
     code = "not_found"

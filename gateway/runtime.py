@@ -121,6 +121,7 @@ def build_services(config: Config, storage: Storage) -> Services:
             storage,
             known_contact=inbound.known_contact,
             text_limit=channels.max_text,
+            reply_window=channels.reply_window,
             queued=activity.queued,
         ),
         events=hub,

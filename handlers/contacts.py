@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from gateway.messages import window_expires_at
 from handlers import schemas
 from handlers.base import BaseHandler, found, presenter
+from storage.models import Contact
 
-present = presenter(schemas.Contact())
+_show = presenter(schemas.Contact())
 
 
-class ContactsHandler(BaseHandler):
+class ContactPresenter(BaseHandler):
+    def present(self, contact: Contact) -> dict[str, Any]:
+        shown = _show(contact)
+        window = self.services.channels.reply_window(contact.channel_id)
+        shown["window_expires_at"] = _show_time(window_expires_at(contact, window))
+        return shown
+
+
+def _show_time(at: Any) -> str | None:
+    return at.isoformat() if at is not None else None
+
+
+class ContactsHandler(ContactPresenter):
     async def get(self) -> None:
         """List contacts.
         ---
@@ -21,10 +37,10 @@ class ContactsHandler(BaseHandler):
           401: {$ref: "#/components/responses/Unauthorized"}
         """
         contacts = self.services.storage.contacts
-        await self.write_page(contacts.list_page, present, schemas.ContactQuery())
+        await self.write_page(contacts.list_page, self.present, schemas.ContactQuery())
 
 
-class ContactHandler(BaseHandler):
+class ContactHandler(ContactPresenter):
     async def get(self, contact_id: str) -> None:
         """Read a contact.
         ---
@@ -37,7 +53,7 @@ class ContactHandler(BaseHandler):
           404: {$ref: "#/components/responses/NotFound"}
         """
         contact = await self.services.storage.contacts.shown(contact_id)
-        self.write_json(present(found(contact, "contact", contact_id)))
+        self.write_json(self.present(found(contact, "contact", contact_id)))
 
 
 routes = [

@@ -110,6 +110,13 @@ class Contact(Schema):
         allow_none=True, metadata={"description": "The assignee of the contact's conversation"}
     )
     last_message_at = fields.AwareDateTime(allow_none=True)
+    window_expires_at = fields.AwareDateTime(
+        allow_none=True,
+        metadata={
+            "description": "WhatsApp: until when free-form text reaches the contact (24 h "
+            "after their last message); null on channels without such a window"
+        },
+    )
     created_at = fields.AwareDateTime(required=True)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -287,3 +288,34 @@ async def test_media_urls_off_twilio_or_gone_are_404_and_fetch_nothing(gateway, 
     response = await _download(gw, gone["_id"])
     assert response.code == 404
     assert "no longer has this file" in response.body.decode()
+
+
+async def test_free_form_text_outside_the_24_hour_window_is_refused_until_the_contact_writes(
+    gateway, twilio_api, storage
+) -> None:
+    first: Gateway = await gateway(whatsapp(twilio_api))
+    contact_id = await _conversation(first)
+    _, contact = await first.agent.fetch("GET", f"/api/v1/contacts/{contact_id}/")
+    opened = datetime.fromisoformat(contact["last_message_at"])
+    assert datetime.fromisoformat(contact["window_expires_at"]) == opened + timedelta(hours=24)
+
+    # 25 hours on: the stored contact last wrote then, and a gateway reads it afresh.
+    ago = datetime.now(UTC) - timedelta(hours=25)
+    await storage.contacts.collection.update_one(
+        {"_id": contact_id}, {"$set": {"last_message_at": ago}}
+    )
+    later: Gateway = await gateway(whatsapp(twilio_api))
+    status, refused = await later.agent.fetch(
+        "POST", "/api/v1/messages/", json_body={"contact_id": contact_id, "content": "Still there?"}
+    )
+    assert status == 409, refused
+    assert refused["error"]["code"] == "window_closed"
+    assert "template" in refused["error"]["message"]
+    assert [m["direction"] for m in await later.messages()] == ["in"]  # nothing stored
+    _, contact = await later.agent.fetch("GET", f"/api/v1/contacts/{contact_id}/")
+    assert datetime.fromisoformat(contact["window_expires_at"]) < datetime.now(UTC)
+
+    form = inbound("SM900", "I'm back")  # the contact writes: the window opens again
+    assert (await later.post(PATH, urlencode(form), signed(form)))[0] == 200
+    message = await later.send(contact_id, "Welcome back")
+    assert (await later.final(message["id"]))["status"] == "sent"
