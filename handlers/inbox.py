@@ -18,7 +18,7 @@ ASSETS = Path(__file__).parent / "static" / "inbox"
 # Nothing inline and nothing from elsewhere: contact-supplied text that slipped into
 # markup could not run, and the page can reach no host but this one.
 CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "connect-src 'self'; font-src 'self'; form-action 'self'; base-uri 'none'; "
     "frame-ancestors 'none'"
 )

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from testkit.browser import CHROMIUM, LOOPBACK_ONLY, QUIET
+from testkit.fakes.telegram import TOKEN, FakeBotAPI
 from testkit.processes import Gateway, call, stop
 
 PASSWORD = "correct horse battery"
@@ -21,10 +24,40 @@ needs_chromium = pytest.mark.skipif(
 )
 
 
+class ThreadedBotAPI:
+    """The fake Bot API on an event loop of its own thread: these tests are synchronous
+    (Playwright's sync API), the fake is asyncio."""
+
+    def __init__(self) -> None:
+        self.fake = FakeBotAPI()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.fake.start(), self.loop).result(10)
+
+    def call(self, do: Callable[[FakeBotAPI], Any]) -> Any:
+        async def on_its_loop() -> Any:
+            return do(self.fake)
+
+        return asyncio.run_coroutine_threadsafe(on_its_loop(), self.loop).result(10)
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.fake.stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
 @dataclass
 class Served:
     gateway: Gateway
+    telegram: ThreadedBotAPI
     agents: dict[str, str] = field(default_factory=dict)  # username → id
+
+    def close(self) -> None:
+        if self.gateway.process is not None and self.gateway.process.poll() is None:
+            stop(self.gateway.process)
+        self.telegram.stop()
 
     @property
     def base(self) -> str:
@@ -50,16 +83,21 @@ class Served:
 
 def serve(workdir: Path) -> Served:
     """A gateway on its own embedded database, with agents ana (available) and bruno (away,
-    so that new conversations go to ana), and the mock channels mock and broken."""
-    served = Served(Gateway(workdir))
-    # Besides the default mock channel, one whose every send fails at once: a reply
-    # through it ends failed, with the channel's reason.
+    so that new conversations go to ana), the mock channels mock and broken, and a
+    Telegram bot; :meth:`Served.close` stops it."""
+    served = Served(Gateway(workdir), ThreadedBotAPI())
+    # Besides the default mock channel: one whose every send fails at once (a reply
+    # through it ends failed, with the channel's reason), and a Telegram bot polling
+    # the fake Bot API, whose contacts send files.
     with served.gateway.config.open("a") as config:
         config.write(
             "delivery: {max_attempts: 1}\n"
             "channels:\n"
             "  - {name: mock, type: mock}\n"
             "  - {name: broken, type: mock, fail_first_sends: 1000000}\n"
+            f"  - {{name: telegram, type: telegram, token: '{TOKEN}', mode: polling,\n"
+            f"      api_base: '{served.telegram.fake.base_url}', poll_timeout_seconds: 1,\n"
+            "      seconds_between_messages_to_a_chat: 0}\n"
         )
     for username in ("ana", "bruno"):
         made = served.gateway.create_agent(username, PASSWORD)
@@ -75,8 +113,7 @@ def serve(workdir: Path) -> Served:
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     served = serve(tmp_path_factory.mktemp("inbox"))
     yield served
-    if served.gateway.process is not None:
-        stop(served.gateway.process)
+    served.close()
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +134,8 @@ class Watched:
     requests: list[str] = field(default_factory=list)
 
     def foreign(self, base: str) -> list[str]:
-        return [url for url in self.requests if not url.startswith((base + "/", "data:"))]
+        local = (base + "/", "data:", f"blob:{base}/")  # blob: the page's own fetched files
+        return [url for url in self.requests if not url.startswith(local)]
 
 
 def watch(page: Any) -> Watched:

@@ -14,6 +14,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
+from testkit.fakes.telegram import TOKEN
 from testkit.helpers import wait_until
 from testkit.processes import call
 from tests.inbox.conftest import PASSWORD, Served, Watched, needs_chromium, open_page, sign_in
@@ -352,3 +353,42 @@ def test_unread_badges_auto_replies_contrast_and_the_readme_picture(
     page.screenshot(path=str(shot))
     if os.environ.get("INBOX_SCREENSHOT"):  # the README's: INBOX_SCREENSHOT=docs/inbox.png
         shutil.copy(shot, os.environ["INBOX_SCREENSHOT"])
+
+
+# A 1x1 PNG: the browser decodes it, so its natural width shows it arrived whole.
+PIXEL = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201e2d8b6e40000000049454e44ae426082"
+)
+INVOICE = b"%PDF-1.7\n" + b"total 42\n" * 200 + b"%%EOF"
+
+
+def test_a_contacts_photo_shows_inline_and_a_document_downloads(
+    served: Served, tab: Watched
+) -> None:
+    page = tab.page
+    sign_in(page, served.base)
+
+    def writes(fake: Any) -> None:
+        fake.files["PIX"] = (PIXEL, "application/octet-stream")
+        fake.files["INV"] = (INVOICE, "application/octet-stream")
+        photo = [{"file_id": "PIX", "file_unique_id": "uPIX", "width": 1, "height": 1}]
+        fake.user_writes(7001, None, first_name="Pia Photo", photo=photo, caption="the box")
+        document = {"file_id": "INV", "file_unique_id": "uINV", "file_name": "invoice.pdf",
+                    "mime_type": "application/pdf", "file_size": len(INVOICE)}  # fmt: skip
+        fake.user_writes(7001, None, first_name="Pia Photo", document=document)
+
+    served.telegram.call(writes)
+    row(page, "Pia Photo").get_by_role("button").click()
+    image = page.locator("#messages img.inline-image")
+    expect(image).to_have_attribute("alt", "the box")
+    page.wait_for_function(
+        "() => document.querySelector('#messages img.inline-image')?.naturalWidth === 1"
+    )
+    assert image.get_attribute("src").startswith("blob:")
+    button = page.get_by_role("button", name="Download invoice.pdf (2 KB)")
+    with page.expect_download() as download:
+        button.click()
+    assert download.value.suggested_filename == "invoice.pdf"
+    assert Path(download.value.path()).read_bytes() == INVOICE
+    assert TOKEN not in " ".join(tab.requests)  # the page asked the gateway, never Telegram

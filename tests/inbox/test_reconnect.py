@@ -49,5 +49,4 @@ def test_a_restart_and_a_dropped_network_miss_nothing_and_repeat_nothing(
         assert watched.foreign(served.base) == []
     finally:
         context.close()
-        if served.gateway.process is not None and served.gateway.process.poll() is None:
-            stop(served.gateway.process)
+        served.close()

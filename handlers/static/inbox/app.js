@@ -392,6 +392,10 @@ function takeMessage(message, follow = true) {
   const item = messageItem(message);
   const shown = box.querySelector(`li[data-id="${CSS.escape(message.id)}"]`);
   if (shown) {
+    const images = shown.querySelectorAll("img.inline-image[src]"); // keep what was fetched
+    item.querySelectorAll("img.inline-image").forEach((image, n) => {
+      if (images[n]) image.src = images[n].src;
+    });
     shown.replaceWith(item);
     return;
   }
@@ -400,8 +404,34 @@ function takeMessage(message, follow = true) {
     return other && order(message, other) < 0;
   });
   box.insertBefore(item, later || box.querySelector(".pending"));
+  showImages(item);
   if (follow && atBottom) box.scrollTop = box.scrollHeight;
 }
+
+function mediaPath(node) {
+  const message = encodeURIComponent(node.dataset.message);
+  return `/api/v1/messages/${message}/media/${encodeURIComponent(node.dataset.media)}/`;
+}
+
+// Images come through the API with the agent's token, then show from a blob: URL.
+function showImages(item) {
+  for (const image of item.querySelectorAll("img.inline-image")) {
+    guard(async () => {
+      image.src = URL.createObjectURL(await session.blob(mediaPath(image)));
+    });
+  }
+}
+
+$("messages").addEventListener("click", (event) => {
+  const button = event.target.closest("button.download");
+  if (!button) return;
+  guard(async () => {
+    const link = el("a", { href: URL.createObjectURL(await session.blob(mediaPath(button))),
+                           download: button.dataset.name });
+    link.click();
+    setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
+  }, $("reply-error"));
+});
 
 function onEvent(type, event) {
   if (type === "conversation.updated") return takeConversation(event.conversation);

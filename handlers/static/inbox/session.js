@@ -70,6 +70,17 @@ export class Session {
     return { data, headers: response.headers };
   }
 
+  // A file through the API, as a Blob (for an image's src or a download).
+  async blob(path) {
+    let response = await this.authorized("GET", path, null, {});
+    if (response.status === 401) {
+      await this.refresh();
+      response = await this.authorized("GET", path, null, {});
+    }
+    if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
+    return response.blob();
+  }
+
   authorized(method, path, body, headers) {
     if (!this.tokens) throw new SignedOut();
     return this.send(method, path, body, { ...headers, Authorization: `Bearer ${this.tokens.access}` });

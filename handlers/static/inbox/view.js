@@ -90,5 +90,35 @@ export function messageItem(message) {
     meta.append(status);
   }
   return el("li", { className: classes.join(" "), "data-id": message.id },
+    (message.media || []).length ? mediaList(message) : null,
     el("p", { className: "text", text: message.content }), meta);
+}
+
+function size(bytes) {
+  if (bytes === null || bytes === undefined) return "";
+  return bytes < 1024 * 1024 ? ` (${Math.ceil(bytes / 1024)} KB)` : ` (${(bytes / 1048576).toFixed(1)} MB)`;
+}
+
+const FILES = new Set(["photo", "image", "document", "voice", "audio", "video", "video_note",
+                       "sticker", "animation"]);
+
+// What a message carried: an image slot the page fills from the API (an <img> cannot
+// send the Authorization header), or a button that downloads the file.
+function mediaList(message) {
+  const list = el("ul", { className: "media" });
+  for (const item of message.media) {
+    const at = { "data-message": message.id, "data-media": item.id };
+    if (item.kind === "location") {
+      list.append(el("li", { text: `Location ${item.latitude}, ${item.longitude}` }));
+    } else if (item.kind === "contact") {
+      list.append(el("li", { text: `Contact ${item.file_name || ""} ${item.phone_number || ""}`.trim() }));
+    } else if (FILES.has(item.kind) && (item.mime_type || "").startsWith("image/")) {
+      list.append(el("li", {}, el("img", { ...at, className: "inline-image", alt: item.caption || item.kind })));
+    } else if (FILES.has(item.kind)) {
+      const name = item.file_name || item.kind.replace("_", " ");
+      list.append(el("li", {}, el("button", { ...at, type: "button", className: "download",
+                                              "data-name": name, text: `Download ${name}${size(item.size)}` })));
+    }
+  }
+  return list;
 }
