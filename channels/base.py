@@ -313,6 +313,8 @@ class Channel(ABC):
     # How long after a contact's last message free-form text may reach them, when the
     # provider has such a rule (WhatsApp's customer service window); None: always.
     reply_window: ClassVar[timedelta | None] = None
+    # It sends a provider's approved templates (send_template), at any time.
+    sends_templates: ClassVar[bool] = False
 
     def __init__(self, record: ChannelRecord, settings: Any, context: ChannelContext) -> None:
         self.id = record.id
@@ -355,6 +357,10 @@ class Channel(ABC):
     @abstractmethod
     async def send(self, to: str, text: str, message_id: str) -> str:
         """Send ``text`` to the contact ``to``; returns the provider's message id."""
+
+    async def send_template(self, to: str, template: Mapping[str, Any], message_id: str) -> str:
+        """Send an approved template (``{content_sid, variables}``); the provider's id."""
+        raise Undeliverable(f"the {self.type} channel sends no templates")
 
     def background(self, sink: Sink) -> Awaitable[None] | None:
         """Work to run while this gateway works the channel (a poller, a webhook

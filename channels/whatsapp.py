@@ -7,6 +7,7 @@ The twilio library (and aiohttp) load only when a WhatsApp channel is built.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -69,6 +70,8 @@ class WhatsAppChannel(Channel):
     max_text = 1600  # Body
     # https://www.twilio.com/docs/whatsapp/tutorial/send-whatsapp-notification-messages-templates
     reply_window = timedelta(hours=24)
+    # https://www.twilio.com/docs/content/send-templates-created-with-the-content-editor
+    sends_templates = True
 
     def __init__(self, record: ChannelRecord, settings: WhatsAppSettings, context: ChannelContext):
         super().__init__(record, settings, context)
@@ -135,6 +138,15 @@ class WhatsAppChannel(Channel):
     webhook_routes = (WebhookRoute("", parse_webhook), WebhookRoute("status/", parse_status))
 
     async def send(self, to: str, text: str, message_id: str) -> str:
+        return await self._create(to, message_id, body=text)
+
+    async def send_template(self, to: str, template: Mapping[str, Any], message_id: str) -> str:
+        variables = json.dumps(template.get("variables") or {}, ensure_ascii=False)
+        return await self._create(
+            to, message_id, content_sid=template["content_sid"], content_variables=variables
+        )
+
+    async def _create(self, to: str, message_id: str, **content: str) -> str:
         import aiohttp  # loaded with the client in __init__: a lookup, not an import
         from twilio.base.exceptions import TwilioRestException
 
@@ -145,8 +157,8 @@ class WhatsAppChannel(Channel):
             message = await self.client.messages.create_async(
                 from_=PREFIX + self.settings.from_number.removeprefix(PREFIX),
                 to=PREFIX + to,
-                body=text,
                 status_callback=callback,
+                **content,
             )
         except TwilioRestException as exc:
             code = str(exc.code or exc.status)

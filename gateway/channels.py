@@ -45,6 +45,10 @@ class ChannelSet:
         channel = self._by_id.get(channel_id)
         return channel.reply_window if channel is not None else None
 
+    def sends_templates(self, channel_id: str) -> bool:
+        channel = self._by_id.get(channel_id)
+        return channel is not None and channel.sends_templates
+
     def find(self, type_: str, ref: str) -> Channel | None:
         """The channel of ``type_`` whose name or id is ``ref``."""
         channel = self._by_name.get(ref) or self._by_id.get(ref)

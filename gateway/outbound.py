@@ -265,7 +265,12 @@ class Dispatcher:
         try:
             # Cut well inside the claim, so the claim never expires under a live send.
             async with asyncio.timeout(self.config.stale_sending_seconds / 2):
-                external_id = await channel.send(message.to, message.content, message.id)
+                if message.template is not None:
+                    external_id = await channel.send_template(
+                        message.to, message.template, message.id
+                    )
+                else:
+                    external_id = await channel.send(message.to, message.content, message.id)
         except SendError as exc:
             return self._failed(channel, message, attempts, token, exc)
         except TimeoutError:

@@ -120,8 +120,7 @@ def build_services(config: Config, storage: Storage) -> Services:
         sender=Sender(
             storage,
             known_contact=inbound.known_contact,
-            text_limit=channels.max_text,
-            reply_window=channels.reply_window,
+            channels=channels,
             queued=activity.queued,
         ),
         events=hub,

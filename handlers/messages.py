@@ -20,7 +20,9 @@ class MessagesHandler(BaseHandler):
         description: >-
           The message is stored as `queued` and delivered through the contact's
           channel. Send an `Idempotency-Key` header to make retries safe: the same
-          key returns the first message instead of sending a second.
+          key returns the first message instead of sending a second. On WhatsApp,
+          free-form `content` goes only within 24 hours of the contact's last
+          message (409 `window_closed` after); an approved `template` goes any time.
         tags: [messages]
         parameters:
           - in: header
@@ -41,7 +43,7 @@ class MessagesHandler(BaseHandler):
             raise ValidationError.of("Idempotency-Key", "1-255 printable characters, no spaces")
         data = self.json_body(schemas.MessageCreate())
         message, created = await self.services.sender.send(
-            self.agent, data["contact_id"], data["content"], key
+            self.agent, data["contact_id"], data.get("content"), key, data.get("template")
         )
         if not created:
             self.set_header("Idempotent-Replayed", "true")

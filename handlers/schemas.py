@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from channels.registry import CHANNEL_TYPES
 from gateway.faq import MAX_PHRASING
@@ -178,6 +178,9 @@ class Message(Schema):
     status = fields.String(required=True, metadata={"enum": MESSAGE_STATUSES})
     external_id = fields.String(metadata={"description": "The provider's message id"})
     error = fields.String(allow_none=True, metadata={"description": "Why sending failed"})
+    template = fields.Nested(
+        "TemplateSend", allow_none=True, metadata={"description": "The template it sent"}
+    )
     media = fields.List(
         fields.Nested(Media),
         required=True,
@@ -190,15 +193,39 @@ class Message(Schema):
     updated_at = fields.AwareDateTime(required=True)
 
 
+class TemplateSend(Schema):
+    # https://www.twilio.com/docs/content/content-api-resources: a Content SID
+    content_sid = fields.String(
+        required=True,
+        validate=validate.Regexp(r"HX[0-9a-f]{32}", error="a Content SID: HX and 32 hex digits"),
+    )
+    variables = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1, max=32)),
+        values=fields.String(validate=validate.Length(max=1024)),
+        load_default=dict,
+        validate=validate.Length(max=50),
+        metadata={"description": 'The template\'s placeholders: {"1": "Ana"}'},
+    )
+
+
 class MessageCreate(Schema):
     contact_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    template = fields.Nested(
+        TemplateSend,
+        metadata={"description": "An approved template instead of content (WhatsApp, any time)"},
+    )
     content = fields.String(
-        required=True,
         validate=[
             validate.Length(min=1, max=MAX_CONTENT),
             validate.Predicate("strip", error="Must contain more than white space."),
         ],
+        metadata={"description": "The text; required unless template is given"},
     )
+
+    @validates_schema
+    def _one_of(self, data: dict[str, Any], **_: Any) -> None:
+        if ("content" in data) == ("template" in data):
+            raise ValidationError("send content or template, not both", "content")
 
 
 # -- conversations and events --------------------------------------------------------

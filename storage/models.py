@@ -161,6 +161,7 @@ class Message:
     # What it carried besides text, as agents see it: each a dict of kind, id and what
     # the channel knew (mime_type, size, file_name, caption; latitude and longitude).
     media: tuple[dict[str, Any], ...] = ()
+    template: dict[str, Any] | None = None  # an approved template sent instead of text
 
     @property
     def conversation_id(self) -> str:
@@ -186,6 +187,7 @@ class Message:
             auto_reply=d.get("auto_reply", False),
             faq_id=d.get("faq_id"),
             media=tuple(d["media"]) if "media" in d else shown_media(d.get("meta")),
+            template=d.get("template"),
         )
 
 

@@ -54,6 +54,7 @@ class Unsent:
     attempts: int
     next_attempt_at: datetime
     claim: Claim | None = None  # set while another send holds it
+    template: dict[str, Any] | None = None  # an approved template, sent instead of content
 
     @classmethod
     def from_document(cls, document: dict[str, Any]) -> Unsent:
@@ -74,6 +75,7 @@ class Unsent:
             attempts=document.get("attempts", 0),
             next_attempt_at=document.get("next_attempt_at") or document["created_at"],
             claim=claim,
+            template=document.get("template"),
         )
 
     @classmethod
@@ -88,6 +90,7 @@ class Unsent:
             content=message.content,
             attempts=0,
             next_attempt_at=message.created_at,
+            template=message.template,
         )
 
 
@@ -106,7 +109,7 @@ class Outcome:
 
 _FIELDS = {KEY: 1, "channel_id": 1, "contact_id": 1, "contact.external_id": 1, "content": 1,
            "attempts": 1, "next_attempt_at": 1, "created_at": 1, "status": 1, "claim": 1,
-           "claimed_by": 1, "claimed_until": 1}  # fmt: skip
+           "claimed_by": 1, "claimed_until": 1, "template": 1}  # fmt: skip
 
 
 class OutboxRepository:

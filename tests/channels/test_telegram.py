@@ -478,3 +478,18 @@ async def test_a_file_over_the_cap_or_gone_or_unknown_is_a_clear_error(
         gw.anonymous.base_url + f"/api/v1/messages/{big['id']}/media/0/", raise_error=False
     )
     assert anonymous.code == 401
+
+
+async def test_a_template_to_a_telegram_contact_is_refused(gateway, telegram_api) -> None:
+    gw: Gateway = await gateway(telegram(telegram_api))
+    assert (await gw.post(URL, json.dumps(update()), SIGNED))[0] == 200
+    [inbound] = await gw.messages()
+    template = {"content_sid": "HX" + "0" * 32}
+    status, answer = await gw.agent.fetch(
+        "POST",
+        "/api/v1/messages/",
+        json_body={"contact_id": inbound["contact_id"], "template": template},
+    )
+    assert status == 400
+    assert "sends no templates" in answer["error"]["message"]
+    assert len(await gw.messages()) == 1

@@ -315,7 +315,47 @@ async def test_free_form_text_outside_the_24_hour_window_is_refused_until_the_co
     _, contact = await later.agent.fetch("GET", f"/api/v1/contacts/{contact_id}/")
     assert datetime.fromisoformat(contact["window_expires_at"]) < datetime.now(UTC)
 
+    # At the same moment an approved template goes, through Twilio's Content API.
+    template = {"content_sid": SID, "variables": {"1": "Zé", "2": "order 42"}}
+    status, sent = await later.agent.fetch(
+        "POST", "/api/v1/messages/", json_body={"contact_id": contact_id, "template": template}
+    )
+    assert status == 201, sent
+    assert sent["template"] == template
+    assert (await later.final(sent["id"]))["status"] == "sent"
+    [request] = twilio_api.sent
+    assert (request["ContentSid"], json.loads(request["ContentVariables"])) == (
+        SID,
+        template["variables"],
+    )
+    assert "Body" not in request
+
     form = inbound("SM900", "I'm back")  # the contact writes: the window opens again
     assert (await later.post(PATH, urlencode(form), signed(form)))[0] == 200
     message = await later.send(contact_id, "Welcome back")
     assert (await later.final(message["id"]))["status"] == "sent"
+
+
+SID = "HX" + "0123456789abcdef" * 2
+
+# label, body (contact_id added), why it is refused
+BAD_SENDS = [
+    ("content and template", {"content": "hi", "template": {"content_sid": SID}}, "not both"),
+    ("neither", {}, "not both"),
+    ("not a Content SID", {"template": {"content_sid": "HXnope"}}, "Content SID"),
+    ("a variable too long", {"template": {"content_sid": SID, "variables": {"1": "x" * 1025}}}, "variables"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("label", "body", "said"), BAD_SENDS, ids=[c[0] for c in BAD_SENDS])
+async def test_a_malformed_template_send_is_a_400_and_stores_nothing(
+    gateway, twilio_api, label, body, said
+) -> None:
+    gw: Gateway = await gateway(whatsapp(twilio_api))
+    contact_id = await _conversation(gw)
+    status, answer = await gw.agent.fetch(
+        "POST", "/api/v1/messages/", json_body={"contact_id": contact_id, **body}
+    )
+    assert status == 400, answer
+    assert said in json.dumps(answer)
+    assert [m["direction"] for m in await gw.messages()] == ["in"]
