@@ -110,6 +110,7 @@ OUTGOING = [
     Outgoing("rate limited, then sent", [Fail(429, 20429, "Too Many Requests")]),  # a wait, no attempt
     Outgoing("server error past the limit", [Fail(500, 20500, "Internal Server Error")] * 3, "failed", 3, "20500"),
     Outgoing("not a WhatsApp number", [Fail(400, 63003, "Channel could not find To address")], "failed", 1, "63003"),
+    Outgoing("outside the window, as Twilio knows it", [Fail(400, 63016, "Failed to send freeform message because you are outside the allowed window")], "failed", 1, "63016"),
     Outgoing("bad credentials", [Fail(401, 20003, "Authenticate")], "failed", 1, "20003"),
 ]  # fmt: skip
 
