@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import aiohttp
 from twilio.http.async_http_client import AsyncTwilioHttpClient
@@ -54,7 +54,7 @@ class TwilioHttpClient(AsyncTwilioHttpClient):
         """A media URL of a webhook, fetched with the account's credentials. They go to
         Twilio's API only: its redirect to a signed storage URL is followed without them
         (https://www.twilio.com/docs/messaging/api/media-resource#fetch-media-file)."""
-        if urlsplit(url).netloc != urlsplit(TWILIO_API).netloc:
+        if not url.startswith(TWILIO_API + "/"):  # https only, Twilio's own host only
             raise MediaUnavailable(404, "not a Twilio media URL")
         url = self.api_base + url[len(TWILIO_API) :]
         if self._media is None:

@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from tornado.iostream import StreamClosedError
 
-from channels.base import MediaUnavailable
+from channels.base import Download, MediaUnavailable
 from gateway.errors import NotFound, PayloadTooLarge, error_for
 from handlers.base import BaseHandler
 
@@ -56,7 +56,20 @@ class MediaHandler(BaseHandler):
         cap = self.services.config.media.max_bytes
         try:
             download = await channel.open_media(ref, cap)
-            chunks = download.chunks
+        except MediaUnavailable as exc:
+            raise error_for(exc.status, exc.message) from None
+        try:
+            await self._stream(download, item, media_id, cap)
+        finally:
+            close = getattr(download.chunks, "aclose", None)  # the provider's response
+            if close is not None:
+                await close()
+
+    async def _stream(
+        self, download: Download, item: dict[str, Any], media_id: str, cap: int
+    ) -> None:
+        chunks = download.chunks
+        try:
             first = await anext(chunks, b"")  # a provider's failure is still a JSON error
         except MediaUnavailable as exc:
             raise error_for(exc.status, exc.message) from None

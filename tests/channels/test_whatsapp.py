@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
-from gateway.config import ChannelConfig
+from gateway.config import ChannelConfig, MediaConfig
 from testkit.fakes.script import DROP, Fail
 from testkit.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FROM, FakeTwilio, sign
 from tests.channels.conftest import (
@@ -360,3 +360,16 @@ async def test_a_malformed_template_send_is_a_400_and_stores_nothing(
     assert status == 400, answer
     assert said in json.dumps(answer)
     assert [m["direction"] for m in await gw.messages()] == ["in"]
+
+
+async def test_media_over_the_cap_is_a_413_and_the_file_is_not_read(gateway, twilio_api) -> None:
+    twilio_api.media["BIG"] = (b"x" * 5_000, "video/mp4")
+    gw: Gateway = await gateway(whatsapp(twilio_api), media=MediaConfig(max_bytes=1_000))
+    form = inbound(
+        body="", NumMedia="1", MediaUrl0=twilio_api.media_url("BIG"), MediaContentType0="video/mp4"
+    )
+    assert (await gw.post(PATH, urlencode(form), signed(form)))[0] == 200
+    [message] = await gw.messages()
+    response = await _download(gw, message["_id"])
+    assert response.code == 413
+    assert "1000-byte limit" in json.loads(response.body)["error"]["message"]
