@@ -138,6 +138,18 @@ class Gateway:
         documents = await self.storage.messages.collection.find(query).sort("list_key", 1).to_list()
         return documents
 
+    async def listed(self) -> list[dict[str, Any]]:
+        """The messages as the API lists them to an agent, newest first."""
+        status, page = await self.agent.fetch("GET", "/api/v1/messages/")
+        assert status == 200, page
+        return list(page["results"])
+
+    async def download(self, path: str) -> Any:
+        """A GET as the agent, its raw response (a file, or a JSON error)."""
+        headers = {"Authorization": f"Bearer {self.agent.token}"}
+        url = self.agent.base_url + path
+        return await self.agent.http.fetch(url, headers=headers, raise_error=False)
+
     async def send(self, contact_id: str, content: str) -> dict[str, Any]:
         status, message = await self.agent.fetch(
             "POST", "/api/v1/messages/", json_body={"contact_id": contact_id, "content": content}

@@ -394,11 +394,10 @@ async def test_incoming_media_are_listed_without_their_file_ids(
 ) -> None:
     gw: Gateway = await gateway(telegram(telegram_api))
     assert (await gw.post(URL, json.dumps(body), SIGNED))[0] == 200
-    status, page = await gw.agent.fetch("GET", "/api/v1/messages/")
-    assert status == 200
-    assert [m["media"] for m in page["results"]] == [media]
+    listed = await gw.listed()
+    assert [m["media"] for m in listed] == [media]
     for file_id in ("large", "small", "D1", "V1", "A1", "VD1", "VN1", "S1", "G1"):
-        assert f'"{file_id}"' not in json.dumps(page)  # opened only with the bot's token
+        assert f'"{file_id}"' not in json.dumps(listed)  # opened only with the bot's token
 
 
 async def test_a_location_that_is_not_a_number_is_refused(gateway, telegram_api) -> None:
@@ -420,11 +419,6 @@ DOWNLOADS = [
 ]  # fmt: skip
 
 
-async def _download(gw: Gateway, path: str) -> Any:
-    headers = {"Authorization": f"Bearer {gw.agent.token}"}
-    return await gw.agent.http.fetch(gw.agent.base_url + path, headers=headers, raise_error=False)
-
-
 @pytest.mark.parametrize(
     ("label", "fields", "file_id", "body", "mime_type", "shown_as"),
     DOWNLOADS,
@@ -436,16 +430,15 @@ async def test_a_contacts_file_downloads_byte_for_byte_and_never_shows_the_token
     telegram_api.files[file_id] = (body, "application/octet-stream")  # as Telegram serves them
     gw: Gateway = await gateway(telegram(telegram_api))
     assert (await gw.post(URL, json.dumps(update(None, **fields)), SIGNED))[0] == 200
-    _, page = await gw.agent.fetch("GET", "/api/v1/messages/")
-    [message] = page["results"]
+    [message] = listed = await gw.listed()
     [media] = message["media"]
-    response = await _download(gw, f"/api/v1/messages/{message['id']}/media/{media['id']}/")
+    response = await gw.download(f"/api/v1/messages/{message['id']}/media/{media['id']}/")
     assert response.code == 200
     assert response.body == body
     assert response.headers["Content-Type"] == mime_type
     assert response.headers["Content-Disposition"].startswith(shown_as)
     assert response.headers["Content-Security-Policy"] == "sandbox"
-    everything = str(list(response.headers.get_all())) + json.dumps(page)
+    everything = str(list(response.headers.get_all())) + json.dumps(listed)
     assert TOKEN not in everything
     assert TOKEN.split(":")[0] not in everything  # not even the bot's id half
     assert telegram_api.file_downloads == 1
@@ -459,8 +452,7 @@ async def test_a_file_over_the_cap_or_gone_or_unknown_is_a_clear_error(
     for file_id in ("BIG", "GONE"):
         body = update(None, document=_file(file_id, file_name="a.bin"), update_id=len(file_id))
         assert (await gw.post(URL, json.dumps(body), SIGNED))[0] == 200
-    _, page = await gw.agent.fetch("GET", "/api/v1/messages/")
-    [gone, big] = page["results"]
+    [gone, big] = await gw.listed()
     cases = [
         (f"/api/v1/messages/{big['id']}/media/0/", 413, "1000-byte limit"),
         (f"/api/v1/messages/{gone['id']}/media/0/", 404, "no longer has this file"),
@@ -469,7 +461,7 @@ async def test_a_file_over_the_cap_or_gone_or_unknown_is_a_clear_error(
         ("/api/v1/messages/nope/media/0/", 404, "No such file"),
     ]
     for path, status, said in cases:
-        response = await _download(gw, path)
+        response = await gw.download(path)
         assert response.code == status, path
         assert said in json.loads(response.body)["error"]["message"]
         assert TOKEN not in response.body.decode()

@@ -228,10 +228,11 @@ async def test_incoming_media_are_listed_without_their_urls(
 ) -> None:
     gw: Gateway = await gateway(whatsapp(twilio_api))
     assert (await gw.post(PATH, urlencode(form), signed(form)))[0] == 200
-    status, page = await gw.agent.fetch("GET", "/api/v1/messages/")
-    assert status == 200
-    assert [m["media"] for m in page["results"]] == [media]
-    assert "api.twilio.com" not in json.dumps(page)  # fetched through the gateway, never handed out
+    listed = await gw.listed()
+    assert [m["media"] for m in listed] == [media]
+    assert "api.twilio.com" not in json.dumps(
+        listed
+    )  # fetched through the gateway, never handed out
 
 
 async def test_a_location_that_is_not_a_number_is_refused_and_nothing_stored(
@@ -247,12 +248,6 @@ async def test_a_location_that_is_not_a_number_is_refused_and_nothing_stored(
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 50
 
 
-async def _download(gw: Gateway, message_id: str) -> Any:
-    url = f"{gw.agent.base_url}/api/v1/messages/{message_id}/media/0/"
-    headers = {"Authorization": f"Bearer {gw.agent.token}"}
-    return await gw.agent.http.fetch(url, headers=headers, raise_error=False)
-
-
 async def test_an_image_downloads_through_the_gateway_and_the_credentials_stay_with_twilio(
     gateway, twilio_api
 ) -> None:
@@ -263,7 +258,7 @@ async def test_an_image_downloads_through_the_gateway_and_the_credentials_stay_w
     )
     assert (await gw.post(PATH, urlencode(form), signed(form)))[0] == 200
     [message] = await gw.messages()
-    response = await _download(gw, message["_id"])
+    response = await gw.download(f"/api/v1/messages/{message['_id']}/media/0/")
     assert (response.code, response.body) == (200, PNG)
     assert response.headers["Content-Type"] == "image/png"
     assert response.headers["Content-Disposition"].startswith('inline; filename="image-0.png"')
@@ -282,11 +277,11 @@ async def test_media_urls_off_twilio_or_gone_are_404_and_fetch_nothing(gateway, 
         form = inbound(sid, body="", NumMedia="1", MediaUrl0=url, MediaContentType0="image/png")
         assert (await gw.post(PATH, urlencode(form), signed(form)))[0] == 200
     off, gone = await gw.messages()
-    response = await _download(gw, off["_id"])
+    response = await gw.download(f"/api/v1/messages/{off['_id']}/media/0/")
     assert response.code == 404
     assert "not a Twilio media URL" in response.body.decode()
     assert twilio_api.media_requests == []  # the credentials went nowhere
-    response = await _download(gw, gone["_id"])
+    response = await gw.download(f"/api/v1/messages/{gone['_id']}/media/0/")
     assert response.code == 404
     assert "no longer has this file" in response.body.decode()
 
@@ -370,6 +365,6 @@ async def test_media_over_the_cap_is_a_413_and_the_file_is_not_read(gateway, twi
     )
     assert (await gw.post(PATH, urlencode(form), signed(form)))[0] == 200
     [message] = await gw.messages()
-    response = await _download(gw, message["_id"])
+    response = await gw.download(f"/api/v1/messages/{message['_id']}/media/0/")
     assert response.code == 413
     assert "1000-byte limit" in json.loads(response.body)["error"]["message"]
