@@ -371,6 +371,11 @@ class Channel(ABC):
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients (HTTP sessions) at shutdown."""
 
+    async def list_templates(self) -> list[dict[str, Any]]:
+        """The provider's message templates, for a channel that ``sends_templates``; a
+        :class:`SendError` says why the provider gave none."""
+        raise Undeliverable(f"the {self.type} channel sends no templates")
+
     async def open_media(self, ref: str, max_bytes: int) -> Download:
         """Open a file a contact sent (``ref`` is the channel's own handle for it), or
         raise :class:`MediaUnavailable`; a file known to be over ``max_bytes`` is 413."""

@@ -7,13 +7,20 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import urljoin
 
 import aiohttp
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 
-from channels.base import Download, MediaUnavailable
+from channels.base import (
+    ChannelMisconfigured,
+    Download,
+    MediaUnavailable,
+    NetworkFailure,
+    ProviderError,
+)
 from channels.whatsapp import TWILIO_API
 
 REDIRECTS = (301, 302, 303, 307, 308)
@@ -57,15 +64,14 @@ class TwilioHttpClient(AsyncTwilioHttpClient):
         if not url.startswith(TWILIO_API + "/"):  # https only, Twilio's own host only
             raise MediaUnavailable(404, "not a Twilio media URL")
         url = self.api_base + url[len(TWILIO_API) :]
-        if self._media is None:
-            self._media = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
+        session = self._session()
         try:
-            response = await self._media.get(
+            response = await session.get(
                 url, headers={"Authorization": _basic(auth)}, allow_redirects=False
             )
             if response.status in REDIRECTS and "Location" in response.headers:
                 response.release()
-                response = await self._media.get(urljoin(url, response.headers["Location"]))
+                response = await session.get(urljoin(url, response.headers["Location"]))
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             reason = f"Twilio's media server failed ({type(exc).__name__})"
             raise MediaUnavailable(502, reason) from None
@@ -80,6 +86,28 @@ class TwilioHttpClient(AsyncTwilioHttpClient):
             raise MediaUnavailable(413, f"the file is over the {max_bytes}-byte limit")
         content_type = response.headers.get("Content-Type")
         return Download(_chunks(response), content_type=content_type, size=size)
+
+    async def get_json(self, url: str, auth: tuple[str, str], base: str) -> dict[str, Any]:
+        """One Content API page; the credentials go to ``base``'s host only."""
+        if not url.startswith(base.rstrip("/") + "/"):
+            raise ProviderError("Twilio gave a next page on another host")
+        try:
+            async with self._session().get(url, headers={"Authorization": _basic(auth)}) as answer:
+                if answer.status in (401, 403):
+                    raise ChannelMisconfigured(f"Twilio refused the credentials ({answer.status})")
+                if answer.status != 200:
+                    raise ProviderError(f"Twilio's Content API answered {answer.status}")
+                data = await answer.json(content_type=None)
+        except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
+            raise NetworkFailure(f"Twilio's Content API failed ({type(exc).__name__})") from None
+        if not isinstance(data, dict):
+            raise ProviderError("Twilio's Content API answered no object")
+        return data
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._media is None:
+            self._media = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
+        return self._media
 
     async def close(self) -> None:
         if self._media is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -36,6 +37,7 @@ from channels.base import (
 )
 
 TWILIO_API = "https://api.twilio.com"
+CONTENT_API = "https://content.twilio.com"
 PREFIX = "whatsapp:"
 # https://www.twilio.com/docs/messaging/api/message-resource#message-status-values
 STATUSES = {
@@ -59,6 +61,8 @@ class WhatsAppSettings:
     auth_token: str = ""
     from_number: str = ""  # the WhatsApp sender, e.g. +14155238886
     api_base: str = TWILIO_API
+    # Twilio's Content API, where the approved templates are listed.
+    content_api_base: str = CONTENT_API
 
 
 class WhatsAppChannel(Channel):
@@ -83,6 +87,7 @@ class WhatsAppChannel(Channel):
         self.validator = RequestValidator(settings.auth_token)
         self.http = TwilioHttpClient(settings.api_base)
         self.client = Client(settings.account_sid, settings.auth_token, http_client=self.http)
+        self._templates: tuple[float, list[dict[str, Any]]] | None = None  # (until, list)
 
     def _verify(self, request: WebhookRequest) -> None:
         signature = request.headers.get("X-Twilio-Signature", "")
@@ -180,6 +185,28 @@ class WhatsAppChannel(Channel):
         auth = (self.settings.account_sid, self.settings.auth_token)
         return await self.http.open_media(ref, auth, max_bytes)
 
+    async def list_templates(self) -> list[dict[str, Any]]:
+        # Kept briefly: agents open the picker often, and approvals change in hours.
+        if self._templates is not None and time.monotonic() < self._templates[0]:
+            return self._templates[1]
+        listed = await self._fetch_templates()
+        self._templates = (time.monotonic() + TEMPLATES_SECONDS, listed)
+        return listed
+
+    async def _fetch_templates(self) -> list[dict[str, Any]]:
+        # https://www.twilio.com/docs/content/content-api-resources#fetch-all-content-and-approvals
+        auth = (self.settings.account_sid, self.settings.auth_token)
+        url = self.settings.content_api_base.rstrip("/") + "/v1/ContentAndApprovals?PageSize=100"
+        listed = []
+        for page in range(MAX_TEMPLATE_PAGES):
+            answer = await self.http.get_json(url, auth, self.settings.content_api_base)
+            for content in answer.get("contents") or []:
+                listed.append(_template(content))
+            url = (answer.get("meta") or {}).get("next_page_url") or ""
+            if not url or page + 1 == MAX_TEMPLATE_PAGES:
+                break
+        return listed
+
 
 # What a media's content type shows it as (https://www.twilio.com/docs/whatsapp/guidance-whatsapp-media-messages).
 KINDS = {"image": "image", "audio": "audio", "video": "video", "application": "document",
@@ -209,3 +236,20 @@ def _degrees(value: str) -> float:
     if not math.isfinite(degrees):
         raise WebhookRefused(400, "Latitude and Longitude must be numbers")
     return degrees
+
+
+TEMPLATES_SECONDS = 60
+MAX_TEMPLATE_PAGES = 10  # 1,000 templates: more than any account has approved
+
+
+def _template(content: dict[str, Any]) -> dict[str, Any]:
+    """A Content API entry as agents see it: what to send it with, and its state."""
+    approval = (content.get("approval_requests") or {}).get("status") or "unsubmitted"
+    return {
+        "content_sid": str(content.get("sid", "")),
+        "name": str(content.get("friendly_name", "")),
+        "language": str(content.get("language", "")),
+        "variables": dict(content.get("variables") or {}),
+        "types": sorted(content.get("types") or {}),
+        "whatsapp_status": str(approval),  # approved, pending, rejected, unsubmitted
+    }

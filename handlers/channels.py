@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from channels.base import Channel as ChannelKind
+from channels.base import SendError
 from channels.registry import CHANNEL_TYPES
+from gateway.errors import BadGateway, NotFound
 from handlers import schemas
 from handlers.base import BaseHandler, found, presenter
 from storage.models import Channel
@@ -52,7 +54,35 @@ class ChannelHandler(BaseHandler):
         self.write_json(present(found(channel, "channel", channel_id)))
 
 
+class TemplatesHandler(BaseHandler):
+    async def get(self, channel_id: str) -> None:
+        """List a channel's message templates.
+        ---
+        summary: The channel's templates (WhatsApp through Twilio), kept for a minute
+        description: >-
+          What `template` in POST /api/v1/messages/ takes: each template's
+          `content_sid`, its variables, and `whatsapp_status` (only `approved`
+          ones reach a contact outside WhatsApp's 24-hour window).
+        tags: [channels]
+        parameters: [{in: path, name: channel_id, required: true, schema: {type: string}}]
+        responses:
+          200: {description: The templates, content: {application/json: {schema: Templates}}}
+          401: {$ref: "#/components/responses/Unauthorized"}
+          404: {$ref: "#/components/responses/NotFound"}
+          502: {$ref: "#/components/responses/BadGateway"}
+        """
+        channel = self.services.channels.get(channel_id)
+        if channel is None or not channel.sends_templates:
+            raise NotFound(f"No channel with templates: {channel_id}")
+        try:
+            listed = await channel.list_templates()
+        except SendError as exc:
+            raise BadGateway(exc.message) from None
+        self.write_json({"results": listed})
+
+
 routes = [
     (r"/api/v1/channels/", ChannelsHandler),
     (r"/api/v1/channels/(?P<channel_id>[^/]+)/", ChannelHandler),
+    (r"/api/v1/channels/(?P<channel_id>[^/]+)/templates/", TemplatesHandler),
 ]

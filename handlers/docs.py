@@ -56,6 +56,7 @@ _SCHEMAS = [
     schemas.ConversationUpdate,
     schemas.Event,
     schemas.Ticket,
+    schemas.Templates,
 ]
 _PAGED = [
     schemas.Agent,

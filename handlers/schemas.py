@@ -208,6 +208,21 @@ class TemplateSend(Schema):
     )
 
 
+class Template(Schema):
+    content_sid = fields.String(required=True)
+    name = fields.String(required=True)
+    language = fields.String(required=True)
+    variables = fields.Dict(required=True, metadata={"description": "Placeholders, with samples"})
+    types = fields.List(fields.String(), required=True, metadata={"example": ["twilio/text"]})
+    whatsapp_status = fields.String(
+        required=True, metadata={"enum": ["approved", "pending", "rejected", "unsubmitted"]}
+    )
+
+
+class Templates(Schema):
+    results = fields.List(fields.Nested(Template), required=True)
+
+
 class MessageCreate(Schema):
     contact_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
     template = fields.Nested(

@@ -37,6 +37,11 @@ class FakeTwilio(ScriptedFake):
     # media sid → (bytes, content type), at the URL media_url() names
     media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     media_requests: list[dict[str, str]] = field(default_factory=list)  # each one's headers
+    # The Content API's entries (https://content.twilio.com/v1/ContentAndApprovals),
+    # served a page of ``content_page_size`` at a time; each listing call is counted.
+    contents: list[dict[str, Any]] = field(default_factory=list)
+    content_page_size: int = 50
+    content_calls: int = 0
 
     def __post_init__(self) -> None:
         self._sids = itertools.count(1)
@@ -46,6 +51,7 @@ class FakeTwilio(ScriptedFake):
             (r"/2010-04-01/Accounts/(\w+)/Messages\.json", _Messages, {"fake": self}),
             (r"/2010-04-01/Accounts/(\w+)/Messages/\w+/Media/(\w+)", _Media, {"fake": self}),
             (r"/signed/(\w+)", _SignedMedia, {"fake": self}),
+            (r"/v1/ContentAndApprovals", _Contents, {"fake": self}),
         ]
 
     def media_url(self, media_sid: str) -> str:
@@ -75,6 +81,24 @@ class _Media(RequestHandler):
             self.redirect(f"/signed/{media_sid}", status=307)
             return
         self.finish()
+
+
+class _Contents(RequestHandler):
+    def initialize(self, fake: FakeTwilio) -> None:
+        self.fake = fake
+
+    def get(self) -> None:
+        self.fake.content_calls += 1
+        if not _authorized(self.request, ACCOUNT_SID):
+            self.set_status(401)
+            self.finish(json.dumps({"code": 20003, "message": "Authenticate", "status": 401}))
+            return
+        page = int(self.get_argument("Page", "0"))
+        size = self.fake.content_page_size
+        contents = self.fake.contents[page * size : (page + 1) * size]
+        more = (page + 1) * size < len(self.fake.contents)
+        next_url = f"{self.fake.base_url}/v1/ContentAndApprovals?Page={page + 1}" if more else None
+        self.finish(json.dumps({"contents": contents, "meta": {"next_page_url": next_url}}))
 
 
 class _SignedMedia(RequestHandler):

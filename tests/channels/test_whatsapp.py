@@ -368,3 +368,57 @@ async def test_media_over_the_cap_is_a_413_and_the_file_is_not_read(gateway, twi
     response = await gw.download(f"/api/v1/messages/{message['_id']}/media/0/")
     assert response.code == 413
     assert "1000-byte limit" in json.loads(response.body)["error"]["message"]
+
+
+def _content(n: int, status: str = "approved") -> dict[str, Any]:
+    return {"sid": f"HX{n:032x}", "friendly_name": f"order_update_{n}", "language": "pt_BR",
+            "variables": {"1": "name"}, "types": {"twilio/text": {"body": "Olá {{1}}"}},
+            "approval_requests": {"status": status}}  # fmt: skip
+
+
+async def test_a_channels_templates_are_listed_from_twilio_and_kept_a_minute(
+    gateway, twilio_api
+) -> None:
+    twilio_api.contents = [_content(n) for n in range(3)] + [_content(3, "rejected")]
+    twilio_api.content_page_size = 3  # two pages, followed
+    config = whatsapp(twilio_api)
+    config.settings["content_api_base"] = twilio_api.base_url
+    gw: Gateway = await gateway(config)
+    [channel] = [
+        c
+        for c in (await gw.agent.fetch("GET", "/api/v1/channels/"))[1]["results"]
+        if c["type"] == "whatsapp"
+    ]
+    for _ in range(2):
+        status, listed = await gw.agent.fetch("GET", f"/api/v1/channels/{channel['id']}/templates/")
+        assert status == 200, listed
+    assert [t["content_sid"] for t in listed["results"]] == [f"HX{n:032x}" for n in range(4)]
+    assert listed["results"][0] == {
+        "content_sid": f"HX{0:032x}",
+        "name": "order_update_0",
+        "language": "pt_BR",
+        "variables": {"1": "name"},
+        "types": ["twilio/text"],
+        "whatsapp_status": "approved",
+    }
+    assert listed["results"][3]["whatsapp_status"] == "rejected"
+    assert twilio_api.content_calls == 2  # two pages once; the second listing came from memory
+    assert AUTH_TOKEN not in json.dumps(listed)
+
+
+async def test_templates_of_a_channel_without_them_or_refused_credentials(
+    gateway, twilio_api, telegram_api
+) -> None:
+    from tests.channels.test_telegram import telegram
+
+    config = whatsapp(twilio_api)
+    config.settings["content_api_base"] = twilio_api.base_url
+    config.settings["auth_token"] = "wrong-token-0001"
+    gw: Gateway = await gateway(config, telegram(telegram_api))
+    _, page = await gw.agent.fetch("GET", "/api/v1/channels/")
+    ids = {c["type"]: c["id"] for c in page["results"]}
+    status, answer = await gw.agent.fetch("GET", f"/api/v1/channels/{ids['telegram']}/templates/")
+    assert (status, answer["error"]["code"]) == (404, "not_found")
+    status, answer = await gw.agent.fetch("GET", f"/api/v1/channels/{ids['whatsapp']}/templates/")
+    assert (status, answer["error"]["code"]) == (502, "bad_gateway")
+    assert "credentials" in answer["error"]["message"]
