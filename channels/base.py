@@ -241,7 +241,6 @@ class Download:
 
     chunks: AsyncIterator[bytes]
     content_type: str | None = None
-    size: int | None = None  # when the provider said
 
 
 class MediaUnavailable(Exception):

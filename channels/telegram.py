@@ -192,7 +192,7 @@ class TelegramChannel(Channel):
             raise MediaUnavailable(404, "Telegram gives no path for this file")
         session = self.bot.session
         url = session.api.file_url(self.bot.token, file.file_path)  # holds the token: never shown
-        return Download(_file_chunks(session, url), size=file.file_size)
+        return Download(_file_chunks(session, url))
 
     registers_webhooks = True
 

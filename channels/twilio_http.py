@@ -36,7 +36,8 @@ class TwilioHttpClient(AsyncTwilioHttpClient):
     def __init__(self, api_base: str) -> None:
         super().__init__(timeout=30)
         self.api_base = api_base.rstrip("/")
-        self._media: aiohttp.ClientSession | None = None
+        # Files and the Content API, which twilio's client does not reach
+        self._direct: aiohttp.ClientSession | None = None
 
     async def request(
         self,
@@ -85,7 +86,7 @@ class TwilioHttpClient(AsyncTwilioHttpClient):
             response.release()
             raise MediaUnavailable(413, f"the file is over the {max_bytes}-byte limit")
         content_type = response.headers.get("Content-Type")
-        return Download(_chunks(response), content_type=content_type, size=size)
+        return Download(_chunks(response), content_type=content_type)
 
     async def get_json(self, url: str, auth: tuple[str, str], base: str) -> dict[str, Any]:
         """One Content API page; the credentials go to ``base``'s host only."""
@@ -105,13 +106,13 @@ class TwilioHttpClient(AsyncTwilioHttpClient):
         return data
 
     def _session(self) -> aiohttp.ClientSession:
-        if self._media is None:
-            self._media = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
-        return self._media
+        if self._direct is None:
+            self._direct = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
+        return self._direct
 
     async def close(self) -> None:
-        if self._media is not None:
-            await self._media.close()
+        if self._direct is not None:
+            await self._direct.close()
         await super().close()
 
 

@@ -244,11 +244,13 @@ class MessagesRepository:
         document = await self.collection.find_one(
             {"_id": message_id}, projection={"channel_id": 1, "meta.media": 1}
         )
-        listed = ((document or {}).get("meta") or {}).get("media") or []
+        if document is None:
+            return None
+        listed = (document.get("meta") or {}).get("media") or []
         if not 0 <= index < len(listed) or not listed[index].get("ref"):
             return None
         item = listed[index]
-        return str(document["channel_id"]), str(item["ref"]), item  # type: ignore[index]
+        return str(document["channel_id"]), str(item["ref"]), item
 
     async def list_page(
         self,

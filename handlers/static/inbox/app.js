@@ -442,8 +442,6 @@ function onEvent(type, event) {
                             content: message.content.slice(0, 200), status: message.status };
     listed.last_message_at = message.created_at;
     renderList();
-  } else if (listed && listed.last_message?.id === message.id) {
-    listed.last_message.status = message.status;
   }
   if (message.conversation_id !== state.open) return undefined;
   takeMessage(message);
