@@ -18,10 +18,7 @@ from pymongo import ASCENDING
 
 from storage.models import Conversation, Event, EventType, Message
 from storage.pages import KEY
-from storage.records import Database, new_id, quick, utcnow
-
-TTL_INDEX = "created_at_ttl"
-EXPIRY_INDEX = "created_at"
+from storage.records import Database, ensure_expiry, expire_before, new_id, quick, utcnow
 
 
 def _plain(value: Any) -> Any:
@@ -45,21 +42,7 @@ class EventsRepository:
         self.retention_seconds = retention_seconds
         c = self.collection
         await c.create_index([(KEY, ASCENDING)], name=KEY)
-        existing = await c.index_information()
-        if not server_expires:
-            await c.create_index([("created_at", ASCENDING)], name=EXPIRY_INDEX)
-        elif TTL_INDEX not in existing:
-            await c.create_index(
-                [("created_at", ASCENDING)], expireAfterSeconds=retention_seconds, name=TTL_INDEX
-            )
-        elif existing[TTL_INDEX].get("expireAfterSeconds") != retention_seconds:
-            # A changed retention is edited in place: no rebuild.
-            await c.database.command(
-                {
-                    "collMod": c.name,
-                    "index": {"name": TTL_INDEX, "expireAfterSeconds": retention_seconds},
-                }
-            )
+        await ensure_expiry(c, retention_seconds, server_expires=server_expires)
 
     async def append(
         self, entries: list[tuple[EventType, str | None, Message | Conversation]]
@@ -96,8 +79,7 @@ class EventsRepository:
         return [Event.of(d) async for d in found]
 
     async def expire(self) -> int:
-        cutoff = utcnow() - timedelta(seconds=self.retention_seconds)
-        return (await self.collection.delete_many({"created_at": {"$lt": cutoff}})).deleted_count
+        return await expire_before(self.collection, self.retention_seconds)
 
     def horizon(self) -> datetime:
         """Events older than this may be gone: a resume from before it is a reset."""

@@ -19,6 +19,8 @@ from storage.models import Agent, Contact, Direction, Message, Status
 from storage.pages import KEY, Page, PageReader, Position
 from storage.records import (
     Database,
+    ensure_expiry,
+    expire_before,
     key_floor,
     maybe,
     millis,
@@ -38,8 +40,6 @@ FILTER_INDEXES = {  # name: the equality before list_key
 # A combination's page looks up the first of its fields here (storage/pages.py): a
 # contact's messages are one conversation's, a rare status's are few.
 LEADS = ("contact_id", "status", "agent_id", "direction")
-TTL_INDEX = "created_at_ttl"  # MongoDB deletes expired messages through it
-EXPIRY_INDEX = "created_at"  # the embedded server: the gateway deletes them, see expire()
 
 
 def _contact_summary(contact: Contact) -> dict[str, Any]:
@@ -152,37 +152,12 @@ class MessagesRepository:
             partialFilterExpression={"idempotency_key": {"$type": "string"}},
             name="outbound_idempotency",
         )
-        if server_expires:
-            await self._ensure_ttl(retention_seconds)
-            return
-        if TTL_INDEX in await c.index_information():  # made before this version
-            await c.drop_index(TTL_INDEX)
-        await c.create_index([("created_at", ASCENDING)], name=EXPIRY_INDEX)
+        if await ensure_expiry(c, retention_seconds, server_expires=server_expires):
+            log.info("message retention changed to %s s", retention_seconds)
 
     async def expire(self) -> int:
         """Delete the messages older than the retention; returns how many."""
-        cutoff = utcnow() - timedelta(seconds=self.retention_seconds)
-        return (await self.collection.delete_many({"created_at": {"$lt": cutoff}})).deleted_count
-
-    async def _ensure_ttl(self, retention_seconds: int) -> None:
-        existing = (await self.collection.index_information()).get(TTL_INDEX)
-        if existing is None:
-            await self.collection.create_index(
-                [("created_at", ASCENDING)], expireAfterSeconds=retention_seconds, name=TTL_INDEX
-            )
-        elif existing.get("expireAfterSeconds") != retention_seconds:
-            # Changing the retention must not need a rebuild: collMod edits it in place.
-            await self.db.command(
-                {
-                    "collMod": self.collection.name,
-                    "index": {"name": TTL_INDEX, "expireAfterSeconds": retention_seconds},
-                }
-            )
-            log.info(
-                "message retention changed from %s s to %s s",
-                existing.get("expireAfterSeconds"),
-                retention_seconds,
-            )
+        return await expire_before(self.collection, self.retention_seconds)
 
     async def insert_inbound_many(self, documents: list[dict[str, Any]]) -> list[bool | Refused]:
         """Store inbound messages (from :func:`inbound_document`) in one bulk write.
@@ -240,17 +215,18 @@ class MessagesRepository:
         self, message_id: str, index: int
     ) -> tuple[str, str, dict[str, Any]] | None:
         """``(channel_id, ref, item)`` of a message's ``index``th media that has a file:
-        the provider's handle (file_id, URL) the API never shows."""
+        the provider's handle (file_id, URL) the API never shows, or "" for an agent's
+        upload (the item names it)."""
         document = await self.collection.find_one(
             {"_id": message_id}, projection={"channel_id": 1, "meta.media": 1}
         )
         if document is None:
             return None
         listed = (document.get("meta") or {}).get("media") or []
-        if not 0 <= index < len(listed) or not listed[index].get("ref"):
+        if not 0 <= index < len(listed) or not (listed[index].keys() & {"ref", "upload"}):
             return None
         item = listed[index]
-        return str(document["channel_id"]), str(item["ref"]), item
+        return str(document["channel_id"]), str(item.get("ref", "")), item
 
     async def list_page(
         self,

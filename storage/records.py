@@ -151,3 +151,42 @@ async def upsert_returning(
         if document is not None:
             return document
     raise RuntimeError(f"{collection.name}: {UPSERT_TRIES} upserts returned no document")
+
+
+TTL_INDEX = "created_at_ttl"  # MongoDB deletes expired documents through it
+EXPIRY_INDEX = "created_at"  # the embedded server: the gateway deletes them (expire_before)
+
+
+async def ensure_expiry(
+    collection: Collection, retention_seconds: int, *, server_expires: bool
+) -> bool:
+    """Have ``collection``'s documents expire ``retention_seconds`` after ``created_at``.
+
+    With ``server_expires`` a TTL index has the server delete them; a changed retention
+    is edited in place (collMod), with no rebuild. The embedded server answers a TTL
+    index by decoding every document once a minute under its global lock, so there a
+    plain index serves :func:`expire_before` instead. Returns whether the retention
+    changed.
+    """
+    existing = (await collection.index_information()).get(TTL_INDEX)
+    if not server_expires:
+        if existing is not None:  # made before the gateway swept the embedded server
+            await collection.drop_index(TTL_INDEX)
+        await collection.create_index([("created_at", 1)], name=EXPIRY_INDEX)
+        return False
+    if existing is None:
+        await collection.create_index(
+            [("created_at", 1)], expireAfterSeconds=retention_seconds, name=TTL_INDEX
+        )
+        return False
+    if existing.get("expireAfterSeconds") == retention_seconds:
+        return False
+    index = {"name": TTL_INDEX, "expireAfterSeconds": retention_seconds}
+    await collection.database.command({"collMod": collection.name, "index": index})
+    return True
+
+
+async def expire_before(collection: Collection, retention_seconds: int) -> int:
+    """Delete the documents created over ``retention_seconds`` ago; returns how many."""
+    cutoff = utcnow() - timedelta(seconds=retention_seconds)
+    return (await collection.delete_many({"created_at": {"$lt": cutoff}})).deleted_count

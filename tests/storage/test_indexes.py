@@ -11,9 +11,9 @@ import pytest
 from storage.contacts import Sighting, contact_id
 from storage.database import Storage
 from storage.errors import DuplicateKey
-from storage.messages import EXPIRY_INDEX, TTL_INDEX, inbound_document
+from storage.messages import inbound_document
 from storage.models import AgentRef, Direction, Status
-from storage.records import utcnow
+from storage.records import EXPIRY_INDEX, TTL_INDEX, utcnow
 from testkit.helpers import RETENTION_SECONDS, async_wait_until, received, seen
 
 
