@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, ClassVar, Protocol
 
+from channels.media import Attachment, MediaRules
+
 log = logging.getLogger("gateway.channels")
 
 
@@ -314,6 +316,8 @@ class Channel(ABC):
     reply_window: ClassVar[timedelta | None] = None
     # It sends a provider's approved templates (send_template), at any time.
     sends_templates: ClassVar[bool] = False
+    # The files it sends (send_media): None, none.
+    media: ClassVar[MediaRules | None] = None
 
     def __init__(self, record: ChannelRecord, settings: Any, context: ChannelContext) -> None:
         self.id = record.id
@@ -360,6 +364,12 @@ class Channel(ABC):
     async def send_template(self, to: str, template: Mapping[str, Any], message_id: str) -> str:
         """Send an approved template (``{content_sid, variables}``); the provider's id."""
         raise Undeliverable(f"the {self.type} channel sends no templates")
+
+    async def send_media(
+        self, to: str, attachment: Attachment, caption: str, message_id: str
+    ) -> str:
+        """Send a file, with ``caption`` ("" for none); the provider's message id."""
+        raise Undeliverable(f"the {self.type} channel sends no files")
 
     def background(self, sink: Sink) -> Awaitable[None] | None:
         """Work to run while this gateway works the channel (a poller, a webhook

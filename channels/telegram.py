@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -40,6 +40,7 @@ from channels.base import (
     log,
     secrets_match,
 )
+from channels.media import MB, Attachment, MediaRules
 
 # aiogram builds every Bot API model when it is imported (seconds, and 165 MB): it is
 # imported when a Telegram channel is built, not when its settings are checked.
@@ -124,7 +125,32 @@ class TelegramChannel(Channel):
 
     # -- outbound -----------------------------------------------------------------
 
+    # https://core.telegram.org/bots/api#sending-files: photos up to 10 MB, other
+    # uploads up to 50 MB; any type goes as a document.
+    media = MediaRules(
+        {"image": 10 * MB, "audio": 50 * MB, "video": 50 * MB, "document": 50 * MB},
+        name="Telegram",
+    )
+
     async def send(self, to: str, text: str, message_id: str) -> str:
+        return await self._call(to, lambda chat: self.bot.send_message(chat_id=chat, text=text))
+
+    async def send_media(
+        self, to: str, attachment: Attachment, caption: str, message_id: str
+    ) -> str:
+        from aiogram.types import BufferedInputFile
+
+        method = send_method(attachment)
+        if attachment.read is not None:
+            data = await attachment.read()
+            file: Any = BufferedInputFile(data, filename=attachment.file_name or "file")
+        else:
+            file = attachment.url  # Telegram fetches it itself
+        send = getattr(self.bot, f"send_{method}")
+        return await self._call(to, lambda chat: send(chat, file, caption=caption or None))
+
+    async def _call(self, to: str, send: Callable[[int], Awaitable[Any]]) -> str:
+        """``send`` to the chat ``to``, its failure a typed SendError; the message id."""
         from aiogram.exceptions import (
             ClientDecodeError,
             TelegramAPIError,
@@ -140,7 +166,7 @@ class TelegramChannel(Channel):
         if not to.lstrip("-").isdigit():
             raise Undeliverable(f"not a Telegram chat id: {to!r}")
         try:
-            sent = await self.bot.send_message(chat_id=int(to), text=text)
+            sent = await send(int(to))
         except TelegramRetryAfter as exc:
             raise Throttled(exc.message, "429", retry_after=float(exc.retry_after)) from None
         except TelegramForbiddenError as exc:  # blocked by the user, kicked from the group
@@ -437,3 +463,21 @@ def _degrees(location: dict[str, Any], key: str) -> float:
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise ValueError(f"location.{key}: expected a number")
     return float(value)
+
+
+# Which Bot API method sends a file: https://core.telegram.org/bots/api#sendphoto
+# (JPEG, PNG, WebP), #sendvoice (OGG/OPUS, MP3, M4A), #sendvideo (MPEG4); the rest
+# as a document.
+PHOTO_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
+VOICE_TYPES = frozenset({"audio/ogg", "audio/mpeg", "audio/mp4"})
+
+
+def send_method(attachment: Attachment) -> str:
+    """photo, voice, video or document: the Bot API's sendX for a file."""
+    if attachment.mime_type in PHOTO_TYPES:
+        return "photo"
+    if attachment.mime_type in VOICE_TYPES:
+        return "voice"
+    if attachment.mime_type == "video/mp4":
+        return "video"
+    return "document"

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from channels.base import Channel, ChannelContext
+from channels.media import MediaRules
 from channels.registry import CHANNEL_TYPES
 from gateway.config import Config, ConfigError, build_section
 from gateway.logs import scrubber
@@ -48,6 +49,11 @@ class ChannelSet:
     def sends_templates(self, channel_id: str) -> bool:
         channel = self._by_id.get(channel_id)
         return channel is not None and channel.sends_templates
+
+    def media(self, channel_id: str) -> MediaRules | None:
+        """The files a send through the channel may carry; None: none."""
+        channel = self._by_id.get(channel_id)
+        return channel.media if channel is not None else None
 
     def find(self, type_: str, ref: str) -> Channel | None:
         """The channel of ``type_`` whose name or id is ``ref``."""

@@ -278,12 +278,17 @@ class FaqConfig:
 
 @dataclass(frozen=True)
 class MediaConfig:
-    # The largest file an agent may download through the gateway (Telegram's bots get
-    # at most 20 MB: https://core.telegram.org/bots/api#getfile).
+    # The largest file an agent may download or upload through the gateway (Telegram's
+    # bots get at most 20 MB: https://core.telegram.org/bots/api#getfile). A channel
+    # may take less (WhatsApp: 16 MB, images 5 MB).
     max_bytes: int = 20 * 1024 * 1024
+    # How long the link a provider fetches an upload from works (Twilio's MediaUrl),
+    # counted from each send attempt.
+    link_seconds: int = 3600
 
     def __post_init__(self) -> None:
         _require(self.max_bytes >= 1, "max_bytes: must be at least 1")
+        _require(self.link_seconds >= 60, "link_seconds: must be at least 60")
 
 
 @dataclass(frozen=True)

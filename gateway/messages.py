@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from channels.media import kind_of
 from gateway.errors import Conflict, NotFound, ValidationError, WindowClosed
 from storage.database import Storage
 from storage.models import Agent, Contact, Message
@@ -14,6 +16,16 @@ from storage.records import utcnow
 
 if TYPE_CHECKING:
     from gateway.channels import ChannelSet
+
+
+@dataclass(frozen=True)
+class OutgoingFile:
+    """A file an agent sends: uploaded ``data``, or a ``url`` the provider fetches."""
+
+    mime_type: str  # "" when unknown
+    file_name: str
+    data: bytes | None = None
+    url: str = ""
 
 
 def window_expires_at(contact: Contact, window: timedelta | None) -> datetime | None:
@@ -37,11 +49,13 @@ class Sender:
         known_contact: Callable[[str], Contact | None],
         channels: ChannelSet,
         queued: Callable[[list[Message]], Awaitable[None]],
+        public_url: str = "",
     ) -> None:
         self.storage = storage
         self.known_contact = known_contact
         self.channels = channels
         self.queued = queued
+        self.public_url = public_url  # where providers that fetch uploads find them
 
     async def send(
         self,
@@ -50,39 +64,91 @@ class Sender:
         content: str | None,
         idempotency_key: str | None = None,
         template: Mapping[str, Any] | None = None,
+        file: OutgoingFile | None = None,
     ) -> tuple[Message, bool]:
-        """Store an agent's message to a contact as ``queued``: ``content``, or an
+        """Store an agent's message to a contact as ``queued``: ``content``, an
         approved ``template`` (``{content_sid, variables}``), which WhatsApp takes
-        at any time. Returns ``(message, created)``. A retry with the same
-        ``idempotency_key`` returns the first message; the same key with a different
-        request is a :class:`Conflict`."""
+        at any time, or a ``file`` with ``content`` as its caption. Returns
+        ``(message, created)``. A retry with the same ``idempotency_key`` returns the
+        first message; the same key with a different request is a :class:`Conflict`."""
         contact = self.known_contact(contact_id) or await self.storage.contacts.get(contact_id)
         if contact is None:
             raise NotFound(f"No such contact: {contact_id}")
         channel_id = contact.channel_id
+        extra: dict[str, Any] | None = None
+        upload = None
         if template is not None:
             if not self.channels.sends_templates(channel_id):
                 raise ValidationError.of("template", "this contact's channel sends no templates")
             content = template_text(template)
-            extra: dict[str, Any] | None = {"template": dict(template)}
+            extra = {"template": dict(template)}
+        elif file is not None:
+            item = self._check_file(contact, file, content or "")
+            self._check_window(contact)
+            if file.data is not None:
+                upload = await self.storage.uploads.put(file.data, file.mime_type, file.file_name)
+                item["upload"] = upload.id
+            content = content or f"[{item['kind']}] {file.file_name}"
+            extra = {"meta": {"media": [item]}}
         else:
-            assert content is not None  # the schema asks for one of the two
-            extra = None
+            assert content is not None  # the schema asks for one of the three
             self._check_free_form(contact, content)
-        message, created = await self.storage.messages.insert_outbound(
-            contact=contact, content=content, agent=agent, idempotency_key=idempotency_key,
-            extra=extra,
-        )  # fmt: skip
+        try:
+            message, created = await self.storage.messages.insert_outbound(
+                contact=contact, content=content, agent=agent, idempotency_key=idempotency_key,
+                extra=extra,
+            )  # fmt: skip
+        except BaseException:
+            if upload is not None:  # nothing half-stored: the file goes with the message
+                await self.storage.uploads.delete(upload.id)
+            raise
+        if not created and upload is not None:  # a replay: the first message has its file
+            await self.storage.uploads.delete(upload.id)
         if not created and (message.contact_id, message.content) != (contact_id, content):
             raise Conflict("this Idempotency-Key was used for a different message")
         if created:
             await self.queued([message])
         return message, created
 
+    def _check_file(self, contact: Contact, file: OutgoingFile, caption: str) -> dict[str, Any]:
+        """The stored description of a file the contact's channel sends; else a 400."""
+        field = "media_url" if file.data is None else "file"
+        rules = self.channels.media(contact.channel_id)
+        if rules is None:
+            raise ValidationError.of(field, "this contact's channel sends no files")
+        kind = kind_of(file.mime_type)
+        size = len(file.data) if file.data is not None else None
+        refused = rules.refuse(kind, file.mime_type, size)
+        if refused is not None:
+            raise ValidationError.of(field, refused)
+        if len(caption) > rules.max_caption:
+            raise ValidationError.of(
+                "content", f"a caption of at most {rules.max_caption} characters on this channel"
+            )
+        if file.data is not None and rules.fetches_uploads and not self.public_url:
+            raise ValidationError.of(
+                "file",
+                f"{rules.name} fetches uploads from the gateway, which needs "
+                "server.public_url (PUBLIC_URL) for that; send a media_url instead",
+            )
+        item: dict[str, Any] = {
+            "kind": kind,
+            "mime_type": file.mime_type or None,
+            "size": size,
+            "file_name": file.file_name or None,
+            "caption": caption or None,
+        }
+        if file.url:
+            item["url"] = file.url
+        return item
+
     def _check_free_form(self, contact: Contact, content: str) -> None:
         limit = self.channels.max_text(contact.channel_id)
         if len(content) > limit:  # the channel's provider would refuse it
             raise ValidationError.of("content", f"at most {limit} characters on this channel")
+        self._check_window(contact)
+
+    def _check_window(self, contact: Contact) -> None:
         closes = window_expires_at(contact, self.channels.reply_window(contact.channel_id))
         if closes is not None and closes <= utcnow():
             raise WindowClosed(

@@ -45,6 +45,7 @@ import pymongo
 from pymongo.errors import PyMongoError
 
 from channels.base import Backoff, Channel, ProviderError, SendError, StatusReport, Throttled
+from gateway.attachments import OutboundFiles
 from gateway.config import DeliveryConfig
 from gateway.lane import BACKGROUND_TIMEOUT_SECONDS, Lane
 from gateway.logs import scrubber
@@ -156,8 +157,10 @@ class Dispatcher:
         config: DeliveryConfig,
         metrics: Metrics,
         supervisor: Supervisor,
+        files: OutboundFiles,
     ) -> None:
         self.storage = storage
+        self.files = files
         self.config = config
         self.metrics = metrics
         self.supervisor = supervisor
@@ -268,6 +271,12 @@ class Dispatcher:
                 if message.template is not None:
                     external_id = await channel.send_template(
                         message.to, message.template, message.id
+                    )
+                elif message.media is not None:
+                    attachment = await self.files.attachment(message.media)
+                    caption = message.media.get("caption") or ""
+                    external_id = await channel.send_media(
+                        message.to, attachment, caption, message.id
                     )
                 else:
                     external_id = await channel.send(message.to, message.content, message.id)

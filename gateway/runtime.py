@@ -10,6 +10,7 @@ from typing import Any
 
 from gateway.activity import Activity
 from gateway.assignment import Assigner
+from gateway.attachments import OutboundFiles
 from gateway.auth import Authenticator
 from gateway.channels import ChannelSet
 from gateway.config import Config
@@ -22,6 +23,7 @@ from gateway.inbound import InboundWriter
 from gateway.intake import Intake
 from gateway.leases import ChannelWork
 from gateway.logs import scrubber
+from gateway.medialinks import MediaLinks
 from gateway.messages import Sender
 from gateway.metrics import Metrics, counter, gauge
 from gateway.outbound import Dispatcher
@@ -74,6 +76,7 @@ class Services:
     activity: Activity  # conversations' news and events
     assigner: Assigner
     conversations: Conversations
+    links: MediaLinks  # the expiring links providers fetch uploads from
     inflight: InflightRequests = field(default_factory=InflightRequests)
     work: ChannelWork | None = None  # set while the runtime runs
 
@@ -91,7 +94,9 @@ def build_services(config: Config, storage: Storage) -> Services:
     faq = FaqResponder(storage, make_cache(config.cache), config.faq, config.cache.faq_ttl_seconds)
     metrics = Metrics()
     supervisor = Supervisor(lambda worker: metrics.worker_restarts.labels(worker).inc())
-    dispatcher = Dispatcher(storage, config.delivery, metrics, supervisor)
+    links = MediaLinks(secret, config.server.public_url, config.media.link_seconds)
+    files = OutboundFiles(storage.uploads, links)
+    dispatcher = Dispatcher(storage, config.delivery, metrics, supervisor, files)
     channels = ChannelSet()
     shared = not storage.outbox.sole_writer  # other gateways may write to the database
     hub = EventHub(
@@ -122,11 +127,13 @@ def build_services(config: Config, storage: Storage) -> Services:
             known_contact=inbound.known_contact,
             channels=channels,
             queued=activity.queued,
+            public_url=config.server.public_url,
         ),
         events=hub,
         activity=activity,
         assigner=assigner,
         conversations=Conversations(storage, activity, assigner),
+        links=links,
     )
     metrics.read_at_scrape(lambda: _live_metrics(services))
     return services

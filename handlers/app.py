@@ -67,7 +67,7 @@ def make_app(services: Services) -> tornado.web.Application:
     def log_request(handler: tornado.web.RequestHandler) -> None:
         route = routes.get(type(handler), "unmatched")  # also Tornado's own error handler
         metrics = services.metrics
-        metrics.http.labels(route, str(handler.get_status())).inc()
+        metrics.http.labels(route, str(status_of(handler))).inc()
         method = handler.request.method or ""
         method = method if method in tornado.web.RequestHandler.SUPPORTED_METHODS else "other"
         metrics.http_seconds.labels(route, method).observe(handler.request.request_time())
@@ -81,10 +81,17 @@ def make_app(services: Services) -> tornado.web.Application:
     )
 
 
+def status_of(handler: tornado.web.RequestHandler) -> int:
+    """The answer's status; 499 (nginx's "client closed request") where the client hung
+    up mid-request, which Tornado records as a 500 nobody received."""
+    status = handler.get_status()
+    return 499 if status >= 500 and getattr(handler, "client_gone", False) else status
+
+
 def _log_request(handler: tornado.web.RequestHandler, route: str, method: str) -> None:
     """One line per request; its level follows the status. JSON logs get each part as
     a field of its own."""
-    status = handler.get_status()
+    status = status_of(handler)
     level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
     if handler.request.path in ("/healthz", "/readyz") and status < 400:
         level = logging.DEBUG  # probes every few seconds would drown the log
@@ -92,11 +99,13 @@ def _log_request(handler: tornado.web.RequestHandler, route: str, method: str) -
     rid = request_id(handler.request)
     fields = {"method": method, "route": route, "status": status, "duration_ms": took_ms,
               "request_id": rid}  # fmt: skip
+    # A signed link's path is a credential: such handlers are logged by their route.
+    path = route if getattr(handler, "secret_path", False) else handler.request.path
     access_log.log(
         level,
         "%s %s %d %.1fms %s",
         method,
-        handler.request.path,
+        path,
         status,
         took_ms,
         rid,

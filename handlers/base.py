@@ -129,6 +129,7 @@ class BaseHandler(RequestHandler):
         self._allow_origin()
         self._body = bytearray()
         self._body_too_large = False
+        self.client_gone = False  # hung up before the answer (Tornado then says 500)
         services.inflight.enter()
         self._counted = True
 
@@ -137,6 +138,7 @@ class BaseHandler(RequestHandler):
 
     def on_connection_close(self) -> None:
         # A client that hangs up mid-body never reaches on_finish.
+        self.client_gone = True
         self._leave()
 
     def _leave(self) -> None:
@@ -178,8 +180,8 @@ class BaseHandler(RequestHandler):
     async def prepare(self) -> None:
         # Called once the headers are in, before the body is read.
         length = self.request.headers.get("Content-Length")
-        if length is not None and (not length.isdigit() or int(length) > self._max_body):
-            raise self._too_large()
+        if length is not None and (not length.isdigit() or int(length) > self.max_body):
+            raise self.too_large()
         self.current_user = None
         method = self.request.method or ""
         if implements(type(self), method) and not is_public(type(self), method):
@@ -187,22 +189,22 @@ class BaseHandler(RequestHandler):
 
     def data_received(self, chunk: bytes) -> None:
         # Chunked bodies carry no Content-Length: stop keeping them past the limit.
-        if len(self._body) + len(chunk) > self._max_body:
+        if len(self._body) + len(chunk) > self.max_body:
             self._body_too_large = True
         elif not self._body_too_large:
             self._body += chunk
 
     @property
-    def _max_body(self) -> int:
+    def max_body(self) -> int:
         return self.services.config.server.max_body_bytes
 
-    def _too_large(self) -> PayloadTooLarge:
-        return PayloadTooLarge(f"request body is larger than {self._max_body} bytes")
+    def too_large(self) -> GatewayError:
+        return PayloadTooLarge(f"request body is larger than {self.max_body} bytes")
 
     @property
     def body(self) -> bytes:
         if self._body_too_large:
-            raise self._too_large()
+            raise self.too_large()
         return bytes(self._body)
 
     @property
@@ -246,7 +248,7 @@ class BaseHandler(RequestHandler):
             raise GatewayError(str(exc)) from None
         if not isinstance(data, dict):
             raise GatewayError("the JSON body must be an object")
-        return _load(schema, data)
+        return load(schema, data)
 
     def query(self, schema: marshmallow.Schema) -> dict[str, Any]:
         """Query parameters validated by ``schema``; a repeated or unknown one is a 400."""
@@ -258,7 +260,7 @@ class BaseHandler(RequestHandler):
                 raw[name] = values[0].decode("utf-8")
             except UnicodeDecodeError:
                 raise ValidationError.of(name, "not valid UTF-8 (percent-encode UTF-8)") from None
-        return _load(schema, raw)
+        return load(schema, raw)
 
     # -- output ---------------------------------------------------------------------
 
@@ -356,7 +358,7 @@ def found(record: T | None, what: str, ident: str) -> T:
     return record
 
 
-def _load(schema: marshmallow.Schema, data: dict[str, Any]) -> dict[str, Any]:
+def load(schema: marshmallow.Schema, data: dict[str, Any]) -> dict[str, Any]:
     try:
         loaded: dict[str, Any] = schema.load(data)
         return loaded

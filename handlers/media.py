@@ -7,14 +7,19 @@ that open it stay here: the agent gets the bytes, with a type and a file name.
 from __future__ import annotations
 
 import mimetypes
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from tornado.iostream import StreamClosedError
 
 from channels.base import Download, MediaUnavailable
+from channels.media import kind_of
 from gateway.errors import NotFound, PayloadTooLarge, error_for
-from handlers.base import BaseHandler
+from handlers.base import BaseHandler, public
+from storage.uploads import Upload
+
+if TYPE_CHECKING:
+    from gateway.runtime import Services
 
 FALLBACK_TYPE = "application/octet-stream"
 
@@ -49,11 +54,20 @@ class MediaHandler(BaseHandler):
         """
         index = int(media_id) if media_id.isdigit() and len(media_id) <= 3 else -1
         stored = await self.services.storage.messages.media_ref(message_id, index)
-        channel = self.services.channels.get(stored[0]) if stored else None
-        if stored is None or channel is None:
-            raise NotFound(f"No such file: media {media_id} of message {message_id}")
-        _, ref, item = stored
+        missing = NotFound(f"No such file: media {media_id} of message {message_id}")
+        if stored is None:
+            raise missing
+        channel_id, ref, item = stored
         cap = self.services.config.media.max_bytes
+        if "upload" in item:  # an agent's: in our database, not the provider's
+            upload = await self.services.storage.uploads.get(item["upload"])
+            if upload is None:
+                raise missing
+            await self._stream(upload_download(self.services, upload), item, media_id, cap)
+            return
+        channel = self.services.channels.get(channel_id)
+        if channel is None:
+            raise missing
         try:
             download = await channel.open_media(ref, cap)
         except MediaUnavailable as exc:
@@ -98,6 +112,69 @@ class MediaHandler(BaseHandler):
         self.finish()
 
 
+def upload_download(services: Services, upload: Upload) -> Download:
+    return Download(services.storage.uploads.chunks_of(upload), upload.mime_type)
+
+
+@public("providers fetch agents' uploads with no credentials: the link is signed")
+class PublicMediaHandler(BaseHandler):
+    """An upload at its expiring link (gateway/medialinks.py), for Twilio's MediaUrl.
+    Twilio asks with HEAD and GET and checks the Content-Type against the bytes."""
+
+    secret_path = True  # the access log shows the route, never the signature
+
+    async def get(self, upload_id: str, expires: str, signature: str) -> None:
+        """An agent's upload, for the provider that sends it.
+        ---
+        summary: An uploaded file at its signed, expiring link (Twilio's MediaUrl)
+        description: >-
+          The gateway gives this link to the provider when it sends an agent's
+          upload. A guessed, altered or expired link is 404, like a missing file.
+        tags: [messages]
+        security: []
+        parameters:
+          - {in: path, name: upload_id, required: true, schema: {type: string}}
+          - {in: path, name: expires, required: true, schema: {type: integer}}
+          - {in: path, name: signature, required: true, schema: {type: string}}
+        responses:
+          200: {description: The file, content: {application/octet-stream: {}}}
+          404: {$ref: "#/components/responses/NotFound"}
+        """
+        upload = await self._upload(upload_id, expires, signature)
+        self._headers_for(upload)
+        async for chunk in self.services.storage.uploads.chunks_of(upload):
+            self.write(chunk)
+            try:
+                await self.flush()
+            except StreamClosedError:
+                return  # the provider went away
+        self.finish()
+
+    async def head(self, upload_id: str, expires: str, signature: str) -> None:
+        self._headers_for(await self._upload(upload_id, expires, signature))
+        self.finish()
+
+    async def _upload(self, upload_id: str, expires: str, signature: str) -> Upload:
+        upload = None
+        if self.services.links.valid(upload_id, expires, signature):
+            upload = await self.services.storage.uploads.get(upload_id)
+        if upload is None:  # expired, guessed or gone: the same answer
+            raise NotFound("No such file (or its link has expired)")
+        return upload
+
+    def _headers_for(self, upload: Upload) -> None:
+        item = {"kind": kind_of(upload.mime_type), "mime_type": upload.mime_type,
+                "file_name": upload.file_name}  # fmt: skip
+        self.set_header("Content-Type", upload.mime_type)
+        self.set_header("Content-Length", str(upload.size))
+        self.set_header("Content-Disposition", disposition(item, "0"))
+        self.set_header("Content-Security-Policy", "sandbox")
+
+
 routes = [
     (r"/api/v1/messages/(?P<message_id>[^/]+)/media/(?P<media_id>[^/]+)/", MediaHandler),
+    (
+        r"/media/(?P<upload_id>[A-Za-z0-9_-]{1,64})/(?P<expires>[0-9]{1,12})/(?P<signature>[A-Za-z0-9_-]{1,64})",
+        PublicMediaHandler,
+    ),
 ]

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from gateway.errors import ValidationError
+from tornado.httputil import HTTPFile, HTTPInputError, parse_body_arguments
+
+from channels.media import MB, file_name_of, guess_type, upload_type
+from gateway.errors import GatewayError, ValidationError
+from gateway.messages import OutgoingFile
 from handlers import schemas
-from handlers.base import BaseHandler, found, presenter
+from handlers.base import BaseHandler, found, load, presenter
 
 present = presenter(schemas.Message())
+FORM_OVERHEAD = 64 * 1024  # a multipart body's boundaries, headers and text fields
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, no spaces
 
 
@@ -23,6 +29,9 @@ class MessagesHandler(BaseHandler):
           key returns the first message instead of sending a second. On WhatsApp,
           free-form `content` goes only within 24 hours of the contact's last
           message (409 `window_closed` after); an approved `template` goes any time.
+          A file goes as multipart (`file`, with `content` as its caption) or as a
+          `media_url` the provider fetches; each channel's limits and types apply
+          (400 names the one broken).
         tags: [messages]
         parameters:
           - in: header
@@ -30,7 +39,16 @@ class MessagesHandler(BaseHandler):
             schema: {type: string, pattern: "^[!-~]{1,255}$"}
         requestBody:
           required: true
-          content: {application/json: {schema: MessageCreate}}
+          content:
+            application/json: {schema: MessageCreate}
+            multipart/form-data:
+              schema:
+                type: object
+                required: [contact_id, file]
+                properties:
+                  contact_id: {type: string}
+                  content: {type: string, description: The file's caption}
+                  file: {type: string, format: binary}
         responses:
           201: {description: The queued message, content: {application/json: {schema: Message}}}
           400: {$ref: "#/components/responses/BadRequest"}
@@ -41,13 +59,67 @@ class MessagesHandler(BaseHandler):
         key = self.request.headers.get("Idempotency-Key")
         if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
             raise ValidationError.of("Idempotency-Key", "1-255 printable characters, no spaces")
-        data = self.json_body(schemas.MessageCreate())
+        file = None
+        if self._is_upload:
+            data, file = self._upload()
+        else:
+            data = self.json_body(schemas.MessageCreate())
+            if "media_url" in data:
+                url = data["media_url"]
+                name = data.get("file_name") or file_name_of(url)
+                file = OutgoingFile(data.get("media_type") or guess_type(url), name, url=url)
         message, created = await self.services.sender.send(
-            self.agent, data["contact_id"], data.get("content"), key, data.get("template")
+            self.agent, data["contact_id"], data.get("content"), key, data.get("template"), file
         )
         if not created:
             self.set_header("Idempotent-Replayed", "true")
         self.write_json(present(message), 201)
+
+    @property
+    def _is_upload(self) -> bool:
+        content_type = self.request.headers.get("Content-Type", "")
+        return content_type.split(";")[0].strip().lower() == "multipart/form-data"
+
+    @property
+    def max_body(self) -> int:
+        if self._is_upload:  # a file and a few short fields
+            return self.services.config.media.max_bytes + FORM_OVERHEAD
+        return super().max_body
+
+    def too_large(self) -> GatewayError:
+        if self._is_upload:
+            cap = self.services.config.media.max_bytes
+            return ValidationError.of(
+                "file", f"at most {cap // MB} MB ({cap} bytes, media.max_bytes)"
+            )
+        return super().too_large()
+
+    def _upload(self) -> tuple[dict[str, Any], OutgoingFile]:
+        """A multipart send's fields and its one file; a 400 for anything else."""
+        arguments: dict[str, list[bytes]] = {}
+        files: dict[str, list[HTTPFile]] = {}
+        try:
+            content_type = self.request.headers.get("Content-Type", "")
+            parse_body_arguments(content_type, self.body, arguments, files)
+        except HTTPInputError as exc:
+            raise GatewayError(str(exc)) from None
+        if list(files) != ["file"] or len(files["file"]) != 1:
+            raise ValidationError.of("file", "send one file, in the part named file")
+        fields: dict[str, str] = {}
+        for name, values in arguments.items():
+            if len(values) > 1:
+                raise ValidationError.of(name, "give this field once")
+            try:
+                fields[name] = values[0].decode("utf-8")
+            except UnicodeDecodeError:
+                raise ValidationError.of(name, "not valid UTF-8") from None
+        data = load(schemas.MessageUpload(), fields)
+        upload = files["file"][0]
+        if len(upload.body) > self.services.config.media.max_bytes:
+            raise self.too_large()
+        name = clean_file_name(upload.filename)
+        mime_type = upload_type(upload.content_type, name, upload.body)
+        return data, OutgoingFile(mime_type, name, data=upload.body)
 
     async def get(self) -> None:
         """List messages.
@@ -82,6 +154,14 @@ class MessageHandler(BaseHandler):
         """
         message = await self.services.storage.messages.get(message_id)
         self.write_json(present(found(message, "message", message_id)))
+
+
+def clean_file_name(name: str) -> str:
+    """The name an upload is stored and sent with: its last path segment (browsers
+    once sent C:\\fakepath\\...), printable, at most 255 characters."""
+    base = name.replace("\\", "/").rpartition("/")[2]
+    printable = "".join(c for c in base if c.isprintable()).strip()
+    return printable[:255] or "file"
 
 
 routes = [

@@ -7,6 +7,7 @@ such as ``is_superuser`` is a 400 naming it instead of being silently dropped.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
@@ -163,6 +164,7 @@ class Media(Schema):
     latitude = fields.Float(metadata={"description": "For a location"})
     longitude = fields.Float(metadata={"description": "For a location"})
     phone_number = fields.String(metadata={"description": "For a shared contact"})
+    url = fields.String(metadata={"description": "A file an agent sent by URL: that URL"})
 
 
 class Message(Schema):
@@ -223,6 +225,11 @@ class Templates(Schema):
     results = fields.List(fields.Nested(Template), required=True)
 
 
+def _no_credentials(url: str) -> None:
+    if "@" in urlsplit(url).netloc:  # they would go to the provider
+        raise ValidationError("A URL without user:password@.")
+
+
 class MessageCreate(Schema):
     contact_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
     template = fields.Nested(
@@ -234,13 +241,45 @@ class MessageCreate(Schema):
             validate.Length(min=1, max=MAX_CONTENT),
             validate.Predicate("strip", error="Must contain more than white space."),
         ],
-        metadata={"description": "The text; required unless template is given"},
+        metadata={"description": "The text (a file's caption); required unless template "
+                  "or media_url is given"},
+    )  # fmt: skip
+    media_url = fields.Url(
+        schemes={"http", "https"},
+        require_tld=False,
+        validate=[
+            validate.Length(max=2048),
+            _no_credentials,
+        ],
+        metadata={"description": "A file for the provider to fetch and send (http or https; "
+                  "the gateway never fetches it)"},
+    )  # fmt: skip
+    media_type = fields.String(
+        validate=validate.Regexp(r"^[a-z]+/[A-Za-z0-9.+-]{1,100}$", error="a MIME type"),
+        metadata={"description": "media_url's type, when its path does not say (image/jpeg)"},
+    )
+    file_name = fields.String(
+        validate=validate.Length(min=1, max=255),
+        metadata={"description": "The name media_url's file is shown with"},
     )
 
     @validates_schema
     def _one_of(self, data: dict[str, Any], **_: Any) -> None:
-        if ("content" in data) == ("template" in data):
-            raise ValidationError("send content or template, not both", "content")
+        if "template" in data and data.keys() & {"content", "media_url"}:
+            raise ValidationError("send a template alone, with no content or media_url", "template")
+        if not data.keys() & {"content", "template", "media_url"}:
+            raise ValidationError("send content, media_url or template", "content")
+        if data.keys() & {"media_type", "file_name"} and "media_url" not in data:
+            raise ValidationError(
+                "only with media_url", next(iter(data.keys() & {"media_type", "file_name"}))
+            )
+
+
+class MessageUpload(Schema):
+    """The text fields of a multipart send; its file is the part named ``file``."""
+
+    contact_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    content = MessageCreate._declared_fields["content"]
 
 
 # -- conversations and events --------------------------------------------------------

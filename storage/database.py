@@ -39,6 +39,7 @@ from storage.pages import PageReader
 from storage.records import Database, Document
 from storage.revocations import RevocationsRepository
 from storage.signins import SignInFailuresRepository
+from storage.uploads import UploadsRepository
 
 
 # What opening the database reads of the configuration (gateway.config.StorageConfig):
@@ -105,6 +106,7 @@ class Storage:
     faqs: FaqsRepository
     conversations: ConversationsRepository
     events: EventsRepository
+    uploads: UploadsRepository
     embedded: EmbeddedServer | None = None
     lock: DataDirLock | None = None
     data_dir: Path | None = None
@@ -158,6 +160,7 @@ class Storage:
             faqs=FaqsRepository(db, pages),
             conversations=ConversationsRepository(db, pages, sole_writer=alone),
             events=EventsRepository(db),
+            uploads=UploadsRepository(db),
             embedded=embedded,
             lock=lock,
             data_dir=data_dir,
@@ -222,6 +225,9 @@ class Storage:
             await self.messages.ensure_indexes(
                 message_retention_seconds, server_expires=self.server_expires
             )
+            await self.uploads.ensure_indexes(  # they expire with their messages
+                message_retention_seconds, server_expires=self.server_expires
+            )
             await self.outbox.ensure_indexes()
             await self.revocations.ensure_indexes()
             await self.sign_in_failures.ensure_indexes()
@@ -257,7 +263,9 @@ class Storage:
         if self.server_expires:
             return 0  # MongoDB's TTL monitor does it
         with pymongo.timeout(INDEX_TIMEOUT_SECONDS):
-            return await self.messages.expire() + await self.events.expire()
+            expired = await self.messages.expire() + await self.events.expire()
+            await self.uploads.expire()
+            return expired
 
     async def sweep_forever(self, interval: float) -> None:
         """Expire messages every ``interval`` seconds (where the server does not)."""

@@ -55,6 +55,7 @@ class Unsent:
     next_attempt_at: datetime
     claim: Claim | None = None  # set while another send holds it
     template: dict[str, Any] | None = None  # an approved template, sent instead of content
+    media: dict[str, Any] | None = None  # a file, sent with content as its caption
 
     @classmethod
     def from_document(cls, document: dict[str, Any]) -> Unsent:
@@ -76,6 +77,7 @@ class Unsent:
             next_attempt_at=document.get("next_attempt_at") or document["created_at"],
             claim=claim,
             template=document.get("template"),
+            media=next(iter((document.get("meta") or {}).get("media") or []), None),
         )
 
     @classmethod
@@ -91,6 +93,7 @@ class Unsent:
             attempts=0,
             next_attempt_at=message.created_at,
             template=message.template,
+            media=message.media[0] if message.media else None,
         )
 
 
@@ -109,7 +112,7 @@ class Outcome:
 
 _FIELDS = {KEY: 1, "channel_id": 1, "contact_id": 1, "contact.external_id": 1, "content": 1,
            "attempts": 1, "next_attempt_at": 1, "created_at": 1, "status": 1, "claim": 1,
-           "claimed_by": 1, "claimed_until": 1, "template": 1}  # fmt: skip
+           "claimed_by": 1, "claimed_until": 1, "template": 1, "meta.media": 1}  # fmt: skip
 
 
 class OutboxRepository:

@@ -245,3 +245,23 @@ class EventStream:
         self.writer.close()
         with contextlib.suppress(OSError):
             await self.writer.wait_closed()
+
+
+def multipart(
+    fields: dict[str, str], files: list[tuple[str, str, bytes, str]]
+) -> tuple[bytes, str]:
+    """A multipart/form-data body of text ``fields`` and ``(part, file name, bytes,
+    type)`` files, as a browser or curl -F sends it; returns it and its Content-Type."""
+    boundary = "----bot-gateway-test-" + "7" * 16
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields.items()
+    ]
+    for part, file_name, data, content_type in files:
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{part}"; '
+            f'filename="{file_name}"\r\nContent-Type: {content_type}\r\n\r\n'
+        )
+        parts.append(head.encode() + data + b"\r\n")
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"

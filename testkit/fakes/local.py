@@ -73,3 +73,41 @@ def assert_all_used(**scripts: list[Any]) -> None:
 
 def _quiet(handler: RequestHandler) -> None:
     """A fake's own access log shows credentials in its URLs; it is not ours to test."""
+
+
+class FileHost:
+    """A web server with files at URLs, as an agent's own storage would be: providers
+    fetch a ``media_url`` from it. ``requests`` counts who asked, by path."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, tuple[bytes, str]] = {}  # path → (bytes, content type)
+        self.requests: list[str] = []
+        self._server = LocalServer()
+
+    async def start(self) -> FileHost:
+        self._server.serve([(r"(/.*)", _HostedFile, {"host": self})])
+        return self
+
+    def add(self, path: str, data: bytes, content_type: str) -> str:
+        """Serve ``data`` at ``path``; returns its URL."""
+        self.files[path] = (data, content_type)
+        return self._server.base_url + path
+
+    async def stop(self) -> None:
+        await self._server.stop()
+
+
+class _HostedFile(RequestHandler):
+    def initialize(self, host: FileHost) -> None:
+        self.host = host
+
+    def get(self, path: str) -> None:
+        self.host.requests.append(path)
+        if path not in self.host.files:
+            self.set_status(404)
+            return
+        data, content_type = self.host.files[path]
+        self.set_header("Content-Type", content_type)
+        self.finish(data)
+
+    head = get

@@ -1,6 +1,7 @@
 """A small Bot API server on 127.0.0.1 for aiogram to talk to.
 
-It queues updates for getUpdates, records every sendMessage, and answers sends
+It queues updates for getUpdates, records every sendMessage and every file sent
+(fetching a file sent by URL, as Telegram does), and answers sends
 from a script (testkit/fakes/script.py; a ``Fail``'s message is the Bot API's
 description, and with ``retry_after`` it is a flood wait). ``failing`` makes every
 call answer 502 (an HTML page from ``updates_script`` entries "html" only), and
@@ -17,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from tornado.httpclient import AsyncHTTPClient
 from tornado.web import RequestHandler
 
 from testkit.fakes.local import LocalServer, assert_all_used
@@ -38,6 +40,24 @@ class Sent:
 
 
 @dataclass
+class SentFile:
+    """A file sent with sendPhoto, sendDocument, sendVoice or sendVideo: uploaded, or
+    fetched from its URL as Telegram does."""
+
+    method: str
+    chat_id: int
+    caption: str
+    data: bytes
+    file_name: str
+    url: str = ""  # "" for an upload
+
+
+# https://core.telegram.org/bots/api#sending-files: each method's file parameter
+FILE_METHODS = {"sendPhoto": "photo", "sendDocument": "document", "sendVoice": "voice",
+                "sendVideo": "video"}  # fmt: skip
+
+
+@dataclass
 class FakeBotAPI:
     token: str = TOKEN
     updates: list[dict[str, Any]] = field(default_factory=list)
@@ -56,6 +76,7 @@ class FakeBotAPI:
     # file_id → (bytes, content type): getFile answers with a path, /file/ serves it
     files: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     file_downloads: int = 0
+    files_sent: list[SentFile] = field(default_factory=list)
     most_polls_at_once: int = 0
 
     def __post_init__(self) -> None:
@@ -142,6 +163,8 @@ class FakeBotAPI:
             size = len(self.files[file_id][0])
             return {"file_id": file_id, "file_unique_id": "u" + file_id, "file_size": size,
                     "file_path": f"documents/{file_id}"}  # fmt: skip
+        if method in FILE_METHODS:
+            return await self._send_file(handler, method, params)
         if method == "sendMessage":
             await self._sends_open.wait()
             if self.send_delay:
@@ -161,6 +184,34 @@ class FakeBotAPI:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._new_update.wait(), wait)
         return list(self.updates)
+
+    async def _send_file(self, handler: _Method, method: str, params: dict[str, Any]) -> Any:
+        kind = FILE_METHODS[method]
+        value = params.get(kind, "")
+        if value.startswith("attach://"):  # a part of this multipart request
+            parts = handler.request.files.get(value.removeprefix("attach://")) or []
+            if not parts:
+                raise _Answer(400, f"Bad Request: file {value} is not in the request")
+            data, name, url = parts[0].body, parts[0].filename, ""
+        elif value.startswith(("http://", "https://")):
+            fetched = await AsyncHTTPClient().fetch(value, raise_error=False)
+            if fetched.code != 200:
+                raise _Answer(400, "Bad Request: failed to get HTTP URL content")
+            data, name, url = fetched.body, value.rpartition("/")[2], value
+        else:
+            raise _Answer(400, "Bad Request: wrong remote file identifier specified")
+        chat_id = int(params["chat_id"])
+        caption = params.get("caption", "")
+        self.files_sent.append(SentFile(method, chat_id, caption, data, name, url))
+        file = {"file_id": f"sent{len(self.files_sent)}", "file_unique_id": "u",
+                "file_size": len(data), "width": 1, "height": 1, "duration": 1}  # fmt: skip
+        return {
+            "message_id": next(self._message_ids),
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": "private"},
+            kind: [file] if kind == "photo" else file,
+            **({"caption": caption} if caption else {}),
+        }
 
     def _send(self, handler: _Method, params: dict[str, Any]) -> dict[str, Any]:
         answer = next_answer(self.send_script)

@@ -336,8 +336,8 @@ SID = "HX" + "0123456789abcdef" * 2
 
 # label, body (contact_id added), why it is refused
 BAD_SENDS = [
-    ("content and template", {"content": "hi", "template": {"content_sid": SID}}, "not both"),
-    ("neither", {}, "not both"),
+    ("content and template", {"content": "hi", "template": {"content_sid": SID}}, "template alone"),
+    ("neither", {}, "send content, media_url or template"),
     ("not a Content SID", {"template": {"content_sid": "HXnope"}}, "Content SID"),
     ("a variable too long", {"template": {"content_sid": SID, "variables": {"1": "x" * 1025}}}, "variables"),
 ]  # fmt: skip

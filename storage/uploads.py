@@ -1,0 +1,94 @@
+"""Files agents upload to send: in the database, so every gateway can serve them.
+
+GridFS's layout (a file document and 255 KiB chunks) with one difference: each
+chunk carries the file's ``created_at`` too. GridFS chunks carry no date, so no TTL
+index could expire them; here the same retention that expires messages deletes the
+file and its chunks, on MongoDB (TTL) and on the embedded server (the sweeper).
+
+The chunks are written first and the file document last, so a file is there, whole,
+once its document is: a write cut short leaves only chunks no file names, which
+expire like the rest.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from bson import Binary
+from pymongo import ASCENDING
+
+from storage.records import Database, ensure_expiry, expire_before, maybe, utcnow
+
+CHUNK_BYTES = 255 * 1024  # GridFS's default: a chunk and its document stay far under 16 MB
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    id: str  # 128 random bits: links to it cannot be guessed from another's
+    size: int
+    mime_type: str
+    file_name: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, d: dict) -> Upload:  # type: ignore[type-arg]
+        return cls(d["_id"], d["size"], d["mime_type"], d["file_name"], d["created_at"])
+
+
+class UploadsRepository:
+    def __init__(self, db: Database) -> None:
+        self.files = db["uploads"]
+        self.chunks = db["upload_chunks"]
+        self.retention_seconds = 30 * 86400  # the messages': set by ensure_indexes
+
+    async def ensure_indexes(self, retention_seconds: int, *, server_expires: bool) -> None:
+        self.retention_seconds = retention_seconds
+        await self.chunks.create_index([("file_id", ASCENDING), ("n", ASCENDING)], unique=True)
+        for collection in (self.files, self.chunks):
+            await ensure_expiry(collection, retention_seconds, server_expires=server_expires)
+
+    async def put(self, data: bytes, mime_type: str, file_name: str) -> Upload:
+        now = utcnow()
+        file_id = secrets.token_urlsafe(16)
+        chunks = [
+            {"file_id": file_id, "n": n, "data": Binary(data[at : at + CHUNK_BYTES]),
+             "created_at": now}
+            for n, at in enumerate(range(0, len(data), CHUNK_BYTES))
+        ]  # fmt: skip
+        if chunks:
+            await self.chunks.insert_many(chunks, ordered=True)
+        document = {"_id": file_id, "size": len(data), "mime_type": mime_type,
+                    "file_name": file_name, "chunks": len(chunks), "created_at": now}  # fmt: skip
+        await self.files.insert_one(document)
+        return Upload.of(document)
+
+    async def get(self, file_id: str) -> Upload | None:
+        return maybe(Upload.of, await self.files.find_one({"_id": file_id}))
+
+    async def chunks_of(self, upload: Upload) -> AsyncIterator[bytes]:
+        """The file's bytes, a chunk at a time (nothing if it expired meanwhile)."""
+        found = self.chunks.find({"file_id": upload.id}).sort("n", ASCENDING)
+        async for chunk in found:
+            yield bytes(chunk["data"])
+
+    async def read(self, upload: Upload) -> bytes:
+        """The whole file; ValueError if part of it is gone (it expired meanwhile)."""
+        data = b"".join([chunk async for chunk in self.chunks_of(upload)])
+        if len(data) != upload.size:
+            raise ValueError(f"upload {upload.id}: {len(data)} of {upload.size} bytes left")
+        return data
+
+    async def delete(self, file_id: str) -> None:
+        """Remove a file no message will send (its send was refused or replayed)."""
+        await self.files.delete_one({"_id": file_id})
+        await self.chunks.delete_many({"file_id": file_id})
+
+    async def count(self) -> int:
+        return await self.files.count_documents({}) + await self.chunks.count_documents({})
+
+    async def expire(self) -> int:
+        await expire_before(self.chunks, self.retention_seconds)
+        return await expire_before(self.files, self.retention_seconds)
