@@ -19,6 +19,12 @@ from storage.models import ConversationStatus, Direction, EventType, Status
 MAX_CONTENT = 4096  # Telegram's limit for one text message
 
 
+WINDOW = (
+    "WhatsApp: until when free-form text reaches the contact (24 h after their last "
+    "message); null on channels without such a window"
+)
+
+
 class StrictBoolean(fields.Boolean):
     """JSON true or false only: not 1, "yes" or "on" (1 == True in Python sets)."""
 
@@ -111,13 +117,7 @@ class Contact(Schema):
         allow_none=True, metadata={"description": "The assignee of the contact's conversation"}
     )
     last_message_at = fields.AwareDateTime(allow_none=True)
-    window_expires_at = fields.AwareDateTime(
-        allow_none=True,
-        metadata={
-            "description": "WhatsApp: until when free-form text reaches the contact (24 h "
-            "after their last message); null on channels without such a window"
-        },
-    )
+    window_expires_at = fields.AwareDateTime(allow_none=True, metadata={"description": WINDOW})
     created_at = fields.AwareDateTime(required=True)
 
 
@@ -311,8 +311,21 @@ class Conversation(Schema):
     )
     last_message = fields.Nested(Preview, allow_none=True, required=True)
     last_message_at = fields.AwareDateTime(allow_none=True, required=True)
+    window_expires_at = fields.Method(
+        "_window",
+        allow_none=True,
+        metadata={"type": "string", "format": "date-time", "description": WINDOW},
+    )
     created_at = fields.AwareDateTime(required=True)
     updated_at = fields.AwareDateTime(required=True)
+
+    def _window(self, conversation: Any) -> str | None:
+        channel_type = CHANNEL_TYPES.get(conversation.channel.type)
+        window = channel_type.reply_window if channel_type is not None else None
+        if window is None:
+            return None
+        opened = conversation.last_inbound_at or conversation.created_at
+        return str((opened + window).isoformat())
 
 
 class ConversationUpdate(Schema):

@@ -388,5 +388,6 @@ def _arrival(a: Arrival, now: datetime) -> dict[str, Any]:
             "status": {"$cond": [newest, "open", "$status"]},
             KEY: {"$cond": [newest, key, "$" + KEY]},
             "last_message_at": {"$max": ["$last_message_at", a.newest.created_at]},
+            "last_inbound_at": {"$max": ["$last_inbound_at", a.newest.created_at]},
         }
     }

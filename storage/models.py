@@ -308,6 +308,7 @@ class Conversation:
     last_message_at: datetime | None = None
     last_message: Preview | None = None
     assigned_at: datetime | None = None
+    last_inbound_at: datetime | None = None  # the contact's last message: WhatsApp's window
 
     @classmethod
     def of(cls, d: Document) -> Conversation:
@@ -330,6 +331,7 @@ class Conversation:
             if last
             else None,
             assigned_at=d.get("assigned_at"),
+            last_inbound_at=d.get("last_inbound_at"),
         )
 
 

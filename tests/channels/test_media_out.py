@@ -364,6 +364,8 @@ async def test_the_mock_channel_sends_no_files(gateway) -> None:
     assert status == 400, answer
     assert "sends no files" in answer["error"]["message"]
     await _nothing_stored(gw)
+    [conversation] = (await gw.agent.fetch("GET", "/api/v1/conversations/"))[1]["results"]
+    assert conversation["window_expires_at"] is None  # no window on this channel
 
 
 async def test_a_file_over_the_configured_cap_is_refused_with_the_cap(start) -> None:

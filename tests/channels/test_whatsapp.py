@@ -294,11 +294,17 @@ async def test_free_form_text_outside_the_24_hour_window_is_refused_until_the_co
     _, contact = await first.agent.fetch("GET", f"/api/v1/contacts/{contact_id}/")
     opened = datetime.fromisoformat(contact["last_message_at"])
     assert datetime.fromisoformat(contact["window_expires_at"]) == opened + timedelta(hours=24)
+    [conversation] = (await first.agent.fetch("GET", "/api/v1/conversations/"))[1]["results"]
+    shown = datetime.fromisoformat(conversation["window_expires_at"])  # from its last inbound
+    assert abs(shown - (opened + timedelta(hours=24))) < timedelta(seconds=2)
 
     # 25 hours on: the stored contact last wrote then, and a gateway reads it afresh.
     ago = datetime.now(UTC) - timedelta(hours=25)
     await storage.contacts.collection.update_one(
         {"_id": contact_id}, {"$set": {"last_message_at": ago}}
+    )
+    await storage.conversations.collection.update_one(
+        {"_id": conversation["id"]}, {"$set": {"last_inbound_at": ago}}
     )
     later: Gateway = await gateway(whatsapp(twilio_api))
     status, refused = await later.agent.fetch(
@@ -310,6 +316,8 @@ async def test_free_form_text_outside_the_24_hour_window_is_refused_until_the_co
     assert [m["direction"] for m in await later.messages()] == ["in"]  # nothing stored
     _, contact = await later.agent.fetch("GET", f"/api/v1/contacts/{contact_id}/")
     assert datetime.fromisoformat(contact["window_expires_at"]) < datetime.now(UTC)
+    _, conversation = await later.agent.fetch("GET", f"/api/v1/conversations/{conversation['id']}/")
+    assert datetime.fromisoformat(conversation["window_expires_at"]) < datetime.now(UTC)
 
     # At the same moment an approved template goes, through Twilio's Content API.
     template = {"content_sid": SID, "variables": {"1": "Zé", "2": "order 42"}}
@@ -328,6 +336,8 @@ async def test_free_form_text_outside_the_24_hour_window_is_refused_until_the_co
 
     form = inbound("SM900", "I'm back")  # the contact writes: the window opens again
     assert (await later.post(PATH, urlencode(form), signed(form)))[0] == 200
+    _, conversation = await later.agent.fetch("GET", f"/api/v1/conversations/{conversation['id']}/")
+    assert datetime.fromisoformat(conversation["window_expires_at"]) > datetime.now(UTC)
     message = await later.send(contact_id, "Welcome back")
     assert (await later.final(message["id"]))["status"] == "sent"
 

@@ -105,6 +105,34 @@ async def test_an_expired_message_really_disappears(storage: Storage, uses_embed
     assert await storage.messages.get(fresh) is not None
 
 
+async def test_an_upload_expires_with_the_messages_file_and_chunks_alike(
+    storage: Storage, uses_embedded
+) -> None:
+    for collection in ("uploads", "upload_chunks"):  # the messages' retention, both
+        expiry = (await _indexes(storage, collection))[
+            TTL_INDEX if storage.server_expires else EXPIRY_INDEX
+        ]
+        assert expiry.get("expireAfterSeconds") == (
+            RETENTION_SECONDS if storage.server_expires else None
+        )
+    old = await storage.uploads.put(b"x" * 600_000, "application/pdf", "old.pdf")  # 3 chunks
+    fresh = await storage.uploads.put(b"fresh", "text/plain", "fresh.txt")
+    past = utcnow() - timedelta(seconds=RETENTION_SECONDS + 60)
+    for collection, key in ((storage.uploads.files, "_id"), (storage.uploads.chunks, "file_id")):
+        await collection.update_many({key: old.id}, {"$set": {"created_at": past}})
+
+    async def expired() -> bool:
+        if uses_embedded:
+            await storage.sweep_expired()
+        left = await storage.uploads.chunks.count_documents({"file_id": old.id})
+        return await storage.uploads.get(old.id) is None and left == 0
+
+    await async_wait_until(expired, 10 if uses_embedded else 120, "the upload to expire")
+    kept = await storage.uploads.get(fresh.id)
+    assert kept is not None
+    assert await storage.uploads.read(kept) == b"fresh"
+
+
 async def test_inbound_duplicate_is_acknowledged_not_stored_twice(storage: Storage) -> None:
     contact = await seen(storage, "chan", "42")
     first, created = await received(storage, contact, "update-7", "hi")
