@@ -11,16 +11,22 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from channels.base import (
+    MAX_ID,
+    MAX_NAME,
     Channel,
     ChannelContext,
     ChannelMisconfigured,
     ChannelRecord,
+    Download,
     Inbound,
+    MediaUnavailable,
     NetworkFailure,
     ProviderError,
     SendError,
@@ -37,6 +43,7 @@ from channels.base import (
     log,
     secrets_match,
 )
+from channels.media import MB, Attachment, MediaRules
 
 GRAPH_API = "https://graph.facebook.com"
 SIGNATURE_HEADER = "X-Hub-Signature-256"
@@ -48,6 +55,7 @@ THROTTLED = {4, 80007, 130429, 131056}  # app, account, throughput, pair rate li
 MISCONFIGURED = {0, 3, 10, 190, 131031, 133010} | set(range(200, 300))  # token, permission
 TRANSIENT = {1, 2, 131000, 131016}  # unknown, service unavailable, something went wrong
 MEDIA = ("image", "audio", "video", "document", "sticker")
+MEDIA_HOSTS = ("lookaside.fbsbx.com",)  # where the Graph API's media URLs point
 
 
 @dataclass(frozen=True)
@@ -134,30 +142,59 @@ class WhatsAppCloudChannel(Channel):
 
     # -- outbound -----------------------------------------------------------------
 
+    # https://developers.facebook.com/docs/whatsapp/cloud-api/reference/media#supported-media-types
+    media = MediaRules(
+        {"image": 5 * MB, "audio": 16 * MB, "video": 16 * MB, "document": 100 * MB},
+        types=frozenset({
+            "image/jpeg", "image/png",
+            "audio/aac", "audio/amr", "audio/mpeg", "audio/mp4", "audio/ogg",
+            "video/mp4", "video/3gpp", "text/plain", "application/pdf",
+            "application/msword", "application/vnd.ms-excel", "application/vnd.ms-powerpoint",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        }),
+        max_caption=1024,
+        fetches_uploads=True,  # sent by link: Meta fetches it
+        name="WhatsApp",
+    )  # fmt: skip
+
     async def send(self, to: str, text: str, message_id: str) -> str:
+        return await self._post(
+            to, message_id, {"type": "text", "text": {"body": text, "preview_url": False}}
+        )
+
+    async def send_media(
+        self, to: str, attachment: Attachment, caption: str, message_id: str
+    ) -> str:
+        if not attachment.url:  # checked before the message was taken; config changed
+            raise ChannelMisconfigured("Meta fetches uploads from server.public_url: unset")
+        kind = attachment.kind
+        media: dict[str, Any] = {"link": attachment.url}
+        if caption and kind != "audio":  # audio takes no caption
+            media["caption"] = caption
+        if kind == "document" and attachment.file_name:
+            media["filename"] = attachment.file_name
+        return await self._post(to, message_id, {"type": kind, kind: media})
+
+    async def _post(self, to: str, message_id: str, content: dict[str, Any]) -> str:
         from tornado.httpclient import HTTPClientError, HTTPRequest
 
         if not to.isdigit():
             raise Undeliverable(f"not a WhatsApp id (digits of a phone number): {to!r}")
         # https://developers.facebook.com/docs/whatsapp/cloud-api/reference/messages
-        settings = self.settings
-        base = f"{settings.api_base.rstrip('/')}/{settings.api_version}"
-        url = f"{base}/{settings.phone_number_id}/messages"
+        url = f"{self._graph}/{self.settings.phone_number_id}/messages"
         body = {
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
             "to": to,
-            "type": "text",
-            "text": {"body": text, "preview_url": False},
+            **content,
             "biz_opaque_callback_data": message_id,  # names the message in its statuses
         }
         request = HTTPRequest(
             url,
             method="POST",
-            headers={
-                "Authorization": f"Bearer {settings.access_token}",
-                "Content-Type": "application/json",
-            },
+            headers={**self._bearer, "Content-Type": "application/json"},
             body=json.dumps(body),
             connect_timeout=10,
             request_timeout=30,
@@ -177,6 +214,75 @@ class WhatsAppCloudChannel(Channel):
         except (KeyError, IndexError, TypeError):
             raise ProviderError("the Graph API answered without a message id") from None
 
+    @property
+    def _graph(self) -> str:
+        return f"{self.settings.api_base.rstrip('/')}/{self.settings.api_version}"
+
+    @property
+    def _bearer(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.settings.access_token}"}
+
+    async def open_media(self, ref: str, max_bytes: int) -> Download:
+        # https://developers.facebook.com/docs/whatsapp/cloud-api/reference/media#download-media:
+        # the media id gives a URL for five minutes, fetched with the same token.
+        from tornado.httpclient import HTTPClientError, HTTPRequest
+
+        if not ref.isdigit():
+            raise MediaUnavailable(404, "not a WhatsApp media id")
+        try:
+            answer = await self.http.fetch(
+                HTTPRequest(f"{self._graph}/{ref}", headers=self._bearer, request_timeout=30),
+                raise_error=False,
+            )
+            found = json.loads(answer.body or b"{}") if answer.code == 200 else {}
+        except (HTTPClientError, OSError, ValueError) as exc:
+            raise MediaUnavailable(502, f"the Graph API failed ({type(exc).__name__})") from None
+        if answer.code in (400, 404):
+            raise MediaUnavailable(404, "Meta no longer has this file")
+        url = found.get("url") if isinstance(found, dict) else None
+        if answer.code != 200 or not isinstance(url, str):
+            raise MediaUnavailable(502, f"the Graph API answered {answer.code} for the file")
+        size = found.get("file_size")
+        if isinstance(size, int) and size > max_bytes:
+            raise MediaUnavailable(413, f"the file is over the {max_bytes}-byte limit")
+        if not self._may_hold_token(url):  # the token goes to Meta's hosts only
+            raise MediaUnavailable(502, "the Graph API gave a file URL off Meta's hosts")
+        return Download(self._download(url, max_bytes), found.get("mime_type"))
+
+    def _may_hold_token(self, url: str) -> bool:
+        parts = urlsplit(url)
+        ours = urlsplit(self.settings.api_base)
+        return (parts.scheme, parts.netloc) == (ours.scheme, ours.netloc) or (
+            parts.scheme == "https" and parts.hostname in MEDIA_HOSTS
+        )
+
+    async def _download(self, url: str, max_bytes: int) -> AsyncIterator[bytes]:
+        from tornado.httpclient import HTTPClientError, HTTPRequest
+
+        kept: list[bytes] = []
+        size = 0
+
+        def keep(chunk: bytes) -> None:  # past the cap, read on but keep nothing
+            nonlocal size
+            size += len(chunk)
+            if size <= max_bytes:
+                kept.append(chunk)
+
+        request = HTTPRequest(url, headers=self._bearer, streaming_callback=keep,
+                              follow_redirects=False, request_timeout=60)  # fmt: skip
+        try:
+            response = await self.http.fetch(request, raise_error=False)
+        except (HTTPClientError, OSError) as exc:
+            raise MediaUnavailable(
+                502, f"Meta's file server failed ({type(exc).__name__})"
+            ) from None
+        if response.code != 200:
+            raise MediaUnavailable(502, f"Meta's file server answered {response.code}")
+        if size > max_bytes:
+            raise MediaUnavailable(413, f"the file is over the {max_bytes}-byte limit")
+        for chunk in kept:
+            yield chunk
+
 
 def _list(obj: Any, key: str) -> list[Any]:
     value = obj.get(key, []) if isinstance(obj, dict) else None
@@ -193,9 +299,11 @@ def _inbound(message: Any, names: dict[str, str]) -> Inbound:
         text, extra = check_text(str(body.get("body", "")), "text.body", 4096), {}
     elif kind in MEDIA:
         caption = check_text(str(body.get("caption", "")), "caption", 1024)
-        text, extra["media_id"] = f"[{kind}] {caption}".strip(), str(body.get("id", ""))
+        text, extra["media"] = f"[{kind}] {caption}".strip(), [_file(body, kind, caption)]
     elif kind == "location":
-        text = f"[location {body.get('latitude')}, {body.get('longitude')}]"
+        latitude, longitude = _degrees(body, "latitude"), _degrees(body, "longitude")
+        text = f"[location {latitude}, {longitude}]"
+        extra["media"] = [{"kind": "location", "latitude": latitude, "longitude": longitude}]
     elif kind == "button":  # a quick reply to a template
         text = str(body.get("text", "")) or "[button]"
     elif kind == "interactive":  # a reply button or a list row
@@ -212,6 +320,28 @@ def _inbound(message: Any, names: dict[str, str]) -> Inbound:
         external_id=wamid,
         extra=extra,
     )
+
+
+def _file(body: dict[str, Any], kind: str, caption: str) -> dict[str, Any]:
+    """A file a contact sent, as the API lists it; ``ref`` is its media id."""
+    media_id, mime_type, name = body.get("id"), body.get("mime_type"), body.get("filename")
+    if not isinstance(media_id, str) or not media_id.isdigit() or len(media_id) > MAX_ID:
+        raise ValueError(f"{kind}.id: expected a media id")
+    return {
+        "kind": "voice" if kind == "audio" and body.get("voice") is True else kind,
+        "mime_type": mime_type[:MAX_NAME] if isinstance(mime_type, str) else None,
+        "size": None,  # the Graph API says it only when the file is fetched
+        "file_name": name[:MAX_NAME] if isinstance(name, str) else None,
+        "caption": caption or None,
+        "ref": media_id,
+    }
+
+
+def _degrees(location: dict[str, Any], key: str) -> float:
+    value = location.get(key)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ValueError(f"location.{key}: expected a number")
+    return float(value)
 
 
 def _status(status: Any) -> StatusReport | None:

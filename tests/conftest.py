@@ -25,6 +25,7 @@ from gateway.runtime import Services, build_services
 from handlers.app import make_app
 from storage.database import Storage
 from storage.embedded import EmbeddedServer
+from testkit.fakes.graph import FakeGraph
 from testkit.fakes.telegram import FakeBotAPI
 from testkit.fakes.twilio import FakeTwilio
 from testkit.helpers import RETENTION_SECONDS, TEST_CONFIG, Client, CommandCounter, sign_up
@@ -158,6 +159,13 @@ async def counted_storage(
 @pytest.fixture
 async def telegram_api() -> AsyncIterator[FakeBotAPI]:
     fake = await FakeBotAPI().start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def graph_api() -> AsyncIterator[FakeGraph]:
+    fake = await FakeGraph().start()
     yield fake
     await fake.stop()
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from tornado.web import RequestHandler
 
-from testkit.fakes.local import ScriptedFake
+from testkit.fakes.local import Fetched, ScriptedFake, fetch_media
 from testkit.fakes.script import Answer, Drop, Fail, next_answer
 
 ACCESS_TOKEN = "graph-access-token-do-not-log-0001"
@@ -33,12 +33,22 @@ class FakeGraph(ScriptedFake):
     sent: list[dict[str, Any]] = field(default_factory=list)
     send_script: list[Answer] = field(default_factory=list)
     base_url: str = ""
+    # media id → (bytes, content type): its URL from GET /<id>, its bytes from there
+    media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    media_requests: list[dict[str, str]] = field(default_factory=list)  # each one's headers
+    # A send's media link, fetched as Meta does (see testkit.fakes.local.fetch_media).
+    fetched: list[Fetched] = field(default_factory=list)
+    hosts: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
 
     def routes(self) -> list[Any]:
-        return [(rf"/{VERSION}/(\w+)/messages", _Messages, {"fake": self})]
+        return [
+            (rf"/{VERSION}/(\w+)/messages", _Messages, {"fake": self}),
+            (rf"/{VERSION}/(\d+)", _MediaUrl, {"fake": self}),
+            (r"/whatsapp_business/attachments/(\d+)", _MediaFile, {"fake": self}),
+        ]
 
 
 class _Messages(RequestHandler):
@@ -63,6 +73,9 @@ class _Messages(RequestHandler):
             return
         wamid = f"wamid.{next(self.fake._ids):024d}"
         self.fake.sent.append({**request, "id": wamid})
+        link = (request.get(request.get("type", "")) or {}).get("link")
+        if link:
+            self.fake.fetched.append(await fetch_media(link, self.fake.hosts))
         self.finish(
             {
                 "messaging_product": "whatsapp",
@@ -75,6 +88,46 @@ class _Messages(RequestHandler):
         # https://developers.facebook.com/docs/graph-api/guides/error-handling
         self.set_status(status)
         self.finish({"error": {"message": message, "type": kind, "code": code, "fbtrace_id": "A"}})
+
+
+def _bearer(handler: RequestHandler) -> bool:
+    return handler.request.headers.get("Authorization") == f"Bearer {ACCESS_TOKEN}"
+
+
+class _MediaUrl(RequestHandler):
+    """GET /<media id>: where to download it for five minutes (Meta's lookaside URL)."""
+
+    def initialize(self, fake: FakeGraph) -> None:
+        self.fake = fake
+
+    def get(self, media_id: str) -> None:
+        self.fake.media_requests.append(dict(self.request.headers))
+        if not _bearer(self):
+            self.set_status(401)
+            self.finish({"error": {"message": "Invalid OAuth access token", "code": 190}})
+            return
+        if media_id not in self.fake.media:
+            self.set_status(400)
+            self.finish({"error": {"message": "Unsupported get request", "code": 100}})
+            return
+        data, content_type = self.fake.media[media_id]
+        url = f"{self.fake.base_url}/whatsapp_business/attachments/{media_id}"
+        self.finish({"messaging_product": "whatsapp", "url": url, "mime_type": content_type,
+                     "file_size": len(data), "id": media_id})  # fmt: skip
+
+
+class _MediaFile(RequestHandler):
+    def initialize(self, fake: FakeGraph) -> None:
+        self.fake = fake
+
+    def get(self, media_id: str) -> None:
+        self.fake.media_requests.append(dict(self.request.headers))
+        if not _bearer(self) or media_id not in self.fake.media:
+            self.set_status(404)
+            return
+        data, content_type = self.fake.media[media_id]
+        self.set_header("Content-Type", content_type)
+        self.finish(data)
 
 
 def webhook(

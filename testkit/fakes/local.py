@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Self
 
+from tornado.httpclient import AsyncHTTPClient
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 from tornado.web import Application, RequestHandler
@@ -73,6 +75,29 @@ def assert_all_used(**scripts: list[Any]) -> None:
 
 def _quiet(handler: RequestHandler) -> None:
     """A fake's own access log shows credentials in its URLs; it is not ours to test."""
+
+
+@dataclass
+class Fetched:
+    """A file a provider fetched from a URL it was given (HEAD, then GET)."""
+
+    url: str
+    status: int
+    content_type: str
+    data: bytes
+    head_status: int
+
+
+async def fetch_media(url: str, hosts: dict[str, str]) -> Fetched:
+    """Fetch a media URL as Twilio and Meta do before they send it. ``hosts`` maps a
+    URL prefix to where it is served here (the gateway's public URL to its port)."""
+    for prefix, served in hosts.items():
+        if url.startswith(prefix):
+            url = served + url.removeprefix(prefix)
+    client = AsyncHTTPClient()
+    head = await client.fetch(url, method="HEAD", raise_error=False)
+    got = await client.fetch(url, raise_error=False)
+    return Fetched(url, got.code, got.headers.get("Content-Type", ""), got.body or b"", head.code)
 
 
 class FileHost:

@@ -10,11 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from tornado.httpclient import AsyncHTTPClient
 from tornado.web import RequestHandler
 from twilio.request_validator import RequestValidator
 
-from testkit.fakes.local import ScriptedFake
+from testkit.fakes.local import Fetched, ScriptedFake, fetch_media
 from testkit.fakes.script import Answer, Drop, Fail, next_answer
 
 ACCOUNT_SID = "AC" + "0" * 32
@@ -24,17 +23,6 @@ FROM = "+14155238886"
 
 def sign(url: str, params: dict[str, str], token: str = AUTH_TOKEN) -> str:
     return RequestValidator(token).compute_signature(url, params)
-
-
-@dataclass
-class Fetched:
-    """A MediaUrl Twilio fetched (HEAD, then GET) to send it."""
-
-    url: str
-    status: int
-    content_type: str
-    data: bytes
-    head_status: int
 
 
 @dataclass
@@ -69,17 +57,6 @@ class FakeTwilio(ScriptedFake):
             (r"/signed/(\w+)", _SignedMedia, {"fake": self}),
             (r"/v1/ContentAndApprovals", _Contents, {"fake": self}),
         ]
-
-    async def fetch(self, url: str) -> Fetched:
-        """Fetch a MediaUrl, as Twilio does before it sends the file."""
-        for prefix, served in self.hosts.items():
-            if url.startswith(prefix):
-                url = served + url.removeprefix(prefix)
-        client = AsyncHTTPClient()
-        head = await client.fetch(url, method="HEAD", raise_error=False)
-        got = await client.fetch(url, raise_error=False)
-        content_type = got.headers.get("Content-Type", "")
-        return Fetched(url, got.code, content_type, got.body or b"", head.code)
 
     def media_url(self, media_sid: str) -> str:
         """The MediaUrl0 Twilio puts in a webhook, as the real one: on api.twilio.com."""
@@ -158,7 +135,7 @@ class _Messages(RequestHandler):
         sid = f"SM{next(self.fake._sids):032d}"
         self.fake.sent.append({**form, "sid": sid})
         for url in [v for k, v in parse_qsl(self.request.body.decode()) if k == "MediaUrl"]:
-            self.fake.fetched.append(await self.fake.fetch(url))
+            self.fake.fetched.append(await fetch_media(url, self.fake.hosts))
         if self.fake.before_answer is not None:
             await self.fake.before_answer(form, sid)
         self.set_status(201)

@@ -22,6 +22,7 @@ import pytest
 
 from channels.telegram import SECRET_HEADER
 from gateway.config import MediaConfig
+from testkit.fakes.graph import signature, text_message, webhook
 from testkit.fakes.local import FileHost
 from testkit.fakes.twilio import sign
 from testkit.helpers import async_wait_until, multipart
@@ -30,6 +31,8 @@ from tests.channels.test_telegram import HOOK_SECRET, telegram, update
 from tests.channels.test_telegram import URL as TELEGRAM_URL
 from tests.channels.test_whatsapp import FORM, inbound, whatsapp
 from tests.channels.test_whatsapp import PATH as WHATSAPP_URL
+from tests.channels.test_whatsapp_cloud import PATH as CLOUD_URL
+from tests.channels.test_whatsapp_cloud import cloud
 
 JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 64 + b"\xff\xd9"
 PDF = b"%PDF-1.7\n" + b"invoice lines\n" * 400 + b"%%EOF"
@@ -100,17 +103,32 @@ FILE_SENDS = [
     FileSend("whatsapp jpeg upload", "whatsapp", "upload", "photo.jpg", JPEG, "image/jpeg", "image/jpeg"),
     FileSend("whatsapp pdf by url", "whatsapp", "url", "invoice.pdf", PDF, "application/pdf", "application/pdf"),
     FileSend("whatsapp pdf upload", "whatsapp", "upload", "invoice.pdf", PDF, "application/pdf", "application/pdf"),
+    FileSend("cloud jpeg upload", "whatsapp_cloud", "upload", "photo.jpg", JPEG, "image/jpeg", "image"),
+    FileSend("cloud pdf by url", "whatsapp_cloud", "url", "invoice.pdf", PDF, "application/pdf", "document"),
+    FileSend("cloud voice upload", "whatsapp_cloud", "upload", "note.ogg", OGG, "audio/ogg", "audio"),
 ]  # fmt: skip
 
 
+async def cloud_contact(gw: Gateway) -> str:
+    body = json.dumps(webhook(messages=(text_message(body="send me the invoice"),))).encode()
+    headers = {"Content-Type": "application/json", "X-Hub-Signature-256": signature(body)}
+    assert (await gw.post(CLOUD_URL, body, headers))[0] == 200
+    return str((await gw.messages())[0]["contact_id"])
+
+
 @pytest.fixture
-def start(gateway, telegram_api, twilio_api) -> Any:
-    """A gateway with the Telegram or the WhatsApp channel, and a contact who wrote."""
+def start(gateway, telegram_api, twilio_api, graph_api) -> Any:
+    """A gateway with the Telegram, the WhatsApp (Twilio) or the Cloud API channel,
+    and a contact who wrote."""
 
     async def begin(channel: str, **sections: Any) -> tuple[Gateway, str]:
         if channel == "telegram":
             gw: Gateway = await gateway(telegram(telegram_api), **sections)
             return gw, await telegram_contact(gw)
+        if channel == "whatsapp_cloud":
+            gw = await gateway(cloud(graph_api), **sections)
+            graph_api.hosts[PUBLIC_URL] = gw.anonymous.base_url  # Meta fetches our links
+            return gw, await cloud_contact(gw)
         gw = await gateway(whatsapp(twilio_api), **sections)
         twilio_api.hosts[PUBLIC_URL] = gw.anonymous.base_url  # Twilio reaches our public URL
         return gw, await whatsapp_contact(gw, sections.get("public_url", PUBLIC_URL))
@@ -120,7 +138,7 @@ def start(gateway, telegram_api, twilio_api) -> Any:
 
 @pytest.mark.parametrize("case", FILE_SENDS, ids=[c.label for c in FILE_SENDS])
 async def test_a_file_an_agent_sends_arrives_byte_for_byte(
-    start, telegram_api, twilio_api, file_host, case: FileSend
+    start, telegram_api, twilio_api, graph_api, file_host, case: FileSend
 ) -> None:
     gw, contact_id = await start(case.channel)
     if case.how == "upload":
@@ -144,6 +162,20 @@ async def test_a_file_an_agent_sends_arrives_byte_for_byte(
         assert sent.data == case.data
         assert sent.url == ("" if case.how == "upload" else url)
         assert telegram_api.sent == []  # the file and its caption are one message
+    elif case.channel == "whatsapp_cloud":
+        [request] = graph_api.sent
+        assert request["type"] == case.arrives_as
+        media = request[case.arrives_as]
+        assert media.get("caption") == (None if case.arrives_as == "audio" else "here it is")
+        assert media.get("filename") == (case.name if case.arrives_as == "document" else None)
+        [fetched] = graph_api.fetched
+        assert (fetched.status, fetched.content_type, fetched.data) == (
+            200,
+            case.mime_type,
+            case.data,
+        )
+        prefix = f"{PUBLIC_URL}/media/" if case.how == "upload" else url
+        assert media["link"].startswith(prefix)
     else:
         [request] = twilio_api.sent
         assert request["Body"] == "here it is"

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 
-from gateway.config import ChannelConfig
+from gateway.config import ChannelConfig, MediaConfig
 from storage.models import Message
 from testkit.fakes.graph import (
     ACCESS_TOKEN,
@@ -34,13 +33,6 @@ from tests.channels.conftest import (
 )
 
 PATH = "/webhooks/whatsapp_cloud/wac/"
-
-
-@pytest.fixture
-async def graph_api() -> AsyncIterator[FakeGraph]:
-    fake = await FakeGraph().start()
-    yield fake
-    await fake.stop()
 
 
 def cloud(api: FakeGraph) -> ChannelConfig:
@@ -75,7 +67,7 @@ class Incoming:
 
 
 def _media(kind: str, caption: str = "") -> dict[str, Any]:
-    return text_message(type=kind, **{kind: {"id": "MEDIA1", "caption": caption}})
+    return text_message(type=kind, **{kind: {"id": "1037543291543636", "caption": caption}})
 
 
 INCOMING = [
@@ -114,6 +106,65 @@ async def test_a_message_meta_delivers_again_is_stored_once(gateway, graph_api) 
     for _ in range(2):  # Meta retries a webhook it did not see answered
         assert await _post(gw, webhook(messages=(text_message("wamid.77"),))) == 200
     assert [m["external_id"] for m in await gw.messages()] == ["wamid.77"]
+
+
+PDF = b"%PDF-1.7\n" + b"invoice lines\n" * 300 + b"%%EOF"
+OGG = b"OggS" + b"\x00voice" * 500
+
+# label, the message's type and object, what the API lists, the file (None: none)
+CLOUD_MEDIA = [
+    ("image with caption", "image", {"id": "1001", "mime_type": "image/jpeg", "sha256": "x", "caption": "look"},
+     {"kind": "image", "mime_type": "image/jpeg", "caption": "look", "file_name": None}, (b"\xff\xd8\xff" + b"j" * 900, "image/jpeg")),
+    ("document", "document", {"id": "1002", "mime_type": "application/pdf", "filename": "invoice.pdf"},
+     {"kind": "document", "mime_type": "application/pdf", "file_name": "invoice.pdf", "caption": None}, (PDF, "application/pdf")),
+    ("voice note", "audio", {"id": "1003", "mime_type": "audio/ogg; codecs=opus", "voice": True},
+     {"kind": "voice", "mime_type": "audio/ogg; codecs=opus", "caption": None}, (OGG, "audio/ogg")),
+    ("location", "location", {"latitude": -23.5, "longitude": -46.6},
+     {"kind": "location", "latitude": -23.5, "longitude": -46.6}, None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("label", "kind", "body", "listed", "file"), CLOUD_MEDIA, ids=[c[0] for c in CLOUD_MEDIA]
+)
+async def test_incoming_media_are_listed_and_download_without_the_token(
+    gateway, graph_api, label, kind, body, listed, file
+) -> None:
+    gw: Gateway = await gateway(cloud(graph_api))
+    assert await _post(gw, webhook(messages=(text_message(type=kind, **{kind: body}),))) == 200
+    [message] = await gw.listed()
+    [media] = message["media"]
+    assert media == {**media, **listed, "id": "0"}
+    assert "ref" not in media
+    if file is None:
+        response = await gw.download(f"/api/v1/messages/{message['id']}/media/0/")
+        assert response.code == 404
+        return
+    graph_api.media[body["id"]] = file
+    response = await gw.download(f"/api/v1/messages/{message['id']}/media/0/")
+    assert (response.code, response.body) == (200, file[0])
+    assert response.headers["Content-Type"] == listed["mime_type"]
+    shown = json.dumps(dict(response.headers)) + response.body.decode("latin-1")
+    assert ACCESS_TOKEN not in shown
+    # The Graph API's metadata, then its file URL: both with the token, both on Meta's host.
+    assert [r["Authorization"] for r in graph_api.media_requests] == [f"Bearer {ACCESS_TOKEN}"] * 2
+
+
+async def test_a_cloud_file_gone_or_over_the_cap_is_a_clear_error(gateway, graph_api) -> None:
+    gw: Gateway = await gateway(cloud(graph_api), media=MediaConfig(max_bytes=1_000))
+    for wamid, media_id in (("wamid.G", "2001"), ("wamid.B", "2002")):
+        message = text_message(wamid, type="document", document={"id": media_id})
+        assert await _post(gw, webhook(messages=(message,))) == 200
+    graph_api.media["2002"] = (PDF * 10, "application/pdf")
+    by_media = {m["meta"]["media"][0]["ref"]: m["_id"] for m in await gw.messages()}
+    gone = await gw.download(f"/api/v1/messages/{by_media['2001']}/media/0/")
+    assert gone.code == 404
+    assert "no longer has this file" in gone.body.decode()
+    big = await gw.download(f"/api/v1/messages/{by_media['2002']}/media/0/")
+    assert big.code == 413
+    assert "1000-byte limit" in big.body.decode()
+    bad = text_message("wamid.X", type="image", image={"id": "../../me"})
+    assert await _post(gw, webhook(messages=(bad,))) == 400  # not a media id: refused
 
 
 VERIFY = [
