@@ -8,10 +8,11 @@ from pathlib import Path
 
 from channels.telegram import SECRET_HEADER
 from testkit.fakes.telegram import TOKEN, FakeBotAPI, make_update
-from testkit.helpers import Client, async_wait_until, free_port, sign_in, sign_up
+from testkit.helpers import Client, async_wait_until, free_port, multipart, sign_in, sign_up
 from testkit.processes import STARTUP_SECONDS, exited, launch, tail
 
 HOOK_SECRET = "hook-secret"
+RECEIPT = b"%PDF-1.7\n" + b"paid in full\n" * 30_000 + b"%%EOF"  # 390 KB: two chunks
 
 
 def _config(workdir: Path, port: int, api: FakeBotAPI) -> Path:
@@ -76,6 +77,13 @@ async def test_killed_with_messages_queued_then_restarted_delivers_each_once(
                 "POST", "/api/v1/messages/", json_body={"contact_id": contact_id, "content": text}
             )
             assert status == 201
+        # A file too: after the restart its bytes come from the database, not memory.
+        body, content_type = multipart({"contact_id": contact_id, "content": "the receipt"},
+                                       [("file", "receipt.pdf", RECEIPT, "application/pdf")])  # fmt: skip
+        status, _ = await agent.fetch(
+            "POST", "/api/v1/messages/", body=body, headers={"Content-Type": content_type}
+        )
+        assert status == 201
 
         async def tried() -> bool:
             return telegram_api.calls.count("sendMessage") >= 3
@@ -93,10 +101,12 @@ async def test_killed_with_messages_queued_then_restarted_delivers_each_once(
 
         async def all_sent() -> bool:
             _, page = await agent.fetch("GET", "/api/v1/messages/?direction=out")
-            return [m["status"] for m in page["results"]] == ["sent"] * 5
+            return [m["status"] for m in page["results"]] == ["sent"] * 6
 
         await async_wait_until(all_sent, 30, "every queued message to be sent")
         assert telegram_api.sent_to(42) == texts  # each exactly once, in order
+        [file] = telegram_api.files_sent  # once, whole
+        assert (file.method, file.caption, file.data) == ("sendDocument", "the receipt", RECEIPT)
     finally:
         restarted.send_signal(signal.SIGTERM)
         code = await exited(restarted, 15)
