@@ -19,7 +19,14 @@ def present(channel: Channel) -> dict[str, Any]:
     shown = _show(channel)
     webhook = f"/webhooks/{channel.type}/{channel.name}/"
     shown["webhook_path"] = webhook if channel.mode == "webhook" else None
-    shown["max_text_length"] = CHANNEL_TYPES.get(channel.type, ChannelKind).max_text
+    kind = CHANNEL_TYPES.get(channel.type, ChannelKind)
+    shown["max_text_length"] = kind.max_text
+    rules = kind.media
+    shown["files"] = None
+    if rules is not None:
+        types = sorted(rules.types) if rules.types is not None else None
+        shown["files"] = {"max_bytes": dict(rules.max_bytes), "types": types,
+                          "max_caption_length": rules.max_caption}  # fmt: skip
     return shown
 
 

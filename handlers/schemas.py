@@ -132,7 +132,27 @@ class Channel(Schema):
     max_text_length = fields.Integer(
         required=True, metadata={"description": "The longest text a message to it may carry"}
     )
+    files = fields.Nested(
+        "ChannelFiles",
+        allow_none=True,
+        metadata={"description": "The files it sends; null: none (see POST /api/v1/messages/)"},
+    )
     created_at = fields.AwareDateTime(required=True)
+
+
+class ChannelFiles(Schema):
+    max_bytes = fields.Dict(
+        keys=fields.String(),
+        values=fields.Integer(),
+        required=True,
+        metadata={"description": "The largest file of each kind it sends (image, audio, "
+                  "video, document); also bounded by media.max_bytes"},
+    )  # fmt: skip
+    types = fields.List(
+        fields.String(), allow_none=True, required=True,
+        metadata={"description": "The MIME types it sends; null: any"},
+    )  # fmt: skip
+    max_caption_length = fields.Integer(required=True)
 
 
 class ContactSummary(Schema):

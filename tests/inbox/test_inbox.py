@@ -392,3 +392,59 @@ def test_a_contacts_photo_shows_inline_and_a_document_downloads(
     assert download.value.suggested_filename == "invoice.pdf"
     assert Path(download.value.path()).read_bytes() == INVOICE
     assert TOKEN not in " ".join(tab.requests)  # the page asked the gateway, never Telegram
+
+
+def test_an_agent_attaches_a_photo_and_it_reaches_the_contact(served: Served, tab: Watched) -> None:
+    page = tab.page
+    sign_in(page, served.base)
+    served.telegram.call(
+        lambda fake: fake.user_writes(7002, "can I see it?", first_name="Teo Tele")
+    )
+    row(page, "Teo Tele").get_by_role("button").click()
+    expect(bubble(page, "can I see it?")).to_be_visible()
+
+    page.set_input_files("#attach-file", files=[
+        {"name": "box.png", "mimeType": "image/png", "buffer": PIXEL},
+    ])  # fmt: skip
+    expect(page.locator("#attached")).to_contain_text("box.png")
+    page.fill("#reply-text", "here it is")
+    page.click("#send")
+    expect(page.locator("#attached")).to_be_hidden()  # sent: the next reply starts empty
+    image = bubble(page, "here it is").locator("img.inline-image")
+    expect(image).to_have_attribute("alt", "here it is")  # the upload, shown from the gateway
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#messages img.inline-image')]"
+        ".some((img) => img.alt === 'here it is' && img.naturalWidth === 1)"
+    )
+
+    def photo_sent() -> bool:
+        sent = served.telegram.call(lambda fake: list(fake.files_sent))
+        return any(f.chat_id == 7002 for f in sent)
+
+    wait_until(photo_sent, 15, "the photo to reach the fake Bot API")
+    [sent] = [
+        f for f in served.telegram.call(lambda fake: list(fake.files_sent)) if f.chat_id == 7002
+    ]
+    assert (sent.method, sent.caption, sent.data) == ("sendPhoto", "here it is", PIXEL)
+    [message] = outbound(served, "Teo Tele")
+    assert message["media"][0]["file_name"] == "box.png"
+
+
+def test_a_channel_without_files_offers_no_attach_and_a_file_can_be_removed(
+    served: Served, tab: Watched
+) -> None:
+    page = talk(tab, served, "9100", "send a file?", "Mo Mock")
+    attach = page.get_by_role("button", name="Attach")
+    expect(attach).to_be_disabled()  # the mock channel sends no files (its files: null)
+    expect(attach).to_have_attribute("title", "This channel sends no files")
+    served.telegram.call(lambda fake: fake.user_writes(7003, "and me?", first_name="Tia Tele"))
+    row(page, "Tia Tele").get_by_role("button").click()
+    expect(attach).to_be_enabled()
+    page.set_input_files("#attach-file", files=[
+        {"name": "box.png", "mimeType": "image/png", "buffer": PIXEL},
+    ])  # fmt: skip
+    expect(page.locator("#attached")).to_contain_text("box.png")
+    page.get_by_role("button", name="Remove the attached file").click()
+    expect(page.locator("#attached")).to_be_hidden()
+    expect(page.locator("#send")).to_be_disabled()  # nothing to send
+    assert outbound(served, "Tia Tele") == []

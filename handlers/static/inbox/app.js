@@ -4,7 +4,7 @@
 
 import { ApiError, Offline, Session, SignedOut } from "./session.js";
 import { Stream } from "./stream.js";
-import { contactName, conversationRow, el, messageItem } from "./view.js";
+import { contactName, conversationRow, el, messageItem, size } from "./view.js";
 
 const $ = (id) => document.getElementById(id);
 const PAGE_SIZE = 30;
@@ -32,6 +32,7 @@ const state = {
   view: null, // the open thread's paging: {id, cursor (null once it reaches the start), loading}
   drafts: new Map(), // conversation id → half-typed reply
   sendKey: null, // the Idempotency-Key of the reply being sent, until it is accepted
+  file: null, // the File attached to the reply, sent with it
   sending: false,
   offline: false,
 };
@@ -270,6 +271,7 @@ function showThread(shown) {
 async function openConversation(id, fromList = true) {
   if (fromList && state.open !== id) {
     if (state.open) state.drafts.set(state.open, $("reply-text").value);
+    forgetFile(); // a file chosen for one contact never goes to another
     $("reply-text").value = state.drafts.get(id) || "";
     state.sendKey = null;
   }
@@ -392,11 +394,12 @@ function takeMessage(message, follow = true) {
   const item = messageItem(message);
   const shown = box.querySelector(`li[data-id="${CSS.escape(message.id)}"]`);
   if (shown) {
-    const images = shown.querySelectorAll("img.inline-image[src]"); // keep what was fetched
+    const images = shown.querySelectorAll("img.inline-image"); // keep what was fetched
     item.querySelectorAll("img.inline-image").forEach((image, n) => {
-      if (images[n]) image.src = images[n].src;
+      if (images[n]?.src) image.src = images[n].src;
     });
     shown.replaceWith(item);
+    showImages(item); // those news arrived before: still to fetch
     return;
   }
   const later = [...box.children].find((li) => {
@@ -415,7 +418,7 @@ function mediaPath(node) {
 
 // Images come through the API with the agent's token, then show from a blob: URL.
 function showImages(item) {
-  for (const image of item.querySelectorAll("img.inline-image")) {
+  for (const image of item.querySelectorAll("img.inline-image:not([src])")) {
     guard(async () => {
       image.src = URL.createObjectURL(await session.blob(mediaPath(image)));
     });
@@ -465,7 +468,32 @@ function renderLeft() {
   const left = limit() - length;
   $("reply-left").textContent = left >= 0 ? `${left} characters left` : `${-left} characters too many`;
   $("reply-left").classList.toggle("error", left < 0);
-  $("send").disabled = state.sending || left < 0 || !$("reply-text").value.trim();
+  $("send").disabled = state.sending || left < 0 || !($("reply-text").value.trim() || state.file);
+  const files = state.channels.get(state.current?.channel.id)?.files;
+  $("attach").disabled = !files;
+  $("attach").title = files ? "Send a file with this reply" : "This channel sends no files";
+  $("attached").hidden = !state.file;
+  $("attached-name").textContent = state.file ? `${state.file.name}${size(state.file.size)}` : "";
+}
+
+// A file goes with the reply as its caption; the gateway checks the channel's limits.
+$("attach").addEventListener("click", () => $("attach-file").click());
+$("attach-file").addEventListener("change", (event) => {
+  state.file = event.target.files[0] || null;
+  state.sendKey = null; // another file is another message
+  $("reply-error").textContent = "";
+  renderLeft();
+});
+$("detach").addEventListener("click", () => {
+  forgetFile();
+  $("attach").focus();
+  renderLeft();
+});
+
+function forgetFile() {
+  state.file = null;
+  state.sendKey = null;
+  $("attach-file").value = "";
 }
 
 $("reply-text").addEventListener("input", () => {
@@ -492,18 +520,27 @@ async function send() {
   const box = $("reply-text");
   const content = box.value;
   const conversation = state.current;
-  if (state.sending || !conversation || !content.trim() || [...content].length > limit()) return;
+  const file = state.file;
+  if (state.sending || !conversation || !(content.trim() || file) || [...content].length > limit()) return;
   state.sending = true;
   state.sendKey ||= newKey();
   renderLeft();
-  const placeholder = messageItem({ id: `pending-${state.sendKey}`, direction: "out", content,
+  const shown = content || `[${file.name}]`;
+  const placeholder = messageItem({ id: `pending-${state.sendKey}`, direction: "out", content: shown,
                                     status: "queued", created_at: new Date().toISOString(), pending: true });
   $("messages").append(placeholder);
   $("messages").scrollTop = $("messages").scrollHeight;
+  let body = { contact_id: conversation.contact.id, content };
+  if (file) {
+    body = new FormData();
+    body.append("contact_id", conversation.contact.id);
+    if (content.trim()) body.append("content", content);
+    body.append("file", file, file.name);
+  }
   try {
-    const message = await api("POST", "/api/v1/messages/", { contact_id: conversation.contact.id, content },
-                              { "Idempotency-Key": state.sendKey });
+    const message = await api("POST", "/api/v1/messages/", body, { "Idempotency-Key": state.sendKey });
     state.sendKey = null;
+    if (file && state.file === file) forgetFile();
     if (box.value === content) box.value = "";
     state.drafts.delete(conversation.id);
     if (state.open === message.conversation_id) takeMessage(message);

@@ -56,7 +56,8 @@ export class Session {
     }
   }
 
-  // One API call as the agent: JSON in and out, one refresh and retry on a 401.
+  // One API call as the agent: JSON (or a form with a file) in, JSON out, one refresh
+  // and retry on a 401.
   async request(method, path, body = null, headers = {}) {
     if (!this.tokens) throw new SignedOut();
     let response = await this.authorized(method, path, body, headers);
@@ -88,7 +89,9 @@ export class Session {
 
   async send(method, path, body, headers = {}) {
     const init = { method, headers: { ...headers }, cache: "no-store" };
-    if (body !== null) {
+    if (body instanceof FormData) {
+      init.body = body; // multipart: the browser writes its Content-Type and boundary
+    } else if (body !== null) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }

@@ -94,7 +94,7 @@ export function messageItem(message) {
     el("p", { className: "text", text: message.content }), meta);
 }
 
-function size(bytes) {
+export function size(bytes) {
   if (bytes === null || bytes === undefined) return "";
   return bytes < 1024 * 1024 ? ` (${Math.ceil(bytes / 1024)} KB)` : ` (${(bytes / 1048576).toFixed(1)} MB)`;
 }
