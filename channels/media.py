@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import mimetypes
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -64,11 +64,9 @@ class Attachment:
     # Where the provider may fetch it: the agent's URL, or the gateway's expiring link
     # to an upload ("" for an upload on a gateway with no public URL).
     url: str
-    read: Callable[[], Awaitable[bytes]] | None = None  # an upload's bytes; None: by URL
-
-    @property
-    def uploaded(self) -> bool:
-        return self.read is not None
+    # An upload's bytes, a chunk at a time, afresh at each call; None: sent by URL. A
+    # file gone meanwhile ends it with a SendError.
+    chunks: Callable[[], AsyncIterator[bytes]] | None = None
 
 
 @dataclass(frozen=True)

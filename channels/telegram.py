@@ -27,6 +27,7 @@ from channels.base import (
     MediaUnavailable,
     NetworkFailure,
     ProviderError,
+    SendError,
     Sink,
     Throttled,
     Unavailable,
@@ -138,14 +139,10 @@ class TelegramChannel(Channel):
     async def send_media(
         self, to: str, attachment: Attachment, caption: str, message_id: str
     ) -> str:
-        from aiogram.types import BufferedInputFile
-
         method = send_method(attachment)
-        if attachment.read is not None:
-            data = await attachment.read()
-            file: Any = BufferedInputFile(data, filename=attachment.file_name or "file")
-        else:
-            file = attachment.url  # Telegram fetches it itself
+        file: Any = attachment.url  # Telegram fetches it itself
+        if attachment.chunks is not None:  # streamed from the database as it is sent
+            file = _streamed(attachment.chunks, attachment.file_name or "file")
         send = getattr(self.bot, f"send_{method}")
         return await self._call(to, lambda chat: send(chat, file, caption=caption or None))
 
@@ -167,6 +164,8 @@ class TelegramChannel(Channel):
             raise Undeliverable(f"not a Telegram chat id: {to!r}")
         try:
             sent = await send(int(to))
+        except SendError:  # an upload's bytes failed us, not Telegram
+            raise
         except TelegramRetryAfter as exc:
             raise Throttled(exc.message, "429", retry_after=float(exc.retry_after)) from None
         except TelegramForbiddenError as exc:  # blocked by the user, kicked from the group
@@ -481,3 +480,15 @@ def send_method(attachment: Attachment) -> str:
     if attachment.mime_type == "video/mp4":
         return "video"
     return "document"
+
+
+def _streamed(chunks: Callable[[], AsyncIterator[bytes]], file_name: str) -> Any:
+    """An upload as aiogram sends a file: read as the request is written, never whole."""
+    from aiogram.types import InputFile
+
+    class Streamed(InputFile):
+        async def read(self, bot: Any) -> AsyncIterator[bytes]:  # type: ignore[override]
+            async for chunk in chunks():
+                yield chunk
+
+    return Streamed(filename=file_name)

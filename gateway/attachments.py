@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from pymongo.errors import PyMongoError
@@ -33,12 +34,13 @@ class OutboundFiles:
             raise Undeliverable("the uploaded file expired before it could be sent")
         return Attachment(
             kind, upload.mime_type, upload.file_name, self.links.url(upload.id),
-            read=lambda: self._read(upload),
+            chunks=lambda: self._chunks(upload),
         )  # fmt: skip
 
-    async def _read(self, upload: Upload) -> bytes:
+    async def _chunks(self, upload: Upload) -> AsyncIterator[bytes]:
         try:
-            return await self.uploads.read(upload)
+            async for chunk in self.uploads.chunks_of(upload):
+                yield chunk
         except PyMongoError as exc:
             raise ProviderError(f"the upload could not be read ({type(exc).__name__})") from None
         except ValueError:

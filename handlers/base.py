@@ -207,6 +207,14 @@ class BaseHandler(RequestHandler):
             raise self.too_large()
         return bytes(self._body)
 
+    def take_body(self) -> bytearray:
+        """The body as it was read, with no copy, and no longer kept here: an upload's
+        bytes are then held once, by whoever took them."""
+        if self._body_too_large:
+            raise self.too_large()
+        body, self._body = self._body, bytearray()
+        return body
+
     @property
     def bearer_token(self) -> str:
         """The ``Authorization: Bearer`` header's token, or 401."""

@@ -7,6 +7,7 @@ that open it stay here: the agent gets the bytes, with a type and a file name.
 from __future__ import annotations
 
 import mimetypes
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -113,7 +114,15 @@ class MediaHandler(BaseHandler):
 
 
 def upload_download(services: Services, upload: Upload) -> Download:
-    return Download(services.storage.uploads.chunks_of(upload), upload.mime_type)
+    return Download(_whole(services.storage.uploads.chunks_of(upload)), upload.mime_type)
+
+
+async def _whole(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in chunks:
+            yield chunk
+    except ValueError:  # expired while being read: cut, never a short file as whole
+        raise MediaUnavailable(404, "the file expired") from None
 
 
 @public("providers fetch agents' uploads with no credentials: the link is signed")
@@ -142,12 +151,15 @@ class PublicMediaHandler(BaseHandler):
         """
         upload = await self._upload(upload_id, expires, signature)
         self._headers_for(upload)
-        async for chunk in self.services.storage.uploads.chunks_of(upload):
-            self.write(chunk)
-            try:
+        try:
+            async for chunk in upload_download(self.services, upload).chunks:
+                self.write(chunk)
                 await self.flush()
-            except StreamClosedError:
-                return  # the provider went away
+        except StreamClosedError:
+            return  # the provider went away
+        except MediaUnavailable:
+            self.request.connection.close()  # type: ignore[union-attr]  # cut: not whole
+            return
         self.finish()
 
     async def head(self, upload_id: str, expires: str, signature: str) -> None:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tornado.httputil import HTTPFile, HTTPInputError, parse_body_arguments
-
 from channels.media import MB, file_name_of, guess_type, upload_type
 from gateway.errors import GatewayError, ValidationError
 from gateway.messages import OutgoingFile
 from handlers import schemas
 from handlers.base import BaseHandler, found, load, presenter
+from handlers.multipart import parse_form
 
 present = presenter(schemas.Message())
 FORM_OVERHEAD = 64 * 1024  # a multipart body's boundaries, headers and text fields
@@ -96,14 +95,12 @@ class MessagesHandler(BaseHandler):
 
     def _upload(self) -> tuple[dict[str, Any], OutgoingFile]:
         """A multipart send's fields and its one file; a 400 for anything else."""
-        arguments: dict[str, list[bytes]] = {}
-        files: dict[str, list[HTTPFile]] = {}
         try:
             content_type = self.request.headers.get("Content-Type", "")
-            parse_body_arguments(content_type, self.body, arguments, files)
-        except HTTPInputError as exc:
-            raise GatewayError(str(exc)) from None
-        if list(files) != ["file"] or len(files["file"]) != 1:
+            arguments, files = parse_form(self.take_body(), content_type)
+        except ValueError as exc:
+            raise GatewayError(f"malformed multipart/form-data: {exc}") from None
+        if [f.name for f in files] != ["file"]:
             raise ValidationError.of("file", "send one file, in the part named file")
         fields: dict[str, str] = {}
         for name, values in arguments.items():
@@ -114,12 +111,12 @@ class MessagesHandler(BaseHandler):
             except UnicodeDecodeError:
                 raise ValidationError.of(name, "not valid UTF-8") from None
         data = load(schemas.MessageUpload(), fields)
-        upload = files["file"][0]
-        if len(upload.body) > self.services.config.media.max_bytes:
+        [upload] = files
+        if len(upload.data) > self.services.config.media.max_bytes:
             raise self.too_large()
-        name = clean_file_name(upload.filename)
-        mime_type = upload_type(upload.content_type, name, upload.body)
-        return data, OutgoingFile(mime_type, name, data=upload.body)
+        name = clean_file_name(upload.file_name)
+        mime_type = upload_type(upload.content_type, name, upload.data)
+        return data, OutgoingFile(mime_type, name, data=upload.data)
 
     async def get(self) -> None:
         """List messages.

@@ -49,8 +49,14 @@ async def test_channels_show_their_webhook_path_and_never_a_secret(
     status, page = await api.fetch("GET", "/api/v1/channels/")
     assert status == 200
     by_name = {c["name"]: c for c in page["results"]}
-    shown = {"id", "name", "type", "mode", "webhook_path", "max_text_length", "created_at"}
+    shown = {"id", "name", "type", "mode", "webhook_path", "max_text_length", "files",
+             "created_at"}  # fmt: skip
     assert set(by_name["sales"]) == shown
+    # What it sends as files: Twilio's limits and types (none for a channel without).
+    files = by_name["sales"]["files"]
+    assert files["max_bytes"]["image"] == 5 * 1024 * 1024
+    assert "application/pdf" in files["types"]
+    assert by_name["support"]["files"]["types"] is None  # Telegram: any type
     assert by_name["sales"]["webhook_path"] == "/webhooks/whatsapp/sales/"
     # What a reply box counts down from: Twilio's Body limit, Telegram's text limit.
     assert (by_name["sales"]["max_text_length"], by_name["support"]["max_text_length"]) == (

@@ -130,7 +130,7 @@ async def test_an_upload_expires_with_the_messages_file_and_chunks_alike(
     await async_wait_until(expired, 10 if uses_embedded else 120, "the upload to expire")
     kept = await storage.uploads.get(fresh.id)
     assert kept is not None
-    assert await storage.uploads.read(kept) == b"fresh"
+    assert [chunk async for chunk in storage.uploads.chunks_of(kept)] == [b"fresh"]
 
 
 async def test_inbound_duplicate_is_acknowledged_not_stored_twice(storage: Storage) -> None:
