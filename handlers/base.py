@@ -260,14 +260,7 @@ class BaseHandler(RequestHandler):
 
     def query(self, schema: marshmallow.Schema) -> dict[str, Any]:
         """Query parameters validated by ``schema``; a repeated or unknown one is a 400."""
-        raw: dict[str, str] = {}
-        for name, values in self.request.query_arguments.items():
-            if len(values) > 1:
-                raise ValidationError.of(name, "give this parameter once")
-            try:
-                raw[name] = values[0].decode("utf-8")
-            except UnicodeDecodeError:
-                raise ValidationError.of(name, "not valid UTF-8 (percent-encode UTF-8)") from None
+        raw = single_values(self.request.query_arguments, "parameter", " (percent-encode UTF-8)")
         return load(schema, raw)
 
     # -- output ---------------------------------------------------------------------
@@ -347,6 +340,19 @@ class NotFoundHandler(BaseHandler):
 
     async def prepare(self) -> None:
         raise HTTPError(404, "No such resource: %s", self.request.path)
+
+
+def single_values(arguments: dict[str, list[bytes]], noun: str, hint: str = "") -> dict[str, str]:
+    """Each argument's one value as text; a repeated or non-UTF-8 one is a 400."""
+    text: dict[str, str] = {}
+    for name, values in arguments.items():
+        if len(values) > 1:
+            raise ValidationError.of(name, f"give this {noun} once")
+        try:
+            text[name] = values[0].decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValidationError.of(name, f"not valid UTF-8{hint}") from None
+    return text
 
 
 def presenter(schema: marshmallow.Schema) -> Callable[[Any], dict[str, Any]]:

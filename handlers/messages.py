@@ -9,7 +9,7 @@ from channels.media import MB, file_name_of, guess_type, upload_type
 from gateway.errors import GatewayError, ValidationError
 from gateway.messages import OutgoingFile
 from handlers import schemas
-from handlers.base import BaseHandler, found, load, presenter
+from handlers.base import BaseHandler, found, load, presenter, single_values
 from handlers.multipart import parse_form
 
 present = presenter(schemas.Message())
@@ -102,15 +102,7 @@ class MessagesHandler(BaseHandler):
             raise GatewayError(f"malformed multipart/form-data: {exc}") from None
         if [f.name for f in files] != ["file"]:
             raise ValidationError.of("file", "send one file, in the part named file")
-        fields: dict[str, str] = {}
-        for name, values in arguments.items():
-            if len(values) > 1:
-                raise ValidationError.of(name, "give this field once")
-            try:
-                fields[name] = values[0].decode("utf-8")
-            except UnicodeDecodeError:
-                raise ValidationError.of(name, "not valid UTF-8") from None
-        data = load(schemas.MessageUpload(), fields)
+        data = load(schemas.MessageUpload(), single_values(arguments, "field"))
         [upload] = files
         if len(upload.data) > self.services.config.media.max_bytes:
             raise self.too_large()

@@ -6,6 +6,7 @@ shows up in any log record.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import ipaddress
 import logging
@@ -149,6 +150,26 @@ class Gateway:
         headers = {"Authorization": f"Bearer {self.agent.token}"}
         url = self.agent.base_url + path
         return await self.agent.http.fetch(url, headers=headers, raise_error=False)
+
+    async def cut_off(self, path: str, headers: dict[str, str], body: bytes, sent: int) -> None:
+        """POST ``body``'s first ``sent`` bytes (its Content-Length says all of it), wait
+        until the gateway has the request in flight, hang up, and wait until it ends."""
+        host, port = self.anonymous.base_url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        lines = "".join(
+            f"{k}: {v}\r\n" for k, v in {**headers, "Content-Length": len(body)}.items()
+        )
+        writer.write(f"POST {path} HTTP/1.1\r\nHost: x\r\n{lines}\r\n".encode() + body[:sent])
+        await writer.drain()
+        inflight = self.services.inflight
+
+        async def counted(expected: int) -> bool:
+            return inflight.count == expected
+
+        await async_wait_until(lambda: counted(1), 5, "the request to be in flight")
+        writer.close()  # the client goes away mid-body
+        await async_wait_until(lambda: counted(0), 5, "the cut request to end")
+        del reader
 
     async def send(self, contact_id: str, content: str) -> dict[str, Any]:
         status, message = await self.agent.fetch(

@@ -25,7 +25,7 @@ from gateway.config import MediaConfig
 from testkit.fakes.graph import signature, text_message, webhook
 from testkit.fakes.local import FileHost
 from testkit.fakes.twilio import sign
-from testkit.helpers import async_wait_until, multipart
+from testkit.helpers import multipart
 from tests.channels.conftest import MOCK, MOCK_HEADERS, MOCK_URL, PUBLIC_URL, Gateway
 from tests.channels.test_telegram import HOOK_SECRET, telegram, update
 from tests.channels.test_telegram import URL as TELEGRAM_URL
@@ -319,23 +319,8 @@ async def test_an_upload_cut_off_mid_body_stores_nothing(start, telegram_api, ca
     body, content_type = multipart(
         {"contact_id": contact_id}, [("file", "a.pdf", PDF * 50, "application/pdf")]
     )
-    host, port = gw.anonymous.base_url.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
-    writer.write(
-        f"POST /api/v1/messages/ HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {gw.agent.token}\r\n"
-        f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-        + body[: len(body) // 2]
-    )
-    await writer.drain()
-    inflight = gw.services.inflight
-
-    async def counted(expected: int) -> bool:
-        return inflight.count == expected
-
-    await async_wait_until(lambda: counted(1), 5, "the upload to be in flight")
-    writer.close()  # the client goes away mid-body
-    await async_wait_until(lambda: counted(0), 5, "the cut upload to end")
-    del reader
+    headers = {"Authorization": f"Bearer {gw.agent.token}", "Content-Type": content_type}
+    await gw.cut_off("/api/v1/messages/", headers, body, sent=len(body) // 2)
     await _nothing_stored(gw)
     assert telegram_api.files_sent == []
     # Nobody got an answer: logged as the client's hang-up (499), not as our 500.
