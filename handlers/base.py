@@ -3,8 +3,9 @@
 - Every method requires a Bearer access token unless it is marked :func:`public`;
   ``make_app`` refuses to build with a handler that could bypass this.
 - Bodies are read in streaming mode, so an oversized one is refused with a JSON
-  413 before it is read, and only ``application/json`` is accepted where JSON is
-  expected (415).
+  413 before it is read (a handler taking uploads sets its own ``max_body`` and
+  ``too_large``), and only ``application/json`` is accepted where JSON is expected
+  (415).
 - Every error leaves as ``{"error": {"code", "message", "fields"?}}`` with no stack
   trace; area handlers raise :class:`gateway.errors.GatewayError` or
   ``tornado.web.HTTPError`` and never format errors themselves.

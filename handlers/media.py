@@ -39,12 +39,14 @@ def disposition(item: dict[str, Any], media_id: str) -> str:
 
 class MediaHandler(BaseHandler):
     async def get(self, message_id: str, media_id: str) -> None:
-        """Download a file a contact sent.
+        """Download a file a contact sent, or one an agent uploaded.
         ---
-        summary: Download a message's media (the gateway fetches it from the provider)
+        summary: Download a message's media (a contact's is fetched from the provider)
         description: >-
-          Streams the file with its type and name. Files over `media.max_bytes`
-          are refused with 413; a provider that fails gives 502.
+          Streams the file with its type and name: a contact's from the provider,
+          an agent's upload from the database. Files over `media.max_bytes` are
+          refused with 413; a provider that fails gives 502; a file sent by URL
+          was never fetched by the gateway and is 404.
         tags: [messages]
         responses:
           200: {description: The file, content: {application/octet-stream: {}}}
