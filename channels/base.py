@@ -78,6 +78,14 @@ def check_text(value: str, label: str, limit: int) -> str:
     return value
 
 
+def degrees(location: dict[str, Any], key: str) -> float:
+    """A location's latitude or longitude as JSON gave it; ValueError if not a number."""
+    value = location.get(key)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ValueError(f"location.{key}: expected a number")
+    return float(value)
+
+
 def load_json(body: bytes) -> Any:
     """Parse a JSON body that is safe to handle and store: nested at most
     ``MAX_JSON_DEPTH`` levels, every string with a UTF-8 form. ValueError names

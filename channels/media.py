@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-KINDS = ("image", "audio", "video", "document")
 MB = 1024 * 1024
 
 # The first bytes of the types channels treat specially: a file named .jpg that is
@@ -58,7 +57,7 @@ def file_name_of(url: str) -> str:
 class Attachment:
     """A file an agent sends, as a channel needs it."""
 
-    kind: str  # one of KINDS
+    kind: str  # image, audio, video or document (kind_of)
     mime_type: str  # "" when unknown (a URL whose path names no type)
     file_name: str
     # Where the provider may fetch it: the agent's URL, or the gateway's expiring link

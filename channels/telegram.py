@@ -37,6 +37,7 @@ from channels.base import (
     WebhookResult,
     WebhookRoute,
     check_text,
+    degrees,
     load_json,
     log,
     secrets_match,
@@ -415,7 +416,7 @@ def describe(message: dict[str, Any]) -> tuple[str, dict[str, Any]]:
                 label = item["file_name"] or kind.replace("_", " ")
             return f"[{label}]{said}", {"kind": kind, "media": [item]}
     if location := _field(message, "location", dict, required=False):
-        latitude, longitude = _degrees(location, "latitude"), _degrees(location, "longitude")
+        latitude, longitude = degrees(location, "latitude"), degrees(location, "longitude")
         item = {"kind": "location", "latitude": latitude, "longitude": longitude}
         return f"[location {latitude}, {longitude}]", {"kind": "location", "media": [item]}
     if contact := _field(message, "contact", dict, required=False):
@@ -455,13 +456,6 @@ async def _file_chunks(session: Any, url: str) -> AsyncIterator[bytes]:
         raise MediaUnavailable(
             502, f"Telegram's file server failed ({type(exc).__name__})"
         ) from None
-
-
-def _degrees(location: dict[str, Any], key: str) -> float:
-    value = location.get(key)
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        raise ValueError(f"location.{key}: expected a number")
-    return float(value)
 
 
 # Which Bot API method sends a file: https://core.telegram.org/bots/api#sendphoto

@@ -39,6 +39,7 @@ from channels.base import (
     WebhookResult,
     WebhookRoute,
     check_text,
+    degrees,
     load_json,
     log,
     secrets_match,
@@ -301,7 +302,7 @@ def _inbound(message: Any, names: dict[str, str]) -> Inbound:
         caption = check_text(str(body.get("caption", "")), "caption", 1024)
         text, extra["media"] = f"[{kind}] {caption}".strip(), [_file(body, kind, caption)]
     elif kind == "location":
-        latitude, longitude = _degrees(body, "latitude"), _degrees(body, "longitude")
+        latitude, longitude = degrees(body, "latitude"), degrees(body, "longitude")
         text = f"[location {latitude}, {longitude}]"
         extra["media"] = [{"kind": "location", "latitude": latitude, "longitude": longitude}]
     elif kind == "button":  # a quick reply to a template
@@ -335,13 +336,6 @@ def _file(body: dict[str, Any], kind: str, caption: str) -> dict[str, Any]:
         "caption": caption or None,
         "ref": media_id,
     }
-
-
-def _degrees(location: dict[str, Any], key: str) -> float:
-    value = location.get(key)
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        raise ValueError(f"location.{key}: expected a number")
-    return float(value)
 
 
 def _status(status: Any) -> StatusReport | None:
