@@ -33,6 +33,8 @@ async def serve(config: Config, ready: asyncio.Event | None = None) -> None:
     server = GuardedHTTPServer(
         app,
         max_connections=cap,
+        per_client=config.server.max_connections_per_client,
+        proxies=config.server.proxies,
         # A connection must send its headers within this, and wait no longer idle.
         idle_connection_timeout=config.server.idle_timeout_seconds,
         body_timeout=config.server.body_timeout_seconds,

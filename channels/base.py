@@ -11,6 +11,7 @@ know a provider's error codes.
 from __future__ import annotations
 
 import builtins
+import functools
 import hmac
 import json
 import logging
@@ -20,6 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, ClassVar, Protocol
+from urllib.parse import parse_qsl
 
 from channels.media import Attachment, MediaRules
 
@@ -28,6 +30,10 @@ log = logging.getLogger("gateway.channels")
 
 # Limits at the edge: what no provider sends, refused before anything is stored.
 MAX_JSON_DEPTH = 32
+# Values in one JSON body: far more than any provider's webhook or API call holds.
+MAX_JSON_VALUES = 10_000
+MAX_FORM_FIELDS = 256  # Twilio sends about 40, with ten media
+FORM = "application/x-www-form-urlencoded"
 MAX_NAME = 256  # a sender's name or username
 MAX_ID = 128  # a provider's id of a sender or a message
 # The longest text any channel delivers (Telegram and WhatsApp: 4,096 characters),
@@ -87,23 +93,38 @@ def degrees(location: dict[str, Any], key: str) -> float:
 
 
 def load_json(body: bytes) -> Any:
-    """Parse a JSON body that is safe to handle and store: nested at most
-    ``MAX_JSON_DEPTH`` levels, every string with a UTF-8 form. ValueError names
-    the problem, and the field where there is one."""
+    """Parse a JSON body that is safe to handle and store: at most ``MAX_JSON_VALUES``
+    values, nested at most ``MAX_JSON_DEPTH`` levels, every string with a UTF-8 form.
+    ValueError names the problem, and the field where there is one.
+
+    The work is bounded before parsing: a body's commas and colons bound how many
+    values it holds (strings' own only add to the count), so a megabyte of ``[1,1,...``
+    is refused after one pass over its bytes, not after building half a million objects.
+    """
+    if body.count(b",") + body.count(b":") >= MAX_JSON_VALUES:
+        raise ValueError(f"more than {MAX_JSON_VALUES} values (or separators in strings)")
     try:
         data = json.loads(body)
     except RecursionError:  # thousands of levels: refused before our own walk
         raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"malformed JSON: {exc}") from None
-    problem = json_problem(data)
-    if problem is not None:
-        raise ValueError(problem)
+    # A lone surrogate comes only from a \u escape, the bytes ED A0-BF, or a UTF-16 or
+    # UTF-32 body (a NUL in its first bytes); too deep needs more brackets than levels.
+    # Most bodies have neither and skip the walk.
+    may_hold_surrogates = b"\\u" in body or b"\xed" in body or b"\x00" in body[:4]
+    may_be_deep = body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH
+    if may_hold_surrogates or may_be_deep:
+        problem = json_problem(data)
+        if problem is not None:
+            raise ValueError(problem)
     return data
 
 
 def json_problem(data: Any) -> str | None:
     """What makes parsed JSON unsafe (too deep, a string with no UTF-8 form), or None."""
+    if _json_safe(data):  # the common case, without building a path per value
+        return None
     stack: list[tuple[Any, str, int]] = [(data, "", 0)]
     while stack:  # no recursion: the depth is what is being checked
         value, path, depth = stack.pop()
@@ -118,6 +139,24 @@ def json_problem(data: Any) -> str | None:
         elif not storable(value):
             return f"{path or 'body'}: not valid Unicode text (a lone surrogate?)"
     return None
+
+
+def _json_safe(data: Any) -> bool:
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            if not value.isascii() and not storable(value):
+                return False
+        elif isinstance(value, dict | list):
+            if depth >= MAX_JSON_DEPTH:
+                return False
+            if isinstance(value, dict):
+                if not all(key.isascii() or storable(key) for key in value):
+                    return False
+                value = value.values()
+            stack.extend((item, depth + 1) for item in value)
+    return True
 
 
 @dataclass(frozen=True)
@@ -152,8 +191,21 @@ class WebhookRequest:
     url: str  # as the provider called it: the public URL when one is configured
     headers: Mapping[str, str]
     body: bytes
-    form: Mapping[str, str]
     query: Mapping[str, str] = field(default_factory=dict)  # the URL's, last value of each
+    # A direct peer on this machine, with no forwarding header: nobody relayed it.
+    from_loopback: bool = False
+
+    @functools.cached_property
+    def form(self) -> Mapping[str, str]:
+        """The body's form fields, parsed on first use, so a channel that checks a
+        secret header first never parses a forged body; at most ``MAX_FORM_FIELDS``."""
+        content_type = self.headers.get("Content-Type", "")
+        if content_type.split(";")[0].strip().lower() != FORM:
+            return {}
+        if self.body.count(b"&") >= MAX_FORM_FIELDS:
+            raise WebhookRefused(400, f"more than {MAX_FORM_FIELDS} form fields")
+        text = self.body.decode("utf-8", errors="replace")
+        return dict(parse_qsl(text, keep_blank_values=True))
 
 
 @dataclass(frozen=True)
@@ -186,6 +238,9 @@ class WebhookRoute:
     suffix: str  # "" or a path segment with its slash: "status/"
     handle: Callable[[Any, WebhookRequest], Awaitable[WebhookResult]]
     methods: tuple[str, ...] = ("POST",)
+    # The largest body the provider sends here; a bigger one is a 413 before it is read
+    # (None: server.max_body_bytes).
+    max_body: int | None = None
 
 
 class WebhookRefused(Exception):

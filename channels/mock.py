@@ -29,6 +29,7 @@ from channels.base import (
 )
 
 MAX_TEXT = 4096  # as Telegram's: the mock stands in for a real channel
+MAX_BODY = 256 * 1024  # a text of 4,096 characters, each escaped as a surrogate pair
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,11 @@ class MockChannel(Channel):
             self.settings.secret, request.headers.get("X-Mock-Secret")
         ):
             raise WebhookRefused(401, "missing or wrong X-Mock-Secret")
+        if not self.settings.secret and not request.from_loopback:
+            # A local reverse proxy would relay anyone: open means this machine only.
+            raise WebhookRefused(
+                403, "without a secret the mock webhook answers only direct calls from this machine"
+            )
         try:
             data = load_json(request.body)
         except ValueError as exc:
@@ -102,7 +108,7 @@ class MockChannel(Channel):
         )
         return WebhookResult(messages=[message])
 
-    webhook_routes = (WebhookRoute("", parse_webhook),)
+    webhook_routes = (WebhookRoute("", parse_webhook, max_body=MAX_BODY),)
 
     async def send(self, to: str, text: str, message_id: str) -> str:
         if self._failures_left > 0:

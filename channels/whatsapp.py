@@ -40,6 +40,7 @@ from channels.media import MB, Attachment, MediaRules
 TWILIO_API = "https://api.twilio.com"
 CONTENT_API = "https://content.twilio.com"
 PREFIX = "whatsapp:"
+FORM_BODY = 64 * 1024  # a Body of 4,096 characters, percent-encoded, and the rest
 # https://www.twilio.com/docs/messaging/api/message-resource#message-status-values
 STATUSES = {
     "sent": "sent",
@@ -141,7 +142,11 @@ class WhatsAppChannel(Channel):
         report = StatusReport(message_id, status, error, form.get("MessageSid", ""))
         return WebhookResult(statuses=[report], reply=TWIML_EMPTY)
 
-    webhook_routes = (WebhookRoute("", parse_webhook), WebhookRoute("status/", parse_status))
+    # Twilio's webhooks are a few kilobytes of form fields, ten media at most.
+    webhook_routes = (
+        WebhookRoute("", parse_webhook, max_body=FORM_BODY),
+        WebhookRoute("status/", parse_status, max_body=FORM_BODY),
+    )
 
     async def send(self, to: str, text: str, message_id: str) -> str:
         return await self._create(to, message_id, body=text)

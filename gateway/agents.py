@@ -91,8 +91,14 @@ def own_account(target: Agent, me: Agent) -> None:
         raise Forbidden("agents can change or delete only their own account")
 
 
-async def update_agent(agents: AgentsRepository, agent_id: str, changes: dict[str, Any]) -> Agent:
-    """Apply a validated PATCH; a new password ends the sessions issued before it."""
+async def update_agent(
+    agents: AgentsRepository,
+    agent_id: str,
+    changes: dict[str, Any],
+    keep_sign_in: str | None = None,
+) -> Agent:
+    """Apply a validated PATCH; a new password ends every sign-in made before it
+    but ``keep_sign_in`` (the one that changed it, through the API)."""
     if not changes:
         raise ValidationError("nothing to change: send display_name, password or is_available")
     update = {k: v for k, v in changes.items() if k != "password"}
@@ -100,6 +106,7 @@ async def update_agent(agents: AgentsRepository, agent_id: str, changes: dict[st
         check_password(changes["password"])
         update["password_hash"] = await hash_password(changes["password"])
         update["tokens_valid_after"] = utcnow()
+        update["kept_sign_in"] = keep_sign_in
     updated = await agents.update(agent_id, update)
     if updated is None:
         raise NotFound(f"No such agent: {agent_id}")

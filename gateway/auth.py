@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from gateway.agents import fold_username
 from gateway.config import AuthConfig
-from gateway.errors import TooManyRequests, Unauthorized
+from gateway.errors import Forbidden, TooManyRequests, Unauthorized
 from gateway.passwords import hash_password, verify_password
+from gateway.signin_limits import SignInLimiter
 from gateway.tokens import Claims, TokenIssuer
 from storage.agents import AgentsRepository
 from storage.models import Agent
@@ -34,14 +34,6 @@ class Grant:
 # flood of guesses cannot take every core.
 CONCURRENT_CHECKS = 4
 WAITING_CHECKS = 64
-# An address over its limit (a proxy's, or an office's) is slowed down, not locked:
-# the right password of an account with no failures of its own still signs in.
-ADDRESS_PENALTY_SECONDS = 1.0
-
-
-def _user_key(username: str) -> str:
-    # A hash: the attacker chooses the username, and the key must stay small.
-    return "user:" + hashlib.sha256(username.encode("utf-8", "replace")).hexdigest()[:32]
 
 
 class Authenticator:
@@ -60,40 +52,31 @@ class Authenticator:
         )
         self.agents = agents
         self.revocations = revocations
-        self.failures = failures
-        self.limit = config.max_failed_logins
-        # Many agents may share one office address: allow more failures per address.
-        self.address_limit = config.max_failed_logins * 4
-        self.window = timedelta(seconds=config.failed_login_window_seconds)
+        self.limiter = SignInLimiter(config, failures)
         self._checks = asyncio.Semaphore(CONCURRENT_CHECKS)
         self._waiting = 0
         self._dummy_hash: str | None = None
 
     async def login(self, username: str, password: str, client_address: str) -> dict[str, str]:
-        """A token pair for the right password; 401 otherwise, 429 past the limits.
-
-        Each attempt is counted (per username, shared by every gateway on the
-        database) before its password is checked, and given back if it succeeds.
-        """
+        """A token pair for the right password; 401 otherwise, 429 past the limits
+        (gateway/signin_limits.py), counted before the password is checked."""
         username = fold_username(username)
-        user_key, address_key = _user_key(username), f"address:{client_address}"
-        user = await self.failures.reserve(user_key, self.window)
-        if user.attempts > self.limit:
-            raise TooManyRequests("too many failed logins; try again later", _left(user.until))
-        address = await self.failures.reserve(address_key, self.window)
-        if address.attempts > self.address_limit:
-            if user.attempts > 1:  # this account has failures of its own here
-                raise TooManyRequests("too many failed logins; try again later",
-                                      _left(address.until))  # fmt: skip
-            await asyncio.sleep(ADDRESS_PENALTY_SECONDS)
+        attempt = await self.limiter.admit(username, client_address)
         agent = await self.agents.get_by_username(username)
         # Verify against a dummy hash for unknown users so both failures take as long.
         stored_hash = agent.password_hash if agent else await self._unknown_user_hash()
         if not await self._check(stored_hash, password) or agent is None:
-            raise Unauthorized(_BAD_CREDENTIALS)  # both reservations stay: failures
-        await self.failures.forget(user_key)
-        await self.failures.give_back(address_key)
+            raise Unauthorized(_BAD_CREDENTIALS)  # the reservations stay: failures
+        await self.limiter.succeeded(attempt)
         return self.tokens.issue_pair(agent.id)
+
+    async def confirm_password(self, agent: Agent, password: str, client_address: str) -> None:
+        """The agent's current password, under the sign-in limits: a stolen access
+        token guesses it no faster than a sign-in would. :class:`Forbidden` if wrong."""
+        attempt = await self.limiter.admit(agent.username, client_address)
+        if not await self._check(agent.password_hash, password):
+            raise Forbidden("current_password is wrong", {"current_password": ["wrong"]})
+        await self.limiter.succeeded(attempt)
 
     async def _check(self, stored_hash: str, password: str) -> bool:
         if self._waiting >= WAITING_CHECKS:
@@ -119,7 +102,7 @@ class Authenticator:
         claims = self.tokens.decode(refresh_token, "refresh")
         agent = await self._agent_of(claims)
         if not await self.revocations.use_once(f"jti:{claims.jti}", claims.expires_at):
-            await self.agents.end_sign_in(agent.id, claims.family)
+            await self.agents.end_sign_in(agent.id, claims.family, self._family_ends())
             raise Unauthorized("refresh token already used; sign in again")
         return self.tokens.issue_pair(agent.id, family=claims.family)
 
@@ -158,10 +141,20 @@ class Authenticator:
             return False
         return True
 
-    async def logout(self, access_token: str) -> None:
-        """End the sign-in this access token belongs to: all of its tokens."""
+    async def logout(self, access_token: str) -> str:
+        """End the sign-in this access token belongs to: all of its tokens. Returns
+        the sign-in's id (its token family)."""
         claims = self.tokens.decode(access_token, "access")
-        await self.agents.end_sign_in(claims.agent_id, claims.family)
+        await self.agents.end_sign_in(claims.agent_id, claims.family, self._family_ends())
+        return claims.family
+
+    def _family_ends(self) -> datetime:
+        # A sign-in's newest refresh token, issued by now at the latest, expires by then.
+        return datetime.now(UTC) + self.tokens.refresh_ttl
+
+    def sign_in_of(self, access_token: str) -> str:
+        """The sign-in (token family) an access token belongs to."""
+        return self.tokens.decode(access_token, "access").family
 
     async def _agent_of(self, claims: Claims) -> Agent:
         agent = await self.agents.get(claims.agent_id)
@@ -169,13 +162,11 @@ class Authenticator:
             raise Unauthorized("the agent of this token no longer exists")
         if claims.family in agent.ended_sign_ins:
             raise Unauthorized("this sign-in has ended; sign in again")
-        if _issued_before_reset(claims.issued_at, agent.tokens_valid_after):
+        if claims.family != agent.kept_sign_in and _issued_before_reset(
+            claims.issued_at, agent.tokens_valid_after
+        ):
             raise Unauthorized("token issued before a password change; sign in again")
         return agent
-
-
-def _left(until: datetime) -> int:
-    return max(1, int((until - datetime.now(UTC)).total_seconds()) + 1)
 
 
 def _issued_before_reset(issued_at: datetime, reset: datetime | None) -> bool:

@@ -15,6 +15,7 @@ from functools import lru_cache
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # Forwarding headers we do not read: a proxy that sends them hides its client.
 _UNREAD_FORWARDING = ("Forwarded", "X-Real-IP")
+_FORWARDING = ("X-Forwarded-For", *_UNREAD_FORWARDING)
 
 
 @lru_cache(maxsize=16)
@@ -37,7 +38,8 @@ def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
 
 
-def _trusted(text: str, proxies: tuple[Network, ...]) -> bool:
+def is_trusted(text: str, proxies: tuple[Network, ...]) -> bool:
+    """Whether the address ``text`` is one of the trusted proxies."""
     address = _address(text)
     return address is not None and any(address in network for network in proxies)
 
@@ -45,10 +47,10 @@ def _trusted(text: str, proxies: tuple[Network, ...]) -> bool:
 def client_address(peer: str, headers: Mapping[str, str], proxies: tuple[Network, ...]) -> str:
     """The nearest address, right to left, that is not a trusted proxy."""
     hops = [peer]
-    if proxies and _trusted(peer, proxies):
+    if proxies and is_trusted(peer, proxies):
         forwarded = headers.get("X-Forwarded-For", "")
         hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()] + hops
-    while len(hops) > 1 and _trusted(hops[-1], proxies):
+    while len(hops) > 1 and is_trusted(hops[-1], proxies):
         hops.pop()
     return hops[-1][:64]  # attacker-chosen when a proxy passes it on: keep it small
 
@@ -57,7 +59,16 @@ def is_local(peer: str, headers: Mapping[str, str], proxies: tuple[Network, ...]
     """Whether the client is on this machine, with no untrusted proxy in between."""
     if any(name in headers for name in _UNREAD_FORWARDING):
         return False
-    if "X-Forwarded-For" in headers and not _trusted(peer, proxies):
+    if "X-Forwarded-For" in headers and not is_trusted(peer, proxies):
         return False  # a proxy on this machine we were not told about
     address = _address(client_address(peer, headers, proxies))
     return address is not None and address.is_loopback
+
+
+def from_loopback(peer: str, headers: Mapping[str, str]) -> bool:
+    """Whether the peer itself is on this machine and relays nobody: no forwarding
+    header at all, trusted proxy or not (a local proxy forwards the world)."""
+    address = _address(peer)
+    if address is None or not address.is_loopback:
+        return False
+    return not any(name in headers for name in _FORWARDING)

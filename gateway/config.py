@@ -68,6 +68,8 @@ class ServerConfig:
     # Connections open at once (more are closed at once), how long one may stay idle
     # or take to send its headers, and how long a request body may take.
     max_connections: int = 1000
+    # Of those, at most this many from one address (a trusted proxy is not capped).
+    max_connections_per_client: int = 256
     idle_timeout_seconds: float = 10.0
     body_timeout_seconds: float = 30.0
     # Browser origins (https://inbox.example.com) allowed to call the API, comma-separated.
@@ -96,6 +98,9 @@ class ServerConfig:
         _require(self.max_body_bytes >= 1024, "max_body_bytes: must be at least 1024")
         _require(self.shutdown_grace_seconds > 0, "shutdown_grace_seconds: must be positive")
         _require(self.max_connections >= 1, "max_connections: must be at least 1")
+        _require(
+            self.max_connections_per_client >= 1, "max_connections_per_client: must be at least 1"
+        )
         _require(self.idle_timeout_seconds > 0, "idle_timeout_seconds: must be positive")
         _require(self.body_timeout_seconds > 0, "body_timeout_seconds: must be positive")
         _require(
@@ -177,6 +182,8 @@ class AuthConfig:
     # Failed logins allowed per username and per client address within the window.
     max_failed_logins: int = 5
     failed_login_window_seconds: int = 300
+    # An address or a username past four times that takes turns: one attempt this often.
+    slow_down_seconds: float = 1.0
 
     def __post_init__(self) -> None:
         _require(
@@ -189,6 +196,7 @@ class AuthConfig:
         _require(
             self.failed_login_window_seconds >= 1, "failed_login_window_seconds: must be positive"
         )
+        _require(self.slow_down_seconds > 0, "slow_down_seconds: must be positive")
 
 
 @dataclass(frozen=True)
@@ -229,6 +237,21 @@ class EventsConfig:
     # On a database several gateways share, an event is streamed once it is this old,
     # so that one another gateway wrote a moment earlier is never overtaken.
     settle_ms: int = 1000
+    # One agent's open streams (more are refused with 429), one sign-in's (a newer one
+    # ends the oldest), entries a stream's client may fall behind before it is told to
+    # resume, how often a stream checks its sign-in, and how long a stream told to end
+    # may take to write its last lines before it is cut off.
+    max_streams_per_agent: int = 20
+    max_streams_per_sign_in: int = 5
+    stream_queue_events: int = 1000
+    recheck_seconds: float = 2.0
+    write_timeout_seconds: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_streams_per_agent", "max_streams_per_sign_in", "stream_queue_events"):
+            _require(getattr(self, name) >= 1, f"{name}: must be at least 1")
+        _require(self.recheck_seconds > 0, "recheck_seconds: must be positive")
+        _require(self.write_timeout_seconds > 0, "write_timeout_seconds: must be positive")
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,9 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import NamedTuple
 
+from gateway.errors import TooManyRequests
 from gateway.workers import detached_task
 from storage.errors import is_unavailable
 from storage.events import EventsRepository
@@ -30,24 +32,73 @@ READ_BATCH = 500
 Entry = tuple[EventType, str | None, Message | Conversation]  # (type, assignee, subject)
 
 
-class Subscriber:
-    """A stream's mailbox: the hub puts the entries it ``wants`` here; None ends it."""
+class StreamLimits(NamedTuple):
+    """How many streams one agent, and one sign-in, may hold, and how many entries
+    a stream's client may fall behind before it is told to resume."""
 
-    def __init__(self, wants: Callable[[Event], bool]) -> None:
+    per_agent: int = 20
+    per_sign_in: int = 5
+    queue: int = 1000
+
+
+class Subscriber:
+    """A stream's mailbox: the hub puts the entries it ``wants`` here, at most
+    ``limit`` of them unread. :meth:`end` closes it with a reason (a client too far
+    behind, a sign-in that ended, a newer stream of the same sign-in)."""
+
+    def __init__(
+        self, wants: Callable[[Event], bool], agent_id: str = "", sign_in: str = "", limit: int = 0
+    ) -> None:
         self.wants = wants
-        self.queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        self.agent_id = agent_id
+        self.sign_in = sign_in
+        self.queue: asyncio.Queue[Event | None] = asyncio.Queue(limit)
+        self.ended: str | None = None  # why the stream must end
+        self.ending = asyncio.Event()
+
+    def offer(self, event: Event) -> bool:
+        """Queue ``event``; False (and ended) when the client is too far behind."""
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.end(BEHIND)
+            return False
+        return True
+
+    def end(self, reason: str) -> None:
+        if self.ended is None:
+            self.ended = reason
+        self.ending.set()
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(None)  # wakes a reader waiting on an empty queue
+
+
+# Why a stream ends: the client resumes (Last-Event-ID) after the first two; after
+# the last it signs in again.
+BEHIND = "the client fell too far behind; resume with Last-Event-ID"
+REPLACED = "a newer stream of this sign-in took its place; resume with Last-Event-ID"
+SIGNED_OUT = "the sign-in ended"
+RESUMABLE = (BEHIND, REPLACED)
 
 
 class EventHub:
-    def __init__(self, events: EventsRepository, *, settle_ms: int, poll_seconds: float) -> None:
+    def __init__(
+        self,
+        events: EventsRepository,
+        *,
+        settle_ms: int,
+        poll_seconds: float,
+        limits: StreamLimits | None = None,
+    ) -> None:
         self.events = events
+        self.limits = limits or StreamLimits()
         self.settle_ms = settle_ms
         self.poll_seconds = poll_seconds
         self.cursor: str | None = None
         self._written: str | None = None  # the newest entry this process wrote
         self._wake = asyncio.Event()
         self._pending = False  # a read is scheduled for when the latest write settles
-        self._subscribers: set[Subscriber] = set()
+        self._subscribers: dict[Subscriber, None] = {}  # a set that keeps arrival order
 
     def nudge(self, newest: str) -> None:
         """``newest`` and what came before it was written here: read the log now, or
@@ -76,18 +127,41 @@ class EventHub:
             self.cursor = key_floor(millis(utcnow()) - self.settle_ms)
         return max(self.cursor, self._written or self.cursor)
 
-    def subscribe(self, wants: Callable[[Event], bool]) -> Subscriber:
-        subscriber = Subscriber(wants)
-        self._subscribers.add(subscriber)
+    def subscribe(
+        self, wants: Callable[[Event], bool], agent_id: str = "", sign_in: str = ""
+    ) -> Subscriber:
+        """A new stream's mailbox. A sign-in's oldest stream past its cap is ended (a
+        client that reconnects takes its own place); an agent past theirs is refused."""
+        mine = [s for s in self._subscribers if s.agent_id == agent_id and not s.ended]
+        same = [s for s in mine if s.sign_in == sign_in]
+        if len(same) >= self.limits.per_sign_in:
+            oldest = same[0]  # insertion order: dicts keep it, see _subscribers
+            self.unsubscribe(oldest)
+            oldest.end(REPLACED)
+            mine.remove(oldest)
+        if len(mine) >= self.limits.per_agent:
+            raise TooManyRequests(
+                f"{self.limits.per_agent} event streams are open for this agent "
+                "(events.max_streams_per_agent); close one",
+                5,
+            )
+        subscriber = Subscriber(wants, agent_id, sign_in, self.limits.queue)
+        self._subscribers[subscriber] = None
         return subscriber
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
-        self._subscribers.discard(subscriber)
+        self._subscribers.pop(subscriber, None)
+
+    def end_sign_in(self, sign_in: str) -> None:
+        """A sign-in ended here: its streams end now, not at their next check."""
+        for subscriber in [s for s in self._subscribers if s.sign_in == sign_in]:
+            self.unsubscribe(subscriber)
+            subscriber.end(SIGNED_OUT)
 
     def close(self) -> None:
         """End every stream (the gateway is stopping)."""
         for subscriber in self._subscribers:
-            subscriber.queue.put_nowait(None)
+            subscriber.end("the gateway is stopping")
         self._subscribers.clear()
 
     async def run(self) -> None:
@@ -113,8 +187,8 @@ class EventHub:
             for event in batch:
                 self.cursor = event.id
                 for subscriber in list(self._subscribers):
-                    if subscriber.wants(event):
-                        subscriber.queue.put_nowait(event)
+                    if subscriber.wants(event) and not subscriber.offer(event):
+                        self.unsubscribe(subscriber)  # too far behind: told to resume
             if len(batch) < READ_BATCH:
                 return
 

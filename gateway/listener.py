@@ -5,7 +5,8 @@ Tornado's own accept loop re-raises EMFILE on every wake-up of the listening
 socket, which spins a core and logs a traceback each time: here accepting pauses
 for a moment instead, and says so at most once a second. Connections past the cap
 are closed at once, so a flood of idle ones cannot take the descriptors that
-probes, the database and providers need.
+probes, the database and providers need; and no one address (but a trusted proxy,
+which speaks for many) holds more than its share, so one client cannot take them all.
 """
 
 from __future__ import annotations
@@ -14,11 +15,15 @@ import logging
 import resource
 import socket
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
+from tornado.iostream import IOStream
+
+from gateway.clients import Network, is_trusted
 
 log = logging.getLogger("gateway.server")
 
@@ -43,11 +48,39 @@ def raise_file_limit() -> int:
 class GuardedHTTPServer(HTTPServer):
     """An HTTPServer with a connection cap and an accept loop that rests on EMFILE."""
 
-    def initialize(self, *args: Any, max_connections: int = 1000, **kwargs: Any) -> None:
+    def initialize(
+        self,
+        *args: Any,
+        max_connections: int = 1000,
+        per_client: int = 256,
+        proxies: tuple[Network, ...] = (),
+        **kwargs: Any,
+    ) -> None:
         super().initialize(*args, **kwargs)
         self.max_connections = max_connections
-        self.refused = 0  # connections closed at once for being past the cap
+        self.per_client = per_client
+        self.proxies = proxies
+        self.refused = 0  # connections closed at once for being past a cap
+        self._open: Counter[str] = Counter()  # connections open per peer address
         self._last_warning = 0.0
+
+    def handle_stream(self, stream: IOStream, address: Any) -> None:
+        peer = str(address[0]) if isinstance(address, tuple) and address else ""
+        stream.gateway_peer = peer  # type: ignore[attr-defined]
+        self._open[peer] += 1
+        super().handle_stream(stream, address)
+
+    def on_close(self, server_conn: Any) -> None:
+        super().on_close(server_conn)
+        peer = getattr(server_conn.stream, "gateway_peer", None)
+        if peer is not None:
+            self._open[peer] -= 1
+            if self._open[peer] <= 0:
+                del self._open[peer]
+
+    def _over_share(self, address: Any) -> bool:
+        peer = str(address[0]) if isinstance(address, tuple) and address else ""
+        return self._open[peer] >= self.per_client and not is_trusted(peer, self.proxies)
 
     def add_sockets(self, sockets: Iterable[socket.socket]) -> None:
         for sock in sockets:
@@ -76,6 +109,11 @@ class GuardedHTTPServer(HTTPServer):
                     self.refused += 1
                     connection.close()
                     self._warn(f"{self.max_connections} connections open: refusing more")
+                    continue
+                if self._over_share(address):
+                    self.refused += 1
+                    connection.close()
+                    self._warn(f"a client holds {self.per_client} connections: refusing more")
                     continue
                 self._handle_connection(connection, address)
 

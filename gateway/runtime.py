@@ -16,7 +16,7 @@ from gateway.channels import ChannelSet
 from gateway.config import Config
 from gateway.conversations import Conversations
 from gateway.database import open_storage, prepare
-from gateway.events import EventHub, EventLog
+from gateway.events import EventHub, EventLog, StreamLimits
 from gateway.faq import FaqResponder, make_cache
 from gateway.faqbook import FaqBook
 from gateway.inbound import InboundWriter
@@ -103,6 +103,11 @@ def build_services(config: Config, storage: Storage) -> Services:
         storage.events,
         settle_ms=config.events.settle_ms if shared else 0,
         poll_seconds=0.25 if shared else 1.0,
+        limits=StreamLimits(
+            config.events.max_streams_per_agent,
+            config.events.max_streams_per_sign_in,
+            config.events.stream_queue_events,
+        ),
     )
     activity = Activity(storage, EventLog(storage.events, hub), dispatcher.queued)
     dispatcher.outcomes.on_change = activity.changed

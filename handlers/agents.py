@@ -6,14 +6,17 @@ from typing import ClassVar
 
 from gateway.agents import Registration, create_agent, own_account, registration, update_agent
 from gateway.conversations import ME
+from gateway.errors import ValidationError
 from handlers import schemas
-from handlers.base import BaseHandler, found, presenter, public
+from handlers.base import CREDENTIALS_BODY, BaseHandler, found, presenter, public
 from storage.models import Agent
 
 present = presenter(schemas.Agent())
 
 
 class AgentsHandler(BaseHandler):
+    body_limit = CREDENTIALS_BODY
+
     @public("the first agent, from this machine only, or anyone with open_registration")
     async def post(self) -> None:
         """Create an agent.
@@ -91,7 +94,9 @@ class AgentHandler(BaseHandler):
         """Change your own account.
         ---
         summary: Change your display name, password or availability
-        description: A new password signs out every session issued before it.
+        description: >-
+          A new password needs `current_password` (403 if wrong, under the sign-in
+          limits) and ends every other sign-in of the agent; this one goes on.
         tags: [agents]
         requestBody:
           required: true
@@ -106,7 +111,16 @@ class AgentHandler(BaseHandler):
         target = await self._get(agent_id)
         own_account(target, self.agent)
         changes = self.json_body(schemas.AgentUpdate())
-        updated = await update_agent(self.services.storage.agents, target.id, changes)
+        current = changes.pop("current_password", None)
+        keep = None
+        if "password" in changes:
+            if current is None:
+                raise ValidationError.of("current_password", "required to change the password")
+            auth = self.services.auth
+            await auth.confirm_password(self.agent, current, self.client_address)
+            keep = auth.sign_in_of(self.bearer_token)
+        agents = self.services.storage.agents
+        updated = await update_agent(agents, target.id, changes, keep_sign_in=keep)
         if "is_available" in changes:
             await self.services.assigner.availability_changed(updated)
         self.write_json(present(updated))

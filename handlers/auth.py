@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from handlers import schemas
-from handlers.base import BaseHandler, public
+from handlers.base import CREDENTIALS_BODY, BaseHandler, public
 
 
 class TokenHandler(BaseHandler):
+    body_limit = CREDENTIALS_BODY
+
     @public("agents exchange their username and password for tokens here")
     async def post(self) -> None:
         """Sign in.
@@ -30,6 +32,8 @@ class TokenHandler(BaseHandler):
 
 
 class RefreshHandler(BaseHandler):
+    body_limit = CREDENTIALS_BODY
+
     @public("the refresh token in the body is the credential")
     async def post(self) -> None:
         """Rotate a refresh token.
@@ -64,7 +68,8 @@ class LogoutHandler(BaseHandler):
           204: {description: Signed out}
           401: {$ref: "#/components/responses/Unauthorized"}
         """
-        await self.services.auth.logout(self.bearer_token)
+        sign_in = await self.services.auth.logout(self.bearer_token)
+        self.services.events.end_sign_in(sign_in)  # its streams here end now
         self.set_status(204)
         self.finish()
 

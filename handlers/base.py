@@ -19,7 +19,7 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import marshmallow
 from tornado.httputil import HTTPServerRequest
@@ -60,6 +60,9 @@ _CODES = {
     429: "too_many_requests",
     503: "unavailable",
 }
+
+# A username, a password or a refresh token, as JSON, with room to spare.
+CREDENTIALS_BODY = 16 * 1024
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -124,6 +127,9 @@ class BaseHandler(RequestHandler):
 
     services: Services
     current_user: Agent | None
+    # A route's own cap on its body, below server.max_body_bytes: the public routes
+    # that take credentials read no more than credentials need.
+    body_limit: ClassVar[int | None] = None
 
     def initialize(self, services: Services) -> None:
         self.services = services
@@ -197,7 +203,8 @@ class BaseHandler(RequestHandler):
 
     @property
     def max_body(self) -> int:
-        return self.services.config.server.max_body_bytes
+        limit = self.services.config.server.max_body_bytes
+        return min(limit, self.body_limit) if self.body_limit else limit
 
     def too_large(self) -> GatewayError:
         return PayloadTooLarge(f"request body is larger than {self.max_body} bytes")

@@ -6,7 +6,10 @@ with ``Last-Event-ID`` (browsers do it themselves) gets what it missed, in order
 then the live stream; an id from before the log's retention gets ``event: reset``
 (reload, then stream on). A comment line every ``events.heartbeat_seconds`` keeps
 idle connections open through proxies, and the stream ends when the access token
-behind it expires or its sign-in ends.
+behind it expires or its sign-in ends (checked every few seconds, and at once for a
+sign-out on this gateway). A client that falls ``events.stream_queue`` entries behind,
+or whose sign-in opens more than its share of streams, gets ``event: resume`` and the
+stream ends: it reconnects with Last-Event-ID and misses nothing.
 """
 
 from __future__ import annotations
@@ -15,17 +18,17 @@ import asyncio
 import contextlib
 import json
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 from tornado.iostream import StreamClosedError
 
 from gateway.auth import Grant
-from gateway.events import READ_BATCH
+from gateway.events import READ_BATCH, RESUMABLE, SIGNED_OUT, Subscriber
 from gateway.tokens import TICKET_TTL
 from handlers import schemas
 from handlers.base import BaseHandler, presenter, public
 from handlers.conversations import present as present_conversation
+from storage.errors import DATABASE_ERRORS
 from storage.models import Conversation, Event
 from storage.records import key_millis, millis
 
@@ -100,20 +103,24 @@ class EventsHandler(BaseHandler):
             return only is None or event.conversation_id == only
 
         self._leave()  # a stream is no request in flight: shutdown ends it, not waits
+        hub = self.services.events
+        # Before the replay, so nothing is missed; may refuse an agent with too many.
+        subscriber = hub.subscribe(wants, me, grant.claims.family)
+        self._subscriber = subscriber
         self.set_header("Content-Type", "text/event-stream; charset=utf-8")
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Accel-Buffering", "no")  # nginx: do not buffer the stream
-        hub = self.services.events
-        subscriber = self._subscriber = hub.subscribe(wants)  # before the replay: none missed
+        watchdog = asyncio.ensure_future(self._watch(subscriber, grant))
         try:
             last = self.request.headers.get("Last-Event-ID") or query.get("last_event_id")
             last = await self._replay(last, wants)
             self.write(": connected\n\n")
             await self.flush()
-            await self._stream(subscriber.queue, last, grant)
+            await self._stream(subscriber, last)
         except StreamClosedError:
             pass  # the agent went away
         finally:
+            watchdog.cancel()
             hub.unsubscribe(subscriber)
         if not self._finished:
             with contextlib.suppress(StreamClosedError):
@@ -140,27 +147,46 @@ class EventsHandler(BaseHandler):
             if len(batch) < READ_BATCH:
                 return last
 
-    async def _stream(
-        self, queue: asyncio.Queue[Event | None], last: str | None, grant: Grant
-    ) -> None:
+    async def _stream(self, subscriber: Subscriber, last: str | None) -> None:
         heartbeat = self.services.config.events.heartbeat_seconds
         while True:
-            left = (grant.until - datetime.now(UTC)).total_seconds()
             try:
-                event = await asyncio.wait_for(queue.get(), max(0.0, min(heartbeat, left)))
+                event = await asyncio.wait_for(subscriber.queue.get(), heartbeat)
             except TimeoutError:
-                if not await self.services.auth.still_valid(grant):
-                    return  # expired or signed out: the client signs in again
                 self.write(": heartbeat\n\n")
                 await self.flush()
                 continue
+            if subscriber.ended is not None:  # checked before every event
+                if subscriber.ended in RESUMABLE:
+                    data = json.dumps({"reason": subscriber.ended, "last_event_id": last})
+                    self.write(f"event: resume\ndata: {data}\n\n")
+                return
             if event is None:
-                return  # the gateway is stopping; the client reconnects elsewhere
+                return
             if last is not None and event.id <= last:
                 continue  # replayed already
             self._send(event)
             last = event.id
             await self.flush()
+
+    async def _watch(self, subscriber: Subscriber, grant: Grant) -> None:
+        """Ends the stream when its grant lapses (expiry, sign-out on any gateway),
+        checked every ``events.recheck_seconds``; a stream whose client reads nothing
+        is cut off ``events.write_timeout_seconds`` after it was told to end."""
+        config = self.services.config.events
+        while subscriber.ended is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(subscriber.ending.wait(), config.recheck_seconds)
+            try:
+                valid = subscriber.ended is not None or await self.services.auth.still_valid(grant)
+            except DATABASE_ERRORS:
+                valid = True  # the database is away: that ends no sign-in
+            if not valid:
+                subscriber.end(SIGNED_OUT)
+        # The writer leaves at its next step (and cancels this); one stuck writing to a
+        # client that stopped reading never gets there.
+        await asyncio.sleep(config.write_timeout_seconds)
+        self.request.connection.close()  # type: ignore[union-attr]
 
     def _send(self, event: Event) -> None:
         data = json.dumps(event_json(event), default=str, ensure_ascii=False)
@@ -170,7 +196,7 @@ class EventsHandler(BaseHandler):
         super().on_connection_close()
         subscriber = getattr(self, "_subscriber", None)
         if subscriber is not None:  # the agent hung up: wake the stream to end it
-            subscriber.queue.put_nowait(None)
+            subscriber.end("the client went away")
 
 
 routes = [

@@ -92,6 +92,8 @@ class AgentUpdate(Schema):
 
     display_name = fields.String(validate=validate.Length(max=150))
     password = fields.String(validate=validate.Length(min=MIN_PASSWORD_LENGTH, max=1024))
+    # Required with a new password: a stolen access token must not take the account.
+    current_password = fields.String(validate=validate.Length(min=1, max=1024))
     is_available = StrictBoolean()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -13,8 +14,9 @@ from storage.models import Agent
 from storage.pages import KEY, Page, PageReader, Position
 from storage.records import Database, maybe, new_id, update_returning, utcnow
 
-ENDED_SIGN_INS_KEPT = 100  # sign-ins ended per agent that stay refused (newest)
-
+# Ended sign-ins: {family: when its last token expires}.
+SIGNED_OUT = "signed_out"
+_FAMILY = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 # A mark that outlives every agent: once one existed, nobody bootstraps again.
 _EVER = {"_id": "an agent was created"}
@@ -108,13 +110,20 @@ class AgentsRepository:
         changed = {"$set": {**changes, "updated_at": utcnow()}}
         return maybe(Agent.of, await update_returning(self.collection, {"_id": agent_id}, changed))
 
-    async def end_sign_in(self, agent_id: str, family: str) -> None:
-        """No token of the sign-in ``family`` is accepted any more. The newest
-        families ended are kept: enough to outlast a refresh token's life."""
-        await self.collection.update_one(
-            {"_id": agent_id},
-            {"$push": {"ended_sign_ins": {"$each": [family], "$slice": -ENDED_SIGN_INS_KEPT}}},
+    async def end_sign_in(self, agent_id: str, family: str, until: datetime) -> None:
+        """No token of the sign-in ``family`` is accepted until ``until``, when the last
+        of them expires, however many sign-ins end meanwhile. Entries past their time
+        are dropped here, so the list holds only what could still be presented."""
+        if not _FAMILY.fullmatch(family):  # ours are UUIDs: safe in a field path
+            raise ValueError(f"not a sign-in id: {family!r}")
+        changed = await update_returning(
+            self.collection, {"_id": agent_id}, {"$set": {f"{SIGNED_OUT}.{family}": until}}
         )
+        now = utcnow()
+        over = [f for f, t in ((changed or {}).get(SIGNED_OUT) or {}).items() if t <= now]
+        if over:
+            unset = {f"{SIGNED_OUT}.{f}": "" for f in over if _FAMILY.fullmatch(f)}
+            await self.collection.update_one({"_id": agent_id}, {"$unset": unset})
 
     async def delete(self, agent_id: str) -> bool:
         return (await self.collection.delete_one({"_id": agent_id})).deleted_count == 1

@@ -77,6 +77,9 @@ class Agent:
     # Tokens issued before this are refused (a password change); None: none refused.
     tokens_valid_after: datetime | None = None
     ended_sign_ins: frozenset[str] = frozenset()  # sign-in families that were ended
+    # The one sign-in a password change kept (the one that made it): tokens_valid_after
+    # does not apply to it.
+    kept_sign_in: str | None = None
 
     @classmethod
     def of(cls, d: Document) -> Agent:
@@ -90,7 +93,9 @@ class Agent:
             password_hash=d["password_hash"],
             last_assigned_at=d.get("last_assigned_at"),
             tokens_valid_after=d.get("tokens_valid_after"),
-            ended_sign_ins=frozenset(d.get("ended_sign_ins", ())),
+            # "ended_sign_ins": the list older versions kept.
+            ended_sign_ins=frozenset(d.get("signed_out") or ()) | set(d.get("ended_sign_ins", ())),
+            kept_sign_in=d.get("kept_sign_in"),
         )
 
     @property

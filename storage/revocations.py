@@ -1,8 +1,8 @@
 """The ``revoked_tokens`` collection: refresh tokens that were used up.
 
 Entries expire (TTL index) once the token they name could no longer be valid. An
-ended sign-in is kept on its agent (``ended_sign_ins``), which every request
-reads anyway.
+ended sign-in is kept on its agent (``signed_out``, until its last token expires),
+which every request reads anyway.
 """
 
 from __future__ import annotations

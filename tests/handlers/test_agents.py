@@ -111,7 +111,11 @@ async def test_password_hash_is_never_returned(api: Client) -> None:
     answers = [
         await api.fetch("GET", "/api/v1/agents/"),
         await api.fetch("GET", f"/api/v1/agents/{ana_id}/"),
-        await api.fetch("PATCH", f"/api/v1/agents/{ana_id}/", json_body={"password": "new pass 1"}),
+        await api.fetch(
+            "PATCH",
+            f"/api/v1/agents/{ana_id}/",
+            json_body={"password": "new pass 1", "current_password": "correct horse"},
+        ),
     ]
     for _, body in answers:
         assert "password" not in str(body)

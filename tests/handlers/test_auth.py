@@ -155,12 +155,26 @@ async def test_a_new_password_ends_older_sessions(api: Client) -> None:
     agent_id = await _my_id(api)
     old = _token(agent_id, "access", datetime.now(UTC) - timedelta(minutes=2), timedelta(hours=1))
     assert (await api.as_agent(old).fetch("GET", "/api/v1/agents/"))[0] == 200
-    status, _ = await api.fetch(
-        "PATCH", f"/api/v1/agents/{agent_id}/", json_body={"password": "battery staple"}
-    )
+    other = await sign_in(api.as_agent(None), "ana")
+    change = {"password": "battery staple", "current_password": "correct horse"}
+    status, _ = await api.fetch("PATCH", f"/api/v1/agents/{agent_id}/", json_body=change)
     assert status == 200
     assert (await api.as_agent(old).fetch("GET", "/api/v1/agents/"))[0] == 401
+    assert (await other.fetch("GET", "/api/v1/agents/"))[0] == 401  # every other sign-in
+    assert (await api.fetch("GET", "/api/v1/agents/"))[0] == 200  # but the one that changed it
     assert (await sign_in(api.as_agent(None), "ana", "battery staple")).token
+
+
+async def test_a_stolen_access_token_cannot_change_the_password(api: Client) -> None:
+    agent_id = await _my_id(api)
+    url = f"/api/v1/agents/{agent_id}/"
+    status, body = await api.fetch("PATCH", url, json_body={"password": "mallory was here"})
+    assert (status, list(body["error"]["fields"])) == (400, ["current_password"])
+    wrong = {"password": "mallory was here", "current_password": "a guess"}
+    status, body = await api.fetch("PATCH", url, json_body=wrong)
+    assert (status, body["error"]["code"]) == (403, "forbidden")
+    assert (await sign_in(api.as_agent(None), "ana", "correct horse")).token  # still hers
+
 
 
 def test_token_issuer_round_trip_and_type_check() -> None:
