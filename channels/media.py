@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import mimetypes
+import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -22,6 +23,20 @@ _MAGIC: tuple[tuple[int, bytes, str], ...] = (
     (0, b"ID3", "audio/mpeg"),
     (4, b"ftyp", "video/mp4"),  # the ISO media family; M4A is audio/mp4 (sniffed so)
 )
+
+
+# RFC 6838 4.2: a media type's names, type/subtype, at most 127 characters each.
+_MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
+
+
+def media_type(value: object) -> str | None:
+    """A provider's declared type as a valid ``type/subtype`` (parameters dropped,
+    lower case), or None: a control or non-Latin-1 character would otherwise break
+    the Content-Type header of every download of the file."""
+    if not isinstance(value, str):
+        return None
+    name = value.split(";", 1)[0].strip().lower()
+    return name if _MEDIA_TYPE.fullmatch(name) else None
 
 
 def kind_of(mime_type: str) -> str:
@@ -99,7 +114,7 @@ GENERIC_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"
 def upload_type(declared: str, file_name: str, data: bytes) -> str:
     """An upload's type: what its bytes show where we can tell (a provider checks
     them), else what the agent declared or its name suggests."""
-    declared = declared.split(";")[0].strip().lower()
+    declared = media_type(declared) or ""
     if declared in GENERIC_TYPES:
         declared = guess_type(file_name)
     sniffed = sniff(data)

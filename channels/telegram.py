@@ -42,7 +42,7 @@ from channels.base import (
     log,
     secrets_match,
 )
-from channels.media import MB, Attachment, MediaRules
+from channels.media import MB, Attachment, MediaRules, media_type
 
 # aiogram builds every Bot API model when it is imported (seconds, and 165 MB): it is
 # imported when a Telegram channel is built, not when its settings are checked.
@@ -437,7 +437,7 @@ def _file(media: Any, kind: str, mime_type: str | None, caption: str | None) -> 
     size, name, shown = media.get("file_size"), media.get("file_name"), media.get("mime_type")
     return {
         "kind": kind,
-        "mime_type": shown[:MAX_NAME] if isinstance(shown, str) else mime_type,
+        "mime_type": media_type(shown) or mime_type,
         "size": size if isinstance(size, int) and not isinstance(size, bool) else None,
         "file_name": name[:MAX_NAME] if isinstance(name, str) else None,
         "caption": caption,

@@ -17,7 +17,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from channels.base import (
-    MAX_NAME,
     Channel,
     ChannelContext,
     ChannelMisconfigured,
@@ -35,7 +34,7 @@ from channels.base import (
     WebhookRoute,
     check_text,
 )
-from channels.media import MB, Attachment, MediaRules
+from channels.media import MB, Attachment, MediaRules, media_type
 
 TWILIO_API = "https://api.twilio.com"
 CONTENT_API = "https://content.twilio.com"
@@ -248,7 +247,7 @@ KINDS = {"image": "image", "audio": "audio", "video": "video", "application": "d
 def _media(form: Mapping[str, str], index: int, caption: str) -> dict[str, Any]:
     """The ``index``th media of a message, as the API lists it; ``ref`` is its URL,
     fetched with the account's credentials."""
-    mime_type = form.get(f"MediaContentType{index}", "")[:MAX_NAME] or None
+    mime_type = media_type(form.get(f"MediaContentType{index}"))
     kind = KINDS.get((mime_type or "").split("/")[0], "other")
     return {
         "kind": kind,

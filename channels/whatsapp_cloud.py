@@ -44,7 +44,7 @@ from channels.base import (
     log,
     secrets_match,
 )
-from channels.media import MB, Attachment, MediaRules
+from channels.media import MB, Attachment, MediaRules, media_type
 
 GRAPH_API = "https://graph.facebook.com"
 SIGNATURE_HEADER = "X-Hub-Signature-256"
@@ -330,7 +330,7 @@ def _file(body: dict[str, Any], kind: str, caption: str) -> dict[str, Any]:
         raise ValueError(f"{kind}.id: expected a media id")
     return {
         "kind": "voice" if kind == "audio" and body.get("voice") is True else kind,
-        "mime_type": mime_type[:MAX_NAME] if isinstance(mime_type, str) else None,
+        "mime_type": media_type(mime_type),
         "size": None,  # the Graph API says it only when the file is fetched
         "file_name": name[:MAX_NAME] if isinstance(name, str) else None,
         "caption": caption or None,

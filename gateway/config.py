@@ -308,9 +308,15 @@ class MediaConfig:
     # How long the link a provider fetches an upload from works (Twilio's MediaUrl),
     # counted from each send attempt.
     link_seconds: int = 3600
+    # Uploads: bytes one agent may upload in an hour (429 past it), and bytes stored
+    # for all agents (uploads expire with their messages; 413 past it).
+    upload_bytes_per_agent_hour: int = 200 * 1024 * 1024
+    max_stored_upload_bytes: int = 2 * 1024 * 1024 * 1024
 
     def __post_init__(self) -> None:
         _require(self.max_bytes >= 1, "max_bytes: must be at least 1")
+        _require(self.upload_bytes_per_agent_hour >= 1, "upload_bytes_per_agent_hour: at least 1")
+        _require(self.max_stored_upload_bytes >= 1, "max_stored_upload_bytes: at least 1")
         _require(self.link_seconds >= 60, "link_seconds: must be at least 60")
 
 

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from channels.media import kind_of
-from gateway.errors import Conflict, NotFound, ValidationError, WindowClosed
+from gateway.errors import (
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    TooManyRequests,
+    ValidationError,
+    WindowClosed,
+)
 from storage.database import Storage
+from storage.errors import DuplicateKey
 from storage.models import Agent, Contact, Message
 from storage.records import utcnow
+from storage.uploads import QuotaExceeded, Upload
 
 if TYPE_CHECKING:
     from gateway.channels import ChannelSet
@@ -26,6 +36,30 @@ class OutgoingFile:
     file_name: str
     data: bytes | None = None
     url: str = ""
+
+
+def request_fingerprint(
+    contact_id: str,
+    content: str | None,
+    template: Mapping[str, Any] | None,
+    file: OutgoingFile | None,
+) -> str:
+    """What identifies a send for its Idempotency-Key: the whole request, a file's
+    bytes (by their hash) or URL included, so a retry matches and nothing else does."""
+    shown: list[Any] = [contact_id, content, dict(template) if template else None]
+    if file is not None:
+        data = hashlib.sha256(file.data).hexdigest() if file.data is not None else None
+        shown.append([file.mime_type, file.file_name, file.url, data])
+    text = json.dumps(shown, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class UploadLimits(NamedTuple):
+    per_agent_hour: int = 200 * 1024 * 1024  # media.upload_bytes_per_agent_hour
+    total: int = 2 * 1024 * 1024 * 1024  # media.max_stored_upload_bytes
+
+
+_KEY_REUSED = "this Idempotency-Key was used for a different message"
 
 
 def window_expires_at(contact: Contact, window: timedelta | None) -> datetime | None:
@@ -50,12 +84,14 @@ class Sender:
         channels: ChannelSet,
         queued: Callable[[list[Message]], Awaitable[None]],
         public_url: str = "",
+        upload_limits: UploadLimits | None = None,
     ) -> None:
         self.storage = storage
         self.known_contact = known_contact
         self.channels = channels
         self.queued = queued
         self.public_url = public_url  # where providers that fetch uploads find them
+        self.upload_limits = upload_limits or UploadLimits()
 
     async def send(
         self,
@@ -71,6 +107,7 @@ class Sender:
         at any time, or a ``file`` with ``content`` as its caption. Returns
         ``(message, created)``. A retry with the same ``idempotency_key`` returns the
         first message; the same key with a different request is a :class:`Conflict`."""
+        fingerprint = request_fingerprint(contact_id, content, template, file)
         contact = self.known_contact(contact_id) or await self.storage.contacts.get(contact_id)
         if contact is None:
             raise NotFound(f"No such contact: {contact_id}")
@@ -86,7 +123,7 @@ class Sender:
             item = self._check_file(contact, file, content or "")
             self._check_window(contact)
             if file.data is not None:
-                upload = await self.storage.uploads.put(file.data, file.mime_type, file.file_name)
+                upload = await self._store(agent, file.data, file.mime_type, file.file_name)
                 item["upload"] = upload.id
             content = content or f"[{item['kind']}] {file.file_name}"
             extra = {"meta": {"media": [item]}}
@@ -95,20 +132,40 @@ class Sender:
             self._check_free_form(contact, content)
         try:
             message, created = await self.storage.messages.insert_outbound(
-                contact=contact, content=content, agent=agent, idempotency_key=idempotency_key,
-                extra=extra,
+                contact=contact, content=content, agent=agent, extra=extra,
+                idempotency=(idempotency_key, fingerprint) if idempotency_key else None,
             )  # fmt: skip
-        except BaseException:
+        except BaseException as exc:
             if upload is not None:  # nothing half-stored: the file goes with the message
                 await self.storage.uploads.delete(upload.id)
+            if isinstance(exc, DuplicateKey):  # the key's first request was another
+                raise Conflict(_KEY_REUSED) from None
             raise
         if not created and upload is not None:  # a replay: the first message has its file
             await self.storage.uploads.delete(upload.id)
         if not created and (message.contact_id, message.content) != (contact_id, content):
-            raise Conflict("this Idempotency-Key was used for a different message")
+            raise Conflict(_KEY_REUSED)
         if created:
             await self.queued([message])
         return message, created
+
+    async def _store(self, agent: Agent, data: bytes, mime_type: str, name: str) -> Upload:
+        """An upload stored, within the agent's hourly quota and the store's cap."""
+        uploads, limits = self.storage.uploads, self.upload_limits
+        try:
+            quota = await uploads.reserve(agent.id, len(data), limits.per_agent_hour, limits.total)
+        except QuotaExceeded as exc:
+            if exc.limit == "hour":
+                raise TooManyRequests(
+                    f"over {limits.per_agent_hour} bytes of uploads this hour "
+                    "(media.upload_bytes_per_agent_hour); try again later",
+                    600,
+                ) from None
+            raise PayloadTooLarge(
+                f"the gateway stores at most {limits.total} bytes of uploads "
+                "(media.max_stored_upload_bytes); send a media_url instead"
+            ) from None
+        return await uploads.put(data, mime_type, name, quota)
 
     def _check_file(self, contact: Contact, file: OutgoingFile, caption: str) -> dict[str, Any]:
         """The stored description of a file the contact's channel sends; else a 400."""

@@ -24,7 +24,7 @@ from gateway.intake import Intake
 from gateway.leases import ChannelWork
 from gateway.logs import scrubber
 from gateway.medialinks import MediaLinks
-from gateway.messages import Sender
+from gateway.messages import Sender, UploadLimits
 from gateway.metrics import Metrics, counter, gauge
 from gateway.outbound import Dispatcher
 from gateway.tokens import load_or_create_secret
@@ -133,6 +133,9 @@ def build_services(config: Config, storage: Storage) -> Services:
             channels=channels,
             queued=activity.queued,
             public_url=config.server.public_url,
+            upload_limits=UploadLimits(
+                config.media.upload_bytes_per_agent_hour, config.media.max_stored_upload_bytes
+            ),
         ),
         events=hub,
         activity=activity,

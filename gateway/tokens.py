@@ -8,6 +8,8 @@ again means it leaked, so the whole family is revoked.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import os
 import secrets
 import uuid
@@ -44,6 +46,11 @@ class TokenIssuer:
         self._secret = secret
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
+
+    def derive(self, purpose: bytes) -> bytes:
+        """A key of its own for ``purpose`` (list cursors), from the same secret: every
+        gateway that shares the secret shares it."""
+        return hmac.digest(self._secret.encode(), purpose, hashlib.sha256)
 
     def issue_pair(self, agent_id: str, family: str | None = None) -> dict[str, str]:
         family = family or str(uuid.uuid4())

@@ -78,6 +78,7 @@ def make_app(services: Services) -> tornado.web.Application:
         log_function=log_request,
         xsrf_cookies=False,
         public_url=services.config.server.public_url,
+        cursor_key=services.auth.tokens.derive(b"bot-gateway list cursors"),
     )
 
 

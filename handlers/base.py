@@ -286,7 +286,8 @@ class BaseHandler(RequestHandler):
         """One page of a list. The query is validated by ``schema`` (a PageQuery);
         its other fields are the list's filters, passed to ``list_page`` by name."""
         query = self.query(schema or PageQuery())
-        after, size = decode_cursor(query.pop("cursor", None)), query.pop("page_size")
+        cursor, size = query.pop("cursor", None), query.pop("page_size")
+        after = decode_cursor(cursor, self.settings["cursor_key"])
         page = await list_page(after, size, **query)
         self.write_json(page_response(self, page, present))
 

@@ -198,10 +198,11 @@ _INIT = """window.ui = SwaggerUIBundle({
 });
 """
 
-# Same-origin only: the docs page can reach nothing but this server.
+# Same-origin only: the docs page can reach nothing but this server, and no other
+# site may frame it (a framed page with a token field invites clickjacking).
 _CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-    "script-src 'self'; connect-src 'self'"
+    "script-src 'self'; connect-src 'self'; frame-ancestors 'none'"
 )
 
 
@@ -215,6 +216,7 @@ class DocsHandler(BaseHandler):
             self.set_header("Content-Type", "text/html; charset=utf-8")
             body = _PAGE
         self.set_header("Content-Security-Policy", _CSP)
+        self.set_header("X-Frame-Options", "DENY")  # browsers without frame-ancestors
         self.set_header("Cache-Control", "no-cache")
         self.finish(body)
 

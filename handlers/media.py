@@ -14,7 +14,7 @@ from urllib.parse import quote
 from tornado.iostream import StreamClosedError
 
 from channels.base import Download, MediaUnavailable
-from channels.media import kind_of
+from channels.media import kind_of, media_type
 from gateway.errors import NotFound, PayloadTooLarge, error_for
 from handlers.base import BaseHandler, public
 from storage.uploads import Upload
@@ -28,7 +28,7 @@ FALLBACK_TYPE = "application/octet-stream"
 def disposition(item: dict[str, Any], media_id: str) -> str:
     """Images show in place; anything else downloads. RFC 6266: an ASCII name and the
     exact one in UTF-8."""
-    mime_type = item.get("mime_type") or FALLBACK_TYPE
+    mime_type = media_type(item.get("mime_type")) or FALLBACK_TYPE
     name = item.get("file_name") or f"{item['kind']}-{media_id}" + (
         mimetypes.guess_extension(mime_type) or ""
     )
@@ -92,9 +92,9 @@ class MediaHandler(BaseHandler):
             raise error_for(exc.status, exc.message) from None
         if len(first) > cap:
             raise PayloadTooLarge(f"the file is over the {cap}-byte limit")
-        self.set_header(
-            "Content-Type", item.get("mime_type") or download.content_type or FALLBACK_TYPE
-        )
+        # Stored before types were checked, or the provider's own: a valid one or none.
+        shown = media_type(item.get("mime_type")) or media_type(download.content_type)
+        self.set_header("Content-Type", shown or FALLBACK_TYPE)
         self.set_header("Content-Disposition", disposition(item, media_id))
         self.set_header("Content-Security-Policy", "sandbox")  # an HTML or SVG file runs nothing
         sent = len(first)

@@ -9,7 +9,10 @@ from pymongo import ASCENDING
 
 from storage.models import Faq, Unanswered
 from storage.pages import KEY, Page, PageReader, Position
-from storage.records import Database, maybe, new_id, update_returning, utcnow
+from storage.records import Database, key_floor, maybe, millis, new_id, update_returning, utcnow
+
+# Messages one suggestions call reads at most, newest first.
+SUGGESTIONS_SCANNED = 20_000
 
 
 class FaqsRepository:
@@ -75,12 +78,17 @@ class FaqsRepository:
         await self.collection.update_one({"_id": faq_id}, {"$inc": {"hits": 1}})
 
     async def unanswered(self, since: datetime, limit: int) -> list[Unanswered]:
-        """The most asked normalised inbound texts since ``since`` that no FAQ answered."""
+        """The most asked normalised inbound texts since ``since`` that no FAQ answered,
+        among the newest ``SUGGESTIONS_SCANNED`` messages: a range of the list-key
+        index (ids are creation-ordered), so a call reads a bounded amount whatever
+        ``since`` is."""
         pipeline: list[dict[str, Any]] = [
+            {"$match": {KEY: {"$gte": key_floor(millis(since))}}},
+            {"$sort": {KEY: -1}},
+            {"$limit": SUGGESTIONS_SCANNED},
             {
                 "$match": {
                     "direction": "in",
-                    "created_at": {"$gte": since},
                     "faq_id": None,
                     "normalized": {"$nin": ["", None]},
                 }

@@ -14,7 +14,7 @@ from typing import Any
 from pymongo import ASCENDING
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from storage.errors import Refused
+from storage.errors import DuplicateKey, Refused
 from storage.models import Agent, Contact, Direction, Message, Status
 from storage.pages import KEY, Page, PageReader, Position
 from storage.records import (
@@ -183,26 +183,30 @@ class MessagesRepository:
         contact: Contact,
         content: str,
         agent: Agent | None,
-        idempotency_key: str | None = None,
         extra: dict[str, Any] | None = None,
+        idempotency: tuple[str, str] | None = None,
     ) -> tuple[Message, bool]:
         """Store an outbound message as ``queued``: it is stored before it is sent.
 
-        With an ``idempotency_key`` already used by the same agent, the earlier
-        message comes back with ``created=False``.
+        ``idempotency`` is an Idempotency-Key and the request's fingerprint: with a key
+        the same agent used already, the earlier message comes back with
+        ``created=False`` if its request had the same fingerprint; :class:`DuplicateKey`
+        if it had another.
         """
         document = outbound_document(contact=contact, content=content, agent=agent, extra=extra)
-        if idempotency_key is not None:
-            document["idempotency_key"] = idempotency_key
+        if idempotency is not None:
+            document["idempotency_key"], document["request_fingerprint"] = idempotency
         try:
             await self.collection.insert_one(document)
         except DuplicateKeyError:
-            if idempotency_key is None:
+            if idempotency is None:
                 raise
-            unique = {"agent_id": document["agent_id"], "idempotency_key": idempotency_key}
+            unique = {"agent_id": document["agent_id"], "idempotency_key": idempotency[0]}
             stored = await self.collection.find_one(unique)
             if stored is None:  # expired between the two calls; nothing left to match
                 raise
+            if stored.get("request_fingerprint") not in (None, idempotency[1]):
+                raise DuplicateKey("the Idempotency-Key was used for another request") from None
             return Message.of(stored), False
         self.pages.newest.wrote(self.collection.name, [document[KEY]])
         return Message.of(document), True
