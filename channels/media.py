@@ -25,18 +25,28 @@ _MAGIC: tuple[tuple[int, bytes, str], ...] = (
 )
 
 
-# RFC 6838 4.2: a media type's names, type/subtype, at most 127 characters each.
-_MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
+# RFC 6838 4.2: a media type's names, type/subtype, at most 127 characters each;
+# RFC 9110 5.6.6: parameters, a token = a token or a quoted string of visible ASCII.
+_NAME = r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}"
+_MEDIA_TYPE = re.compile(f"{_NAME}/{_NAME}")
+_PARAMETER = re.compile(
+    r"\s*[A-Za-z0-9!#$%&'*+.^_`|~-]+=([A-Za-z0-9!#$%&'*+.^_`|~-]+|\"[ !#-~]*\")\s*"
+)
 
 
 def media_type(value: object) -> str | None:
-    """A provider's declared type as a valid ``type/subtype`` (parameters dropped,
-    lower case), or None: a control or non-Latin-1 character would otherwise break
-    the Content-Type header of every download of the file."""
-    if not isinstance(value, str):
+    """A provider's declared type if it is a valid one (``audio/ogg; codecs=opus``),
+    its ``type/subtype`` if only that is, else None: a control or non-Latin-1
+    character would otherwise break the Content-Type header of every download."""
+    if not isinstance(value, str) or len(value) > 255:
         return None
-    name = value.split(";", 1)[0].strip().lower()
-    return name if _MEDIA_TYPE.fullmatch(name) else None
+    name, *parameters = value.split(";")
+    name = name.strip().lower()
+    if not _MEDIA_TYPE.fullmatch(name):
+        return None
+    if parameters and all(_PARAMETER.fullmatch(p) for p in parameters):
+        return "; ".join([name, *(p.strip() for p in parameters)])
+    return name
 
 
 def kind_of(mime_type: str) -> str:

@@ -388,7 +388,7 @@ class PageQuery(Schema):
         load_default=20, validate=validate.Range(min=1, max=100), metadata={"example": 20}
     )
     cursor = fields.String(
-        validate=validate.Regexp(r"^[A-Za-z0-9_-]+$"),
+        validate=validate.Regexp(r"^[A-Za-z0-9_.-]+$"),
         metadata={"description": "The `next` link's cursor; opaque"},
     )
 

@@ -63,13 +63,16 @@ ROWS = [
     # Sign-in
     Row("login: lone surrogate username", "POST", "/auth/token/", f'{{"username": {LONE}, "password": "x"}}', names="username"),
     Row("login: lone surrogate password", "POST", "/auth/token/", f'{{"username": "ana", "password": {LONE}}}', names="password"),
-    Row("login: 100 kB username", "POST", "/auth/token/", json.dumps({"username": "u" * 100_000, "password": "x"}), names="username"),
-    Row("login: nested 5,000 deep", "POST", "/auth/token/", deep(5000), names="nested"),
+    Row("login: 10 kB username", "POST", "/auth/token/", json.dumps({"username": "u" * 10_000, "password": "x"}), names="username"),
+    Row("login: 1 MB body", "POST", "/auth/token/", json.dumps({"username": "u", "password": "p" * 1_000_000}), status=413, names="larger"),
+    Row("refresh: 20 kB body", "POST", "/auth/token/refresh/", json.dumps({"refresh": "r" * 20_000}), status=413, names="larger"),
+    Row("bootstrap: 20 kB body", "POST", "/api/v1/agents/", json.dumps({"username": "eve", "password": "p" * 20_000}), status=413, names="larger"),
+    Row("login: nested 2,000 deep", "POST", "/auth/token/", deep(2000), names="nested"),
     Row("refresh: nested 33 deep", "POST", "/auth/token/refresh/", deep(33), names="nested"),
     # The API, signed in
     Row("message: lone surrogate content", "POST", "/api/v1/messages/", f'{{"contact_id": "x", "content": {LONE}}}', agent=True, names="content"),
     Row("message: nested 5,000 deep", "POST", "/api/v1/messages/", deep(5000), agent=True),
-    Row("agent: nested 5,000 deep", "POST", "/api/v1/agents/", deep(5000), agent=True),
+    Row("agent: nested 2,000 deep", "POST", "/api/v1/agents/", deep(2000), agent=True),
     Row("faq: lone surrogate question", "POST", "/api/v1/faqs/", f'{{"question": {LONE}, "answer": "a"}}', agent=True, names="question"),
     Row("faq: lone surrogate key", "POST", "/api/v1/faqs/", f'{{{LONE}: 1, "answer": "a"}}', agent=True),
     Row("faq: nested 5,000 deep", "POST", "/api/v1/faqs/", deep(5000), agent=True),
@@ -81,7 +84,9 @@ ROWS = [
     # The mock webhook
     Row("mock: no secret", "POST", MOCK_URL, mock(), JSON, 401),
     Row("mock: lone surrogate text", "POST", MOCK_URL, f'{{"contact_id": 7, "message": {LONE}}}', MOCK_HEADERS, names="message"),
-    Row("mock: 300,000 x U+FDFA (NFKD x18)", "POST", MOCK_URL, mock(message="\ufdfa" * 300_000), MOCK_HEADERS, names="message"),
+    Row("mock: 80,000 x U+FDFA (NFKD x18)", "POST", MOCK_URL, mock(message="\ufdfa" * 80_000), MOCK_HEADERS, names="message"),
+    Row("mock: 10,000 values", "POST", MOCK_URL, mock(x=[1] * 10_000), MOCK_HEADERS, names="values"),
+    Row("mock: 300 kB body", "POST", MOCK_URL, mock(message="m" * 300_000), MOCK_HEADERS, status=413, names="larger"),
     Row("mock: 4,097-character text", "POST", MOCK_URL, mock(message="m" * 4097), MOCK_HEADERS, names="message"),
     Row("mock: 257-character name", "POST", MOCK_URL, mock(name="n" * 257), MOCK_HEADERS, names="name"),
     Row("mock: 257-character username", "POST", MOCK_URL, mock(username="u" * 257), MOCK_HEADERS, names="username"),
@@ -102,6 +107,8 @@ ROWS = [
     # WhatsApp through Twilio, correctly signed
     Row("whatsapp: 4,097-character Body", "POST", PATH, form=inbound(body="w" * 4097), names="Body"),
     Row("whatsapp: 300-character ProfileName", "POST", PATH, form=inbound(ProfileName="p" * 300), names="name"),
+    Row("whatsapp: 300 form fields", "POST", PATH, form=inbound(**{f"F{n}": "1" for n in range(300)}), names="form fields"),
+    Row("whatsapp: 70 kB form", "POST", PATH, form=inbound(body="w" * 70_000), status=413, names="larger"),
     Row("whatsapp: forged signature", "POST", PATH, urlencode(inbound()), {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": "Zm9yZ2Vk"}, 403),
 ]  # fmt: skip
 

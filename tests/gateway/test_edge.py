@@ -11,7 +11,6 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,35 +28,16 @@ def _start(workdir: Path, env: dict[str, str], *args: str) -> subprocess.Popen[b
     return launch("serve", *args, log=workdir / "gateway.log", env=env, cwd=workdir)
 
 
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator:
-    """Start `bot-gateway serve` with a config of the test's; stopped by PID after."""
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(settings: dict) -> int:
-        port = free_port()
-        server = {"port": port, **settings.pop("server", {})}
-        config = {"data_dir": str(tmp_path / "data"), "server": server, **settings}
-        path = tmp_path / "config.yaml"
-        path.write_text(json.dumps(config))
-        started.append(_start(tmp_path, {}, "--config", str(path)))
-        url = f"http://127.0.0.1:{port}/healthz"
-        wait_until(lambda: http_status(url) == 200, STARTUP_SECONDS, "/healthz to answer")
-        return port
-
-    yield start
-    for process in started:
-        stop(process)
-
-
-def _half_open(port: int, count: int) -> list[socket.socket]:
+def _half_open(port: int, count: int, source: str = "127.0.0.2") -> list[socket.socket]:
     """Connections that began a request and will never finish its headers."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < count + 200:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, count + 1000), hard))
     held = []
     for _ in range(count):
-        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        # From another loopback address than the probes': max_connections_per_client
+        # would refuse a probe from the attacker's own.
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
         sock.sendall(b"GET /api/v1/contacts/ HTTP/1.1\r\nHost: gw\r\nX-Slow: ")
         held.append(sock)
     return held
@@ -86,7 +66,8 @@ def test_slow_loris_connections_neither_starve_probes_nor_flood_the_log(
 
 
 def test_idle_connections_are_closed_and_the_cap_refuses_the_rest(serve, tmp_path: Path) -> None:
-    port = serve({"server": {"max_connections": 100, "idle_timeout_seconds": 2}})
+    per_client = {"max_connections": 100, "max_connections_per_client": 1000}
+    port = serve({"server": {**per_client, "idle_timeout_seconds": 2}})
     held = _half_open(port, 150)
     try:
 

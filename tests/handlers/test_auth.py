@@ -176,7 +176,6 @@ async def test_a_stolen_access_token_cannot_change_the_password(api: Client) -> 
     assert (await sign_in(api.as_agent(None), "ana", "correct horse")).token  # still hers
 
 
-
 def test_token_issuer_round_trip_and_type_check() -> None:
     issuer = TokenIssuer(SECRET, timedelta(minutes=15), timedelta(days=7))
     pair = issuer.issue_pair("agent-1")

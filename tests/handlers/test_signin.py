@@ -191,3 +191,59 @@ def test_client_addresses_behind_trusted_proxies(
 def test_a_bad_trusted_proxy_is_a_config_error() -> None:
     with pytest.raises(Exception, match=r"trusted_proxies: 'caddy' is not an IP address"):
         Config(server=ServerConfig(trusted_proxies="10.0.0.0/8, caddy"))
+
+
+async def test_wrong_passwords_from_one_address_lock_out_only_that_address(
+    storage: Storage, serve_app
+) -> None:
+    client = await serve_app(build_services(BEHIND_PROXY, storage))
+    await sign_up(client, "ana")  # from this machine: the first agent
+    wrong = [{"username": "ana", "password": f"guess-{n}"} for n in range(LIMIT + 1)]
+    assert (await _attempts(client, wrong, FROM_AFAR)).count(429) >= 1
+    right = {"username": "ana", "password": "correct horse"}
+    assert await _attempts(client, [right], FROM_AFAR) == [429]  # the guesser's address
+    assert await _attempts(client, [right], {"X-Forwarded-For": "203.0.113.9"}) == [200]
+
+
+async def test_a_spray_across_addresses_takes_turns_but_the_owners_address_does_not(
+    storage: Storage, serve_app
+) -> None:
+    client = await serve_app(build_services(BEHIND_PROXY, storage))
+    await sign_up(client, "ana")
+    right = {"username": "ana", "password": "correct horse"}
+    home = {"X-Forwarded-For": "203.0.113.9"}
+    assert await _attempts(client, [right], home) == [200]  # ana signed in from home before
+    wide = 4 * LIMIT
+    for n in range(wide):  # one wrong guess from each of many addresses
+        spray = {"X-Forwarded-For": f"198.51.100.{n + 1}"}
+        assert await _attempts(client, [{"username": "ana", "password": "x"}], spray) == [401]
+    # Past the username's limit, new addresses take turns: one check a second at most,
+    # however many arrive at once.
+    started = asyncio.get_running_loop().time()
+    codes = await asyncio.gather(
+        *(
+            _attempts(
+                client, [{"username": "ana", "password": "y"}], {"X-Forwarded-For": f"192.0.2.{n}"}
+            )
+            for n in range(1, 4)
+        )
+    )
+    assert sorted(c for [c] in codes) == [401, 401, 401]
+    assert asyncio.get_running_loop().time() - started >= 2 * 0.95  # three turns, a second apart
+    assert await _attempts(client, [right], home) == [200]  # the owner's address does not wait
+
+
+async def test_parallel_guesses_from_one_address_are_as_slow_as_sequential(api: Client) -> None:
+    # Past 4 x the limit an address takes turns, one password check a second, however
+    # many it sends at once; past a few seconds of waiting it is told to come back.
+    wide = 4 * LIMIT
+    spray = [{"username": f"user{n}", "password": "Winter2026!"} for n in range(wide)]
+    assert set(await _attempts(api, spray)) == {401}
+    started = asyncio.get_running_loop().time()
+    guesses = [{"username": f"other{n}", "password": "Spring2026!"} for n in range(64)]
+    codes = await _attempts(api, guesses)
+    elapsed = asyncio.get_running_loop().time() - started
+    assert codes.count(401) + codes.count(429) == 64
+    # Each check after the first waited its turn: as sequential guessing would.
+    assert codes.count(401) <= 1 + elapsed / 1.0, (codes.count(401), elapsed)
+    assert codes.count(401) <= 1 + 5 + 1  # the queue holds five seconds of turns

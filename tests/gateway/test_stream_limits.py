@@ -1,0 +1,73 @@
+"""The event hub's limits on streams, with an in-memory event log: a client too far
+behind is ended with a reason to resume, a sign-in's newest stream replaces its
+oldest, an agent past its cap is refused, and a sign-out ends its streams at once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gateway.errors import TooManyRequests
+from gateway.events import BEHIND, REPLACED, SIGNED_OUT, EventHub, StreamLimits
+
+
+class MemoryLog:
+    """The two calls the hub makes of the events repository, over a list."""
+
+    def __init__(self) -> None:
+        self.entries: list[Any] = []
+
+    async def after(self, cursor: str, limit: int, before: str) -> list[Any]:
+        return [e for e in self.entries if cursor < e.id <= before][:limit]
+
+
+class Entry:
+    def __init__(self, n: int) -> None:
+        self.id = f"0{n:07d}"
+
+
+def _hub(log: MemoryLog, **limits: int) -> EventHub:
+    hub = EventHub(log, settle_ms=0, poll_seconds=1, limits=StreamLimits(**limits))  # type: ignore[arg-type]
+    hub.cursor = "0"
+    return hub
+
+
+async def test_a_client_too_far_behind_is_ended_and_its_queue_stays_bounded() -> None:
+    log = MemoryLog()
+    hub = _hub(log, queue=10)
+    slow = hub.subscribe(lambda event: True, "ana", "s1")
+    log.entries = [Entry(n) for n in range(1, 1001)]
+    await hub.read()
+    assert slow.queue.qsize() <= 10
+    assert slow.ended == BEHIND
+    log.entries.append(Entry(1001))
+    await hub.read()  # it no longer gets anything
+    assert slow.queue.qsize() <= 10
+
+
+async def test_a_sign_ins_newest_stream_replaces_its_oldest() -> None:
+    hub = _hub(MemoryLog(), per_sign_in=2, per_agent=5)
+    first, second = (hub.subscribe(lambda e: True, "ana", "s1") for _ in range(2))
+    third = hub.subscribe(lambda e: True, "ana", "s1")
+    assert (first.ended, second.ended, third.ended) == (REPLACED, None, None)
+
+
+async def test_an_agent_past_the_cap_is_refused() -> None:
+    hub = _hub(MemoryLog(), per_sign_in=2, per_agent=3)
+    for sign_in in ("s1", "s1", "s2"):
+        hub.subscribe(lambda e: True, "ana", sign_in)
+    with pytest.raises(TooManyRequests):
+        hub.subscribe(lambda e: True, "ana", "s3")
+    hub.subscribe(lambda e: True, "bruno", "s4")  # another agent's are their own
+
+
+async def test_a_sign_out_ends_its_streams_at_once_and_no_other() -> None:
+    hub = _hub(MemoryLog())
+    mine, other = (
+        hub.subscribe(lambda e: True, "ana", "s1"),
+        hub.subscribe(lambda e: True, "ana", "s2"),
+    )
+    hub.end_sign_in("s1")
+    assert (mine.ended, other.ended) == (SIGNED_OUT, None)
+    assert mine.ending.is_set()
