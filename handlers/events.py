@@ -7,7 +7,7 @@ then the live stream; an id from before the log's retention gets ``event: reset`
 (reload, then stream on). A comment line every ``events.heartbeat_seconds`` keeps
 idle connections open through proxies, and the stream ends when the access token
 behind it expires or its sign-in ends (checked every few seconds, and at once for a
-sign-out on this gateway). A client that falls ``events.stream_queue`` entries behind,
+sign-out on this gateway). A client that falls ``events.stream_queue_events`` behind,
 or whose sign-in opens more than its share of streams, gets ``event: resume`` and the
 stream ends: it reconnects with Last-Event-ID and misses nothing.
 """

@@ -163,27 +163,32 @@ async def test_an_odd_type_stored_by_an_older_version_is_never_served(gateway, t
     assert response.headers["Content-Type"] == "image/jpeg"  # the provider's, which is valid
 
 
+A_PDF = "https://files.example.com/a.pdf"
+B_PDF = "https://files.example.com/b.pdf"
+
+
 async def test_an_idempotency_key_replayed_with_another_file_is_a_409(start) -> None:
+    # The same key and caption: only the file tells the two requests apart.
     gw, contact_id = await start()
     key = {"Idempotency-Key": "send-1"}
     first = await gw.agent.fetch(
         "POST",
         "/api/v1/messages/",
-        json_body={"contact_id": contact_id, "media_url": "https://files.example.com/a.pdf"},
+        json_body={"contact_id": contact_id, "content": "the invoice", "media_url": A_PDF},
         headers=key,
     )
     assert first[0] == 201, first
     again = await gw.agent.fetch(
         "POST",
         "/api/v1/messages/",
-        json_body={"contact_id": contact_id, "media_url": "https://files.example.com/a.pdf"},
+        json_body={"contact_id": contact_id, "content": "the invoice", "media_url": A_PDF},
         headers=key,
     )
     assert (again[0], again[1]["id"]) == (201, first[1]["id"])
     other = await gw.agent.fetch(
         "POST",
         "/api/v1/messages/",
-        json_body={"contact_id": contact_id, "media_url": "https://files.example.com/b.pdf"},
+        json_body={"contact_id": contact_id, "content": "the invoice", "media_url": B_PDF},
         headers=key,
     )
     assert other[0] == 409, other
