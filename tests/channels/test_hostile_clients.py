@@ -168,33 +168,19 @@ B_PDF = "https://files.example.com/b.pdf"
 
 
 async def test_an_idempotency_key_replayed_with_another_file_is_a_409(start) -> None:
-    # The same key and caption: only the file tells the two requests apart.
+    # The same key and caption: only the file tells the requests apart.
     gw, contact_id = await start()
     key = {"Idempotency-Key": "send-1"}
-    first = await gw.agent.fetch(
-        "POST",
-        "/api/v1/messages/",
-        json_body={"contact_id": contact_id, "content": "the invoice", "media_url": A_PDF},
-        headers=key,
-    )
-    assert first[0] == 201, first
-    again = await gw.agent.fetch(
-        "POST",
-        "/api/v1/messages/",
-        json_body={"contact_id": contact_id, "content": "the invoice", "media_url": A_PDF},
-        headers=key,
-    )
-    assert (again[0], again[1]["id"]) == (201, first[1]["id"])
-    other = await gw.agent.fetch(
-        "POST",
-        "/api/v1/messages/",
-        json_body={"contact_id": contact_id, "content": "the invoice", "media_url": B_PDF},
-        headers=key,
-    )
+
+    async def send(media_url: str) -> tuple[int, Any]:
+        body = {"contact_id": contact_id, "content": "the invoice", "media_url": media_url}
+        return await gw.agent.fetch("POST", "/api/v1/messages/", json_body=body, headers=key)
+
+    first, again, other = await send(A_PDF), await send(A_PDF), await send(B_PDF)
+    assert (first[0], again[0], again[1]["id"]) == (201, 201, first[1]["id"])
     assert other[0] == 409, other
-    body, content_type = multipart(
-        {"contact_id": contact_id}, [("file", "a.jpg", JPEG, "image/jpeg")]
-    )
+    fields = {"contact_id": contact_id, "content": "the invoice"}
+    body, content_type = multipart(fields, [("file", "a.jpg", JPEG, "image/jpeg")])
     status, answer = await gw.agent.fetch(
         "POST", "/api/v1/messages/", body=body, headers={"Content-Type": content_type, **key}
     )

@@ -28,7 +28,7 @@ def _start(workdir: Path, env: dict[str, str], *args: str) -> subprocess.Popen[b
     return launch("serve", *args, log=workdir / "gateway.log", env=env, cwd=workdir)
 
 
-def _half_open(port: int, count: int, source: str = "127.0.0.2") -> list[socket.socket]:
+def half_open(port: int, count: int, source: str = "127.0.0.2") -> list[socket.socket]:
     """Connections that began a request and will never finish its headers."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < count + 200:
@@ -43,7 +43,18 @@ def _half_open(port: int, count: int, source: str = "127.0.0.2") -> list[socket.
     return held
 
 
-def _healthz_seconds(port: int) -> float:
+def closed(sock: socket.socket) -> bool:
+    """Whether the gateway closed a connection that sent it nothing complete."""
+    sock.settimeout(0.01)
+    try:
+        return sock.recv(1) == b""
+    except TimeoutError:
+        return False
+    except OSError:
+        return True
+
+
+def healthz_seconds(port: int) -> float:
     started = time.monotonic()
     assert http_status(f"http://127.0.0.1:{port}/healthz") == 200
     return time.monotonic() - started
@@ -53,9 +64,9 @@ def test_slow_loris_connections_neither_starve_probes_nor_flood_the_log(
     serve, tmp_path: Path
 ) -> None:
     port = serve({})
-    held = _half_open(port, IDLE)
+    held = half_open(port, IDLE)
     try:
-        assert _healthz_seconds(port) <= 1.0
+        assert healthz_seconds(port) <= 1.0
         assert http_status(f"http://127.0.0.1:{port}/readyz") == 200
     finally:
         for sock in held:
@@ -68,22 +79,12 @@ def test_slow_loris_connections_neither_starve_probes_nor_flood_the_log(
 def test_idle_connections_are_closed_and_the_cap_refuses_the_rest(serve, tmp_path: Path) -> None:
     per_client = {"max_connections": 100, "max_connections_per_client": 1000}
     port = serve({"server": {**per_client, "idle_timeout_seconds": 2}})
-    held = _half_open(port, 150)
+    held = half_open(port, 150)
     try:
-
-        def closed(sock: socket.socket) -> bool:
-            sock.settimeout(0.01)
-            try:
-                return sock.recv(1) == b""
-            except TimeoutError:
-                return False
-            except OSError:
-                return True
-
         # The 50 past the cap are closed at once, the others once idle for 2 s.
         wait_until(lambda: sum(map(closed, held)) >= 50, 10, "the cap to close the rest")
         wait_until(lambda: all(map(closed, held)), 15, "idle connections to be closed")
-        assert _healthz_seconds(port) <= 1.0
+        assert healthz_seconds(port) <= 1.0
     finally:
         for sock in held:
             sock.close()
