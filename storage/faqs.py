@@ -12,7 +12,8 @@ from storage.pages import KEY, Page, PageReader, Position
 from storage.records import Database, key_floor, maybe, millis, new_id, update_returning, utcnow
 
 # Messages one suggestions call reads at most, newest first.
-SUGGESTIONS_SCANNED = 20_000
+SUGGESTIONS_SCANNED = 5_000
+_ASKED = {KEY: 1, "normalized": 1, "faq_id": 1, "contact_id": 1, "content": 1}
 
 
 class FaqsRepository:
@@ -79,31 +80,37 @@ class FaqsRepository:
 
     async def unanswered(self, since: datetime, limit: int) -> list[Unanswered]:
         """The most asked normalised inbound texts since ``since`` that no FAQ answered,
-        among the newest ``SUGGESTIONS_SCANNED`` messages: a range of the list-key
-        index (ids are creation-ordered), so a call reads a bounded amount whatever
-        ``since`` is."""
-        pipeline: list[dict[str, Any]] = [
-            {"$match": {KEY: {"$gte": key_floor(millis(since))}}},
-            {"$sort": {KEY: -1}},
-            {"$limit": SUGGESTIONS_SCANNED},
-            {
-                "$match": {
-                    "direction": "in",
-                    "faq_id": None,
-                    "normalized": {"$nin": ["", None]},
-                }
-            },
-            {
-                "$group": {
-                    "_id": "$normalized",
-                    "count": {"$sum": 1},
-                    "contacts": {"$addToSet": "$contact_id"},
-                    "example": {"$last": "$content"},
-                }
-            },
-            {"$project": {"count": 1, "example": 1, "contacts": {"$size": "$contacts"}}},
-            {"$sort": {"contacts": -1, "count": -1, "_id": 1}},
-            {"$limit": limit},
-        ]
-        rows = await (await self.messages.aggregate(pipeline)).to_list()
-        return [Unanswered(r["_id"], r["example"], r["count"], r["contacts"]) for r in rows]
+        among the newest ``SUGGESTIONS_SCANNED`` messages at most, so a call reads a
+        bounded amount whatever ``since`` is.
+
+        Read newest first in windows of the list-key index (ids are creation-ordered):
+        the embedded server reads a whole index range before any limit, so a window
+        is sized from how many the one before held, never the whole ``since``.
+        """
+        asked: dict[str, tuple[int, set[str], str]] = {}
+        for message in await self._newest_inbound(since):
+            phrase = message.get("normalized")
+            if not phrase or message.get("faq_id") is not None:
+                continue
+            count, contacts, example = asked.get(phrase, (0, set(), message["content"]))
+            contacts.add(message["contact_id"])
+            asked[phrase] = (count + 1, contacts, example)
+        ranked = sorted(asked.items(), key=lambda kv: (-len(kv[1][1]), -kv[1][0], kv[0]))
+        return [Unanswered(q, ex, n, len(who)) for q, (n, who, ex) in ranked[:limit]]
+
+    async def _newest_inbound(self, since: datetime) -> list[dict[str, Any]]:
+        floor, upper = millis(since), millis(utcnow()) + 1
+        span = 60_000  # ms: a minute first, then sized from what a window held
+        found: list[dict[str, Any]] = []
+        while upper > floor and len(found) < SUGGESTIONS_SCANNED:
+            lower = max(floor, upper - span)
+            window = {KEY: {"$gte": key_floor(lower), "$lt": key_floor(upper)}, "direction": "in"}
+            batch = await self.messages.find(window, projection=_ASKED).to_list()
+            found += batch
+            upper = lower
+            wanted = SUGGESTIONS_SCANNED - len(found)
+            # As many as are still wanted, at the density seen: at most double the span.
+            span = int(min(span * 2, span * wanted / len(batch))) if batch else span * 4
+            span = max(span, 1000)
+        found.sort(key=lambda d: d[KEY], reverse=True)
+        return found[:SUGGESTIONS_SCANNED]
