@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from typing import Any
 
 from channels.base import Channel, Inbound
 from gateway.activity import Activity
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.faq import FaqAnswer, FaqResponder, question_phrase
 from gateway.workers import detached_task
 from storage.contacts import Sighting
@@ -34,7 +34,6 @@ from storage.database import Storage
 from storage.errors import is_unavailable
 from storage.messages import inbound_document
 from storage.models import Contact, Message
-from storage.records import utcnow
 
 log = logging.getLogger("gateway.inbound")
 
@@ -113,9 +112,14 @@ class InboundWriter:
     """Stores inbound messages in batches; ``write`` returns once its batch is durable."""
 
     def __init__(
-        self, storage: Storage, activity: Activity, propose: Callable[[int], list[str | None]]
+        self,
+        storage: Storage,
+        activity: Activity,
+        propose: Callable[[int], list[str | None]],
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.storage = storage
+        self.clock = clock
         self.activity = activity
         self.propose = propose  # agents for new conversations (gateway/assignment.py)
         self._queue: list[_Pending] = []
@@ -175,7 +179,7 @@ class InboundWriter:
         return None
 
     async def _store(self, batch: list[_Pending]) -> list[tuple[Contact, bool] | Exception]:
-        now = utcnow()
+        now = self.clock.now()
         await self._record_contacts(batch, now)
         contacts = [self._contacts[p.sighting.contact_id][0] for p in batch]
         documents = [
@@ -223,7 +227,7 @@ class InboundWriter:
             return
         unknown = frozenset(s.contact_id for s in due if self._contacts.get(s.contact_id) is None)
         stored = await self.storage.contacts.record_seen_many(due, now, unknown=unknown)
-        written_at = time.monotonic()
+        written_at = self.clock.monotonic()
         for contact in stored.values():
             self._contacts.put(contact, written_at)
 
@@ -234,7 +238,7 @@ class InboundWriter:
         contact, written_at = known
         self._contacts.touch(sighting.contact_id)
         return (
-            time.monotonic() - written_at > CONTACT_REFRESH_SECONDS
+            self.clock.monotonic() - written_at > CONTACT_REFRESH_SECONDS
             or bool(sighting.name and sighting.name != contact.name)
             or bool(sighting.username and sighting.username != contact.username)
         )

@@ -14,7 +14,6 @@ import bisect
 import contextlib
 import heapq
 import logging
-import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
@@ -25,7 +24,6 @@ from pymongo.errors import PyMongoError
 
 from channels.base import Backoff, Channel
 from storage.outbox import Claim, OutboxRepository, Outcome, Unsent
-from storage.records import utcnow
 
 if TYPE_CHECKING:
     from gateway.outbound import Dispatcher
@@ -53,16 +51,13 @@ class _Pending:
         return self.message.id
 
 
-def _due(message: Unsent) -> float:
-    return time.monotonic() + max(0.0, (message.next_attempt_at - utcnow()).total_seconds())
-
-
 class Lane:
     """One held channel's outbox: every unsent message, and the loop that sends them."""
 
     def __init__(self, channel: Channel, dispatcher: Dispatcher) -> None:
         self.channel = channel
         self.dispatcher = dispatcher
+        self.clock = dispatcher.clock
         self.outbox: OutboxRepository = dispatcher.storage.outbox
         self.pacing = dispatcher.pacing(channel)
         self._queues: dict[str, list[_Pending]] = {}  # contact → unsent, oldest first
@@ -94,7 +89,7 @@ class Lane:
             self._wake.clear()
             try:
                 with pymongo.timeout(BACKGROUND_TIMEOUT_SECONDS):
-                    wait = await self._step()
+                    wait = await self.step()
             except PyMongoError as exc:
                 wait = trouble.next()
                 log.warning("channel %r outbox: database error (%s); again in %.1f s",
@@ -112,7 +107,7 @@ class Lane:
         """A message to send (queued here, loaded, or found by discovery)."""
         if message.id in self._known or message.id in self._done:
             return
-        pending = _Pending(message, _due(message), message.attempts)
+        pending = _Pending(message, self._due(message), message.attempts)
         self._known[message.id] = pending
         queue = self._queues.setdefault(message.contact_id, [])
         bisect.insort(queue, pending, key=lambda p: p.message.key)
@@ -141,7 +136,7 @@ class Lane:
             return
         if outcome.status == "queued":
             pending.attempts = attempts
-            pending.due = time.monotonic() + retry_in
+            pending.due = self.clock.monotonic() + retry_in
             self._mark(pending, "queued")
         else:
             self._forget(pending)
@@ -192,6 +187,10 @@ class Lane:
 
     # -- sending ---------------------------------------------------------------------
 
+    def _due(self, message: Unsent) -> float:
+        wait = (message.next_attempt_at - self.clock.now()).total_seconds()
+        return self.clock.monotonic() + max(0.0, wait)
+
     def _candidate(self) -> _Pending | None:
         """The heap's top if it is still its contact's oldest message and waiting."""
         while self._heads:
@@ -208,11 +207,12 @@ class Lane:
             heapq.heappop(self._heads)  # superseded: sent, retried, busy or no longer first
         return None
 
-    async def _step(self) -> float | None:
-        """Claim and start every send whose time has come; returns how long to wait."""
+    async def step(self) -> float | None:
+        """Claim and start every send whose time has come; returns how long to wait
+        (None: until woken)."""
         if self._theirs:
             await self._take_over_expired()
-        now = time.monotonic()
+        now = self.clock.monotonic()
         picked: list[_Pending] = []
         while self.dispatcher.free_slots > len(picked) and self.pacing.gate() <= now:
             pending = self._candidate()
@@ -232,7 +232,7 @@ class Lane:
         return self._wait()
 
     def _wait(self) -> float | None:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         times = []
         pending = self._candidate()
         if pending is not None and self.dispatcher.free_slots > 0:
@@ -241,7 +241,7 @@ class Lane:
         return max(0.0, min(times) - now) if times else None  # None: until woken
 
     async def _claim(self, picked: list[_Pending]) -> None:
-        until = utcnow() + timedelta(seconds=self.dispatcher.config.stale_sending_seconds)
+        until = self.clock.now() + timedelta(seconds=self.dispatcher.config.stale_sending_seconds)
         self.dispatcher.free_slots -= len(picked)
         try:
             token, taken = await self.outbox.claim(
@@ -262,15 +262,14 @@ class Lane:
 
     # -- claims another process left --------------------------------------------------
 
-    @staticmethod
-    def _expiry(pending: _Pending) -> float:
+    def _expiry(self, pending: _Pending) -> float:
         until = pending.claim.until if pending.claim else None
         if until is None:
-            return time.monotonic()
-        return time.monotonic() + (until - utcnow()).total_seconds()
+            return self.clock.monotonic()
+        return self.clock.monotonic() + (until - self.clock.now()).total_seconds()
 
     async def _take_over_expired(self) -> None:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         expired = [p for p in self._theirs.values() if self._expiry(p) <= now]
         if not expired:
             return

@@ -46,6 +46,7 @@ from pymongo.errors import PyMongoError
 
 from channels.base import Backoff, Channel, ProviderError, SendError, StatusReport, Throttled
 from gateway.attachments import OutboundFiles
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.config import DeliveryConfig
 from gateway.lane import BACKGROUND_TIMEOUT_SECONDS, Lane
 from gateway.logs import scrubber
@@ -158,8 +159,10 @@ class Dispatcher:
         metrics: Metrics,
         supervisor: Supervisor,
         files: OutboundFiles,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.storage = storage
+        self.clock = clock
         self.files = files
         self.config = config
         self.metrics = metrics
@@ -174,7 +177,7 @@ class Dispatcher:
 
     def pacing(self, channel: Channel) -> Pacing:
         if channel.id not in self._pacings:
-            self._pacings[channel.id] = Pacing(*channel.pacing())
+            self._pacings[channel.id] = Pacing(*channel.pacing(), clock=self.clock)
         return self._pacings[channel.id]
 
     def paused(self) -> list[tuple[str, float, int]]:
@@ -242,7 +245,7 @@ class Dispatcher:
         try:
             outcome, attempts, retry_in = await self._attempt(channel, message, attempts, token)
         finally:
-            self.pacing(channel).finished(message.to, time.monotonic())
+            self.pacing(channel).finished(message.to, self.clock.monotonic())
             self.free_slots += 1
             for each in self.lanes.values():
                 each.wake()  # a slot is free
@@ -251,7 +254,7 @@ class Dispatcher:
         except Exception:  # logged by the writer
             lane = self.lanes.get(channel.id)
             if lane is not None:
-                expires = utcnow() + timedelta(seconds=self.config.stale_sending_seconds)
+                expires = self.clock.now() + timedelta(seconds=self.config.stale_sending_seconds)
                 lane.abandon(message.id, Claim(token, self.owner, expires))
             return
         finally:
@@ -264,7 +267,7 @@ class Dispatcher:
         self, channel: Channel, message: Unsent, attempts: int, token: str
     ) -> tuple[Outcome, int, float]:
         """Send once; returns the outcome, the counted attempts and when to retry."""
-        started = time.monotonic()
+        started = self.clock.monotonic()
         try:
             # Cut well inside the claim, so the claim never expires under a live send.
             async with asyncio.timeout(self.config.stale_sending_seconds / 2):
@@ -289,7 +292,7 @@ class Dispatcher:
             log.exception("message %s: unexpected error from channel %r", message.id, channel.name)
             failure = ProviderError(type(exc).__name__)
             return self._failed(channel, message, attempts, token, failure)
-        elapsed = time.monotonic() - started
+        elapsed = self.clock.monotonic() - started
         self.metrics.send_seconds.labels(channel.name).observe(elapsed)
         self.metrics.outbound.labels(channel.name, "sent").inc()
         log.info("message %s sent through %r in %.0f ms", message.id, channel.name, 1000 * elapsed)
@@ -305,7 +308,7 @@ class Dispatcher:
             self.pacing(channel).pause(delay)
             log.warning("channel %r: flood wait of %.1f s (message %s waits)",
                         channel.name, delay, message.id)  # fmt: skip
-            return self._retry(message, token, reason, delay, counted=False), attempts, delay
+            return self._retry(message, token, reason, delay, False), attempts, delay
         attempts += 1
         if not exc.retryable or attempts >= self.config.max_attempts:
             self.metrics.outbound.labels(channel.name, "failed").inc()
@@ -317,11 +320,12 @@ class Dispatcher:
         delay = ceiling * random.uniform(0.75, 1.0)  # noqa: S311 - jitter, not secrecy
         log.info("message %s: attempt %d failed (%s); retry in %.1f s",
                  message.id, attempts, reason, delay)  # fmt: skip
-        return self._retry(message, token, reason, delay, counted=True), attempts, delay
+        return self._retry(message, token, reason, delay, True), attempts, delay
 
-    @staticmethod
-    def _retry(message: Unsent, token: str, reason: str, delay: float, *, counted: bool) -> Outcome:
-        at = utcnow() + timedelta(seconds=delay)
+    def _retry(
+        self, message: Unsent, token: str, reason: str, delay: float, counted: bool
+    ) -> Outcome:
+        at = self.clock.now() + timedelta(seconds=delay)
         return Outcome(message.id, token, "queued", error=reason, next_attempt_at=at,
                        counted=counted)  # fmt: skip
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import time
+from gateway.clock import SYSTEM_CLOCK, Clock
 
 
 class Pacing:
     """When a channel's next send may start: its rate, each chat's gap, a provider's pause."""
 
-    def __init__(self, per_channel: float, per_chat: float) -> None:
+    def __init__(self, per_channel: float, per_chat: float, clock: Clock = SYSTEM_CLOCK) -> None:
         self.per_channel, self.per_chat = per_channel, per_chat
+        self.clock = clock
         self.next_send = 0.0
         self.paused_until = 0.0
         self.flood_waits = 0
@@ -38,7 +39,7 @@ class Pacing:
 
     def pause(self, seconds: float) -> None:
         self.flood_waits += 1
-        self.paused_until = max(self.paused_until, time.monotonic() + seconds)
+        self.paused_until = max(self.paused_until, self.clock.monotonic() + seconds)
 
     def paused_for(self) -> float:
-        return max(0.0, self.paused_until - time.monotonic())
+        return max(0.0, self.paused_until - self.clock.monotonic())
