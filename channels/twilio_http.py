@@ -21,7 +21,6 @@ from channels.base import (
     NetworkFailure,
     ProviderError,
 )
-from channels.whatsapp import TWILIO_API
 
 REDIRECTS = (301, 302, 303, 307, 308)
 
@@ -33,9 +32,12 @@ class TwilioHttpClient(AsyncTwilioHttpClient):
     aiohttp's ``BasicAuth``, which aiohttp deprecates.
     """
 
-    def __init__(self, api_base: str) -> None:
+    def __init__(self, api_base: str, twilio_api: str) -> None:
+        """Calls the twilio library makes to ``twilio_api`` (its fixed host) go to
+        ``api_base`` instead: the same, or a fake Twilio in tests."""
         super().__init__(timeout=30)
         self.api_base = api_base.rstrip("/")
+        self.twilio_api = twilio_api
         # Files and the Content API, which twilio's client does not reach
         self._direct: aiohttp.ClientSession | None = None
 
@@ -50,8 +52,8 @@ class TwilioHttpClient(AsyncTwilioHttpClient):
         timeout: float | None = None,  # noqa: ASYNC109 - the overridden signature
         allow_redirects: bool = False,
     ) -> Response:
-        if url.startswith(TWILIO_API):
-            url = self.api_base + url[len(TWILIO_API) :]
+        if url.startswith(self.twilio_api):
+            url = self.api_base + url[len(self.twilio_api) :]
         if auth is not None:
             headers = {**(headers or {}), "Authorization": _basic(auth)}
         return await super().request(
@@ -62,9 +64,9 @@ class TwilioHttpClient(AsyncTwilioHttpClient):
         """A media URL of a webhook, fetched with the account's credentials. They go to
         Twilio's API only: its redirect to a signed storage URL is followed without them
         (https://www.twilio.com/docs/messaging/api/media-resource#fetch-media-file)."""
-        if not url.startswith(TWILIO_API + "/"):  # https only, Twilio's own host only
+        if not url.startswith(self.twilio_api + "/"):  # https only, Twilio's own host only
             raise MediaUnavailable(404, "not a Twilio media URL")
-        url = self.api_base + url[len(TWILIO_API) :]
+        url = self.api_base + url[len(self.twilio_api) :]
         session = self._session()
         try:
             response = await session.get(

@@ -36,8 +36,8 @@ from channels.base import (
 )
 from channels.media import MB, Attachment, MediaRules, media_type
 
-TWILIO_API = "https://api.twilio.com"
 CONTENT_API = "https://content.twilio.com"
+TWILIO_API = "https://api.twilio.com"
 PREFIX = "whatsapp:"
 FORM_BODY = 64 * 1024  # a Body of 4,096 characters, percent-encoded, and the rest
 # https://www.twilio.com/docs/messaging/api/message-resource#message-status-values
@@ -86,7 +86,7 @@ class WhatsAppChannel(Channel):
         from channels.twilio_http import TwilioHttpClient
 
         self.validator = RequestValidator(settings.auth_token)
-        self.http = TwilioHttpClient(settings.api_base)
+        self.http = TwilioHttpClient(settings.api_base, TWILIO_API)
         self.client = Client(settings.account_sid, settings.auth_token, http_client=self.http)
         self._templates: tuple[float, list[dict[str, Any]]] | None = None  # (until, list)
 

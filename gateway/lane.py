@@ -17,16 +17,15 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 import pymongo
 from pymongo.errors import PyMongoError
 
 from channels.base import Backoff, Channel
+from gateway.clock import Clock
+from gateway.pacing import Pacing
 from storage.outbox import Claim, OutboxRepository, Outcome, Unsent
-
-if TYPE_CHECKING:
-    from gateway.outbound import Dispatcher
 
 log = logging.getLogger("gateway.outbound")
 
@@ -51,15 +50,50 @@ class _Pending:
         return self.message.id
 
 
+class Slots:
+    """Sends that may be under way at once, shared by every lane of a gateway
+    (``delivery.concurrency``): a lane takes them as it claims, a send gives its back."""
+
+    def __init__(self, total: int) -> None:
+        self.free = total
+
+    def take(self, count: int) -> None:
+        self.free -= count
+
+    def give(self, count: int = 1) -> None:
+        self.free += count
+
+
+class Launcher(Protocol):
+    """What a lane needs of whoever runs its sends (gateway/outbound.py's Dispatcher)."""
+
+    owner: str  # names this process in its claims
+    live: set[str]  # ids claimed here whose outcome is not durable yet
+    slots: Slots
+
+    def launch(self, channel: Channel, message: Unsent, attempts: int, token: str) -> None:
+        """Start sending ``message``, claimed with ``token``; its outcome comes back
+        through :meth:`Lane.settle` (or :meth:`Lane.abandon`)."""
+
+
 class Lane:
     """One held channel's outbox: every unsent message, and the loop that sends them."""
 
-    def __init__(self, channel: Channel, dispatcher: Dispatcher) -> None:
+    def __init__(
+        self,
+        channel: Channel,
+        outbox: OutboxRepository,
+        pacing: Pacing,
+        sends: Launcher,
+        claim_seconds: float,
+        clock: Clock,
+    ) -> None:
         self.channel = channel
-        self.dispatcher = dispatcher
-        self.clock = dispatcher.clock
-        self.outbox: OutboxRepository = dispatcher.storage.outbox
-        self.pacing = dispatcher.pacing(channel)
+        self.outbox = outbox
+        self.pacing = pacing
+        self.sends = sends
+        self.claim_seconds = claim_seconds  # a claim's length (delivery.stale_sending_seconds)
+        self.clock = clock
         self._queues: dict[str, list[_Pending]] = {}  # contact → unsent, oldest first
         self._known: dict[str, _Pending] = {}
         self._heads: list[tuple[float, str, str]] = []  # (due, key, id) of candidates
@@ -74,7 +108,7 @@ class Lane:
     async def run(self) -> None:
         """Load the channel's outbox, then send whatever is due, for as long as we hold it."""
         # Start from the database (also after a crash): sends under way here are
-        # known by their ids in dispatcher.live and stay ours.
+        # known by their ids in sends.live and stay ours.
         for part in (self._queues, self._known, self._theirs, self._busy):
             part.clear()
         self._heads.clear()
@@ -112,9 +146,7 @@ class Lane:
         queue = self._queues.setdefault(message.contact_id, [])
         bisect.insort(queue, pending, key=lambda p: p.message.key)
         if message.claim is not None:
-            live = message.claim.owner == self.dispatcher.owner and (
-                message.id in self.dispatcher.live
-            )
+            live = message.claim.owner == self.sends.owner and message.id in self.sends.live
             pending.claim = message.claim
             self._mark(pending, "mine" if live else "theirs")
         elif queue[0] is pending:
@@ -214,7 +246,7 @@ class Lane:
             await self._take_over_expired()
         now = self.clock.monotonic()
         picked: list[_Pending] = []
-        while self.dispatcher.free_slots > len(picked) and self.pacing.gate() <= now:
+        while self.sends.slots.free > len(picked) and self.pacing.gate() <= now:
             pending = self._candidate()
             if pending is None or pending.due > now:
                 break
@@ -235,28 +267,27 @@ class Lane:
         now = self.clock.monotonic()
         times = []
         pending = self._candidate()
-        if pending is not None and self.dispatcher.free_slots > 0:
+        if pending is not None and self.sends.slots.free > 0:
             times.append(max(pending.due, self.pacing.gate()))
         times += [self._expiry(p) for p in self._theirs.values()]
         return max(0.0, min(times) - now) if times else None  # None: until woken
 
     async def _claim(self, picked: list[_Pending]) -> None:
-        until = self.clock.now() + timedelta(seconds=self.dispatcher.config.stale_sending_seconds)
-        self.dispatcher.free_slots -= len(picked)
+        until = self.clock.now() + timedelta(seconds=self.claim_seconds)
+        slots = self.sends.slots
+        slots.take(len(picked))
         try:
-            token, taken = await self.outbox.claim(
-                [p.id for p in picked], self.dispatcher.owner, until
-            )
+            token, taken = await self.outbox.claim([p.id for p in picked], self.sends.owner, until)
         except BaseException:
-            self.dispatcher.free_slots += len(picked)
+            slots.give(len(picked))
             for pending in picked:
                 self._mark(pending, "queued")
             raise
         missed = [p for p in picked if p.id not in taken]
-        self.dispatcher.free_slots += len(missed)
+        slots.give(len(missed))
         for pending in picked:
             if pending.id in taken:
-                self.dispatcher.launch(self.channel, pending.message, pending.attempts, token)
+                self.sends.launch(self.channel, pending.message, pending.attempts, token)
         if missed:  # something changed them behind our back: see what they are now
             await self._reload(missed)
 

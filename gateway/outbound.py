@@ -48,7 +48,7 @@ from channels.base import Backoff, Channel, ProviderError, SendError, StatusRepo
 from gateway.attachments import OutboundFiles
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.config import DeliveryConfig
-from gateway.lane import BACKGROUND_TIMEOUT_SECONDS, Lane
+from gateway.lane import BACKGROUND_TIMEOUT_SECONDS, Lane, Slots
 from gateway.logs import scrubber
 from gateway.metrics import Metrics
 from gateway.pacing import Pacing
@@ -170,7 +170,7 @@ class Dispatcher:
         self.owner = new_id()  # names this process in the claims it makes
         self.lanes: dict[str, Lane] = {}
         self.live: set[str] = set()  # ids claimed here whose outcome is not durable yet
-        self.free_slots = config.concurrency
+        self.slots = Slots(config.concurrency)  # shared by the lanes
         self.outcomes = OutcomeWriter(storage)
         self._pacings: dict[str, Pacing] = {}  # by channel id; outlives a lane
         self._sends: set[asyncio.Task[None]] = set()
@@ -179,6 +179,11 @@ class Dispatcher:
         if channel.id not in self._pacings:
             self._pacings[channel.id] = Pacing(*channel.pacing(), clock=self.clock)
         return self._pacings[channel.id]
+
+    def lane(self, channel: Channel) -> Lane:
+        """A lane for ``channel``'s outbox, whose sends this dispatcher runs."""
+        outbox, claim_seconds = self.storage.outbox, self.config.stale_sending_seconds
+        return Lane(channel, outbox, self.pacing(channel), self, claim_seconds, self.clock)
 
     def paused(self) -> list[tuple[str, float, int]]:
         """(channel id, seconds of flood wait left, flood waits so far) for metrics."""
@@ -192,7 +197,7 @@ class Dispatcher:
 
     def hold(self, channel: Channel) -> None:
         """This gateway now holds ``channel``: send its outbox."""
-        lane = Lane(channel, self)
+        lane = self.lane(channel)
         self.lanes[channel.id] = lane
         self.supervisor.start(f"outbox {channel.name}", lane.run)
 
@@ -246,7 +251,7 @@ class Dispatcher:
             outcome, attempts, retry_in = await self._attempt(channel, message, attempts, token)
         finally:
             self.pacing(channel).finished(message.to, self.clock.monotonic())
-            self.free_slots += 1
+            self.slots.give()
             for each in self.lanes.values():
                 each.wake()  # a slot is free
         try:

@@ -53,3 +53,43 @@ def test_layers_import_only_what_is_below_them(package: str) -> None:
         (top, where) for top, where in found if top not in {package, *MAY_IMPORT[package]}
     )
     assert outside == [], f"{package} imports {outside}"
+
+
+def _module_imports() -> dict[str, set[str]]:
+    """Each of our modules (``gateway.lane``), and ours it imports, wherever the
+    import stands (inside a function, or for type checking only, counts too)."""
+    modules = {
+        ".".join(path.relative_to(ROOT).with_suffix("").parts): path
+        for package in OURS
+        for path in (ROOT / package).glob("*.py")
+    }
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                found |= {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names}
+        graph[name] = {m for m in found if m in modules and m != name}
+    return graph
+
+
+def test_no_two_modules_import_each_other_however_far_round() -> None:
+    graph = _module_imports()
+    cycles = []
+    state: dict[str, str] = {}  # "open" while on the path, "done" after
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = "open"
+        for imported in sorted(graph[module]):
+            if state.get(imported) == "open":
+                cycles.append([*path[path.index(imported) :], imported])
+            elif imported not in state:
+                visit(imported, [*path, imported])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert cycles == [], f"import cycles: {cycles}"

@@ -12,7 +12,6 @@ from typing import Any
 
 from channels.base import NetworkFailure, Throttled, Undeliverable
 from gateway.config import DeliveryConfig
-from gateway.lane import Lane
 from gateway.metrics import Metrics
 from gateway.outbound import Dispatcher
 from gateway.workers import Supervisor
@@ -39,7 +38,7 @@ class Harness:
         self.dispatcher = Dispatcher(
             storage, config, Metrics(), Supervisor(), files, clock=self.clock
         )
-        self.lane = Lane(channel, self.dispatcher)  # type: ignore[arg-type]
+        self.lane = self.dispatcher.lane(channel)  # type: ignore[arg-type]
         self.dispatcher.lanes[channel.id] = self.lane
 
     def queue(self, *contacts: str) -> list[str]:
@@ -72,10 +71,10 @@ async def test_concurrency_slots_bound_the_sends_at_once() -> None:
     h = Harness(ScriptedChannel(), concurrency=2)
     ids = h.queue("ana", "bob", "cy", "di")
     await h.lane.step()
-    assert h.dispatcher.free_slots == 0
+    assert h.dispatcher.slots.free == 0
     assert h.outbox.claims == [ids[:2]]
     await asyncio.gather(*list(h.dispatcher._sends))
-    assert h.dispatcher.free_slots == 2
+    assert h.dispatcher.slots.free == 2
     assert await h.step() == ids[2:]
 
 
@@ -159,7 +158,7 @@ async def test_a_claim_the_database_refused_is_read_again_and_sent_once() -> Non
     a, b = h.queue("ana", "bob")
     h.outbox.refuse_claims = {a}  # changed behind our back between read and claim
     assert await h.step() == [a, b]
-    assert h.dispatcher.free_slots == 8  # the refused claim's slot came back
+    assert h.dispatcher.slots.free == 8  # the refused claim's slot came back
     h.outbox.refuse_claims = set()
     assert await h.step() == [a]
     assert sorted(i for _, i in h.channel.sent) == [a, b]
