@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import pymongo
 
+from gateway.bus import AssignmentsMade, Bus, ConversationsWaiting
 from gateway.events import Entry, EventLog
 from gateway.lane import BACKGROUND_TIMEOUT_SECONDS
 from gateway.workers import detached_task
@@ -31,14 +32,16 @@ QUEUED, CHANGED = "queued", "changed"
 
 class Activity:
     def __init__(
-        self, storage: Storage, events: EventLog, handoff: Callable[[list[Message]], None]
+        self,
+        storage: Storage,
+        events: EventLog,
+        handoff: Callable[[list[Message]], None],
+        bus: Bus,
     ) -> None:
         self.storage = storage
         self.events = events
         self.handoff = handoff  # queued messages to their channel's sender
-        self.on_waiting: Callable[[], None] = lambda: None  # conversations await an agent
-        # conversations that arrived with the agents proposed for them
-        self.on_assigned: Callable[[list[Conversation]], None] = lambda _: None
+        self.bus = bus  # told of conversations that wait, and of those given as they came
         self._news: list[tuple[str, list[Message]]] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -48,7 +51,7 @@ class Activity:
         proposed = {conversation_id(a.contact.id): a.assignee for a in arrivals if a.assignee}
         given = [c for c in conversations if c.assignee_id and proposed.get(c.id) == c.assignee_id]
         if given:
-            self.on_assigned(given)
+            await self.bus.publish(AssignmentsMade(given))
         assignees = {c.id: c.assignee_id for c in conversations}
         entries: list[Entry] = [
             (EventType.MESSAGE_CREATED, assignees.get(m.conversation_id), m) for m in messages
@@ -56,7 +59,7 @@ class Activity:
         entries += [(EventType.CONVERSATION_UPDATED, c.assignee_id, c) for c in conversations]
         await self.events.append(entries)
         if any(c.assignee_id is None for c in conversations):
-            self.on_waiting()
+            await self.bus.publish(ConversationsWaiting())
 
     async def queued(self, messages: list[Message]) -> None:
         """Outbound messages were stored as queued: to delivery now, their news after."""

@@ -6,14 +6,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from channels.base import Channel, Inbound, Sink, Unavailable, WebhookResult
+from channels.base import Channel, Inbound, Sink, StatusReport, Unavailable, WebhookResult
+from gateway.bus import Bus, StatusesChanged
 from gateway.faq import FaqResponder
 from gateway.inbound import InboundWriter, Received, receive
 from gateway.metrics import Metrics
-from gateway.outbound import apply_statuses
 from storage.database import Storage
 from storage.errors import is_unavailable
-from storage.models import Message
+from storage.models import Message, Status
 
 log = logging.getLogger("gateway.intake")
 
@@ -26,14 +26,14 @@ class Intake:
         faq: FaqResponder,
         metrics: Metrics,
         queued: Callable[[list[Message]], Awaitable[None]],
-        changed: Callable[[list[Message]], Awaitable[None]],
+        bus: Bus,
     ) -> None:
         self.storage = storage
         self.writer = writer
         self.faq = faq
         self.metrics = metrics
-        self.queued = queued
-        self.changed = changed  # delivery news moved these messages
+        self.queued = queued  # FAQ answers, queued to send
+        self.bus = bus  # told of the messages a provider's news moved
 
     async def receive(self, channel: Channel, items: list[Inbound]) -> Received:
         """Store what a channel received, answering FAQs; returns once it is durable."""
@@ -48,12 +48,28 @@ class Intake:
         """A verified webhook's news and messages; raises what kept one from being
         stored, so that the provider is not told it was."""
         if result.statuses:
-            changed = await apply_statuses(self.storage, channel, list(result.statuses))
-            await self.changed(changed)
+            moved = await self._apply_statuses(channel, list(result.statuses))
+            await self.bus.publish(StatusesChanged(moved))
         if result.messages:
             received = await self.receive(channel, list(result.messages))
             if received.failed:
                 raise received.failed[0]
+
+    async def _apply_statuses(self, channel: Channel, reports: list[StatusReport]) -> list[Message]:
+        """A provider's news about the channel's messages; never moves a status
+        backwards. Returns the messages it moved."""
+        moved = []
+        for report in reports:
+            message = await self.storage.messages.apply_status(
+                channel.id,
+                report.message_id,
+                Status(report.status),
+                external_id=report.external_id,
+                error=report.error,
+            )
+            if message is not None:
+                moved.append(message)
+        return moved
 
     def sink_for(self, channel: Channel) -> Sink:
         """Where the channel's poller hands what it receives."""

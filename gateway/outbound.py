@@ -38,14 +38,14 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import pymongo
 from pymongo.errors import PyMongoError
 
-from channels.base import Backoff, Channel, ProviderError, SendError, StatusReport, Throttled
+from channels.base import Backoff, Channel, ProviderError, SendError, Throttled
 from gateway.attachments import OutboundFiles
+from gateway.bus import Bus, StatusesChanged
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.config import DeliveryConfig
 from gateway.lane import BACKGROUND_TIMEOUT_SECONDS, Lane, Slots
@@ -55,7 +55,7 @@ from gateway.pacing import Pacing
 from gateway.workers import Supervisor, detached_task
 from storage.database import Storage
 from storage.errors import is_unavailable
-from storage.models import Message, Status
+from storage.models import Message
 from storage.outbox import Claim, Outcome, Unsent
 from storage.records import key_floor, millis, new_id, utcnow
 
@@ -78,11 +78,10 @@ class OutcomeWriter:
     dropping it would send its message again.
     """
 
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, bus: Bus) -> None:
         self.storage = storage
         self.outbox = storage.outbox
-        # Told of the messages each write moved (their conversations and events).
-        self.on_change: Callable[[list[Message]], Awaitable[None]] = _nothing
+        self.bus = bus  # told of the messages each write moved (StatusesChanged)
         self._moved: list[str] = []  # ids whose outcome is recorded, not yet announced
         self._announcer: asyncio.Task[None] | None = None
         self._queue: list[tuple[Outcome, asyncio.Future[None]]] = []
@@ -135,7 +134,8 @@ class OutcomeWriter:
             ids, self._moved = self._moved, []
             try:
                 with pymongo.timeout(BACKGROUND_TIMEOUT_SECONDS):
-                    await self.on_change(await self.storage.messages.get_many(ids))
+                    moved = await self.storage.messages.get_many(ids)
+                    await self.bus.publish(StatusesChanged(moved))
             except Exception as exc:  # the outcomes are recorded; their events are not
                 log.warning("events of %d send outcomes not written (%s)", len(ids),
                             type(exc).__name__)  # fmt: skip
@@ -159,6 +159,7 @@ class Dispatcher:
         metrics: Metrics,
         supervisor: Supervisor,
         files: OutboundFiles,
+        bus: Bus,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.storage = storage
@@ -171,7 +172,7 @@ class Dispatcher:
         self.lanes: dict[str, Lane] = {}
         self.live: set[str] = set()  # ids claimed here whose outcome is not durable yet
         self.slots = Slots(config.concurrency)  # shared by the lanes
-        self.outcomes = OutcomeWriter(storage)
+        self.outcomes = OutcomeWriter(storage, bus)
         self._pacings: dict[str, Pacing] = {}  # by channel id; outlives a lane
         self._sends: set[asyncio.Task[None]] = set()
 
@@ -333,26 +334,3 @@ class Dispatcher:
         at = self.clock.now() + timedelta(seconds=delay)
         return Outcome(message.id, token, "queued", error=reason, next_attempt_at=at,
                        counted=counted)  # fmt: skip
-
-
-async def apply_statuses(
-    storage: Storage, channel: Channel, reports: list[StatusReport]
-) -> list[Message]:
-    """A provider's delivery news about the channel's messages; never moves backwards.
-    Returns the messages it moved."""
-    moved = []
-    for report in reports:
-        message = await storage.messages.apply_status(
-            channel.id,
-            report.message_id,
-            Status(report.status),
-            external_id=report.external_id,
-            error=report.error,
-        )
-        if message is not None:
-            moved.append(message)
-    return moved
-
-
-async def _nothing(messages: list[Message]) -> None:
-    return None

@@ -12,6 +12,7 @@ from gateway.activity import Activity
 from gateway.assignment import Assigner
 from gateway.attachments import OutboundFiles
 from gateway.auth import Authenticator
+from gateway.bus import AssignmentsMade, Bus, ConversationsWaiting, StatusesChanged
 from gateway.channels import ChannelSet
 from gateway.config import Config
 from gateway.conversations import Conversations
@@ -96,7 +97,8 @@ def build_services(config: Config, storage: Storage) -> Services:
     supervisor = Supervisor(lambda worker: metrics.worker_restarts.labels(worker).inc())
     links = MediaLinks(secret, config.server.public_url, config.media.link_seconds)
     files = OutboundFiles(storage.uploads, links)
-    dispatcher = Dispatcher(storage, config.delivery, metrics, supervisor, files)
+    bus = Bus()
+    dispatcher = Dispatcher(storage, config.delivery, metrics, supervisor, files, bus)
     channels = ChannelSet()
     shared = not storage.outbox.sole_writer  # other gateways may write to the database
     hub = EventHub(
@@ -109,11 +111,12 @@ def build_services(config: Config, storage: Storage) -> Services:
             config.events.stream_queue_events,
         ),
     )
-    activity = Activity(storage, EventLog(storage.events, hub), dispatcher.queued)
-    dispatcher.outcomes.on_change = activity.changed
+    activity = Activity(storage, EventLog(storage.events, hub), dispatcher.queued, bus)
     assigner = Assigner(storage, activity, config.assignment)
-    activity.on_waiting = assigner.nudge
-    activity.on_assigned = assigner.assigned
+    # Who hears what (gateway/bus.py): every subscription of the process is here.
+    bus.subscribe(StatusesChanged, lambda event: activity.changed(event.messages))
+    bus.subscribe(ConversationsWaiting, lambda _: assigner.nudge())
+    bus.subscribe(AssignmentsMade, lambda event: assigner.assigned(event.conversations))
     inbound = InboundWriter(storage, activity, assigner.propose)
     services = Services(
         config=config,
@@ -126,7 +129,7 @@ def build_services(config: Config, storage: Storage) -> Services:
         supervisor=supervisor,
         dispatcher=dispatcher,
         inbound=inbound,
-        intake=Intake(storage, inbound, faq, metrics, activity.queued, activity.changed),
+        intake=Intake(storage, inbound, faq, metrics, activity.queued, bus),
         sender=Sender(
             storage,
             known_contact=inbound.known_contact,

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from gateway.activity import Activity
+from gateway.bus import AssignmentsMade, Bus, ConversationsWaiting
 from storage.models import EventType, conversation_id
 from tests.unit.fakes import conversation, until
 
@@ -56,6 +57,7 @@ async def test_queued_messages_go_to_delivery_first_and_their_news_after_in_orde
         SimpleNamespace(conversations=conversations),  # type: ignore[arg-type]
         log,  # type: ignore[arg-type]
         handed.append,
+        Bus(),
     )
     conversations.gate.clear()
     await activity.queued([message(1)])
@@ -77,14 +79,15 @@ async def test_queued_messages_go_to_delivery_first_and_their_news_after_in_orde
 
 
 async def test_inbound_news_is_written_before_received_returns() -> None:
-    log, waiting, assigned = Log(), [], []
+    log, waiting, assigned, bus = Log(), [], [], Bus()
+    bus.subscribe(ConversationsWaiting, lambda _: waiting.append(True))
+    bus.subscribe(AssignmentsMade, lambda event: assigned.append(event.conversations))
     activity = Activity(
         SimpleNamespace(conversations=Conversations()),  # type: ignore[arg-type]
         log,  # type: ignore[arg-type]
         lambda messages: None,
+        bus,
     )
-    activity.on_waiting = lambda: waiting.append(True)
-    activity.on_assigned = assigned.append
     arrivals = [
         SimpleNamespace(contact=SimpleNamespace(id="contact-0"), assignee="ana"),
         SimpleNamespace(contact=SimpleNamespace(id="contact-1"), assignee=None),

@@ -10,6 +10,7 @@ from typing import Any
 
 from pymongo.errors import AutoReconnect
 
+from gateway.bus import Bus, StatusesChanged
 from gateway.events import EventLog
 from gateway.outbound import OUTCOMES_PER_WRITE, OutcomeWriter
 from storage.outbox import Outcome
@@ -90,16 +91,18 @@ def outcome(n: int, status: str = "sent") -> Outcome:
     return Outcome(f"m{n:03d}", "token", status)  # type: ignore[arg-type]
 
 
+def writer_of(outbox: Outbox) -> tuple[OutcomeWriter, list[list[str]]]:
+    """An outcome writer on ``outbox``, and what it tells of the messages it moved."""
+    bus, told = Bus(), []
+    bus.subscribe(StatusesChanged, lambda event: told.append(event.messages))
+    storage: Any = SimpleNamespace(outbox=outbox, messages=Messages())
+    return OutcomeWriter(storage, bus), told
+
+
 async def test_outcomes_go_in_groups_of_at_most_a_write_each() -> None:
     outbox = Outbox()
     outbox.gate.clear()
-    writer = OutcomeWriter(SimpleNamespace(outbox=outbox, messages=Messages()))  # type: ignore[arg-type]
-    told: list[list[str]] = []
-
-    async def changed(messages: list[str]) -> None:
-        told.append(messages)
-
-    writer.on_change = changed  # type: ignore[assignment]
+    writer, told = writer_of(outbox)
     count = OUTCOMES_PER_WRITE + 8
     recorded = [asyncio.ensure_future(writer.record(outcome(n))) for n in range(count)]
     await asyncio.sleep(0)
@@ -112,20 +115,14 @@ async def test_outcomes_go_in_groups_of_at_most_a_write_each() -> None:
 
 async def test_an_outcome_is_retried_until_durable_while_the_database_is_away() -> None:
     outbox = Outbox(away_for=2)
-    writer = OutcomeWriter(SimpleNamespace(outbox=outbox, messages=Messages()))  # type: ignore[arg-type]
+    writer, _ = writer_of(outbox)
     await writer.record(outcome(1))  # returns only once it is written
     assert outbox.writes == [["m001"]]
 
 
 async def test_a_retry_is_recorded_and_not_announced() -> None:
     outbox = Outbox()
-    writer = OutcomeWriter(SimpleNamespace(outbox=outbox, messages=Messages()))  # type: ignore[arg-type]
-    told: list[list[str]] = []
-
-    async def changed(messages: list[str]) -> None:
-        told.append(messages)
-
-    writer.on_change = changed  # type: ignore[assignment]
+    writer, told = writer_of(outbox)
     await writer.record(outcome(1, "queued"))
     await writer.drain(5)
     assert (outbox.writes, told) == ([["m001"]], [])

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from channels.base import NetworkFailure, Throttled, Undeliverable
+from gateway.bus import Bus
 from gateway.config import DeliveryConfig
 from gateway.metrics import Metrics
 from gateway.outbound import Dispatcher
@@ -36,7 +37,7 @@ class Harness:
         storage: Any = SimpleNamespace(outbox=self.outbox, messages=NoMessages())
         files: Any = None  # text only: no file is sent here
         self.dispatcher = Dispatcher(
-            storage, config, Metrics(), Supervisor(), files, clock=self.clock
+            storage, config, Metrics(), Supervisor(), files, Bus(), clock=self.clock
         )
         self.lane = self.dispatcher.lane(channel)  # type: ignore[arg-type]
         self.dispatcher.lanes[channel.id] = self.lane
