@@ -417,7 +417,7 @@ class Channel(ABC):
         return text
 
     def webhook_url(self, suffix: str = "") -> str:
-        path = f"/webhooks/{self.type}/{self.name}/{suffix}"
+        path = webhook_path(self.type, self.name, suffix)
         return self.context.public_url.rstrip("/") + path if self.context.public_url else path
 
     @abstractmethod
@@ -466,21 +466,31 @@ class Channel(ABC):
         raise NotImplementedError(f"{self.type} channels do not register webhooks")
 
 
+def webhook_path(channel_type: str, name: str, suffix: str = "") -> str:
+    """Where a channel's webhook is served (handlers/webhooks.py mounts the pattern)."""
+    return f"/webhooks/{channel_type}/{name}/{suffix}"
+
+
 def secrets_match(expected: str, given: str | None) -> bool:
     """Constant-time comparison, so timing does not reveal the secret."""
     return given is not None and hmac.compare_digest(expected.encode(), given.encode())
 
 
 class Backoff:
-    """Exponential backoff with jitter: ``first`` seconds doubling up to ``cap``."""
+    """Exponential backoff with jitter: ``first`` seconds doubling up to ``cap``, each
+    wait drawn from the top ``jitter`` share of its ceiling (0.5: half to all of it)."""
 
-    def __init__(self, first: float = 1.0, cap: float = 60.0) -> None:
-        self.first, self.cap, self.attempt = first, cap, 0
+    def __init__(self, first: float = 1.0, cap: float = 60.0, jitter: float = 0.5) -> None:
+        self.first, self.cap, self.jitter, self.attempt = first, cap, jitter, 0
+
+    def delay(self, attempt: int) -> float:
+        """The wait after the ``attempt``-th failure (1 for the first)."""
+        ceiling = min(self.cap, self.first * 2.0 ** (attempt - 1))
+        return ceiling * random.uniform(1.0 - self.jitter, 1.0)  # noqa: S311 - not secrecy
 
     def next(self) -> float:
         self.attempt += 1
-        ceiling = min(self.cap, self.first * 2.0 ** (self.attempt - 1))
-        return ceiling * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not secrecy
+        return self.delay(self.attempt)
 
     def reset(self) -> None:
         self.attempt = 0

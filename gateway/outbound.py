@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from datetime import timedelta
 
@@ -173,6 +172,8 @@ class Dispatcher:
         self.live: set[str] = set()  # ids claimed here whose outcome is not durable yet
         self.slots = Slots(config.concurrency)  # shared by the lanes
         self.outcomes = OutcomeWriter(storage, bus)
+        # A message's retries: doubling from backoff_seconds, jittered by up to a quarter.
+        self.retries = Backoff(config.backoff_seconds, config.max_backoff_seconds, jitter=0.25)
         self._pacings: dict[str, Pacing] = {}  # by channel id; outlives a lane
         self._sends: set[asyncio.Task[None]] = set()
 
@@ -320,10 +321,7 @@ class Dispatcher:
             self.metrics.outbound.labels(channel.name, "failed").inc()
             log.warning("message %s failed after %d attempts: %s", message.id, attempts, reason)
             return Outcome(message.id, token, "failed", error=reason), attempts, 0.0
-        ceiling = min(
-            self.config.max_backoff_seconds, self.config.backoff_seconds * 2 ** (attempts - 1)
-        )
-        delay = ceiling * random.uniform(0.75, 1.0)  # noqa: S311 - jitter, not secrecy
+        delay = self.retries.delay(attempts)
         log.info("message %s: attempt %d failed (%s); retry in %.1f s",
                  message.id, attempts, reason, delay)  # fmt: skip
         return self._retry(message, token, reason, delay, True), attempts, delay

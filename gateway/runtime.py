@@ -100,17 +100,7 @@ def build_services(config: Config, storage: Storage) -> Services:
     bus = Bus()
     dispatcher = Dispatcher(storage, config.delivery, metrics, supervisor, files, bus)
     channels = ChannelSet()
-    shared = not storage.outbox.sole_writer  # other gateways may write to the database
-    hub = EventHub(
-        storage.events,
-        settle_ms=config.events.settle_ms if shared else 0,
-        poll_seconds=0.25 if shared else 1.0,
-        limits=StreamLimits(
-            config.events.max_streams_per_agent,
-            config.events.max_streams_per_sign_in,
-            config.events.stream_queue_events,
-        ),
-    )
+    hub = _event_hub(config, storage)
     activity = Activity(storage, EventLog(storage.events, hub), dispatcher.queued, bus)
     assigner = Assigner(storage, activity, config.assignment)
     # Who hears what (gateway/bus.py): every subscription of the process is here.
@@ -148,6 +138,19 @@ def build_services(config: Config, storage: Storage) -> Services:
     )
     metrics.read_at_scrape(lambda: _live_metrics(services))
     return services
+
+
+def _event_hub(config: Config, storage: Storage) -> EventHub:
+    shared = not storage.outbox.sole_writer  # other gateways may write to the database
+    limits = config.events
+    return EventHub(
+        storage.events,
+        settle_ms=limits.settle_ms if shared else 0,
+        poll_seconds=0.25 if shared else 1.0,
+        limits=StreamLimits(
+            limits.max_streams_per_agent, limits.max_streams_per_sign_in, limits.stream_queue_events
+        ),
+    )
 
 
 def _live_metrics(services: Services) -> Any:

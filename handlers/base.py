@@ -224,12 +224,19 @@ class BaseHandler(RequestHandler):
         return body
 
     @property
+    def given_bearer(self) -> str | None:
+        """The ``Authorization: Bearer`` header's token, if one was sent (the one
+        place that reads the header)."""
+        scheme, _, token = self.request.headers.get("Authorization", "").partition(" ")
+        return token.strip() or None if scheme.lower() == "bearer" else None
+
+    @property
     def bearer_token(self) -> str:
         """The ``Authorization: Bearer`` header's token, or 401."""
-        scheme, _, token = self.request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = self.given_bearer
+        if token is None:
             raise Unauthorized("authentication required: send Authorization: Bearer <access token>")
-        return token.strip()
+        return token
 
     async def authenticate(self) -> Agent:
         """The agent named by the bearer token, or 401."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from channels.base import Channel as ChannelKind
-from channels.base import SendError
+from channels.base import SendError, webhook_path
 from channels.registry import CHANNEL_TYPES
 from gateway.errors import BadGateway, NotFound
 from handlers import schemas
@@ -17,7 +17,7 @@ _show = presenter(schemas.Channel())  # its fields only: never settings or secre
 
 def present(channel: Channel) -> dict[str, Any]:
     shown = _show(channel)
-    webhook = f"/webhooks/{channel.type}/{channel.name}/"
+    webhook = webhook_path(channel.type, channel.name)
     shown["webhook_path"] = webhook if channel.mode == "webhook" else None
     kind = CHANNEL_TYPES.get(channel.type, ChannelKind)
     shown["max_text_length"] = kind.max_text

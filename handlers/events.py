@@ -91,9 +91,7 @@ class EventsHandler(BaseHandler):
           401: {$ref: "#/components/responses/Unauthorized"}
         """
         query = self.query(schemas.EventQuery())
-        header = self.request.headers.get("Authorization", "")
-        token = header.partition(" ")[2].strip() if header.lower().startswith("bearer ") else None
-        grant = await self.services.auth.stream_grant(token, query.get("ticket"))
+        grant = await self.services.auth.stream_grant(self.given_bearer, query.get("ticket"))
         me = grant.agent.id
         only = query.get("conversation_id")
 

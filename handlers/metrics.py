@@ -27,8 +27,7 @@ class MetricsHandler(BaseHandler):
         """
         token = self.services.config.metrics.token
         if token:
-            scheme, _, given = self.request.headers.get("Authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not secrets_match(token, given.strip()):
+            if not secrets_match(token, self.given_bearer):
                 raise Unauthorized("send the metrics token as Authorization: Bearer <token>")
         elif not self.from_this_machine:
             raise Forbidden("set metrics.token (METRICS_TOKEN) to scrape from another host")
