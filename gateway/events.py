@@ -1,14 +1,17 @@
-"""The live event log: written in order, read back by agents' streams.
+"""The live event log: written in order, handed to agents' streams.
 
 :class:`EventLog` writes entries under one lock per process, so that within a
 process an entry is durable before any entry with a later id is written. The
-:class:`EventHub` tails the log (woken at once by local writes, polling for other
-gateways' writes) and hands each entry, in id order, to the streams that want it.
+:class:`EventHub` hands each entry, in id order, to the streams that want it.
 
 Where several gateways share the database, ids from different processes
-interleave; the hub then streams an entry only once it is ``settle`` old, so an
-entry another gateway was still writing is never overtaken and skipped. On the
-embedded server one gateway owns the database and entries stream at once.
+interleave: the hub tails the log (woken by local writes, polling for other
+gateways'), and streams an entry only once it is ``settle`` old, so an entry
+another gateway was still writing is never overtaken and skipped. It reads only
+the ids there: the entries this process wrote it holds already, and it fetches
+whole only those of other gateways. On the embedded server one gateway owns the
+database: the hub hands out what the log just wrote, as it is written, and reads
+nothing back.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from storage.records import key_floor, millis, utcnow
 log = logging.getLogger("gateway.events")
 
 READ_BATCH = 500
+MINE_KEPT = 10_000  # entries written here that a shared log's tail has not reached yet
 Entry = tuple[EventType, str | None, Message | Conversation]  # (type, assignee, subject)
 
 
@@ -99,14 +103,26 @@ class EventHub:
         self._wake = asyncio.Event()
         self._pending = False  # a read is scheduled for when the latest write settles
         self._subscribers: dict[Subscriber, None] = {}  # a set that keeps arrival order
+        self._mine: dict[str, Event] = {}  # written here, not yet handed out (shared log)
 
-    def nudge(self, newest: str) -> None:
-        """``newest`` and what came before it was written here: read the log now, or
-        once it has settled."""
+    @property
+    def sole_writer(self) -> bool:
+        """Only this process writes the log (no settle period is needed)."""
+        return not self.settle_ms
+
+    def written(self, events: list[Event]) -> None:
+        """``events`` (in id order) and what came before them were written here."""
+        if not events:
+            return
+        newest = events[-1].id
         self._written = max(self._written or newest, newest)
-        if not self.settle_ms:
-            self._wake.set()
-        elif not self._pending:  # one read per settle period, however many writes
+        if self.sole_writer:
+            self._hand_out(events)  # the log holds nothing else: no read-back
+            return
+        self._mine.update((event.id, event) for event in events)
+        while len(self._mine) > MINE_KEPT:  # the tail is not running: read them back then
+            del self._mine[next(iter(self._mine))]
+        if not self._pending:  # one read per settle period, however many writes
             self._pending = True
             asyncio.get_running_loop().call_later(self.settle_ms / 1000, self._settled)
 
@@ -165,8 +181,11 @@ class EventHub:
         self._subscribers.clear()
 
     async def run(self) -> None:
-        """Tail the log until cancelled (a supervised worker)."""
+        """Tail the log until cancelled (a supervised worker); with no other writer
+        there is nothing to tail."""
         self.end()
+        if self.sole_writer:
+            await asyncio.Future()  # until cancelled
         while True:
             try:
                 await self.read()
@@ -183,14 +202,26 @@ class EventHub:
         """Hand out every entry after the cursor, up to the horizon, in order."""
         assert self.cursor is not None
         while True:
-            batch = await self.events.after(self.cursor, READ_BATCH, before=self.horizon())
-            for event in batch:
-                self.cursor = event.id
-                for subscriber in list(self._subscribers):
-                    if subscriber.wants(event) and not subscriber.offer(event):
-                        self.unsubscribe(subscriber)  # too far behind: told to resume
-            if len(batch) < READ_BATCH:
+            keys = await self.events.keys_after(self.cursor, READ_BATCH, before=self.horizon())
+            theirs = [key for key in keys if key not in self._mine]
+            fetched = {e.id: e for e in await self.events.get_many(theirs)} if theirs else {}
+            # An entry gone between the two reads (expired) is skipped, as a later read
+            # would have skipped it.
+            batch = [self._mine.pop(k, None) or fetched.get(k) for k in keys]
+            self._hand_out([event for event in batch if event is not None])
+            if keys:
+                self.cursor = max(self.cursor, keys[-1])
+            if len(keys) < READ_BATCH:
                 return
+
+    def _hand_out(self, batch: list[Event]) -> None:
+        for event in batch:
+            if self.cursor is not None and event.id <= self.cursor:
+                continue  # handed out already
+            self.cursor = event.id
+            for subscriber in list(self._subscribers):
+                if subscriber.wants(event) and not subscriber.offer(event):
+                    self.unsubscribe(subscriber)  # too far behind: told to resume
 
 
 class EventLog:
@@ -224,7 +255,7 @@ class EventLog:
                     if not done.done():
                         done.set_exception(exc)
                 continue
+            self.hub.written(written)  # before the appends return: streams see it first
             for _, done in batch:
                 if not done.done():
                     done.set_result(None)
-            self.hub.nudge(written[-1].id)

@@ -17,9 +17,17 @@ class MemoryLog:
 
     def __init__(self) -> None:
         self.entries: list[Any] = []
+        self.fetched: list[str] = []
 
     async def after(self, cursor: str, limit: int, before: str) -> list[Any]:
         return [e for e in self.entries if cursor < e.id <= before][:limit]
+
+    async def keys_after(self, cursor: str, limit: int, before: str) -> list[str]:
+        return [e.id for e in await self.after(cursor, limit, before)]
+
+    async def get_many(self, ids: list[str]) -> list[Any]:
+        self.fetched += ids
+        return [e for e in self.entries if e.id in ids]
 
 
 class Entry:
@@ -71,3 +79,37 @@ async def test_a_sign_out_ends_its_streams_at_once_and_no_other() -> None:
     hub.end_sign_in("s1")
     assert (mine.ended, other.ended) == (SIGNED_OUT, None)
     assert mine.ending.is_set()
+
+
+async def test_the_sole_writer_hands_out_what_it_wrote_without_reading_it_back() -> None:
+    log = MemoryLog()
+    hub = _hub(log)
+    stream = hub.subscribe(lambda event: True, "ana", "s1")
+    reads = []
+    real_after = log.after
+
+    async def counted(cursor: str, limit: int, before: str) -> list[Any]:
+        reads.append(cursor)
+        return await real_after(cursor, limit, before)
+
+    log.after = counted  # type: ignore[method-assign]
+    hub.written([Entry(1), Entry(2)])
+    hub.written([Entry(2), Entry(3)])  # one already handed out is not handed out again
+    assert [stream.queue.get_nowait().id for _ in range(3)] == ["00000001", "00000002", "00000003"]
+    assert stream.queue.empty()
+    assert reads == []
+
+
+async def test_a_shared_log_fetches_only_what_other_gateways_wrote_in_id_order() -> None:
+    log = MemoryLog()
+    hub = EventHub(log, settle_ms=1000, poll_seconds=1)  # type: ignore[arg-type]
+    hub.cursor = "0"
+    stream = hub.subscribe(lambda event: True, "ana", "s1")
+    mine, theirs = [Entry(1), Entry(3)], [Entry(2)]
+    log.entries = sorted(mine + theirs, key=lambda e: e.id)
+    hub.written(mine)
+    assert stream.queue.empty()  # not before the settle period: theirs may come between
+    hub.horizon = lambda: "99999999"  # type: ignore[method-assign]
+    await hub.read()
+    assert [stream.queue.get_nowait().id for _ in range(3)] == ["00000001", "00000002", "00000003"]
+    assert log.fetched == ["00000002"]  # only the other gateway's entry was read whole

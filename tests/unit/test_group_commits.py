@@ -38,8 +38,8 @@ class Hub:
     def __init__(self) -> None:
         self.nudged: list[str] = []
 
-    def nudge(self, newest: str) -> None:
-        self.nudged.append(newest)
+    def written(self, events: list[Any]) -> None:
+        self.nudged.append(events[-1].id)
 
 
 async def test_appends_during_a_write_go_in_one_insert_and_the_hub_hears_once() -> None:
