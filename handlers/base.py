@@ -40,8 +40,8 @@ from gateway.errors import (
 from handlers.pagination import decode_cursor, page_response
 from handlers.schemas import PageQuery
 from storage.errors import DATABASE_ERRORS
+from storage.lists import Page
 from storage.models import Agent
-from storage.pages import Page
 
 if TYPE_CHECKING:
     from gateway.runtime import Services

@@ -7,8 +7,8 @@ from typing import Any
 from gateway.conversations import ME
 from handlers import schemas
 from handlers.base import BaseHandler, presenter
+from storage.lists import Position
 from storage.models import ConversationStatus
-from storage.pages import Position
 
 present = presenter(schemas.Conversation())
 

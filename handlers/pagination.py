@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 from tornado.web import RequestHandler
 
 from gateway.errors import ValidationError
-from storage.pages import Page, Position
+from storage.lists import Page, Position
 
 T = TypeVar("T")
 MAX_CURSOR = 200

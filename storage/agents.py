@@ -10,8 +10,9 @@ from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
 from storage.errors import DuplicateKey
+from storage.lists import Page, Position
 from storage.models import Agent
-from storage.pages import KEY, Page, PageReader, Position
+from storage.pages import KEY, PageReader
 from storage.records import Database, maybe, new_id, update_returning, utcnow
 
 # Ended sign-ins: {family: when its last token expires}.

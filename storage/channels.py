@@ -7,8 +7,9 @@ from typing import Any
 
 from pymongo import ASCENDING
 
+from storage.lists import Page, Position
 from storage.models import Channel
-from storage.pages import KEY, Page, PageReader, Position
+from storage.pages import KEY, PageReader
 from storage.records import Database, maybe, new_id, upsert_returning, utcnow
 
 

@@ -12,8 +12,9 @@ from typing import Any
 from pymongo import ASCENDING, UpdateOne
 from pymongo.errors import BulkWriteError
 
+from storage.lists import Page, Position
 from storage.models import Contact, conversation_id
-from storage.pages import KEY, Page, PageReader, Position
+from storage.pages import KEY, PageReader
 from storage.records import (
     Database,
     Document,

@@ -19,6 +19,7 @@ from pymongo import ASCENDING, DESCENDING, UpdateMany, UpdateOne
 from pymongo.asynchronous.cursor import AsyncCursor
 
 from storage.assigned import FIELDS, AssignedIndex, Latest, newest_first
+from storage.lists import Page, Position
 from storage.models import (
     PREVIEW_CHARS,
     Contact,
@@ -27,7 +28,7 @@ from storage.models import (
     Message,
     conversation_id,
 )
-from storage.pages import KEY, ONE_REPLY, Page, PageReader, Position
+from storage.pages import KEY, ONE_REPLY, PageReader, ReadPlan
 from storage.records import (
     Database,
     Document,
@@ -219,11 +220,9 @@ class ConversationsRepository:
                 ids = [conversation_id(c.contact_id) for c in mine]
                 found = self.collection.find({**query, "_id": {"$in": ids}}).sort(KEY, DESCENDING)
                 return Page([Conversation.of(d) for d in await found.to_list()], None)
-        return await self.pages.fetch(
-            self.collection, Conversation.of, query, after, limit,
-            covered=not wanted,  # the text is checked in every document a window holds
-            lookup=lookup, holds_a_page=holds_a_page,
-        )  # fmt: skip
+        # The text is checked in every document a window holds: not covered.
+        plan = ReadPlan(covered=not wanted, lookup=lookup, holds_a_page=holds_a_page)
+        return await self.pages.fetch(self.collection, Conversation.of, query, after, limit, plan)
 
     async def _found_by_words(
         self, wanted: list[str], channel_id: str | None, upper: str | None, limit: int

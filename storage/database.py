@@ -143,6 +143,7 @@ class Storage:
         db = client[database]
         pages = PageReader()
         alone = embedded is not None if sole_writer is None else sole_writer
+        conversations = ConversationsRepository(db, pages, sole_writer=alone)
         return cls(
             commands=commands,
             client=client,
@@ -152,13 +153,13 @@ class Storage:
             agents=AgentsRepository(db, pages),
             channels=ChannelsRepository(db, pages),
             contacts=ContactsRepository(db, pages),
-            messages=MessagesRepository(db, pages),
+            messages=MessagesRepository(db, pages, conversations),
             outbox=OutboxRepository(db, sole_writer=alone),
             leases=LeasesRepository(db),
             revocations=RevocationsRepository(db),
             sign_in_failures=SignInFailuresRepository(db),
             faqs=FaqsRepository(db, pages),
-            conversations=ConversationsRepository(db, pages, sole_writer=alone),
+            conversations=conversations,
             events=EventsRepository(db),
             uploads=UploadsRepository(db),
             embedded=embedded,

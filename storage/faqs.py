@@ -7,8 +7,9 @@ from typing import Any
 
 from pymongo import ASCENDING
 
+from storage.lists import Page, Position
 from storage.models import Faq, Unanswered
-from storage.pages import KEY, Page, PageReader, Position
+from storage.pages import KEY, PageReader
 from storage.records import Database, key_floor, maybe, millis, new_id, update_returning, utcnow
 
 # Messages one suggestions call reads at most, newest first.

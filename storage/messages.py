@@ -8,15 +8,19 @@ so a page of messages is one query with no joins.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from storage.conversations import ConversationsRepository
 from storage.errors import DuplicateKey, Refused
+from storage.lists import Page, Position
 from storage.models import Agent, Contact, Direction, Message, Status
-from storage.pages import KEY, Page, PageReader, Position
+from storage.models import conversation_id as storage_conversation_id
+from storage.pages import KEY, PageReader, ReadPlan
 from storage.records import (
     Database,
     ensure_expiry,
@@ -40,6 +44,10 @@ FILTER_INDEXES = {  # name: the equality before list_key
 # A combination's page looks up the first of its fields here (storage/pages.py): a
 # contact's messages are one conversation's, a rare status's are few.
 LEADS = ("contact_id", "status", "agent_id", "direction")
+# An agent with at most this many pages' worth of conversations whose newest messages
+# rarely match a filter has their messages looked up by contact: fewer to read than
+# every match of the filter, whose index leads otherwise (the filter is rare then).
+FEW_CONVERSATIONS = 4
 
 
 def _contact_summary(contact: Contact) -> dict[str, Any]:
@@ -112,11 +120,39 @@ def outbound_document(
     return document
 
 
+@dataclass(frozen=True)
+class MessageFilters:
+    """What a list of messages may ask for: the API's filters."""
+
+    conversation_id: str | None = None
+    assignee_id: str | None = None  # the messages of that agent's conversations
+    contact_id: str | None = None
+    agent_id: str | None = None  # who sent them
+    direction: Direction | None = None
+    status: Status | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+@dataclass
+class _Scope:
+    """What the conversations tell of a page of messages before it is read."""
+
+    one_query: bool  # look the matches up, no window: a round trip was spent already
+    second: bool  # the page may take a second query
+    contact_ids: list[str] | None = None  # None: anyone's; []: nobody's, an empty page
+    holds_a_page: str | None = None  # a key from which on the page lies
+    by_contacts: bool = False  # led by the contacts' index, not the filters'
+
+
 class MessagesRepository:
-    def __init__(self, db: Database, pages: PageReader) -> None:
+    def __init__(
+        self, db: Database, pages: PageReader, conversations: ConversationsRepository
+    ) -> None:
         self.db = db
         self.collection = db["messages"]
         self.pages = pages
+        self.conversations = conversations  # whose contacts an agent's or a conversation's are
         self.retention_seconds = 30 * 86400  # set by ensure_indexes
 
     async def ensure_indexes(self, retention_seconds: int, *, server_expires: bool = True) -> None:
@@ -233,64 +269,87 @@ class MessagesRepository:
         return str(document["channel_id"]), str(item.get("ref", "")), item
 
     async def list_page(
-        self,
-        after: Position | None,
-        limit: int,
-        *,
-        contact_ids: list[str] | None = None,
-        agent_id: str | None = None,
-        direction: Direction | None = None,
-        status: Status | None = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-        one_query: bool = False,
-        by_contacts: bool = False,
-        holds_a_page: str | None = None,
-        second: bool = True,
+        self, after: Position | None, limit: int, filters: MessageFilters
     ) -> Page[Message]:
         """Newest first; each filter narrows the page, and a page is at most two
-        queries (one on MongoDB). ``contact_ids``: the messages of those contacts (none:
-        an empty page); ``one_query``: look them up with no window first, for a caller
-        that spent a round trip finding them; ``holds_a_page``: a key from which on
-        those contacts have a page of messages (their conversations told);
-        ``second=False``: one query at most (storage/pages.py); ``by_contacts``: with
-        ``one_query``, led by those contacts' index, not the filters'."""
+        queries (one on MongoDB). ``conversation_id`` and ``assignee_id`` (the messages
+        of that agent's conversations) come down to contacts: a conversation is one
+        contact's, found in one read before the page, which then has one query left.
+        One conversation's messages are few enough to look up. An agent's first page
+        finds its bound in their conversations' previews: the newest ``limit + 1``
+        showing a match (any message, with no other filter) each have one at or after
+        the last one's key, and no other conversation has a message there, so that key
+        bounds the page's window (storage/pages.py). If fewer show one, no window: their
+        messages if they have few conversations, else the filter's matches. One
+        contact of the agent's needs only its conversation read."""
+        scope = await self._scope(after, limit, filters)
+        if scope.contact_ids == []:
+            return Page([], None)
         # An inbound message is always received and sent by nobody: a status or an
         # agent decides the direction, so the query needs at most one of the three.
+        direction, status, agent_id = filters.direction, filters.status, filters.agent_id
         implied = Direction.OUT if agent_id is not None else _direction_of(status)
         if implied is not None:
             if direction not in (None, implied) or _direction_of(status) not in (None, implied):
                 return Page([], None)
             direction = None
-        if contact_ids == []:
-            return Page([], None)
         query: dict[str, Any] = {}
         only = None
+        contact_ids = scope.contact_ids
         if contact_ids is not None and len(contact_ids) == 1:
             query["contact_id"] = contact_ids[0]
-        elif contact_ids is not None and by_contacts:
+        elif contact_ids is not None and scope.by_contacts:
             query["contact_id"] = {"$in": sorted(contact_ids)}
         elif contact_ids is not None:  # an agent's: checked by the reader (storage/pages.py)
             only = ("contact_id", frozenset(contact_ids))
         for name, value in (("agent_id", agent_id), ("direction", direction), ("status", status)):
             if value is not None:
                 query[name] = str(value)
-        return await self.pages.fetch(
-            self.collection,
-            Message.of,
-            query,
-            after,
-            limit,
-            newer_than=created_after,
-            older_than=created_before,
+        plan = ReadPlan(
+            newer_than=filters.created_after,
+            older_than=filters.created_before,
             covered=len(query) <= 1,
             lead=next((f for f in LEADS if f in query), None),
-            window=not one_query,
+            window=not scope.one_query,
             horizon=utcnow() - timedelta(seconds=self.retention_seconds),
-            holds_a_page=holds_a_page,
+            holds_a_page=scope.holds_a_page,
             only=only,
-            second=second,
+            second=scope.second,
         )
+        return await self.pages.fetch(self.collection, Message.of, query, after, limit, plan)
+
+    async def _scope(self, after: Position | None, limit: int, filters: MessageFilters) -> _Scope:
+        """Which contacts' messages a page may hold (None: anyone's), read from the
+        conversations, and what that tells about reading the page."""
+        conversation_id, assignee_id = filters.conversation_id, filters.assignee_id
+        contact_id = filters.contact_id
+        if conversation_id is None and assignee_id is not None and contact_id is not None:
+            conversation_id = storage_conversation_id(contact_id)  # that one, if theirs
+        scope = _Scope(one_query=conversation_id is not None, second=assignee_id is None)
+        if conversation_id is not None:
+            found = await self.conversations.get(conversation_id)
+            mine = found is not None and assignee_id in (None, found.assignee_id)
+            scope.contact_ids = [found.contact_id] if found is not None and mine else []
+        elif assignee_id is not None:
+            activity = await self.conversations.activity_of(assignee_id)
+            scope.contact_ids = [c.contact_id for c in activity]
+            wanted = {
+                "agent_id": filters.agent_id,
+                "direction": filters.direction,
+                "status": filters.status,
+            }
+            shown = {name: str(value) for name, value in wanted.items() if value is not None}
+            matching = [c.key for c in activity if c.matches(shown)]
+            first_page = after is None and filters.created_before is None
+            if first_page and len(matching) > limit:
+                scope.holds_a_page = matching[limit]  # a match each at or after it
+            elif first_page:  # one query, no window: theirs if few, else the filter's
+                scope.one_query = True
+                scope.by_contacts = len(activity) <= FEW_CONVERSATIONS * limit
+        if contact_id is not None:
+            known = scope.contact_ids
+            scope.contact_ids = [contact_id] if known is None or contact_id in known else []
+        return scope
 
     # -- FAQ auto-replies -----------------------------------------------------------
 

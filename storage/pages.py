@@ -42,12 +42,13 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from pymongo import DESCENDING
 
+from storage.lists import Page, Position
 from storage.newest import NewestKeys
 from storage.records import KEY as KEY  # the listed collections import it from here
 from storage.records import Collection, Document, key_floor, key_millis, millis, utcnow
@@ -58,14 +59,6 @@ MAX_WINDOW_READ = 40  # pages' worth of documents an uncovered window may read
 ONE_REPLY = 100_000  # documents a read checked here may bring in its first reply
 DENSITY_SAMPLE = 3  # matches in a first window that tell a filter's density well enough
 _HINTS = 1024  # first-page densities remembered, per collection and filter
-
-
-@dataclass(frozen=True)
-class Position:
-    """Where a page ended, and how many milliseconds apart its items were on average."""
-
-    key: str
-    ms_per_item: float
 
 
 T = TypeVar("T")
@@ -80,9 +73,46 @@ Lookup = Callable[[str | None, int], Awaitable[list[Document]]]
 
 
 @dataclass(frozen=True)
-class Page(Generic[T]):
-    items: list[T]
-    next: Position | None
+class ReadPlan:
+    """How a page of one query is best read, as the repository that knows the query
+    tells it (see the module's docstring for each): ``newer_than``/``older_than``
+    bound the creation time; ``covered``: an index has the query's equalities and then
+    ``list_key``; ``lead``: the field to look up when the window will not do;
+    ``window=False``: only that lookup, one query; ``horizon``: no document is older
+    (messages expire); ``holds_a_page``: a key from which on the query has a page at
+    least; ``only``: a field's allowed values, checked here (see :data:`Only`);
+    ``lookup``: the lookup to use instead of the lead's, on the embedded server;
+    ``second=False``: one query, for a caller that spent a round trip already."""
+
+    newer_than: datetime | None = None
+    older_than: datetime | None = None
+    covered: bool = True
+    lead: str | None = None
+    window: bool = True
+    horizon: datetime | None = None
+    holds_a_page: str | None = None
+    only: Only | None = None
+    lookup: Lookup | None = None
+    second: bool = True
+
+
+ANY = ReadPlan()
+
+
+@dataclass(frozen=True)
+class _Read:
+    """One page's read: its keys' bounds and what is known of the density there."""
+
+    name: str  # the collection's
+    upper: str | None  # keys below this (the cursor, or older_than)
+    floor: str | None  # keys from this on (newer_than)
+    oldest: int | None  # no document is older (ms): the horizon, or the floor
+    anchor: int  # the window is measured back from here (ms)
+    hint: str  # the query's first-page density is remembered under this
+    everything: float | None  # ms per document of the collection, if known
+    holds_a_page: str | None
+    unfiltered: bool
+    limit: int
 
 
 class PageReader:
@@ -100,127 +130,135 @@ class PageReader:
         query: dict[str, Any],
         after: Position | None,
         limit: int,
-        *,
-        newer_than: datetime | None = None,
-        older_than: datetime | None = None,
-        covered: bool = True,
-        lead: str | None = None,
-        window: bool = True,
-        horizon: datetime | None = None,
-        holds_a_page: str | None = None,
-        only: Only | None = None,
-        lookup: Lookup | None = None,
-        second: bool = True,
+        plan: ReadPlan = ANY,
     ) -> Page[T]:
-        """One page of ``query`` after ``after``, optionally bounded by creation time,
-        each document made a record by ``of``. ``covered``: an index has the query's
-        equalities and then ``list_key``; ``lead``: the field to look up when the
-        window will not do (see the module's docstring); ``window=False``: only that
-        lookup, one query; ``horizon``: no document is older (messages expire);
-        ``holds_a_page``: a key from which on the query has a page at least (a first
-        page's window then starts there); ``only``: a field's allowed values, checked
-        here rather than by the server (see :data:`Only`); ``lookup``: the lookup to
-        use instead of the lead's, on the embedded server (see :data:`Lookup`);
-        ``second=False``: one query, for a caller that spent a round trip already (a
-        window that holds less than a page then ends a short page, whose ``next``
-        goes on below it)."""
-        if only is not None and not self.windowed:  # MongoDB stops at the limit anyway
-            query, only = {**query, only[0]: {"$in": sorted(only[1])}}, None
-        upper = after.key if after else None
-        if older_than is not None:
-            bound = key_floor(millis(older_than, ceil=True))  # created strictly before
-            upper = min(upper, bound) if upper else bound
-        floor = key_floor(millis(newer_than) + 1) if newer_than is not None else None
-        # No document is older than the horizon, and none older than the floor counts.
-        oldest = max(millis(horizon), key_millis(floor) if floor else 0) if horizon else None
-        anchor = key_millis(upper) if upper else millis(utcnow())
-        name, newest = collection.name, self.newest
-        known = [k for k in newest.of(name) if upper is None or k < upper] if not after else []
-        if known:  # measured from now, a window misses a collection quiet for longer
-            anchor = min(anchor, key_millis(known[-1]))
-        unfiltered = not query and only is None and lookup is None
-        if holds_a_page is None and unfiltered and newest.stable(name) and len(known) > limit:
-            holds_a_page = known[-(limit + 1)]
-        hint = f"{name}:{sorted(query.items())!r}:{floor}"
-        if only:
-            hint += f":{only[0]} in {len(only[1])}"
-        everything = self._first_pages.get(name) or self._spread(name)
-        density = after.ms_per_item if after else self._first_pages.get(hint) or everything
-        lower = floor
-        if self.windowed and window and (density != SPARSE or holds_a_page):
-            if holds_a_page is not None:
-                span = anchor - key_millis(holds_a_page)
-            elif density:
-                # What the page should need, if it is as dense as the last one, twice
-                # over; four times for a filter never seen (the unfiltered density).
-                margin = 2 if after or hint in self._first_pages else 4
-                span = int(margin * density * (limit + 1)) + 1000
-            else:
-                span = FIRST_WINDOW_MS
-            # A window back past the horizon holds everything: the lookup reads less.
-            reach = oldest if oldest is not None else 0
-            if anchor - span > reach and self._affordable(span, everything, covered, limit):
-                lower = max(floor or "", key_floor(anchor - span))
-        if lookup is not None and not self.windowed:
-            lookup = None  # MongoDB reads its matches newest first and stops at the limit
+        """One page of ``query`` after ``after``, each document made a record by
+        ``of``, read as ``plan`` says (:class:`ReadPlan`)."""
+        if not self.windowed:  # MongoDB reads matches newest first and stops at the limit
+            if plan.only is not None:
+                query = {**query, plan.only[0]: {"$in": sorted(plan.only[1])}}
+            plan = replace(plan, only=None, lookup=None)
+        read = self._bounds(collection.name, query, after, limit, plan)
+        lower = self._window(read, after, limit, plan)
+        only, lookup, floor, upper = plan.only, plan.lookup, read.floor, read.upper
         if lower != floor:
             documents = await self._find(collection, query, None, upper, lower, limit, only)
         elif lookup is not None:
             documents = await lookup(upper, limit)
         else:
-            documents = await self._find(collection, query, lead, upper, lower, limit, only)
-        if second and len(documents) <= limit and lower is not None and lower != floor:
-            documents, lower = await self._second(
-                collection, query, documents, (anchor, upper, lower, floor, oldest),
-                lead, limit, everything, covered, only, lookup,
-            )  # fmt: skip
-        items = [of(d) for d in documents[:limit]]
+            documents = await self._find(collection, query, plan.lead, upper, lower, limit, only)
+        if plan.second and len(documents) <= limit and lower is not None and lower != floor:
+            documents, lower = await self._second(collection, query, documents, read, lower, plan)
         if self.windowed and after is None:
-            found = _density(anchor, documents, limit)
-            self._remember(hint, found)
-            if not query and floor is None:
-                self._remember(name, found)
-            if unfiltered and upper is None and floor is None:  # the newest, maybe another's
-                newest.learn(name, [d[KEY] for d in documents])
-        if len(documents) > limit:
-            last = documents[limit - 1][KEY]
-            return Page(items, Position(last, (anchor - key_millis(last)) / limit))
-        if lower is not None and lower != floor:  # the last window held less than the rest
-            return Page(items, Position(lower, (anchor - key_millis(lower)) / max(1, len(items))))
-        return Page(items, None)
+            self._learn(read, query, documents, limit)
+        return _page([of(d) for d in documents[:limit]], documents, read, lower, limit)
+
+    def _bounds(
+        self,
+        name: str,
+        query: dict[str, Any],
+        after: Position | None,
+        limit: int,
+        plan: ReadPlan,
+    ) -> _Read:
+        """Where a page is read from: its keys' bounds, and what is known of how
+        densely the collection, and this query, hold documents there."""
+        upper = after.key if after else None
+        if plan.older_than is not None:
+            bound = key_floor(millis(plan.older_than, ceil=True))  # created strictly before
+            upper = min(upper, bound) if upper else bound
+        floor = key_floor(millis(plan.newer_than) + 1) if plan.newer_than is not None else None
+        # No document is older than the horizon, and none older than the floor counts.
+        oldest = None
+        if plan.horizon:
+            oldest = max(millis(plan.horizon), key_millis(floor) if floor else 0)
+        anchor = key_millis(upper) if upper else millis(utcnow())
+        newest = self.newest
+        known = [k for k in newest.of(name) if upper is None or k < upper] if not after else []
+        if known:  # measured from now, a window misses a collection quiet for longer
+            anchor = min(anchor, key_millis(known[-1]))
+        unfiltered = not query and plan.only is None and plan.lookup is None
+        holds_a_page = plan.holds_a_page
+        if holds_a_page is None and unfiltered and newest.stable(name) and len(known) > limit:
+            holds_a_page = known[-(limit + 1)]
+        hint = f"{name}:{sorted(query.items())!r}:{floor}"
+        if plan.only:
+            hint += f":{plan.only[0]} in {len(plan.only[1])}"
+        everything = self._first_pages.get(name) or self._spread(name)
+        return _Read(
+            name, upper, floor, oldest, anchor, hint, everything, holds_a_page, unfiltered, limit
+        )
+
+    def _window(
+        self, read: _Read, after: Position | None, limit: int, plan: ReadPlan
+    ) -> str | None:
+        """The first query's lower bound: a window's (see the module's docstring), or
+        the floor when no window will do."""
+        density = (
+            after.ms_per_item if after else self._first_pages.get(read.hint) or read.everything
+        )
+        holds_a_page = read.holds_a_page
+        if not (self.windowed and plan.window and (density != SPARSE or holds_a_page)):
+            return read.floor
+        if holds_a_page is not None:
+            span = read.anchor - key_millis(holds_a_page)
+        elif density:
+            # What the page should need, if it is as dense as the last one, twice
+            # over; four times for a filter never seen (the unfiltered density).
+            margin = 2 if after or read.hint in self._first_pages else 4
+            span = int(margin * density * (limit + 1)) + 1000
+        else:
+            span = FIRST_WINDOW_MS
+        # A window back past the horizon holds everything: the lookup reads less.
+        reach = read.oldest if read.oldest is not None else 0
+        if read.anchor - span > reach and self._affordable(
+            span, read.everything, plan.covered, limit
+        ):
+            return max(read.floor or "", key_floor(read.anchor - span))
+        return read.floor
+
+    def _learn(
+        self, read: _Read, query: dict[str, Any], documents: list[Document], limit: int
+    ) -> None:
+        """What a first page tells of the density of its query, and of the collection."""
+        found = _density(read.anchor, documents, limit)
+        self._remember(read.hint, found)
+        if not query and read.floor is None:
+            self._remember(read.name, found)
+        if read.unfiltered and read.upper is None and read.floor is None:
+            self.newest.learn(read.name, [d[KEY] for d in documents])  # maybe another's
 
     async def _second(
         self,
         collection: Collection,
         query: dict[str, Any],
         documents: list[Document],
-        bounds: tuple[int, str | None, str, str | None, int | None],
-        lead: str | None,
-        limit: int,
-        everything: float | None,
-        covered: bool,
-        only: Only | None,
-        lookup: Lookup | None,
+        read: _Read,
+        lower: str,
+        plan: ReadPlan,
     ) -> tuple[list[Document], str | None]:
+        limit = read.limit
         """The page's second query, when the window held less than a page: the next
         window below it, sized from the first's matches, if they tell the filter's
         density and the lookup would read many (the matches left above the horizon);
         else the lookup. Also the lower bound it read to."""
-        anchor, upper, lower, floor, oldest = bounds
+        anchor, upper, floor, oldest = read.anchor, read.upper, read.floor, read.oldest
         found = len(documents)
         start = key_millis(lower)
         per_match = (anchor - start) / max(found, 1)
         many = oldest is not None and (start - oldest) / per_match > MAX_WINDOW_READ * limit
         if found >= DENSITY_SAMPLE and many:
             span = int(2 * per_match * (limit + 1 - found)) + 1000
-            if self._affordable(span, everything, covered, limit):
+            if self._affordable(span, read.everything, plan.covered, limit):
                 reached = oldest is not None and start - span <= oldest
                 below = floor if reached else max(floor or "", key_floor(start - span))
-                rest = await self._find(collection, query, None, lower, below, limit - found, only)
+                rest = await self._find(
+                    collection, query, None, lower, below, limit - found, plan.only
+                )
                 return documents + rest, below
-        if lookup is not None:
-            return await lookup(upper, limit), floor
-        return await self._find(collection, query, lead, upper, floor, limit, only), floor
+        if plan.lookup is not None:
+            return await plan.lookup(upper, limit), floor
+        return await self._find(collection, query, plan.lead, upper, floor, limit, plan.only), floor
 
     def _spread(self, name: str) -> float | None:
         """Milliseconds per document among the newest known, until a page tells."""
@@ -272,6 +310,20 @@ class PageReader:
         self._first_pages.move_to_end(hint)
         while len(self._first_pages) > _HINTS:
             self._first_pages.popitem(last=False)
+
+
+def _page(
+    items: list[T], documents: list[Document], read: _Read, lower: str | None, limit: int
+) -> Page[T]:
+    """The page, and where the next begins: after its last item, or below a window
+    that held less than the rest of it."""
+    if len(documents) > limit:
+        last = documents[limit - 1][KEY]
+        return Page(items, Position(last, (read.anchor - key_millis(last)) / limit))
+    if lower is not None and lower != read.floor:
+        density = (read.anchor - key_millis(lower)) / max(1, len(items))
+        return Page(items, Position(lower, density))
+    return Page(items, None)
 
 
 def _density(anchor: int, documents: list[Document], limit: int) -> float:

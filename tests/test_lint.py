@@ -93,3 +93,13 @@ def test_no_two_modules_import_each_other_however_far_round() -> None:
         if module not in state:
             visit(module, [module])
     assert cycles == [], f"import cycles: {cycles}"
+
+
+def test_no_caller_above_storage_chooses_how_a_page_is_read() -> None:
+    graph = _module_imports()
+    planners = sorted(
+        (module, "storage.pages")
+        for module, imported in graph.items()
+        if module.split(".")[0] in ("gateway", "handlers") and "storage.pages" in imported
+    )
+    assert planners == [], "gateway and handlers ask for pages through storage.lists"

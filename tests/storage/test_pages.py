@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from storage.database import Storage
-from storage.pages import KEY, PageReader
+from storage.pages import KEY, PageReader, ReadPlan
 from storage.records import key_floor, key_millis, millis, new_id, utcnow
 from testkit.helpers import CommandCounter, received, seen
 
@@ -89,8 +89,7 @@ async def test_time_bounds_are_exact(storage: Storage, sparse: list[str], window
             {},
             after,
             4,
-            newer_than=newer_than,
-            older_than=older_than,
+            ReadPlan(newer_than=newer_than, older_than=older_than),
         )
         seen += page.items
         if page.next is None:
@@ -130,14 +129,15 @@ async def test_a_common_filter_seen_first_reads_two_windows_not_all_its_matches(
     reader = PageReader()
     reader.windowed = True
     collection, horizon = storage.messages.collection, now - timedelta(days=30)
-    await reader.fetch(collection, _id, {}, None, 5, horizon=horizon)  # the density
+    await reader.fetch(collection, _id, {}, None, 5, ReadPlan(horizon=horizon))  # the density
     expected = sorted((d["_id"] for d in documents if d["status"] == "read"), reverse=True)
 
     seen, after, pages = [], None, 0
     read = {"status": "read"}
     while True:
         finds.clear()
-        page = await reader.fetch(collection, _id, read, after, 5, lead="status", horizon=horizon)
+        plan = ReadPlan(lead="status", horizon=horizon)
+        page = await reader.fetch(collection, _id, read, after, 5, plan)
         assert len(finds.filters) <= 2
         if pages == 0:
             assert page.items == expected[:5]
@@ -181,9 +181,8 @@ async def _first_page(reader: PageReader, storage: Storage, finds: Finds, **quer
     finds.clear()
     horizon = utcnow() - timedelta(days=30)
     lead = "status" if query else None
-    page = await reader.fetch(
-        storage.messages.collection, _id, query, None, 20, lead=lead, horizon=horizon
-    )
+    plan = ReadPlan(lead=lead, horizon=horizon)
+    page = await reader.fetch(storage.messages.collection, _id, query, None, 20, plan)
     assert all("$gte" in f.get(KEY, {}) for f in finds.filters), finds.filters  # windows only
     return page.items
 
