@@ -103,3 +103,23 @@ def test_no_caller_above_storage_chooses_how_a_page_is_read() -> None:
         if module.split(".")[0] in ("gateway", "handlers") and "storage.pages" in imported
     )
     assert planners == [], "gateway and handlers ask for pages through storage.lists"
+
+
+MAX_PARAMETERS, MAX_LINES = 8, 60  # self and cls not counted
+
+
+def test_no_function_takes_more_than_eight_parameters_or_sixty_lines() -> None:
+    too_big = []
+    for package in sorted(OURS):
+        for path in sorted((ROOT / package).glob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    continue
+                a = node.args
+                named = [p for p in a.posonlyargs + a.args + a.kwonlyargs]
+                count = len([p for p in named if p.arg not in ("self", "cls")])
+                count += bool(a.vararg) + bool(a.kwarg)
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                if count > MAX_PARAMETERS or lines > MAX_LINES:
+                    too_big.append(f"{package}/{path.name}:{node.name} ({count}, {lines} lines)")
+    assert too_big == []
