@@ -7,11 +7,13 @@ gateway that dies (``kill -9`` included) is replaced within one lease.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pymongo.errors import DuplicateKeyError
 
 from storage.records import Database, utcnow
+
+RELEASED = datetime(1970, 1, 1, tzinfo=UTC)  # the end of a lease given up
 
 
 class LeasesRepository:
@@ -38,8 +40,9 @@ class LeasesRepository:
 
     async def release(self, names: list[str], owner: str) -> None:
         """Give up leases this owner holds, so another gateway takes them at once."""
+        # Long past, not now: a hold in the same millisecond would not see "now" as past.
         await self.collection.update_many(
-            {"_id": {"$in": names}, "holder": owner}, {"$set": {"until": utcnow()}}
+            {"_id": {"$in": names}, "holder": owner}, {"$set": {"until": RELEASED}}
         )
 
     async def holders(self) -> dict[str, str]:
