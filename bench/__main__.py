@@ -24,9 +24,8 @@ from pymongo import MongoClient
 
 from bench import ingest, list_messages, outbound
 from bench.footprint import TELEGRAM_CLIENT, TELEGRAM_MARGIN_MB, import_cost
-from bench.harness import Api, ceiling, database, gateway, machine, workdir
+from bench.harness import Api, database, machine, workdir
 from bench.load import LoadResult, cpu_seconds, drive, rss_mb
-from bench.providers import fake_bot_api
 
 DATABASE = "bench"
 # name: (quick, full)
@@ -113,15 +112,9 @@ def spread(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 def run(uri: str, db_pid: int | None, tmp: Path, size: dict[str, int], quick: bool) -> dict:
     f: dict[str, Any] = {}
     contacts = asyncio.run(list_messages.seed(uri, DATABASE, size["list_messages"]))
-    with (
-        ceiling() as (bare_port, bare_pid),
-        fake_bot_api(ingest.TELEGRAM_TOKEN) as bot_api,
-        gateway(uri, DATABASE, tmp, channels=ingest.channels_yaml(bot_api.base_url)) as (
-            port,
-            pid,
-        ),
-    ):
-        bare_url, base = f"http://127.0.0.1:{bare_port}", f"http://127.0.0.1:{port}"
+    with ingest.sides(uri, DATABASE, tmp) as running:
+        bare_url, bare_pid, base = running.bare_url, running.bare_pid, running.base
+        port, pid, bot_api = running.port, running.pid, running.bot_api
         f["rss_mb_idle"] = rss_mb(pid)
         api = Api(port)
         api.sign_up("bench", "bench password")  # available: new contacts are assigned

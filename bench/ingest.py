@@ -8,16 +8,21 @@ same Telegram requests: its rate and CPU per request are the yardstick.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlencode
 
 from pymongo import MongoClient
 from pymongo.database import Database
 from twilio.request_validator import RequestValidator
 
+from bench.harness import ceiling, gateway
 from bench.load import LoadResult, Row
+from bench.providers import fake_bot_api
+from testkit.fakes.telegram import FakeBotAPI
 
 CHATS = 1_000
 TELEGRAM_SECRET = "bench-telegram-secret"
@@ -29,6 +34,31 @@ TELEGRAM_PATH = "/webhooks/telegram/telegram/"
 TWILIO_PATH = "/webhooks/whatsapp/whatsapp/"
 TELEGRAM_HEADERS = ("X-Telegram-Bot-Api-Secret-Token", "Content-Type")
 TWILIO_HEADERS = ("X-Twilio-Signature", "Content-Type")
+
+
+@dataclass(frozen=True)
+class Sides:
+    """The two sides an ingest bench compares, running."""
+
+    bare_url: str  # the bare Tornado handler
+    bare_pid: int
+    base: str  # the gateway, http://127.0.0.1:port
+    port: int
+    pid: int
+    bot_api: FakeBotAPI  # where the gateway's Telegram channel sends
+
+
+@contextlib.contextmanager
+def sides(uri: str, database: str, tmp: Path) -> Iterator[Sides]:
+    """The bare handler, and a `bot-gateway serve` on ``uri`` with the bench's
+    channels, its sends going to a fake Bot API: stopped on leaving."""
+    with (
+        ceiling() as (bare_port, bare_pid),
+        fake_bot_api(TELEGRAM_TOKEN) as bot_api,
+        gateway(uri, database, tmp, channels=channels_yaml(bot_api.base_url)) as (port, pid),
+    ):
+        local = "http://127.0.0.1"
+        yield Sides(f"{local}:{bare_port}", bare_pid, f"{local}:{port}", port, pid, bot_api)
 
 
 def channels_yaml(bot_api: str) -> str:

@@ -38,9 +38,8 @@ from collections import Counter
 from pathlib import Path
 
 from bench import ingest
-from bench.harness import Api, ceiling, database, gateway, machine, workdir
+from bench.harness import Api, database, machine, workdir
 from bench.load import LoadResult, cpu_seconds, drive
-from bench.providers import fake_bot_api
 
 DATABASE = "bench_profile"
 TARGETS = {"cpu_ratio": 3.0, "db_us_per_message": 1500.0, "ratio": 0.10, "p99_ms": 100.0}
@@ -119,20 +118,18 @@ def _profiled(pid: int, rate: int, output: Path) -> subprocess.Popen[bytes]:
 def run(messages: int, top: int, rate: int) -> dict:
     with workdir() as tmp_name, database(Path(tmp_name)) as (uri, label, db_pid):
         tmp = Path(tmp_name)
-        with (
-            ceiling() as (bare_port, bare_pid),
-            fake_bot_api(ingest.TELEGRAM_TOKEN) as bot_api,
-            gateway(uri, DATABASE, tmp, channels=ingest.channels_yaml(bot_api.base_url)) as (
-                port,
-                pid,
-            ),
-        ):
-            api = Api(port)
+        with ingest.sides(uri, DATABASE, tmp) as running:
+            bare_url, bare_pid, base, pid = (
+                running.bare_url,
+                running.bare_pid,
+                running.base,
+                running.pid,
+            )
+            api = Api(running.port)
             api.sign_up("bench", "bench password")  # one agent online: conversations assigned
             assert api.token
             events: queue.Queue[str] = queue.Queue()
-            stream = _stream(port, api.token, events)
-            bare_url, base = f"http://127.0.0.1:{bare_port}", f"http://127.0.0.1:{port}"
+            stream = _stream(running.port, api.token, events)
             warmup = max(500, messages // 10)
             headers = ingest.TELEGRAM_HEADERS
             drive(bare_url, headers, ingest.telegram_rows(warmup), tmp, pid=bare_pid)

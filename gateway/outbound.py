@@ -176,6 +176,7 @@ class Dispatcher:
         self.retries = Backoff(config.backoff_seconds, config.max_backoff_seconds, jitter=0.25)
         self._pacings: dict[str, Pacing] = {}  # by channel id; outlives a lane
         self._sends: set[asyncio.Task[None]] = set()
+        self._discovering: asyncio.Future[None] | None = None
 
     def pacing(self, channel: Channel) -> Pacing:
         if channel.id not in self._pacings:
@@ -218,6 +219,9 @@ class Dispatcher:
     async def stop(self, grace: float) -> None:
         """Claim nothing more; let sends under way finish within ``grace`` seconds."""
         await self.supervisor.stop("outbox discovery")
+        if self._discovering is not None:  # a read it was doing ends first
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._discovering), grace)
         for lane in list(self.lanes.values()):
             await self.drop(lane.channel)
         deadline = time.monotonic() + grace
@@ -232,13 +236,19 @@ class Dispatcher:
     async def _discover_forever(self) -> None:
         while True:
             await asyncio.sleep(DISCOVER_SECONDS)
-            floor = key_floor(millis(utcnow()) - DISCOVER_MARGIN_MS)
-            for lane in list(self.lanes.values()):
-                try:
-                    with pymongo.timeout(BACKGROUND_TIMEOUT_SECONDS):
-                        await lane.discover(floor)
-                except PyMongoError as exc:
-                    log.warning("outbox discovery: database error (%s)", type(exc).__name__)
+            # Never cancelled mid-read: pymongo leaves a connection it was opening to
+            # the collector when cancelled (an unclosed socket); stop() waits instead.
+            self._discovering = asyncio.ensure_future(self._discover_once())
+            await asyncio.shield(self._discovering)
+
+    async def _discover_once(self) -> None:
+        floor = key_floor(millis(utcnow()) - DISCOVER_MARGIN_MS)
+        for lane in list(self.lanes.values()):
+            try:
+                with pymongo.timeout(BACKGROUND_TIMEOUT_SECONDS):
+                    await lane.discover(floor)
+            except PyMongoError as exc:
+                log.warning("outbox discovery: database error (%s)", type(exc).__name__)
 
     # -- one send ---------------------------------------------------------------------
 
