@@ -77,6 +77,11 @@ _FIELDS: dict[str, tuple[str, int | None]] = {
 }
 
 
+def essence(content_type: str) -> str:
+    """A Content-Type header's ``type/subtype``, lower case, without its parameters."""
+    return content_type.split(";", 1)[0].strip().lower()
+
+
 def check_text(value: str, label: str, limit: int) -> str:
     """``value`` if it is at most ``limit`` characters; a 400 naming ``label`` if not."""
     if len(value) > limit:
@@ -199,8 +204,7 @@ class WebhookRequest:
     def form(self) -> Mapping[str, str]:
         """The body's form fields, parsed on first use, so a channel that checks a
         secret header first never parses a forged body; at most ``MAX_FORM_FIELDS``."""
-        content_type = self.headers.get("Content-Type", "")
-        if content_type.split(";")[0].strip().lower() != FORM:
+        if essence(self.headers.get("Content-Type", "")) != FORM:
             return {}
         if self.body.count(b"&") >= MAX_FORM_FIELDS:
             raise WebhookRefused(400, f"more than {MAX_FORM_FIELDS} form fields")

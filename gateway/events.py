@@ -20,8 +20,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import NamedTuple
 
+from gateway.config import EventsConfig
 from gateway.errors import TooManyRequests
 from gateway.workers import detached_task
 from storage.errors import is_unavailable
@@ -34,15 +34,6 @@ log = logging.getLogger("gateway.events")
 READ_BATCH = 500
 MINE_KEPT = 10_000  # entries written here that a shared log's tail has not reached yet
 Entry = tuple[EventType, str | None, Message | Conversation]  # (type, assignee, subject)
-
-
-class StreamLimits(NamedTuple):
-    """How many streams one agent, and one sign-in, may hold, and how many entries
-    a stream's client may fall behind before it is told to resume."""
-
-    per_agent: int = 20
-    per_sign_in: int = 5
-    queue: int = 1000
 
 
 class Subscriber:
@@ -92,10 +83,10 @@ class EventHub:
         *,
         settle_ms: int,
         poll_seconds: float,
-        limits: StreamLimits | None = None,
+        limits: EventsConfig | None = None,
     ) -> None:
         self.events = events
-        self.limits = limits or StreamLimits()
+        self.limits = limits or EventsConfig()  # streams per agent and sign-in, queue
         self.settle_ms = settle_ms
         self.poll_seconds = poll_seconds
         self.cursor: str | None = None
@@ -150,18 +141,18 @@ class EventHub:
         client that reconnects takes its own place); an agent past theirs is refused."""
         mine = [s for s in self._subscribers if s.agent_id == agent_id and not s.ended]
         same = [s for s in mine if s.sign_in == sign_in]
-        if len(same) >= self.limits.per_sign_in:
+        if len(same) >= self.limits.max_streams_per_sign_in:
             oldest = same[0]  # insertion order: dicts keep it, see _subscribers
             self.unsubscribe(oldest)
             oldest.end(REPLACED)
             mine.remove(oldest)
-        if len(mine) >= self.limits.per_agent:
+        if len(mine) >= self.limits.max_streams_per_agent:
             raise TooManyRequests(
-                f"{self.limits.per_agent} event streams are open for this agent "
+                f"{self.limits.max_streams_per_agent} event streams are open for this agent "
                 "(events.max_streams_per_agent); close one",
                 5,
             )
-        subscriber = Subscriber(wants, agent_id, sign_in, self.limits.queue)
+        subscriber = Subscriber(wants, agent_id, sign_in, self.limits.stream_queue_events)
         self._subscribers[subscriber] = None
         return subscriber
 

@@ -45,6 +45,11 @@ def raise_file_limit() -> int:
     return soft
 
 
+def _peer(address: Any) -> str:
+    """The peer's IP address, as accept() gives it ("" for a Unix socket)."""
+    return str(address[0]) if isinstance(address, tuple) and address else ""
+
+
 class GuardedHTTPServer(HTTPServer):
     """An HTTPServer with a connection cap and an accept loop that rests on EMFILE."""
 
@@ -65,7 +70,7 @@ class GuardedHTTPServer(HTTPServer):
         self._last_warning = 0.0
 
     def handle_stream(self, stream: IOStream, address: Any) -> None:
-        peer = str(address[0]) if isinstance(address, tuple) and address else ""
+        peer = _peer(address)
         stream.gateway_peer = peer  # type: ignore[attr-defined]
         self._open[peer] += 1
         super().handle_stream(stream, address)
@@ -79,7 +84,7 @@ class GuardedHTTPServer(HTTPServer):
                 del self._open[peer]
 
     def _over_share(self, address: Any) -> bool:
-        peer = str(address[0]) if isinstance(address, tuple) and address else ""
+        peer = _peer(address)
         return self._open[peer] >= self.per_client and not is_trusted(peer, self.proxies)
 
     def add_sockets(self, sockets: Iterable[socket.socket]) -> None:

@@ -7,9 +7,10 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from channels.media import kind_of
+from gateway.config import MediaConfig
 from gateway.errors import (
     Conflict,
     NotFound,
@@ -54,11 +55,6 @@ def request_fingerprint(
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-class UploadLimits(NamedTuple):
-    per_agent_hour: int = 200 * 1024 * 1024  # media.upload_bytes_per_agent_hour
-    total: int = 2 * 1024 * 1024 * 1024  # media.max_stored_upload_bytes
-
-
 _KEY_REUSED = "this Idempotency-Key was used for a different message"
 
 
@@ -84,14 +80,14 @@ class Sender:
         channels: ChannelSet,
         queued: Callable[[list[Message]], Awaitable[None]],
         public_url: str = "",
-        upload_limits: UploadLimits | None = None,
+        upload_limits: MediaConfig | None = None,
     ) -> None:
         self.storage = storage
         self.known_contact = known_contact
         self.channels = channels
         self.queued = queued
         self.public_url = public_url  # where providers that fetch uploads find them
-        self.upload_limits = upload_limits or UploadLimits()
+        self.upload_limits = upload_limits or MediaConfig()  # quotas per agent and in all
 
     async def send(
         self,
@@ -153,16 +149,17 @@ class Sender:
         """An upload stored, within the agent's hourly quota and the store's cap."""
         uploads, limits = self.storage.uploads, self.upload_limits
         try:
-            quota = await uploads.reserve(agent.id, len(data), limits.per_agent_hour, limits.total)
+            per_hour, total = limits.upload_bytes_per_agent_hour, limits.max_stored_upload_bytes
+            quota = await uploads.reserve(agent.id, len(data), per_hour, total)
         except QuotaExceeded as exc:
             if exc.limit == "hour":
                 raise TooManyRequests(
-                    f"over {limits.per_agent_hour} bytes of uploads this hour "
+                    f"over {per_hour} bytes of uploads this hour "
                     "(media.upload_bytes_per_agent_hour); try again later",
                     600,
                 ) from None
             raise PayloadTooLarge(
-                f"the gateway stores at most {limits.total} bytes of uploads "
+                f"the gateway stores at most {total} bytes of uploads "
                 "(media.max_stored_upload_bytes); send a media_url instead"
             ) from None
         return await uploads.put(data, mime_type, name, quota)

@@ -17,7 +17,7 @@ from gateway.channels import ChannelSet
 from gateway.config import Config
 from gateway.conversations import Conversations
 from gateway.database import open_storage, prepare
-from gateway.events import EventHub, EventLog, StreamLimits
+from gateway.events import EventHub, EventLog
 from gateway.faq import FaqResponder, make_cache
 from gateway.faqbook import FaqBook
 from gateway.inbound import InboundWriter
@@ -25,7 +25,7 @@ from gateway.intake import Intake
 from gateway.leases import ChannelWork
 from gateway.logs import scrubber
 from gateway.medialinks import MediaLinks
-from gateway.messages import Sender, UploadLimits
+from gateway.messages import Sender
 from gateway.metrics import Metrics, counter, gauge
 from gateway.outbound import Dispatcher
 from gateway.tokens import load_or_create_secret
@@ -126,9 +126,7 @@ def build_services(config: Config, storage: Storage) -> Services:
             channels=channels,
             queued=activity.queued,
             public_url=config.server.public_url,
-            upload_limits=UploadLimits(
-                config.media.upload_bytes_per_agent_hour, config.media.max_stored_upload_bytes
-            ),
+            upload_limits=config.media,
         ),
         events=hub,
         activity=activity,
@@ -142,14 +140,11 @@ def build_services(config: Config, storage: Storage) -> Services:
 
 def _event_hub(config: Config, storage: Storage) -> EventHub:
     shared = not storage.outbox.sole_writer  # other gateways may write to the database
-    limits = config.events
     return EventHub(
         storage.events,
-        settle_ms=limits.settle_ms if shared else 0,
+        settle_ms=config.events.settle_ms if shared else 0,
         poll_seconds=0.25 if shared else 1.0,
-        limits=StreamLimits(
-            limits.max_streams_per_agent, limits.max_streams_per_sign_in, limits.stream_queue_events
-        ),
+        limits=config.events,
     )
 
 

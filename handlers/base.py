@@ -25,7 +25,7 @@ import marshmallow
 from tornado.httputil import HTTPServerRequest
 from tornado.web import HTTPError, RequestHandler, stream_request_body
 
-from channels.base import load_json
+from channels.base import essence, load_json
 from gateway.clients import client_address, is_local
 from gateway.errors import (
     GatewayError,
@@ -185,9 +185,11 @@ class BaseHandler(RequestHandler):
     # -- request life cycle -------------------------------------------------------
 
     async def prepare(self) -> None:
-        # Called once the headers are in, before the body is read.
+        # Called once the headers are in, before the body is read. The cap is read once
+        # here: data_received checks it for every chunk.
+        self._max_body = self.max_body
         length = self.request.headers.get("Content-Length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_body):
+        if length is not None and (not length.isdigit() or int(length) > self._max_body):
             raise self.too_large()
         self.current_user = None
         method = self.request.method or ""
@@ -196,7 +198,7 @@ class BaseHandler(RequestHandler):
 
     def data_received(self, chunk: bytes) -> None:
         # Chunked bodies carry no Content-Length: stop keeping them past the limit.
-        if len(self._body) + len(chunk) > self.max_body:
+        if len(self._body) + len(chunk) > self._max_body:
             self._body_too_large = True
         elif not self._body_too_large:
             self._body += chunk
@@ -262,8 +264,7 @@ class BaseHandler(RequestHandler):
 
     def json_body(self, schema: marshmallow.Schema) -> dict[str, Any]:
         """The JSON object body, validated by ``schema`` (unknown fields refused)."""
-        content_type = self.request.headers.get("Content-Type", "")
-        if content_type.split(";")[0].strip().lower() != "application/json":
+        if essence(self.request.headers.get("Content-Type", "")) != "application/json":
             raise UnsupportedMediaType("send the body as JSON with Content-Type: application/json")
         try:
             data = load_json(self.body)

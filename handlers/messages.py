@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from channels.base import essence
 from channels.media import MB, file_name_of, guess_type, upload_type
 from gateway.errors import GatewayError, ValidationError
 from gateway.messages import OutgoingFile
@@ -76,8 +77,7 @@ class MessagesHandler(BaseHandler):
 
     @property
     def _is_upload(self) -> bool:
-        content_type = self.request.headers.get("Content-Type", "")
-        return content_type.split(";")[0].strip().lower() == "multipart/form-data"
+        return essence(self.request.headers.get("Content-Type", "")) == "multipart/form-data"
 
     @property
     def max_body(self) -> int:

@@ -7,9 +7,10 @@ is stored; if the database cannot store it, 503 so the provider retries.
 
 from __future__ import annotations
 
+import functools
 from typing import ClassVar
 
-from channels.base import WebhookRefused, WebhookRequest, WebhookRoute
+from channels.base import Channel, WebhookRefused, WebhookRequest, WebhookRoute
 from gateway.clients import from_loopback
 from gateway.errors import MethodNotAllowed, NotFound, error_for
 from handlers.base import BaseHandler, public
@@ -62,20 +63,23 @@ class WebhookHandler(BaseHandler):
         """
         await self._receive("GET", channel_type, channel, suffix)
 
-    def _routes(self) -> list[WebhookRoute]:
+    @functools.cached_property
+    def _target(self) -> tuple[Channel | None, list[WebhookRoute]]:
+        """The channel the path names and its routes at the path's suffix: found once
+        per request, for the body's cap and for the call."""
         kwargs = self.path_kwargs
         found = self.services.channels.find(kwargs["channel_type"], kwargs["channel"])
-        return [r for r in found.webhook_routes if r.suffix == kwargs["suffix"]] if found else []
+        routes = [r for r in found.webhook_routes if r.suffix == kwargs["suffix"]] if found else []
+        return found, routes
 
     @property
     def max_body(self) -> int:
         # A provider's own limit, checked with the headers: no forged megabyte is read.
-        limits = [r.max_body for r in self._routes() if r.max_body is not None]
+        limits = [r.max_body for r in self._target[1] if r.max_body is not None]
         return min([super().max_body, *limits])
 
     async def _receive(self, method: str, channel_type: str, channel: str, suffix: str) -> None:
-        found = self.services.channels.find(channel_type, channel)
-        routes = self._routes()
+        found, routes = self._target
         if found is None or not routes:
             raise NotFound(f"No such webhook: {self.request.path}")
         route = next((r for r in routes if method in r.methods), None)

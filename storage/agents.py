@@ -123,7 +123,7 @@ class AgentsRepository:
         now = utcnow()
         over = [f for f, t in ((changed or {}).get(SIGNED_OUT) or {}).items() if t <= now]
         if over:
-            unset = {f"{SIGNED_OUT}.{f}": "" for f in over if _FAMILY.fullmatch(f)}
+            unset = {f"{SIGNED_OUT}.{f}": "" for f in over}  # written checked, above
             await self.collection.update_one({"_id": agent_id}, {"$unset": unset})
 
     async def delete(self, agent_id: str) -> bool:

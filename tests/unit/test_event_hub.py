@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from gateway.config import EventsConfig
 from gateway.errors import TooManyRequests
-from gateway.events import BEHIND, REPLACED, SIGNED_OUT, EventHub, StreamLimits
+from gateway.events import BEHIND, REPLACED, SIGNED_OUT, EventHub
 
 
 class MemoryLog:
@@ -36,14 +37,14 @@ class Entry:
 
 
 def _hub(log: MemoryLog, **limits: int) -> EventHub:
-    hub = EventHub(log, settle_ms=0, poll_seconds=1, limits=StreamLimits(**limits))  # type: ignore[arg-type]
+    hub = EventHub(log, settle_ms=0, poll_seconds=1, limits=EventsConfig(**limits))  # type: ignore[arg-type]
     hub.cursor = "0"
     return hub
 
 
 async def test_a_client_too_far_behind_is_ended_and_its_queue_stays_bounded() -> None:
     log = MemoryLog()
-    hub = _hub(log, queue=10)
+    hub = _hub(log, stream_queue_events=10)
     slow = hub.subscribe(lambda event: True, "ana", "s1")
     log.entries = [Entry(n) for n in range(1, 1001)]
     await hub.read()
@@ -55,14 +56,14 @@ async def test_a_client_too_far_behind_is_ended_and_its_queue_stays_bounded() ->
 
 
 async def test_a_sign_ins_newest_stream_replaces_its_oldest() -> None:
-    hub = _hub(MemoryLog(), per_sign_in=2, per_agent=5)
+    hub = _hub(MemoryLog(), max_streams_per_sign_in=2, max_streams_per_agent=5)
     first, second = (hub.subscribe(lambda e: True, "ana", "s1") for _ in range(2))
     third = hub.subscribe(lambda e: True, "ana", "s1")
     assert (first.ended, second.ended, third.ended) == (REPLACED, None, None)
 
 
 async def test_an_agent_past_the_cap_is_refused() -> None:
-    hub = _hub(MemoryLog(), per_sign_in=2, per_agent=3)
+    hub = _hub(MemoryLog(), max_streams_per_sign_in=2, max_streams_per_agent=3)
     for sign_in in ("s1", "s1", "s2"):
         hub.subscribe(lambda e: True, "ana", sign_in)
     with pytest.raises(TooManyRequests):
