@@ -1,8 +1,8 @@
 """Opaque cursors and ``{"results", "next"}`` pages for every list endpoint.
 
 A cursor carries an HMAC under a key derived from the JWT secret: a client can only
-hand back a cursor the API gave out, so no crafted position or density can make a
-page read more than the planner chose (a tampered cursor is a 400).
+hand back a cursor the API gave out (a tampered one is a 400). It holds the key the
+next page starts below and nothing of how storage reads it.
 """
 
 from __future__ import annotations
@@ -36,8 +36,7 @@ def _mac(secret: bytes, payload: str) -> str:
 
 
 def encode_cursor(position: Position, secret: bytes) -> str:
-    density = round(position.ms_per_item, 3)
-    payload = _b64(json.dumps([position.key, density], separators=(",", ":")).encode())
+    payload = _b64(json.dumps([position.key], separators=(",", ":")).encode())
     return f"{payload}.{_mac(secret, payload)}"
 
 
@@ -45,20 +44,18 @@ def decode_cursor(cursor: str | None, secret: bytes) -> Position | None:
     if cursor is None:
         return None
     key: Any = None
-    density: Any = None
     payload, _, mac = cursor.partition(".")
-    # Ours are about 90 characters; the MAC is checked before anything is parsed.
+    # Ours are about 70 characters; the MAC is checked before anything is parsed.
     if len(cursor) <= MAX_CURSOR and hmac.compare_digest(mac, _mac(secret, payload)):
         try:
             raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
-            key, density = json.loads(raw)
-        except (ValueError, TypeError, binascii.Error, RecursionError):
-            key = density = None
-    # bool is an int to isinstance, not a density.
-    valid_density = isinstance(density, int | float) and not isinstance(density, bool)
-    if not (isinstance(key, str) and _KEY.fullmatch(key) and valid_density and 0 <= density < 1e12):
+            # [key]; a cursor given out before an upgrade also holds a density, unused.
+            key = json.loads(raw)[0]
+        except (ValueError, TypeError, LookupError, binascii.Error, RecursionError):
+            key = None
+    if not (isinstance(key, str) and _KEY.fullmatch(key)):
         raise ValidationError.of("cursor", "not a cursor this API gave out")
-    return Position(key, float(density))
+    return Position(key)
 
 
 def page_response(

@@ -11,10 +11,10 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Position:
-    """Where a page ended, and how many milliseconds apart its items were on average."""
+    """Where a page ended: the next begins below this key. Nothing else, so a client
+    handed it in a cursor can tell storage nothing of how to read the next page."""
 
     key: str
-    ms_per_item: float
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from storage.errors import DuplicateKey, Refused
 from storage.lists import Page, Position
 from storage.models import Agent, Contact, Direction, Message, Status
 from storage.models import conversation_id as storage_conversation_id
-from storage.pages import KEY, PageReader, ReadPlan
+from storage.pages import KEY, MAX_WINDOWS, PageReader, ReadPlan
 from storage.records import (
     Database,
     ensure_expiry,
@@ -138,8 +138,7 @@ class MessageFilters:
 class _Scope:
     """What the conversations tell of a page of messages before it is read."""
 
-    one_query: bool  # look the matches up, no window: a round trip was spent already
-    second: bool  # the page may take a second query
+    one_query: bool  # look the matches up, no window: few match, or a trip was spent
     contact_ids: list[str] | None = None  # None: anyone's; []: nobody's, an empty page
     holds_a_page: str | None = None  # a key from which on the page lies
     by_contacts: bool = False  # led by the contacts' index, not the filters'
@@ -271,10 +270,11 @@ class MessagesRepository:
     async def list_page(
         self, after: Position | None, limit: int, filters: MessageFilters
     ) -> Page[Message]:
-        """Newest first; each filter narrows the page, and a page is at most two
-        queries (one on MongoDB). ``conversation_id`` and ``assignee_id`` (the messages
-        of that agent's conversations) come down to contacts: a conversation is one
-        contact's, found in one read before the page, which then has one query left.
+        """Newest first; each filter narrows the page, and a page is one or two
+        queries (one on MongoDB), rarely three (storage/pages.py).
+        ``conversation_id`` and ``assignee_id`` (the messages of that agent's
+        conversations) come down to contacts: a conversation is one contact's,
+        found in one read before the page, whose messages are then looked up.
         One conversation's messages are few enough to look up. An agent's first page
         finds its bound in their conversations' previews: the newest ``limit + 1``
         showing a match (any message, with no other filter) each have one at or after
@@ -314,7 +314,7 @@ class MessagesRepository:
             horizon=utcnow() - timedelta(seconds=self.retention_seconds),
             holds_a_page=scope.holds_a_page,
             only=only,
-            second=scope.second,
+            windows=1 if filters.assignee_id is not None else MAX_WINDOWS,  # one trip spent
         )
         return await self.pages.fetch(self.collection, Message.of, query, after, limit, plan)
 
@@ -325,7 +325,7 @@ class MessagesRepository:
         contact_id = filters.contact_id
         if conversation_id is None and assignee_id is not None and contact_id is not None:
             conversation_id = storage_conversation_id(contact_id)  # that one, if theirs
-        scope = _Scope(one_query=conversation_id is not None, second=assignee_id is None)
+        scope = _Scope(one_query=conversation_id is not None)
         if conversation_id is not None:
             found = await self.conversations.get(conversation_id)
             mine = found is not None and assignee_id in (None, found.assignee_id)

@@ -10,29 +10,32 @@ document an index lookup selects before it applies the limit, it picks the index
 the query's shape (a compound index whose equalities and then ``list_key`` match
 the query's, or else the first field, in order, that leads an index), and it does
 not use the ``_id`` index for ranges at all (measured: 245 ms for the first page of
-10k messages). So on it a page is at most two queries, each of which reads little:
+10k messages). So on it a page is read in steps, each of which reads little:
 
 1. **the window**: ``list_key`` bounded to a time span back from the cursor, or from
    the newest key (storage/newest.py: the writers say where it is), sized from the
-   density the previous page showed (carried in the cursor), or that the same first
-   page showed last time, or the collection's unfiltered first page, or its newest
-   keys; or from a key the caller knows a page lies after (``holds_a_page``: an
-   agent's newest conversations tell it; for an unfiltered page, the newest keys
-   do). Where a compound index ``covers`` the query, it reads the window's matches
-   only; else every document in the window, so a window that would hold many times
-   a page is not tried, nor one reaching back past the ``horizon`` (messages
-   expire), which holds everything.
-2. if the window held less than a page, either
-   - **the next window** below it, sized from the matches the first held, when they
-     were enough to tell the filter's density and the lookup would read many (a
-     common filter seen for the first time: its first window was sized from the
-     unfiltered density). Should that too hold less than the rest of the page, the
-     page is short and its ``next`` goes on below that window: a page never needs a
-     third query;
-   - or **the lookup**: no window, led by the field the caller names in ``lead`` (a
-     contact, a status), whose index selects that field's matches, or the caller's
-     own ``lookup`` query (a search by words, through another collection's index).
-     They are few, or the window would have held some.
+   density this query's last page showed (remembered here, per query: the cursor is
+   only a key), or the collection's unfiltered pages, or its newest keys; or from a
+   key the caller knows a page lies after (``holds_a_page``: an agent's newest
+   conversations tell it; for an unfiltered page, the newest keys do). Where a
+   compound index ``covers`` the query, it reads the window's matches only; else
+   every document in the window, so a window that would hold many times a page is
+   not tried, nor one reaching back past the ``horizon`` (messages expire), which
+   holds everything.
+2. if the window held less than a page, its rest comes from below it:
+   - **the next window**, sized from the matches found so far, when they are enough
+     to tell the filter's density and the lookup would read many (a common filter
+     seen for the first time: its first window was sized from the unfiltered
+     density); at most ``MAX_WINDOWS`` windows in all;
+   - then, if the page is still short, **the lookup**: no window, led by the field
+     the caller names in ``lead`` (a contact, a status), whose index selects that
+     field's matches, or the caller's own ``lookup`` query (a search by words,
+     through another collection's index). They are few, or the windows would have
+     held more.
+
+So a page holds ``limit`` items unless it is the last, and takes one query when the
+window was sized well, which is almost always after a query's first page; two when
+it was not, and rarely three.
 
 A field with many allowed values (an agent's contacts) is checked here, not by the
 server (``only``): see :data:`Only`.
@@ -57,8 +60,9 @@ FIRST_WINDOW_MS = 3_600_000
 SPARSE = float("inf")  # a first page that found less than a page: no window next time
 MAX_WINDOW_READ = 40  # pages' worth of documents an uncovered window may read
 ONE_REPLY = 100_000  # documents a read checked here may bring in its first reply
-DENSITY_SAMPLE = 3  # matches in a first window that tell a filter's density well enough
-_HINTS = 1024  # first-page densities remembered, per collection and filter
+DENSITY_SAMPLE = 3  # matches in a window that tell a filter's density well enough
+MAX_WINDOWS = 2  # windows a page reads before it looks the rest of it up
+_HINTS = 1024  # densities remembered, per collection and filter
 
 
 T = TypeVar("T")
@@ -82,7 +86,8 @@ class ReadPlan:
     (messages expire); ``holds_a_page``: a key from which on the query has a page at
     least; ``only``: a field's allowed values, checked here (see :data:`Only`);
     ``lookup``: the lookup to use instead of the lead's, on the embedded server;
-    ``second=False``: one query, for a caller that spent a round trip already."""
+    ``windows``: how many before the lookup (one, for a caller that spent a round
+    trip already: a page is then at most three)."""
 
     newer_than: datetime | None = None
     older_than: datetime | None = None
@@ -93,7 +98,7 @@ class ReadPlan:
     holds_a_page: str | None = None
     only: Only | None = None
     lookup: Lookup | None = None
-    second: bool = True
+    windows: int = MAX_WINDOWS
 
 
 ANY = ReadPlan()
@@ -108,7 +113,7 @@ class _Read:
     floor: str | None  # keys from this on (newer_than)
     oldest: int | None  # no document is older (ms): the horizon, or the floor
     anchor: int  # the window is measured back from here (ms)
-    hint: str  # the query's first-page density is remembered under this
+    hint: str  # the query's density is remembered under this
     everything: float | None  # ms per document of the collection, if known
     holds_a_page: str | None
     unfiltered: bool
@@ -121,7 +126,9 @@ class PageReader:
     def __init__(self) -> None:
         self.windowed = False
         self.newest = NewestKeys()  # tracked by Storage on the embedded server only
-        self._first_pages: OrderedDict[str, float] = OrderedDict()
+        # Each query's density where its last page was read (ms per match): the next
+        # page's window is sized from it, and the cursor need not carry it.
+        self._densities: OrderedDict[str, float] = OrderedDict()
 
     async def fetch(
         self,
@@ -133,25 +140,27 @@ class PageReader:
         plan: ReadPlan = ANY,
     ) -> Page[T]:
         """One page of ``query`` after ``after``, each document made a record by
-        ``of``, read as ``plan`` says (:class:`ReadPlan`)."""
+        ``of``, read as ``plan`` says (:class:`ReadPlan`): ``limit`` of them unless
+        it is the last page."""
         if not self.windowed:  # MongoDB reads matches newest first and stops at the limit
             if plan.only is not None:
                 query = {**query, plan.only[0]: {"$in": sorted(plan.only[1])}}
             plan = replace(plan, only=None, lookup=None)
         read = self._bounds(collection.name, query, after, limit, plan)
-        lower = self._window(read, after, limit, plan)
-        only, lookup, floor, upper = plan.only, plan.lookup, read.floor, read.upper
-        if lower != floor:
-            documents = await self._find(collection, query, None, upper, lower, limit, only)
-        elif lookup is not None:
-            documents = await lookup(upper, limit)
+        lower = self._window(read, plan)
+        if lower is None or lower == read.floor:  # no window: the lookup alone
+            documents = await self._rest(collection, query, read.upper, limit, read, plan)
         else:
-            documents = await self._find(collection, query, plan.lead, upper, lower, limit, only)
-        if plan.second and len(documents) <= limit and lower is not None and lower != floor:
-            documents, lower = await self._second(collection, query, documents, read, lower, plan)
-        if self.windowed and after is None:
-            self._learn(read, query, documents, limit)
-        return _page([of(d) for d in documents[:limit]], documents, read, lower, limit)
+            documents = await self._find(
+                collection, query, None, read.upper, lower, limit, plan.only
+            )
+            if len(documents) <= limit:
+                documents = await self._fill(collection, query, documents, lower, read, plan)
+        if self.windowed:
+            self._learn(read, query, documents, first=after is None)
+        if len(documents) <= limit:
+            return Page([of(d) for d in documents], None)
+        return Page([of(d) for d in documents[:limit]], Position(documents[limit - 1][KEY]))
 
     def _bounds(
         self,
@@ -184,28 +193,24 @@ class PageReader:
         hint = f"{name}:{sorted(query.items())!r}:{floor}"
         if plan.only:
             hint += f":{plan.only[0]} in {len(plan.only[1])}"
-        everything = self._first_pages.get(name) or self._spread(name)
+        everything = self._densities.get(name) or self._spread(name)
         return _Read(
             name, upper, floor, oldest, anchor, hint, everything, holds_a_page, unfiltered, limit
         )
 
-    def _window(
-        self, read: _Read, after: Position | None, limit: int, plan: ReadPlan
-    ) -> str | None:
+    def _window(self, read: _Read, plan: ReadPlan) -> str | None:
         """The first query's lower bound: a window's (see the module's docstring), or
         the floor when no window will do."""
-        density = (
-            after.ms_per_item if after else self._first_pages.get(read.hint) or read.everything
-        )
-        holds_a_page = read.holds_a_page
+        density = self._densities.get(read.hint) or read.everything
+        holds_a_page, limit = read.holds_a_page, read.limit
         if not (self.windowed and plan.window and (density != SPARSE or holds_a_page)):
             return read.floor
         if holds_a_page is not None:
             span = read.anchor - key_millis(holds_a_page)
         elif density:
-            # What the page should need, if it is as dense as the last one, twice
-            # over; four times for a filter never seen (the unfiltered density).
-            margin = 2 if after or read.hint in self._first_pages else 4
+            # What the page should need, if it is as dense as this query's last page,
+            # twice over; four times for a query never seen (the unfiltered density).
+            margin = 2 if read.hint in self._densities else 4
             span = int(margin * density * (limit + 1)) + 1000
         else:
             span = FIRST_WINDOW_MS
@@ -217,48 +222,76 @@ class PageReader:
             return max(read.floor or "", key_floor(read.anchor - span))
         return read.floor
 
-    def _learn(
-        self, read: _Read, query: dict[str, Any], documents: list[Document], limit: int
-    ) -> None:
-        """What a first page tells of the density of its query, and of the collection."""
-        found = _density(read.anchor, documents, limit)
-        self._remember(read.hint, found)
-        if not query and read.floor is None:
-            self._remember(read.name, found)
-        if read.unfiltered and read.upper is None and read.floor is None:
-            self.newest.learn(read.name, [d[KEY] for d in documents])  # maybe another's
-
-    async def _second(
+    async def _fill(
         self,
         collection: Collection,
         query: dict[str, Any],
         documents: list[Document],
-        read: _Read,
         lower: str,
+        read: _Read,
         plan: ReadPlan,
-    ) -> tuple[list[Document], str | None]:
+    ) -> list[Document]:
+        """The rest of a page whose window held less than it: the next windows below,
+        each sized from the matches found so far, while those tell the filter's
+        density and the lookup would read many; then the lookup, below them."""
         limit = read.limit
-        """The page's second query, when the window held less than a page: the next
-        window below it, sized from the first's matches, if they tell the filter's
-        density and the lookup would read many (the matches left above the horizon);
-        else the lookup. Also the lower bound it read to."""
-        anchor, upper, floor, oldest = read.anchor, read.upper, read.floor, read.oldest
-        found = len(documents)
+        for _ in range(plan.windows - 1):
+            span = self._next_span(read, len(documents), lower, plan)
+            if span is None:
+                break
+            start = key_millis(lower)
+            reached = read.oldest is not None and start - span <= read.oldest
+            below = read.floor if reached else max(read.floor or "", key_floor(start - span))
+            wanted = limit - len(documents)
+            documents += await self._find(collection, query, None, lower, below, wanted, plan.only)
+            if len(documents) > limit or below == read.floor:
+                return documents
+            lower = below or ""
+        return documents + await self._rest(
+            collection, query, lower, limit - len(documents), read, plan
+        )
+
+    def _next_span(self, read: _Read, found: int, lower: str, plan: ReadPlan) -> int | None:
+        """How far back the next window reaches, sized from the ``found`` matches above
+        ``lower``; None if they are too few to tell, or the lookup would read few (the
+        matches they suggest are left above the horizon)."""
         start = key_millis(lower)
-        per_match = (anchor - start) / max(found, 1)
-        many = oldest is not None and (start - oldest) / per_match > MAX_WINDOW_READ * limit
-        if found >= DENSITY_SAMPLE and many:
-            span = int(2 * per_match * (limit + 1 - found)) + 1000
-            if self._affordable(span, read.everything, plan.covered, limit):
-                reached = oldest is not None and start - span <= oldest
-                below = floor if reached else max(floor or "", key_floor(start - span))
-                rest = await self._find(
-                    collection, query, None, lower, below, limit - found, plan.only
-                )
-                return documents + rest, below
+        per_match = (read.anchor - start) / max(found, 1)
+        oldest = read.oldest
+        many = oldest is not None and (start - oldest) / per_match > MAX_WINDOW_READ * read.limit
+        if found < DENSITY_SAMPLE or not many:
+            return None
+        span = int(2 * per_match * (read.limit + 1 - found)) + 1000
+        return span if self._affordable(span, read.everything, plan.covered, read.limit) else None
+
+    async def _rest(
+        self,
+        collection: Collection,
+        query: dict[str, Any],
+        upper: str | None,
+        limit: int,
+        read: _Read,
+        plan: ReadPlan,
+    ) -> list[Document]:
+        """The page's matches below ``upper`` with no window: the caller's lookup, or
+        the lead field's index (on MongoDB, the query as it is)."""
         if plan.lookup is not None:
-            return await plan.lookup(upper, limit), floor
-        return await self._find(collection, query, plan.lead, upper, floor, limit, plan.only), floor
+            return await plan.lookup(upper, limit)
+        return await self._find(collection, query, plan.lead, upper, read.floor, limit, plan.only)
+
+    def _learn(
+        self, read: _Read, query: dict[str, Any], documents: list[Document], *, first: bool
+    ) -> None:
+        """What a page tells of the density of its query, and of the collection; a
+        later page that found nothing says nothing of the query's newest matches."""
+        found = _density(read.anchor, documents, read.limit)
+        if found == SPARSE and not first:
+            return
+        self._remember(read.hint, found)
+        if not query and read.floor is None:
+            self._remember(read.name, found)
+        if first and read.unfiltered and read.upper is None and read.floor is None:
+            self.newest.learn(read.name, [d[KEY] for d in documents])  # maybe another's
 
     def _spread(self, name: str) -> float | None:
         """Milliseconds per document among the newest known, until a page tells."""
@@ -306,28 +339,14 @@ class PageReader:
         return [d for d in found if d.get(field) in values][: limit + 1]
 
     def _remember(self, hint: str, density: float) -> None:
-        self._first_pages[hint] = density
-        self._first_pages.move_to_end(hint)
-        while len(self._first_pages) > _HINTS:
-            self._first_pages.popitem(last=False)
-
-
-def _page(
-    items: list[T], documents: list[Document], read: _Read, lower: str | None, limit: int
-) -> Page[T]:
-    """The page, and where the next begins: after its last item, or below a window
-    that held less than the rest of it."""
-    if len(documents) > limit:
-        last = documents[limit - 1][KEY]
-        return Page(items, Position(last, (read.anchor - key_millis(last)) / limit))
-    if lower is not None and lower != read.floor:
-        density = (read.anchor - key_millis(lower)) / max(1, len(items))
-        return Page(items, Position(lower, density))
-    return Page(items, None)
+        self._densities[hint] = density
+        self._densities.move_to_end(hint)
+        while len(self._densities) > _HINTS:
+            self._densities.popitem(last=False)
 
 
 def _density(anchor: int, documents: list[Document], limit: int) -> float:
-    """Milliseconds per item over what a first page found; SPARSE if it found none."""
+    """Milliseconds per item over what a page found; SPARSE if it found none."""
     found = documents[:limit]
     if not found:
         return SPARSE

@@ -138,7 +138,10 @@ async def test_a_common_filter_seen_first_reads_two_windows_not_all_its_matches(
         finds.clear()
         plan = ReadPlan(lead="status", horizon=horizon)
         page = await reader.fetch(collection, _id, read, after, 5, plan)
-        assert len(finds.filters) <= 2
+        # Full pages but the last, each read in one or two windows; the last one's
+        # second window finds the matches end, and the rest is looked up below it.
+        assert len(finds.filters) <= (2 if page.next else 3)
+        assert len(page.items) == 5 or page.next is None
         if pages == 0:
             assert page.items == expected[:5]
             assert all("$gte" in f.get(KEY, {}) for f in finds.filters)  # windows only
