@@ -16,6 +16,7 @@ RUN python -m venv /venv \
     && /venv/bin/pip install --no-cache-dir --require-hashes -r /tmp/image.txt
 WORKDIR /src
 COPY pyproject.toml README.md LICENSE ./
+COPY common common
 COPY gateway gateway
 COPY handlers handlers
 COPY channels channels

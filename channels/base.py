@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import builtins
 import functools
-import hmac
-import json
 import logging
-import random
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,14 +21,12 @@ from typing import Any, ClassVar, Protocol
 from urllib.parse import parse_qsl
 
 from channels.media import Attachment, MediaRules
+from common.wire import essence, storable
 
 log = logging.getLogger("gateway.channels")
 
 
 # Limits at the edge: what no provider sends, refused before anything is stored.
-MAX_JSON_DEPTH = 32
-# Values in one JSON body: far more than any provider's webhook or API call holds.
-MAX_JSON_VALUES = 10_000
 MAX_FORM_FIELDS = 256  # Twilio sends about 40, with ten media
 FORM = "application/x-www-form-urlencoded"
 MAX_NAME = 256  # a sender's name or username
@@ -77,11 +72,6 @@ _FIELDS: dict[str, tuple[str, int | None]] = {
 }
 
 
-def essence(content_type: str) -> str:
-    """A Content-Type header's ``type/subtype``, lower case, without its parameters."""
-    return content_type.split(";", 1)[0].strip().lower()
-
-
 def check_text(value: str, label: str, limit: int) -> str:
     """``value`` if it is at most ``limit`` characters; a 400 naming ``label`` if not."""
     if len(value) > limit:
@@ -97,73 +87,6 @@ def degrees(location: dict[str, Any], key: str) -> float:
     return float(value)
 
 
-def load_json(body: bytes) -> Any:
-    """Parse a JSON body that is safe to handle and store: at most ``MAX_JSON_VALUES``
-    values, nested at most ``MAX_JSON_DEPTH`` levels, every string with a UTF-8 form.
-    ValueError names the problem, and the field where there is one.
-
-    The work is bounded before parsing: a body's commas and colons bound how many
-    values it holds (strings' own only add to the count), so a megabyte of ``[1,1,...``
-    is refused after one pass over its bytes, not after building half a million objects.
-    """
-    if body.count(b",") + body.count(b":") >= MAX_JSON_VALUES:
-        raise ValueError(f"more than {MAX_JSON_VALUES} values (or separators in strings)")
-    try:
-        data = json.loads(body)
-    except RecursionError:  # thousands of levels: refused before our own walk
-        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"malformed JSON: {exc}") from None
-    # A lone surrogate comes only from a \u escape, the bytes ED A0-BF, or a UTF-16 or
-    # UTF-32 body (a NUL in its first bytes); too deep needs more brackets than levels.
-    # Most bodies have neither and skip the walk.
-    may_hold_surrogates = b"\\u" in body or b"\xed" in body or b"\x00" in body[:4]
-    may_be_deep = body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH
-    if may_hold_surrogates or may_be_deep:
-        problem = json_problem(data)
-        if problem is not None:
-            raise ValueError(problem)
-    return data
-
-
-def json_problem(data: Any) -> str | None:
-    """What makes parsed JSON unsafe (too deep, a string with no UTF-8 form), or None."""
-    if _json_safe(data):  # the common case, without building a path per value
-        return None
-    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
-    while stack:  # no recursion: the depth is what is being checked
-        value, path, depth = stack.pop()
-        if isinstance(value, dict | list):
-            if depth >= MAX_JSON_DEPTH:
-                return f"{path or 'body'}: nested deeper than {MAX_JSON_DEPTH} levels"
-            pairs = value.items() if isinstance(value, dict) else enumerate(value)
-            for key, item in pairs:
-                if not storable(key):
-                    return f"{path or 'body'}: a key is not valid Unicode text"
-                stack.append((item, f"{path}.{key}" if path else str(key), depth + 1))
-        elif not storable(value):
-            return f"{path or 'body'}: not valid Unicode text (a lone surrogate?)"
-    return None
-
-
-def _json_safe(data: Any) -> bool:
-    stack: list[tuple[Any, int]] = [(data, 0)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, str):
-            if not value.isascii() and not storable(value):
-                return False
-        elif isinstance(value, dict | list):
-            if depth >= MAX_JSON_DEPTH:
-                return False
-            if isinstance(value, dict):
-                if not all(key.isascii() or storable(key) for key in value):
-                    return False
-                value = value.values()
-            stack.extend((item, depth + 1) for item in value)
-    return True
-
-
 @dataclass(frozen=True)
 class StatusReport:
     """A provider's news about a message we sent."""
@@ -172,21 +95,6 @@ class StatusReport:
     status: str  # queued | sent | delivered | read | failed
     error: str | None = None
     external_id: str = ""  # the provider's id of the message, when the news names it
-
-
-def storable(value: Any) -> bool:
-    """Whether every string in ``value`` (nested in dicts and lists) has a UTF-8 form."""
-    if isinstance(value, str):
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            return False
-        return True
-    if isinstance(value, dict):
-        return all(storable(k) and storable(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return all(storable(v) for v in value)
-    return True
 
 
 @dataclass(frozen=True)
@@ -473,28 +381,3 @@ class Channel(ABC):
 def webhook_path(channel_type: str, name: str, suffix: str = "") -> str:
     """Where a channel's webhook is served (handlers/webhooks.py mounts the pattern)."""
     return f"/webhooks/{channel_type}/{name}/{suffix}"
-
-
-def secrets_match(expected: str, given: str | None) -> bool:
-    """Constant-time comparison, so timing does not reveal the secret."""
-    return given is not None and hmac.compare_digest(expected.encode(), given.encode())
-
-
-class Backoff:
-    """Exponential backoff with jitter: ``first`` seconds doubling up to ``cap``, each
-    wait drawn from the top ``jitter`` share of its ceiling (0.5: half to all of it)."""
-
-    def __init__(self, first: float = 1.0, cap: float = 60.0, jitter: float = 0.5) -> None:
-        self.first, self.cap, self.jitter, self.attempt = first, cap, jitter, 0
-
-    def delay(self, attempt: int) -> float:
-        """The wait after the ``attempt``-th failure (1 for the first)."""
-        ceiling = min(self.cap, self.first * 2.0 ** (attempt - 1))
-        return ceiling * random.uniform(1.0 - self.jitter, 1.0)  # noqa: S311 - not secrecy
-
-    def next(self) -> float:
-        self.attempt += 1
-        return self.delay(self.attempt)
-
-    def reset(self) -> None:
-        self.attempt = 0

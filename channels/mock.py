@@ -23,10 +23,9 @@ from channels.base import (
     WebhookResult,
     WebhookRoute,
     check_text,
-    load_json,
     log,
-    secrets_match,
 )
+from common.wire import load_json, secrets_match
 
 MAX_TEXT = 4096  # as Telegram's: the mock stands in for a real channel
 MAX_BODY = 256 * 1024  # a text of 4,096 characters, each escaped as a surrogate pair

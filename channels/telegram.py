@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from channels.base import (
     MAX_ID,
     MAX_NAME,
-    Backoff,
     Channel,
     ChannelContext,
     ChannelMetric,
@@ -38,11 +37,11 @@ from channels.base import (
     WebhookRoute,
     check_text,
     degrees,
-    load_json,
     log,
-    secrets_match,
 )
 from channels.media import MB, Attachment, MediaRules, media_type
+from common.backoff import Backoff
+from common.wire import load_json, secrets_match
 
 # aiogram builds every Bot API model when it is imported (seconds, and 165 MB): it is
 # imported when a Telegram channel is built, not when its settings are checked.

@@ -40,11 +40,10 @@ from channels.base import (
     WebhookRoute,
     check_text,
     degrees,
-    load_json,
     log,
-    secrets_match,
 )
 from channels.media import MB, Attachment, MediaRules, media_type
+from common.wire import load_json, secrets_match
 
 GRAPH_API = "https://graph.facebook.com"
 SIGNATURE_HEADER = "X-Hub-Signature-256"

@@ -22,7 +22,8 @@ from typing import Literal, Protocol
 import pymongo
 from pymongo.errors import PyMongoError
 
-from channels.base import Backoff, Channel
+from channels.base import Channel
+from common.backoff import Backoff
 from gateway.clock import Clock
 from gateway.pacing import Pacing
 from storage.outbox import Claim, OutboxRepository, Outcome, Unsent

@@ -42,7 +42,8 @@ from datetime import timedelta
 import pymongo
 from pymongo.errors import PyMongoError
 
-from channels.base import Backoff, Channel, ProviderError, SendError, Throttled
+from channels.base import Channel, ProviderError, SendError, Throttled
+from common.backoff import Backoff
 from gateway.attachments import OutboundFiles
 from gateway.bus import Bus, StatusesChanged
 from gateway.clock import SYSTEM_CLOCK, Clock

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from channels.base import Backoff
+from common.backoff import Backoff
 
 log = logging.getLogger("gateway.workers")
 

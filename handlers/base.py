@@ -25,7 +25,7 @@ import marshmallow
 from tornado.httputil import HTTPServerRequest
 from tornado.web import HTTPError, RequestHandler, stream_request_body
 
-from channels.base import essence, load_json
+from common.wire import essence, load_json
 from gateway.clients import client_address, is_local
 from gateway.errors import (
     GatewayError,

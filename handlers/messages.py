@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from channels.base import essence
 from channels.media import MB, file_name_of, guess_type, upload_type
+from common.wire import essence
 from gateway.errors import GatewayError, ValidationError
 from gateway.messages import OutgoingFile
 from handlers import schemas

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from channels.base import secrets_match
+from common.wire import secrets_match
 from gateway.errors import Forbidden, Unauthorized
 from handlers.base import BaseHandler, public
 

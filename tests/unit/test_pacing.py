@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from channels.base import Backoff
+from common.backoff import Backoff
 from gateway.pacing import Pacing
 from tests.unit.fakes import FakeClock
 
