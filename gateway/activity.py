@@ -10,8 +10,7 @@ gateway that crashes in between loses that news, never a message.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import itertools
 import logging
 from collections.abc import Callable
 
@@ -19,8 +18,8 @@ import pymongo
 
 from gateway.bus import AssignmentsMade, Bus, ConversationsWaiting
 from gateway.events import Entry, EventLog
+from gateway.group_commit import GroupCommit
 from gateway.lane import BACKGROUND_TIMEOUT_SECONDS
-from gateway.workers import detached_task
 from storage.conversations import Arrival
 from storage.database import Storage
 from storage.models import Conversation, EventType, Message, conversation_id
@@ -42,8 +41,8 @@ class Activity:
         self.events = events
         self.handoff = handoff  # queued messages to their channel's sender
         self.bus = bus  # told of conversations that wait, and of those given as they came
-        self._news: list[tuple[str, list[Message]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        # Each message's news in the order told; a write takes what piled up.
+        self._news = GroupCommit(self._write_news, "conversation news")
 
     async def received(self, arrivals: list[Arrival], messages: list[Message]) -> None:
         """Inbound messages were stored (before their webhook is answered)."""
@@ -78,23 +77,15 @@ class Activity:
 
     async def drain(self, within: float) -> None:
         """Wait (at shutdown) for the news told so far to be written."""
-        if self._writer is not None and not self._writer.done():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._writer), within)
+        await self._news.drain(within)
 
     def _tell(self, kind: str, messages: list[Message]) -> None:
-        if not messages:
-            return
-        if self._news and self._news[-1][0] == kind:
-            self._news[-1][1].extend(messages)  # one write for what piles up
-        else:
-            self._news.append((kind, list(messages)))
-        if self._writer is None or self._writer.done():
-            self._writer = detached_task(self._write_all(), "conversation news")
+        self._news.add((kind, m) for m in messages)
 
-    async def _write_all(self) -> None:
-        while self._news:
-            kind, messages = self._news.pop(0)
+    async def _write_news(self, news: list[tuple[str, Message]]) -> None:
+        """What piled up, one write for each run of one kind, in the order told."""
+        for kind, run in itertools.groupby(news, key=lambda told: told[0]):
+            messages = [m for _, m in run]
             try:
                 with pymongo.timeout(BACKGROUND_TIMEOUT_SECONDS):
                     await self._write(kind, messages)

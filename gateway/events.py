@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 from gateway.config import EventsConfig
 from gateway.errors import TooManyRequests
-from gateway.workers import detached_task
+from gateway.group_commit import GroupCommit, settle
 from storage.errors import is_unavailable
 from storage.events import EventsRepository
 from storage.models import Conversation, Event, EventType, Message
@@ -223,30 +223,22 @@ class EventLog:
     def __init__(self, events: EventsRepository, hub: EventHub) -> None:
         self.events = events
         self.hub = hub
-        self._pending: list[tuple[list[Entry], asyncio.Future[None]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._writes = GroupCommit(self._write, "event log")
 
     async def append(self, entries: list[Entry]) -> None:
         """Returns once the entries are durable."""
         if not entries:
             return
         done = asyncio.get_running_loop().create_future()
-        self._pending.append((entries, done))
-        if self._writer is None or self._writer.done():
-            self._writer = detached_task(self._write_all(), "event log")
+        self._writes.add([(entries, done)])
         await done
 
-    async def _write_all(self) -> None:
-        while self._pending:  # one write at a time: ids are made inside, in order
-            batch, self._pending = self._pending, []
-            try:
-                written = await self.events.append([e for entries, _ in batch for e in entries])
-            except Exception as exc:
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(exc)
-                continue
-            self.hub.written(written)  # before the appends return: streams see it first
-            for _, done in batch:
-                if not done.done():
-                    done.set_result(None)
+    async def _write(self, batch: list[tuple[list[Entry], asyncio.Future[None]]]) -> None:
+        # One write at a time (the group commit's): ids are made inside, in order.
+        try:
+            written = await self.events.append([e for entries, _ in batch for e in entries])
+        except Exception as exc:
+            settle((done for _, done in batch), exc)
+            return
+        self.hub.written(written)  # before the appends return: streams see it first
+        settle((done for _, done in batch), None)

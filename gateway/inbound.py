@@ -27,7 +27,7 @@ from channels.base import Channel, Inbound
 from gateway.activity import Activity
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.faq import FaqAnswer, FaqResponder, question_phrase
-from gateway.workers import detached_task
+from gateway.group_commit import GroupCommit
 from storage.contacts import Sighting
 from storage.conversations import Arrival
 from storage.database import Storage
@@ -122,8 +122,8 @@ class InboundWriter:
         self.clock = clock
         self.activity = activity
         self.propose = propose  # agents for new conversations (gateway/assignment.py)
-        self._queue: list[_Pending] = []
-        self._flusher: asyncio.Task[None] | None = None
+        # What arrives while a batch is written waits for the next: one write at a time.
+        self._writes = GroupCommit(self._flush_batch, "inbound group commit", MAX_BATCH)
         # contact id → (the contact as stored, monotonic time it was last written)
         self._contacts = _ContactCache()
 
@@ -138,16 +138,11 @@ class InboundWriter:
         """``(contact, created)`` for each ``(message, extra fields)``, in order, or
         the exception that kept that one from being stored."""
         pending = [_Pending(channel, message, extra) for message, extra in messages]
-        self._queue.extend(pending)
-        if self._flusher is None or self._flusher.done():
-            self._flusher = detached_task(self._flush_all(), "inbound group commit")
+        self._writes.add(pending)
         return list(await asyncio.gather(*(p.done for p in pending), return_exceptions=True))
 
-    async def _flush_all(self) -> None:
-        # What arrives while a batch is written waits for the next: one write at a time.
-        while self._queue:
-            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-            await self._flush(batch)
+    async def _flush_batch(self, batch: list[_Pending]) -> None:
+        await self._flush(batch)
 
     async def _flush(self, batch: list[_Pending]) -> Exception | None:
         """Store ``batch`` and answer its members; returns the error if the database is away."""
@@ -156,8 +151,7 @@ class InboundWriter:
         except Exception as exc:
             if is_unavailable(exc):
                 # Whoever waits now would wait as long to fail: all of them answer 503.
-                waiting, self._queue = self._queue, []
-                for p in batch + waiting:
+                for p in batch + self._writes.take_waiting():
                     p.answer(exc)
                 return exc
             if len(batch) == 1:

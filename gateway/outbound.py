@@ -48,6 +48,7 @@ from gateway.attachments import OutboundFiles
 from gateway.bus import Bus, StatusesChanged
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.config import DeliveryConfig
+from gateway.group_commit import GroupCommit, settle
 from gateway.lane import BACKGROUND_TIMEOUT_SECONDS, Lane, Slots
 from gateway.logs import scrubber
 from gateway.metrics import Metrics
@@ -84,48 +85,44 @@ class OutcomeWriter:
         self.bus = bus  # told of the messages each write moved (StatusesChanged)
         self._moved: list[str] = []  # ids whose outcome is recorded, not yet announced
         self._announcer: asyncio.Task[None] | None = None
-        self._queue: list[tuple[Outcome, asyncio.Future[None]]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._writes = GroupCommit(self._write, "outcome writer", OUTCOMES_PER_WRITE)
 
     async def record(self, outcome: Outcome) -> None:
         done = asyncio.get_running_loop().create_future()
-        self._queue.append((outcome, done))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = detached_task(self._flush_all(), "outcome writer")
+        self._writes.add([(outcome, done)])
         await done
 
     async def drain(self, within: float) -> None:
         """Wait (at shutdown) for what is queued to be written, and announced."""
         deadline = time.monotonic() + within
-        for task in (self._flusher, self._announcer):
-            if task is not None and not task.done():
-                with contextlib.suppress(TimeoutError):
-                    left = max(0.1, deadline - time.monotonic())
-                    await asyncio.wait_for(asyncio.shield(task), left)
+        await self._writes.drain(within)
+        if self._announcer is not None and not self._announcer.done():
+            with contextlib.suppress(TimeoutError):
+                left = max(0.1, deadline - time.monotonic())
+                await asyncio.wait_for(asyncio.shield(self._announcer), left)
 
-    async def _flush_all(self) -> None:
+    async def _write(self, batch: list[tuple[Outcome, asyncio.Future[None]]]) -> None:
+        """Record ``batch``, retried while the database is unreachable."""
         backoff = Backoff(0.2, 5.0)
-        while self._queue:
-            batch = self._queue[:OUTCOMES_PER_WRITE]
+        while True:
             try:
                 with pymongo.timeout(BACKGROUND_TIMEOUT_SECONDS):
                     await self.outbox.finish([outcome for outcome, _ in batch])
+                break
             except Exception as exc:
-                if is_unavailable(exc):
-                    wait = backoff.next()
-                    log.warning("%d send outcomes not recorded yet (%s); again in %.1f s",
-                                len(batch), type(exc).__name__, wait)  # fmt: skip
-                    await asyncio.sleep(wait)
-                    continue
-                log.exception("%d send outcomes could not be recorded", len(batch))
-                self._resolve(batch, exc)
-                continue
-            backoff.reset()
-            self._resolve(batch, None)
-            # A retry leaves a message queued: no change of status to announce.
-            self._moved += [o.message_id for o, _ in batch if o.status != "queued"]
-            if self._moved and (self._announcer is None or self._announcer.done()):
-                self._announcer = detached_task(self._announce_all(), "outcome events")
+                if not is_unavailable(exc):
+                    log.exception("%d send outcomes could not be recorded", len(batch))
+                    settle((done for _, done in batch), exc)
+                    return
+                wait = backoff.next()
+                log.warning("%d send outcomes not recorded yet (%s); again in %.1f s",
+                            len(batch), type(exc).__name__, wait)  # fmt: skip
+                await asyncio.sleep(wait)
+        settle((done for _, done in batch), None)
+        # A retry leaves a message queued: no change of status to announce.
+        self._moved += [o.message_id for o, _ in batch if o.status != "queued"]
+        if self._moved and (self._announcer is None or self._announcer.done()):
+            self._announcer = detached_task(self._announce_all(), "outcome events")
 
     async def _announce_all(self) -> None:
         """Tell of what the writes moved, off the writes' path: what piles up meanwhile
@@ -139,14 +136,6 @@ class OutcomeWriter:
             except Exception as exc:  # the outcomes are recorded; their events are not
                 log.warning("events of %d send outcomes not written (%s)", len(ids),
                             type(exc).__name__)  # fmt: skip
-
-    def _resolve(
-        self, batch: list[tuple[Outcome, asyncio.Future[None]]], exc: Exception | None
-    ) -> None:
-        del self._queue[: len(batch)]
-        for _, done in batch:
-            if not done.done():
-                done.set_exception(exc) if exc is not None else done.set_result(None)
 
 
 class Dispatcher:

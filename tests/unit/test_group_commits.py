@@ -1,6 +1,7 @@
-"""The writers that group what arrives while one write is under way: the event log
-(ids in write order, one insert for many appends, the hub woken) and the outcome
-writer (at most OUTCOMES_PER_WRITE a write, retried while the database is away)."""
+"""The writers that group what arrives while one write is under way: the helper they
+share (gateway/group_commit.py), the event log (ids in write order, one insert for
+many appends, the hub woken) and the outcome writer (at most OUTCOMES_PER_WRITE a
+write, retried while the database is away)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,62 @@ from pymongo.errors import AutoReconnect
 
 from gateway.bus import Bus, StatusesChanged
 from gateway.events import EventLog
+from gateway.group_commit import GroupCommit
 from gateway.outbound import OUTCOMES_PER_WRITE, OutcomeWriter
 from storage.outbox import Outcome
 from tests.unit.fakes import until
+
+
+class GatedWrites:
+    """A write that records its batches and waits on ``gate``; ``fail`` fails the next."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+        self.gate = asyncio.Event()
+        self.fail = False
+
+    async def __call__(self, batch: list[int]) -> None:
+        self.batches.append(batch)
+        await self.gate.wait()
+        if self.fail:
+            self.fail = False
+            raise RuntimeError("this write failed")
+
+
+async def test_what_comes_during_a_write_goes_in_the_next_in_order_at_most_most() -> None:
+    write = GatedWrites()
+    commits = GroupCommit(write, "test", most=3)
+    commits.add([1])
+    await until(lambda: write.batches == [[1]])
+    commits.add([2, 3])
+    commits.add([4, 5])
+    write.gate.set()
+    await until(lambda: len(write.batches) == 3)
+    await commits.drain(5)
+    assert write.batches == [[1], [2, 3, 4], [5]]
+
+
+async def test_a_failed_write_does_not_strand_what_waits_behind_it() -> None:
+    write = GatedWrites()
+    commits = GroupCommit(write, "test")
+    write.fail = True
+    commits.add([1])
+    await until(lambda: write.batches == [[1]])
+    commits.add([2])
+    write.gate.set()
+    await until(lambda: write.batches == [[1], [2]])
+
+
+async def test_what_waits_can_be_taken_out_to_answer_at_once() -> None:
+    write = GatedWrites()
+    commits = GroupCommit(write, "test")
+    commits.add([1])
+    await until(lambda: write.batches == [[1]])
+    commits.add([2, 3])
+    assert commits.take_waiting() == [2, 3]
+    write.gate.set()
+    await commits.drain(5)
+    assert write.batches == [[1]]
 
 
 class GatedEvents:
