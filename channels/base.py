@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Any, ClassVar, Protocol
 from urllib.parse import parse_qsl
 
-from channels.media import Attachment, MediaRules
+from channels.media import Attachment, Media, MediaRules, listed
 from common.wire import essence, storable
 
 log = logging.getLogger("gateway.channels")
@@ -47,7 +47,19 @@ class Inbound:
     name: str = ""
     username: str = ""
     external_id: str = ""  # the provider's id of the message itself
-    extra: dict[str, Any] = field(default_factory=dict)  # kind, file id, caption...
+    kind: str | None = None  # what it is, if not plain text: photo, location, button...
+    media: tuple[Media, ...] = ()
+    edited: bool = False  # an edit of a message the contact sent before
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """What is stored with the message besides its text ({} for plain text)."""
+        meta: dict[str, Any] = {} if self.kind is None else {"kind": self.kind}
+        if self.media:
+            meta["media"] = [listed(item) for item in self.media]
+        if self.edited:
+            meta["edited"] = True
+        return meta
 
     def __post_init__(self) -> None:
         # The database stores UTF-8: a string that has no UTF-8 form (a lone
@@ -68,7 +80,7 @@ _FIELDS: dict[str, tuple[str, int | None]] = {
     "contact_external_id": ("the sender's id", MAX_ID),
     "dedupe_key": ("the message's id", MAX_ID * 2),  # may join two ids
     "external_id": ("the message's id", MAX_ID),
-    "extra": ("the message's attachments", None),
+    "meta": ("the message's attachments", None),
 }
 
 

@@ -1,4 +1,6 @@
-"""Files agents send: what one is (:class:`Attachment`), and what a channel takes
+"""Media both ways. What a contact sent besides text, as a channel tells the gateway
+(:data:`Media`: a file, a location, a shared contact, or a kind we only name). Files
+agents send: what one is (:class:`Attachment`), and what a channel takes
 (:class:`MediaRules`), checked before anything is stored."""
 
 from __future__ import annotations
@@ -6,7 +8,8 @@ from __future__ import annotations
 import mimetypes
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 MB = 1024 * 1024
@@ -76,6 +79,50 @@ def guess_type(name: str) -> str:
 def file_name_of(url: str) -> str:
     """The last segment of a URL's path: the name a provider shows for it."""
     return urlsplit(url).path.rstrip("/").rpartition("/")[2][:255]
+
+
+@dataclass(frozen=True)
+class MediaFile:
+    """A file a contact sent; ``ref`` is the channel's own handle to fetch it (a
+    Telegram file_id, a Twilio media URL, a Graph API media id), never shown."""
+
+    kind: str  # photo, voice, document, image, audio, video, sticker, ...
+    ref: str
+    mime_type: str | None = None  # as the provider declared it (media_type checks it)
+    size: int | None = None  # when the provider says it before the file is fetched
+    file_name: str | None = None
+    caption: str | None = None
+
+
+@dataclass(frozen=True)
+class Location:
+    latitude: float
+    longitude: float
+    kind: str = "location"
+
+
+@dataclass(frozen=True)
+class SharedContact:
+    phone_number: str
+    file_name: str | None = None  # the contact's name, where a file's would be shown
+    kind: str = "contact"
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    """A kind of message we store by its name only (a poll, a game)."""
+
+    caption: str | None = None
+    kind: str = "other"
+
+
+Media = MediaFile | Location | SharedContact | Unsupported
+
+
+def listed(item: Media) -> dict[str, Any]:
+    """An item as a message stores it and the API lists it (storage/models.py
+    ``shown_media`` numbers the items and leaves the ``ref`` out)."""
+    return {"kind": item.kind, **{k: v for k, v in asdict(item).items() if k != "kind"}}
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,17 @@ from channels.base import (
     degrees,
     log,
 )
-from channels.media import MB, Attachment, MediaRules, media_type
+from channels.media import (
+    MB,
+    Attachment,
+    Location,
+    Media,
+    MediaFile,
+    MediaRules,
+    SharedContact,
+    Unsupported,
+    media_type,
+)
 from common.backoff import Backoff
 from common.wire import load_json, secrets_match
 
@@ -348,9 +358,9 @@ def to_inbound(update: Any) -> list[Inbound]:
     chat = _field(message, "chat", dict)
     chat_id = _field(chat, "id", int)
     sender = _field(message, "from", dict, required=False) or {}
-    text, extra = describe(message)
+    text, kind, media = describe(message)
     if edited:
-        text, extra = f"[edited] {text}", {**extra, "edited": True}
+        text = f"[edited] {text}"
     name = " ".join(str(sender[p]) for p in ("first_name", "last_name") if sender.get(p))
     return [
         Inbound(
@@ -360,7 +370,9 @@ def to_inbound(update: Any) -> list[Inbound]:
             name=name or str(chat.get("title") or ""),
             username=str(sender.get("username") or chat.get("username") or ""),
             external_id=str(message["message_id"]),
-            extra=extra,
+            kind=kind,
+            media=media,
+            edited=edited,
         )
     ]
 
@@ -389,20 +401,20 @@ FILE_KINDS = {
 }
 
 
-def describe(message: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """Text for people, and what else we know, for every kind of message: its
-    ``media`` are what the API lists (each file's ``ref``, its file_id, stays here)."""
+def describe(message: dict[str, Any]) -> tuple[str, str | None, tuple[Media, ...]]:
+    """Text for people, the message's kind (None: plain text) and its media, for every
+    kind of message (each file's ``ref``, its file_id, stays with the gateway)."""
     # https://core.telegram.org/bots/api#sendmessage (text: 4096), #sendphoto (caption: 1024)
     text = _field(message, "text", str, required=False)
     if text is not None:
-        return check_text(text, "text", 4096), {}
+        return check_text(text, "text", 4096), None, ()
     caption = _field(message, "caption", str, required=False)
     if caption is not None:
         check_text(caption, "caption", 1024)
     said = f" {caption}" if caption else ""
     if photo := _field(message, "photo", list, required=False):
         item = _file(photo[-1], "photo", "image/jpeg", caption)  # sizes come smallest first
-        return f"[photo]{said}", {"kind": "photo", "media": [item]}
+        return f"[photo]{said}", "photo", (item,)
     for kind, mime_type in FILE_KINDS.items():
         if media := _field(message, kind, dict, required=False):
             item = _file(media, kind, mime_type, caption)
@@ -412,36 +424,34 @@ def describe(message: dict[str, Any]) -> tuple[str, dict[str, Any]]:
             elif kind == "voice":
                 label = f"voice message, {media.get('duration')} s"
             else:
-                label = item["file_name"] or kind.replace("_", " ")
-            return f"[{label}]{said}", {"kind": kind, "media": [item]}
+                label = item.file_name or kind.replace("_", " ")
+            return f"[{label}]{said}", kind, (item,)
     if location := _field(message, "location", dict, required=False):
         latitude, longitude = degrees(location, "latitude"), degrees(location, "longitude")
-        item = {"kind": "location", "latitude": latitude, "longitude": longitude}
-        return f"[location {latitude}, {longitude}]", {"kind": "location", "media": [item]}
+        return f"[location {latitude}, {longitude}]", "location", (Location(latitude, longitude),)
     if contact := _field(message, "contact", dict, required=False):
         phone = str(contact.get("phone_number") or "")[:MAX_ID]
         name = " ".join(str(contact.get(k) or "") for k in ("first_name", "last_name")).strip()
-        item = {"kind": "contact", "phone_number": phone, "file_name": name[:MAX_NAME] or None}
-        return f"[contact {phone}]", {"kind": "contact", "media": [item]}
+        return f"[contact {phone}]", "contact", (SharedContact(phone, name[:MAX_NAME] or None),)
     kind = next(
         (k for k in ("poll", "dice", "venue", "game", "story") if message.get(k)),
         "unsupported message",
     )
-    return f"[{kind}]{said}", {"kind": kind, "media": [{"kind": "other", "caption": caption}]}
+    return f"[{kind}]{said}", kind, (Unsupported(caption),)
 
 
-def _file(media: Any, kind: str, mime_type: str | None, caption: str | None) -> dict[str, Any]:
-    """One file a contact sent, as the API lists it, with its ``ref`` for getFile."""
+def _file(media: Any, kind: str, mime_type: str | None, caption: str | None) -> MediaFile:
+    """One file a contact sent, with its ``ref`` for getFile."""
     ref = str(_field(media, "file_id", str))  # first: it checks media is an object
     size, name, shown = media.get("file_size"), media.get("file_name"), media.get("mime_type")
-    return {
-        "kind": kind,
-        "mime_type": media_type(shown) or mime_type,
-        "size": size if isinstance(size, int) and not isinstance(size, bool) else None,
-        "file_name": name[:MAX_NAME] if isinstance(name, str) else None,
-        "caption": caption,
-        "ref": ref,
-    }
+    return MediaFile(
+        kind,
+        ref,
+        mime_type=media_type(shown) or mime_type,
+        size=size if isinstance(size, int) and not isinstance(size, bool) else None,
+        file_name=name[:MAX_NAME] if isinstance(name, str) else None,
+        caption=caption,
+    )
 
 
 async def _file_chunks(session: Any, url: str) -> AsyncIterator[bytes]:

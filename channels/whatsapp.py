@@ -34,7 +34,7 @@ from channels.base import (
     WebhookRoute,
     check_text,
 )
-from channels.media import MB, Attachment, MediaRules, media_type
+from channels.media import MB, Attachment, Location, Media, MediaFile, MediaRules, media_type
 
 CONTENT_API = "https://content.twilio.com"
 TWILIO_API = "https://api.twilio.com"
@@ -103,19 +103,18 @@ class WhatsAppChannel(Channel):
             raise WebhookRefused(400, "MessageSid and From are required")
         # https://www.twilio.com/docs/messaging/guides/webhook-request: at most 10 media
         text = check_text(form.get("Body", ""), "Body", 4096)
-        extra: dict[str, Any] = {}
+        kind: str | None = None
+        media: tuple[Media, ...] = ()
         count = form.get("NumMedia", "0")
-        media = min(int(count), 10) if count.isascii() and count.isdigit() else 0
-        if media:
-            items = [_media(form, i, text) for i in range(media) if f"MediaUrl{i}" in form]
-            kind = items[0]["kind"] if items else "other"
+        number = min(int(count), 10) if count.isascii() and count.isdigit() else 0
+        if number:
+            media = tuple(_media(form, i, text) for i in range(number) if f"MediaUrl{i}" in form)
+            kind = media[0].kind if media else "other"
             text = f"[{'media' if kind == 'other' else kind}] {text}".strip()
-            extra = {"kind": kind, "media": items}
         elif "Latitude" in form and "Longitude" in form:
             latitude, longitude = _degrees(form["Latitude"]), _degrees(form["Longitude"])
             text = f"[location {form['Latitude']}, {form['Longitude']}]"
-            item = {"kind": "location", "latitude": latitude, "longitude": longitude}
-            extra = {"kind": "location", "media": [item]}
+            kind, media = "location", (Location(latitude, longitude),)
         if not text:
             text = "[empty message]"
         message = Inbound(
@@ -124,7 +123,8 @@ class WhatsAppChannel(Channel):
             text=text,
             name=form.get("ProfileName", ""),
             external_id=sid,
-            extra=extra,
+            kind=kind,
+            media=media,
         )
         return WebhookResult(messages=[message], reply=TWIML_EMPTY)
 
@@ -244,19 +244,13 @@ KINDS = {"image": "image", "audio": "audio", "video": "video", "application": "d
          "text": "document"}  # fmt: skip
 
 
-def _media(form: Mapping[str, str], index: int, caption: str) -> dict[str, Any]:
-    """The ``index``th media of a message, as the API lists it; ``ref`` is its URL,
-    fetched with the account's credentials."""
+def _media(form: Mapping[str, str], index: int, caption: str) -> MediaFile:
+    """The ``index``th media of a message; ``ref`` is its URL, fetched with the
+    account's credentials. Twilio says its size only when the file is fetched."""
     mime_type = media_type(form.get(f"MediaContentType{index}"))
     kind = KINDS.get((mime_type or "").split("/")[0], "other")
-    return {
-        "kind": kind,
-        "mime_type": mime_type,
-        "size": None,  # Twilio says it only when the file is fetched
-        "file_name": None,
-        "caption": caption or None,
-        "ref": form[f"MediaUrl{index}"][:2048],
-    }
+    url = form[f"MediaUrl{index}"][:2048]
+    return MediaFile(kind, url, mime_type=mime_type, caption=caption or None)
 
 
 def _degrees(value: str) -> float:

@@ -42,7 +42,7 @@ from channels.base import (
     degrees,
     log,
 )
-from channels.media import MB, Attachment, MediaRules, media_type
+from channels.media import MB, Attachment, Location, Media, MediaFile, MediaRules, media_type
 from common.wire import load_json, secrets_match
 
 GRAPH_API = "https://graph.facebook.com"
@@ -293,17 +293,17 @@ def _list(obj: Any, key: str) -> list[Any]:
 
 def _inbound(message: Any, names: dict[str, str]) -> Inbound:
     sender, wamid, kind = str(message["from"]), str(message["id"]), str(message.get("type", ""))
-    extra: dict[str, Any] = {"kind": kind}
+    media: tuple[Media, ...] = ()
     body = message.get(kind) if isinstance(message.get(kind), dict) else {}
     if kind == "text":
-        text, extra = check_text(str(body.get("body", "")), "text.body", 4096), {}
+        text = check_text(str(body.get("body", "")), "text.body", 4096)
     elif kind in MEDIA:
         caption = check_text(str(body.get("caption", "")), "caption", 1024)
-        text, extra["media"] = f"[{kind}] {caption}".strip(), [_file(body, kind, caption)]
+        text, media = f"[{kind}] {caption}".strip(), (_file(body, kind, caption),)
     elif kind == "location":
         latitude, longitude = degrees(body, "latitude"), degrees(body, "longitude")
         text = f"[location {latitude}, {longitude}]"
-        extra["media"] = [{"kind": "location", "latitude": latitude, "longitude": longitude}]
+        media = (Location(latitude, longitude),)
     elif kind == "button":  # a quick reply to a template
         text = str(body.get("text", "")) or "[button]"
     elif kind == "interactive":  # a reply button or a list row
@@ -318,23 +318,24 @@ def _inbound(message: Any, names: dict[str, str]) -> Inbound:
         text=text or "[empty message]",
         name=names.get(sender, ""),
         external_id=wamid,
-        extra=extra,
+        kind=None if kind == "text" else kind,
+        media=media,
     )
 
 
-def _file(body: dict[str, Any], kind: str, caption: str) -> dict[str, Any]:
-    """A file a contact sent, as the API lists it; ``ref`` is its media id."""
+def _file(body: dict[str, Any], kind: str, caption: str) -> MediaFile:
+    """A file a contact sent; ``ref`` is its media id. The Graph API says its size
+    only when the file is fetched."""
     media_id, mime_type, name = body.get("id"), body.get("mime_type"), body.get("filename")
     if not isinstance(media_id, str) or not media_id.isdigit() or len(media_id) > MAX_ID:
         raise ValueError(f"{kind}.id: expected a media id")
-    return {
-        "kind": "voice" if kind == "audio" and body.get("voice") is True else kind,
-        "mime_type": media_type(mime_type),
-        "size": None,  # the Graph API says it only when the file is fetched
-        "file_name": name[:MAX_NAME] if isinstance(name, str) else None,
-        "caption": caption or None,
-        "ref": media_id,
-    }
+    return MediaFile(
+        "voice" if kind == "audio" and body.get("voice") is True else kind,
+        media_id,
+        mime_type=media_type(mime_type),
+        file_name=name[:MAX_NAME] if isinstance(name, str) else None,
+        caption=caption or None,
+    )
 
 
 def _status(status: Any) -> StatusReport | None:

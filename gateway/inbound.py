@@ -255,12 +255,12 @@ async def receive(
     answers: list[FaqAnswer | None] = []
     for message in messages:
         # Only plain text can ask a question: not a photo's placeholder, not an edit.
-        plain = not message.extra
+        plain = not message.meta
         phrase = question_phrase(message.text) if plain else ""
         found = None
         if plain and faq is not None and channel.faq_auto_reply:
             found = await faq.lookup_phrase(phrase)  # before the insert: stored with its FAQ
-        extra: dict[str, Any] = {"normalized": phrase} if plain else {"meta": message.extra}
+        extra: dict[str, Any] = {"normalized": phrase} if plain else {"meta": message.meta}
         if found is not None:
             extra["faq_id"] = found.faq_id  # suggestions leave answered questions out
         prepared.append((message, extra))
