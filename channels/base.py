@@ -270,6 +270,7 @@ class ChannelMetric:
 class ChannelContext:
     public_url: str  # "" when the gateway has none
     loopback_only: bool = False  # only this machine can reach the gateway
+    connections: int = 32  # sends at once (delivery.concurrency): each channel's pool
 
 
 class ChannelRecord(Protocol):

@@ -89,7 +89,9 @@ class TelegramChannel(Channel):
         from aiogram.client.session.aiohttp import AiohttpSession
         from aiogram.client.telegram import TelegramAPIServer
 
-        session = AiohttpSession(api=TelegramAPIServer.from_base(settings.api_base))
+        # aiogram's own aiohttp session, pooled as every channel's (channels/http.py).
+        api = TelegramAPIServer.from_base(settings.api_base)
+        session = AiohttpSession(api=api, limit=context.connections)
         self.bot = Bot(settings.token, session=session)
         self.secret = settings.webhook_secret or record.webhook_secret
         # For metrics: failed getUpdates calls, and how old the last stored update was.
@@ -227,7 +229,7 @@ class TelegramChannel(Channel):
             raise MediaUnavailable(404, "Telegram gives no path for this file")
         session = self.bot.session
         url = session.api.file_url(self.bot.token, file.file_path)  # holds the token: never shown
-        return Download(_file_chunks(session, url))
+        return Download(_file_chunks(session, url, max_bytes))
 
     registers_webhooks = True
 
@@ -454,12 +456,19 @@ def _file(media: Any, kind: str, mime_type: str | None, caption: str | None) -> 
     )
 
 
-async def _file_chunks(session: Any, url: str) -> AsyncIterator[bytes]:
-    """The file's bytes; a failure says nothing of the URL, which holds the token."""
+async def _file_chunks(session: Any, url: str, max_bytes: int) -> AsyncIterator[bytes]:
+    """The file's bytes, ended at the cap; a failure says nothing of the URL, which
+    holds the token."""
     import aiohttp
 
+    from channels.http import CHUNK, DOWNLOAD_SECONDS
+
+    read = 0
     try:
-        async for chunk in session.stream_content(url, timeout=60):
+        async for chunk in session.stream_content(url, timeout=DOWNLOAD_SECONDS, chunk_size=CHUNK):
+            read += len(chunk)
+            if read > max_bytes:  # Telegram said less, or nothing
+                raise MediaUnavailable(413, f"the file is over the {max_bytes}-byte limit")
             yield chunk
     except (OSError, TimeoutError, aiohttp.ClientError) as exc:
         raise MediaUnavailable(

@@ -1,4 +1,6 @@
-"""Twilio's async HTTP client, pointed at a configurable API base.
+"""Twilio's async HTTP client, pointed at a configurable API base, on the channels'
+one HTTP policy (channels/http.py): one pooled session for the library's calls, the
+media files and the Content API.
 
 Imported only when a WhatsApp channel is built: it loads twilio and aiohttp.
 """
@@ -6,11 +8,9 @@ Imported only when a WhatsApp channel is built: it loads twilio and aiohttp.
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urljoin
 
-import aiohttp
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 
@@ -20,6 +20,14 @@ from channels.base import (
     MediaUnavailable,
     NetworkFailure,
     ProviderError,
+)
+from channels.http import (
+    CALL_SECONDS,
+    FAILURES,
+    capped,
+    download_timeout,
+    provider_session,
+    refuse_declared_size,
 )
 
 REDIRECTS = (301, 302, 303, 307, 308)
@@ -32,14 +40,13 @@ class TwilioHttpClient(AsyncTwilioHttpClient):
     aiohttp's ``BasicAuth``, which aiohttp deprecates.
     """
 
-    def __init__(self, api_base: str, twilio_api: str) -> None:
+    def __init__(self, api_base: str, twilio_api: str, connections: int) -> None:
         """Calls the twilio library makes to ``twilio_api`` (its fixed host) go to
         ``api_base`` instead: the same, or a fake Twilio in tests."""
-        super().__init__(timeout=30)
+        super().__init__(pool_connections=False, timeout=CALL_SECONDS)  # our session, below
+        self.session = provider_session(connections)
         self.api_base = api_base.rstrip("/")
         self.twilio_api = twilio_api
-        # Files and the Content API, which twilio's client does not reach
-        self._direct: aiohttp.ClientSession | None = None
 
     async def request(
         self,
@@ -67,67 +74,50 @@ class TwilioHttpClient(AsyncTwilioHttpClient):
         if not url.startswith(self.twilio_api + "/"):  # https only, Twilio's own host only
             raise MediaUnavailable(404, "not a Twilio media URL")
         url = self.api_base + url[len(self.twilio_api) :]
-        session = self._session()
+        session, timeout = self.session, download_timeout()
         try:
             response = await session.get(
-                url, headers={"Authorization": _basic(auth)}, allow_redirects=False
+                url, headers={"Authorization": _basic(auth)}, allow_redirects=False, timeout=timeout
             )
             if response.status in REDIRECTS and "Location" in response.headers:
                 response.release()
-                response = await session.get(urljoin(url, response.headers["Location"]))
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                location = urljoin(url, response.headers["Location"])
+                response = await session.get(location, timeout=timeout)
+        except FAILURES as exc:
             reason = f"Twilio's media server failed ({type(exc).__name__})"
             raise MediaUnavailable(502, reason) from None
-        if response.status != 200:
-            response.release()
+        try:
             if response.status == 404:
                 raise MediaUnavailable(404, "Twilio no longer has this file")
-            raise MediaUnavailable(502, f"Twilio answered {response.status} for the file")
-        size = response.content_length
-        if size is not None and size > max_bytes:
+            if response.status != 200:
+                raise MediaUnavailable(502, f"Twilio answered {response.status} for the file")
+            refuse_declared_size(response.content_length, max_bytes)
+        except MediaUnavailable:
             response.release()
-            raise MediaUnavailable(413, f"the file is over the {max_bytes}-byte limit")
-        content_type = response.headers.get("Content-Type")
-        return Download(_chunks(response), content_type=content_type)
+            raise
+        chunks = capped(response, max_bytes, "Twilio's media server")
+        return Download(chunks, content_type=response.headers.get("Content-Type"))
 
     async def get_json(self, url: str, auth: tuple[str, str], base: str) -> dict[str, Any]:
         """One Content API page; the credentials go to ``base``'s host only."""
         if not url.startswith(base.rstrip("/") + "/"):
             raise ProviderError("Twilio gave a next page on another host")
         try:
-            async with self._session().get(url, headers={"Authorization": _basic(auth)}) as answer:
+            async with self.session.get(url, headers={"Authorization": _basic(auth)}) as answer:
                 if answer.status in (401, 403):
                     raise ChannelMisconfigured(f"Twilio refused the credentials ({answer.status})")
                 if answer.status != 200:
                     raise ProviderError(f"Twilio's Content API answered {answer.status}")
                 data = await answer.json(content_type=None)
-        except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
+        except (*FAILURES, ValueError) as exc:
             raise NetworkFailure(f"Twilio's Content API failed ({type(exc).__name__})") from None
         if not isinstance(data, dict):
             raise ProviderError("Twilio's Content API answered no object")
         return data
 
-    def _session(self) -> aiohttp.ClientSession:
-        if self._direct is None:
-            self._direct = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
-        return self._direct
-
     async def close(self) -> None:
-        if self._direct is not None:
-            await self._direct.close()
-        await super().close()
+        await self.session.close()
 
 
 def _basic(auth: tuple[str, str]) -> str:
     return "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-
-
-async def _chunks(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in response.content.iter_chunked(65536):
-            yield chunk
-    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        reason = f"Twilio's media server failed ({type(exc).__name__})"
-        raise MediaUnavailable(502, reason) from None
-    finally:
-        response.release()

@@ -86,7 +86,7 @@ class WhatsAppChannel(Channel):
         from channels.twilio_http import TwilioHttpClient
 
         self.validator = RequestValidator(settings.auth_token)
-        self.http = TwilioHttpClient(settings.api_base, TWILIO_API)
+        self.http = TwilioHttpClient(settings.api_base, TWILIO_API, context.connections)
         self.client = Client(settings.account_sid, settings.auth_token, http_client=self.http)
         self._templates: tuple[float, list[dict[str, Any]]] | None = None  # (until, list)
 

@@ -81,9 +81,12 @@ class WhatsAppCloudChannel(Channel):
         self, record: ChannelRecord, settings: WhatsAppCloudSettings, context: ChannelContext
     ) -> None:
         super().__init__(record, settings, context)
-        from tornado.httpclient import AsyncHTTPClient
+        from channels.http import provider_session
 
-        self.http = AsyncHTTPClient()  # shared by the IOLoop, closed with it: no close()
+        self.http = provider_session(context.connections)  # channels/http.py
+
+    async def close(self) -> None:
+        await self.http.close()
 
     # -- inbound ------------------------------------------------------------------
 
@@ -178,7 +181,7 @@ class WhatsAppCloudChannel(Channel):
         return await self._post(to, message_id, {"type": kind, kind: media})
 
     async def _post(self, to: str, message_id: str, content: dict[str, Any]) -> str:
-        from tornado.httpclient import HTTPClientError, HTTPRequest
+        from channels.http import FAILURES
 
         if not to.isdigit():
             raise Undeliverable(f"not a WhatsApp id (digits of a phone number): {to!r}")
@@ -191,24 +194,17 @@ class WhatsAppCloudChannel(Channel):
             **content,
             "biz_opaque_callback_data": message_id,  # names the message in its statuses
         }
-        request = HTTPRequest(
-            url,
-            method="POST",
-            headers={**self._bearer, "Content-Type": "application/json"},
-            body=json.dumps(body),
-            connect_timeout=10,
-            request_timeout=30,
-        )
         try:
-            response = await self.http.fetch(request, raise_error=False)
-        except (HTTPClientError, OSError) as exc:  # refused, reset, timed out
+            async with self.http.post(url, headers=self._bearer, json=body) as response:
+                status, raw = response.status, await response.read()
+        except FAILURES as exc:  # refused, reset, timed out
             raise NetworkFailure(f"Graph API unreachable: {type(exc).__name__}") from None
         try:
-            answer = json.loads(response.body or b"{}")
+            answer = json.loads(raw or b"{}")
         except ValueError:
             answer = None
-        if response.code >= 300 or not isinstance(answer, dict):
-            raise _send_error(response.code, answer)
+        if status >= 300 or not isinstance(answer, dict):
+            raise _send_error(status, answer)
         try:
             return str(answer["messages"][0]["id"])
         except (KeyError, IndexError, TypeError):
@@ -225,29 +221,26 @@ class WhatsAppCloudChannel(Channel):
     async def open_media(self, ref: str, max_bytes: int) -> Download:
         # https://developers.facebook.com/docs/whatsapp/cloud-api/reference/media#download-media:
         # the media id gives a URL for five minutes, fetched with the same token.
-        from tornado.httpclient import HTTPClientError, HTTPRequest
+        from channels.http import FAILURES, refuse_declared_size
 
         if not ref.isdigit():
             raise MediaUnavailable(404, "not a WhatsApp media id")
         try:
-            answer = await self.http.fetch(
-                HTTPRequest(f"{self._graph}/{ref}", headers=self._bearer, request_timeout=30),
-                raise_error=False,
-            )
-            found = json.loads(answer.body or b"{}") if answer.code == 200 else {}
-        except (HTTPClientError, OSError, ValueError) as exc:
+            async with self.http.get(f"{self._graph}/{ref}", headers=self._bearer) as answer:
+                status = answer.status
+                found = json.loads(await answer.read() or b"{}") if status == 200 else {}
+        except (*FAILURES, ValueError) as exc:
             raise MediaUnavailable(502, f"the Graph API failed ({type(exc).__name__})") from None
-        if answer.code in (400, 404):
+        if status in (400, 404):
             raise MediaUnavailable(404, "Meta no longer has this file")
         url = found.get("url") if isinstance(found, dict) else None
-        if answer.code != 200 or not isinstance(url, str):
-            raise MediaUnavailable(502, f"the Graph API answered {answer.code} for the file")
+        if status != 200 or not isinstance(url, str):
+            raise MediaUnavailable(502, f"the Graph API answered {status} for the file")
         size = found.get("file_size")
-        if isinstance(size, int) and size > max_bytes:
-            raise MediaUnavailable(413, f"the file is over the {max_bytes}-byte limit")
+        refuse_declared_size(size if isinstance(size, int) else None, max_bytes)
         if not self._may_hold_token(url):  # the token goes to Meta's hosts only
             raise MediaUnavailable(502, "the Graph API gave a file URL off Meta's hosts")
-        return Download(self._download(url, max_bytes), found.get("mime_type"))
+        return Download(await self._download(url, max_bytes), found.get("mime_type"))
 
     def _may_hold_token(self, url: str) -> bool:
         parts = urlsplit(url)
@@ -257,31 +250,26 @@ class WhatsAppCloudChannel(Channel):
         )
 
     async def _download(self, url: str, max_bytes: int) -> AsyncIterator[bytes]:
-        from tornado.httpclient import HTTPClientError, HTTPRequest
+        """The file's bytes as they come, ended at the cap (channels/http.py)."""
+        from channels.http import FAILURES, capped, download_timeout, refuse_declared_size
 
-        kept: list[bytes] = []
-        size = 0
-
-        def keep(chunk: bytes) -> None:  # past the cap, read on but keep nothing
-            nonlocal size
-            size += len(chunk)
-            if size <= max_bytes:
-                kept.append(chunk)
-
-        request = HTTPRequest(url, headers=self._bearer, streaming_callback=keep,
-                              follow_redirects=False, request_timeout=60)  # fmt: skip
         try:
-            response = await self.http.fetch(request, raise_error=False)
-        except (HTTPClientError, OSError) as exc:
+            response = await self.http.get(
+                url, headers=self._bearer, allow_redirects=False, timeout=download_timeout()
+            )
+        except FAILURES as exc:
             raise MediaUnavailable(
                 502, f"Meta's file server failed ({type(exc).__name__})"
             ) from None
-        if response.code != 200:
-            raise MediaUnavailable(502, f"Meta's file server answered {response.code}")
-        if size > max_bytes:
-            raise MediaUnavailable(413, f"the file is over the {max_bytes}-byte limit")
-        for chunk in kept:
-            yield chunk
+        if response.status != 200:
+            response.release()
+            raise MediaUnavailable(502, f"Meta's file server answered {response.status}")
+        try:
+            refuse_declared_size(response.content_length, max_bytes)
+        except MediaUnavailable:
+            response.release()
+            raise
+        return capped(response, max_bytes, "Meta's file server")
 
 
 def _list(obj: Any, key: str) -> list[Any]:

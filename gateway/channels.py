@@ -77,7 +77,11 @@ class ChannelSet:
             settings: Any = build_section(kind.Settings, declared.settings, prefix)
             scrubber.add(*(str(getattr(settings, name)) for name in kind.secrets))
             missing = [name for name in kind.required if not getattr(settings, name)]
-            context = ChannelContext(config.server.public_url, config.server.loopback_only)
+            context = ChannelContext(
+                config.server.public_url,
+                config.server.loopback_only,
+                config.delivery.concurrency,
+            )
             why = (
                 "disabled"
                 if not declared.enabled

@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from tornado.iostream import StreamClosedError
 from tornado.web import RequestHandler
 
 from testkit.fakes.local import Fetched, ScriptedFake, fetch_media
@@ -39,6 +40,11 @@ class FakeGraph(ScriptedFake):
     # A send's media link, fetched as Meta does (see testkit.fakes.local.fetch_media).
     fetched: list[Fetched] = field(default_factory=list)
     hosts: dict[str, str] = field(default_factory=dict)
+    # media id → the size GET /<id> states instead of the true one (a provider that
+    # says less than it sends); its bytes then go a chunk at a time, counted in
+    # ``streamed`` once the download ends (finished or cut).
+    stated_size: dict[str, int] = field(default_factory=dict)
+    streamed: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
@@ -112,22 +118,35 @@ class _MediaUrl(RequestHandler):
             return
         data, content_type = self.fake.media[media_id]
         url = f"{self.fake.base_url}/whatsapp_business/attachments/{media_id}"
+        size = self.fake.stated_size.get(media_id, len(data))
         self.finish({"messaging_product": "whatsapp", "url": url, "mime_type": content_type,
-                     "file_size": len(data), "id": media_id})  # fmt: skip
+                     "file_size": size, "id": media_id})  # fmt: skip
 
 
 class _MediaFile(RequestHandler):
     def initialize(self, fake: FakeGraph) -> None:
         self.fake = fake
 
-    def get(self, media_id: str) -> None:
+    async def get(self, media_id: str) -> None:
         self.fake.media_requests.append(dict(self.request.headers))
         if not _bearer(self) or media_id not in self.fake.media:
             self.set_status(404)
             return
         data, content_type = self.fake.media[media_id]
         self.set_header("Content-Type", content_type)
-        self.finish(data)
+        if media_id not in self.fake.stated_size:
+            self.finish(data)
+            return
+        sent = 0
+        try:
+            for start in range(0, len(data), 65_536):  # chunked: no Content-Length
+                self.write(data[start : start + 65_536])
+                await self.flush()
+                sent += min(65_536, len(data) - start)
+            self.finish()
+        except StreamClosedError:
+            pass  # the client stopped reading and hung up
+        self.fake.streamed[media_id] = sent
 
 
 def webhook(

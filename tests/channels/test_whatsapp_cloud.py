@@ -22,6 +22,7 @@ from testkit.fakes.graph import (
     webhook,
 )
 from testkit.fakes.script import DROP, Fail
+from testkit.helpers import async_wait_until
 from tests.channels.conftest import (
     MOCK,
     MOCK_HEADERS,
@@ -165,6 +166,28 @@ async def test_a_cloud_file_gone_or_over_the_cap_is_a_clear_error(gateway, graph
     assert "1000-byte limit" in big.body.decode()
     bad = text_message("wamid.X", type="image", image={"id": "../../me"})
     assert await _post(gw, webhook(messages=(bad,))) == 400  # not a media id: refused
+
+
+async def test_a_file_bigger_than_meta_said_is_cut_at_the_cap_not_read_to_its_end(
+    gateway, graph_api
+) -> None:
+    gw: Gateway = await gateway(cloud(graph_api), media=MediaConfig(max_bytes=1_000))
+    message = text_message("wamid.L", type="document", document={"id": "2003"})
+    assert await _post(gw, webhook(messages=(message,))) == 200
+    size = 32 * 1024 * 1024
+    graph_api.media["2003"] = (b"%PDF-" + bytes(size - 5), "application/pdf")
+    graph_api.stated_size["2003"] = 500  # under the cap: only the bytes tell
+    (stored,) = await gw.messages()
+    big = await gw.download(f"/api/v1/messages/{stored['_id']}/media/0/")
+    assert big.code == 413
+    assert "1000-byte limit" in big.body.decode()
+
+    async def ended() -> bool:
+        return "2003" in graph_api.streamed
+
+    await async_wait_until(ended, 30, "the file server's end of the download")
+    # Stopped at the cap: what went out is what the sockets' buffers took, not 32 MB.
+    assert graph_api.streamed["2003"] < size // 2
 
 
 VERIFY = [
