@@ -2,8 +2,8 @@
 
 A channel declares its webhook routes (:class:`WebhookRoute`); each turns a
 provider's call into one :class:`WebhookResult`: channel-neutral :class:`Inbound`
-messages, :class:`StatusReport` news about our sends, and the reply the provider
-expects. A channel may poll instead (:meth:`Channel.background`), and it sends text
+messages, status reports on our sends (:class:`StatusReport`), and the reply the
+provider expects. A channel may poll instead (:meth:`Channel.background`), and it sends text
 to a contact. Send errors say whether to retry, so the dispatcher never needs to
 know a provider's error codes.
 """
@@ -101,12 +101,12 @@ def degrees(location: dict[str, Any], key: str) -> float:
 
 @dataclass(frozen=True)
 class StatusReport:
-    """A provider's news about a message we sent."""
+    """A provider's report on the status of a message we sent."""
 
     message_id: str
     status: str  # queued | sent | delivered | read | failed
     error: str | None = None
-    external_id: str = ""  # the provider's id of the message, when the news names it
+    external_id: str = ""  # the provider's id of the message, when the report names it
 
 
 @dataclass(frozen=True)
@@ -274,7 +274,7 @@ class ChannelContext:
 
 
 class ChannelRecord(Protocol):
-    """The channel as the gateway stored it (storage.models.Channel is one)."""
+    """The channel as the gateway stored it (storage.models.StoredChannel is one)."""
 
     @property
     def id(self) -> str: ...

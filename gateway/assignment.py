@@ -24,8 +24,8 @@ import asyncio
 import contextlib
 import logging
 
-from gateway.activity import Activity
 from gateway.config import AssignmentConfig
+from gateway.conversation_updates import ConversationUpdates
 from gateway.errors import NotFound, ValidationError
 from storage.database import Storage
 from storage.errors import is_unavailable
@@ -38,9 +38,11 @@ PASS_SIZE = 100  # conversations offered in one pass
 
 
 class Assigner:
-    def __init__(self, storage: Storage, activity: Activity, config: AssignmentConfig) -> None:
+    def __init__(
+        self, storage: Storage, updates: ConversationUpdates, config: AssignmentConfig
+    ) -> None:
         self.storage = storage
-        self.activity = activity
+        self.updates = updates
         self.config = config
         self._wake = asyncio.Event()
         self._roster: list[str] = []  # available agents' ids, least recently given first
@@ -104,7 +106,7 @@ class Assigner:
         await self.storage.conversations.assign(list(intended.items()), only_unassigned=True)
         given = await self.storage.conversations.get_many(list(intended))
         won = [c for c in given if c.assignee_id is not None and c.assignee_id == intended[c.id]]
-        await self.activity.conversations_changed(won)
+        await self.updates.conversations_changed(won)
         self.assigned(won)
         return len(waiting)
 
@@ -131,7 +133,7 @@ class Assigner:
             [(conversation_id, agent_id)], only_unassigned=False
         )
         [moved] = await self.storage.conversations.get_many([conversation_id])
-        await self.activity.conversations_changed([moved])
+        await self.updates.conversations_changed([moved])
         if agent_id is None:
             self.nudge()
         return moved
@@ -154,5 +156,5 @@ class Assigner:
             return
         await self.storage.conversations.release([c.id for c in held], agent_id)
         back = await self.storage.conversations.get_many([c.id for c in held])
-        await self.activity.conversations_changed([c for c in back if c.assignee_id is None])
+        await self.updates.conversations_changed([c for c in back if c.assignee_id is None])
         self.nudge()

@@ -3,7 +3,7 @@ the handlers the composition root (gateway/runtime.py) subscribed, so a construc
 says who an object talks to and nobody is wired by assignment afterwards.
 
 Handlers run in the order they subscribed, each awaited before the next, in the
-publisher's task: a publisher that awaits :meth:`Bus.publish` knows its news was
+publisher's task: a publisher that awaits :meth:`Bus.publish` knows its event was
 taken. Handlers should be quick; slow work belongs in a worker of their own.
 """
 
@@ -21,7 +21,7 @@ from storage.models import Conversation, Message
 @dataclass(frozen=True)
 class StatusesChanged:
     """Messages' statuses moved (sent, delivered, read, failed): by our sends'
-    outcomes or a provider's news."""
+    outcomes or a provider's status reports."""
 
     messages: list[Message]
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from gateway.activity import Activity
 from gateway.assignment import Assigner
+from gateway.conversation_updates import ConversationUpdates
 from gateway.errors import NotFound, ValidationError
 from storage.database import Storage
 from storage.lists import Page, Position
@@ -19,9 +19,9 @@ ME = "me"
 
 
 class Conversations:
-    def __init__(self, storage: Storage, activity: Activity, assigner: Assigner) -> None:
+    def __init__(self, storage: Storage, updates: ConversationUpdates, assigner: Assigner) -> None:
         self.storage = storage
-        self.activity = activity
+        self.updates = updates
         self.assigner = assigner
 
     async def list_page(
@@ -68,7 +68,7 @@ class Conversations:
             )
             if changed is None:
                 raise NotFound(f"No such conversation: {conversation_id}")
-            await self.activity.conversations_changed([changed])
+            await self.updates.conversations_changed([changed])
             current = changed
             if status is ConversationStatus.OPEN and current.assignee_id is None:
                 self.assigner.nudge()
@@ -80,7 +80,7 @@ class Conversations:
         read = await self.storage.conversations.read(conversation_id, at or utcnow())
         if read is None:
             raise NotFound(f"No such conversation: {conversation_id}")
-        await self.activity.conversations_changed([read])
+        await self.updates.conversations_changed([read])
         return read
 
     async def messages_page(

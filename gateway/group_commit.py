@@ -1,7 +1,7 @@
 """One writer for work that arrives at any time (a group commit): what comes while a
 write is under way waits and goes together in the next, one write at a time, in the
 order it came, at most ``most`` items a write. The inbound writer, the event log, the
-send outcomes and the conversations' news all write this way: one round trip for
+send outcomes and the conversation updates all write this way: one round trip for
 however many webhooks and sends happen at once.
 
 The write owns its errors (fail its waiters, retry, or log): this only keeps the

@@ -2,8 +2,9 @@
 
 contact recorded (by channel and external id) → message inserted (a provider's
 retry is acknowledged, not stored twice) → its conversation reopened and its
-events written (gateway/activity.py) → if the text asks an FAQ, its answer queued
-as an auto-reply. Agents are assigned off this path (gateway/assignment.py).
+events written (gateway/conversation_updates.py). gateway/channel_inbox.py hands
+messages in and queues the FAQ answers after; agents are assigned off this path
+(gateway/assignment.py).
 
 Writes are group-committed: the messages of every webhook that arrives while a
 batch is being written go out together in the next one, as one bulk write per
@@ -18,15 +19,14 @@ import asyncio
 import dataclasses
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from channels.base import Channel, Inbound
-from gateway.activity import Activity
 from gateway.clock import SYSTEM_CLOCK, Clock
-from gateway.faq import FaqAnswer, FaqResponder, question_phrase
+from gateway.conversation_updates import ConversationUpdates
 from gateway.group_commit import GroupCommit
 from storage.contacts import Sighting
 from storage.conversations import Arrival
@@ -44,15 +44,9 @@ MAX_BATCH = 256  # messages per bulk write
 
 
 @dataclass
-class Received:
-    stored: int = 0
-    duplicates: int = 0
-    auto_replies: int = 0
-    failed: list[BaseException] = field(default_factory=list)  # refused, not stored
+class _Arriving:
+    """A message waiting for its batch's write; ``done`` answers its webhook."""
 
-
-@dataclass
-class _Pending:
     channel: Channel
     message: Inbound
     extra: dict[str, Any]
@@ -114,13 +108,13 @@ class InboundWriter:
     def __init__(
         self,
         storage: Storage,
-        activity: Activity,
+        updates: ConversationUpdates,
         propose: Callable[[int], list[str | None]],
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.storage = storage
         self.clock = clock
-        self.activity = activity
+        self.updates = updates
         self.propose = propose  # agents for new conversations (gateway/assignment.py)
         # What arrives while a batch is written waits for the next: one write at a time.
         self._writes = GroupCommit(self._flush_batch, "inbound group commit", MAX_BATCH)
@@ -137,14 +131,14 @@ class InboundWriter:
     ) -> list[tuple[Contact, bool] | BaseException]:
         """``(contact, created)`` for each ``(message, extra fields)``, in order, or
         the exception that kept that one from being stored."""
-        pending = [_Pending(channel, message, extra) for message, extra in messages]
+        pending = [_Arriving(channel, message, extra) for message, extra in messages]
         self._writes.add(pending)
         return list(await asyncio.gather(*(p.done for p in pending), return_exceptions=True))
 
-    async def _flush_batch(self, batch: list[_Pending]) -> None:
+    async def _flush_batch(self, batch: list[_Arriving]) -> None:
         await self._flush(batch)
 
-    async def _flush(self, batch: list[_Pending]) -> Exception | None:
+    async def _flush(self, batch: list[_Arriving]) -> Exception | None:
         """Store ``batch`` and answer its members; returns the error if the database is away."""
         try:
             results = await self._store(batch)
@@ -172,7 +166,7 @@ class InboundWriter:
             p.answer(result)
         return None
 
-    async def _store(self, batch: list[_Pending]) -> list[tuple[Contact, bool] | Exception]:
+    async def _store(self, batch: list[_Arriving]) -> list[tuple[Contact, bool] | Exception]:
         now = self.clock.now()
         await self._record_contacts(batch, now)
         contacts = [self._contacts[p.sighting.contact_id][0] for p in batch]
@@ -200,7 +194,7 @@ class InboundWriter:
             count = earlier.count + 1 if earlier else 1
             newest[contact.id] = Arrival(contact, p.channel.name, p.channel.type, message, count)
         arrivals = self._assign_new(list(newest.values()), now)
-        await self.activity.received(arrivals, [m for _, _, m in stored])
+        await self.updates.received(arrivals, [m for _, _, m in stored])
         return [
             new if isinstance(new, Exception) else (contact, new)
             for contact, new in zip(contacts, created, strict=True)
@@ -214,7 +208,7 @@ class InboundWriter:
             arrivals[n] = dataclasses.replace(arrivals[n], assignee=agent_id)
         return arrivals
 
-    async def _record_contacts(self, batch: list[_Pending], now: datetime) -> None:
+    async def _record_contacts(self, batch: list[_Arriving], now: datetime) -> None:
         """Write the contacts that are new, changed, or not written for a minute."""
         due = [p.sighting for p in batch if self._needs_write(p.sighting)]
         if not due:
@@ -236,55 +230,3 @@ class InboundWriter:
             or bool(sighting.name and sighting.name != contact.name)
             or bool(sighting.username and sighting.username != contact.username)
         )
-
-
-async def receive(
-    writer: InboundWriter,
-    channel: Channel,
-    messages: list[Inbound],
-    faq: FaqResponder | None = None,
-    queued: Callable[[list[Message]], Awaitable[None]] | None = None,
-) -> Received:
-    """Store what a channel received; returns once every message is durable.
-
-    Raises the database's error if it was unavailable for any of them (nothing is
-    acknowledged then); a message refused for any other reason is counted in
-    ``failed`` and the others are stored all the same.
-    """
-    prepared: list[tuple[Inbound, dict[str, Any]]] = []
-    answers: list[FaqAnswer | None] = []
-    for message in messages:
-        # Only plain text can ask a question: not a photo's placeholder, not an edit.
-        plain = not message.meta
-        phrase = question_phrase(message.text) if plain else ""
-        found = None
-        if plain and faq is not None and channel.faq_auto_reply:
-            found = await faq.lookup_phrase(phrase)  # before the insert: stored with its FAQ
-        extra: dict[str, Any] = {"normalized": phrase} if plain else {"meta": message.meta}
-        if found is not None:
-            extra["faq_id"] = found.faq_id  # suggestions leave answered questions out
-        prepared.append((message, extra))
-        answers.append(found)
-    result = Received()
-    written = await writer.write(channel, prepared)
-    away = next((w for w in written if isinstance(w, Exception) and is_unavailable(w)), None)
-    if away is not None:
-        raise away
-    replies = []
-    for outcome, found in zip(written, answers, strict=True):
-        if isinstance(outcome, BaseException):
-            result.failed.append(outcome)
-            continue
-        contact, created = outcome
-        if not created:
-            result.duplicates += 1
-            continue
-        result.stored += 1
-        if found is not None and faq is not None:
-            reply = await faq.reply(contact, found)
-            if reply is not None:
-                replies.append(reply)
-    result.auto_replies = len(replies)
-    if replies and queued is not None:
-        await queued(replies)
-    return result

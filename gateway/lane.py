@@ -37,7 +37,9 @@ REMEMBERED_DONE = 4096  # finished ids a stale discovery read must not bring bac
 
 
 @dataclass(eq=False, slots=True)
-class _Pending:
+class _InLane:
+    """A message in its contact's lane, and where it stands."""
+
     message: Unsent
     due: float  # monotonic time it may be sent
     attempts: int  # counted attempts so far
@@ -95,10 +97,10 @@ class Lane:
         self.sends = sends
         self.claim_seconds = claim_seconds  # a claim's length (delivery.stale_sending_seconds)
         self.clock = clock
-        self._queues: dict[str, list[_Pending]] = {}  # contact → unsent, oldest first
-        self._known: dict[str, _Pending] = {}
+        self._queues: dict[str, list[_InLane]] = {}  # contact → unsent, oldest first
+        self._known: dict[str, _InLane] = {}
         self._heads: list[tuple[float, str, str]] = []  # (due, key, id) of candidates
-        self._theirs: dict[str, _Pending] = {}
+        self._theirs: dict[str, _InLane] = {}
         self._busy: Counter[str] = Counter()  # contact → its sends under way (or left)
         self._done: dict[str, None] = {}  # recently finished, oldest first
         self._wake = asyncio.Event()
@@ -142,7 +144,7 @@ class Lane:
         """A message to send (queued here, loaded, or found by discovery)."""
         if message.id in self._known or message.id in self._done:
             return
-        pending = _Pending(message, self._due(message), message.attempts)
+        pending = _InLane(message, self._due(message), message.attempts)
         self._known[message.id] = pending
         queue = self._queues.setdefault(message.contact_id, [])
         bisect.insort(queue, pending, key=lambda p: p.message.key)
@@ -187,7 +189,7 @@ class Lane:
             self._mark(pending, "theirs")
             self._wake.set()
 
-    def _mark(self, pending: _Pending, state: Literal["queued", "mine", "theirs"]) -> None:
+    def _mark(self, pending: _InLane, state: Literal["queued", "mine", "theirs"]) -> None:
         """Change a message's state, keeping count of each contact's sends under way."""
         contact = pending.message.contact_id
         if pending.state != "queued":
@@ -201,7 +203,7 @@ class Lane:
         elif contact in self._queues:
             self._push(self._queues[contact][0])  # the contact may go on now
 
-    def _forget(self, pending: _Pending) -> None:
+    def _forget(self, pending: _InLane) -> None:
         self._mark(pending, "queued")
         del self._known[pending.id]
         contact = pending.message.contact_id
@@ -214,7 +216,7 @@ class Lane:
         elif was_head:
             self._push(queue[0])
 
-    def _push(self, pending: _Pending) -> None:
+    def _push(self, pending: _InLane) -> None:
         if pending.state == "queued" and not self._busy[pending.message.contact_id]:
             heapq.heappush(self._heads, (pending.due, pending.message.key, pending.id))
 
@@ -224,7 +226,7 @@ class Lane:
         wait = (message.next_attempt_at - self.clock.now()).total_seconds()
         return self.clock.monotonic() + max(0.0, wait)
 
-    def _candidate(self) -> _Pending | None:
+    def _candidate(self) -> _InLane | None:
         """The heap's top if it is still its contact's oldest message and waiting."""
         while self._heads:
             due, _, message_id = self._heads[0]
@@ -246,7 +248,7 @@ class Lane:
         if self._theirs:
             await self._take_over_expired()
         now = self.clock.monotonic()
-        picked: list[_Pending] = []
+        picked: list[_InLane] = []
         while self.sends.slots.free > len(picked) and self.pacing.gate() <= now:
             pending = self._candidate()
             if pending is None or pending.due > now:
@@ -273,7 +275,7 @@ class Lane:
         times += [self._expiry(p) for p in self._theirs.values()]
         return max(0.0, min(times) - now) if times else None  # None: until woken
 
-    async def _claim(self, picked: list[_Pending]) -> None:
+    async def _claim(self, picked: list[_InLane]) -> None:
         until = self.clock.now() + timedelta(seconds=self.claim_seconds)
         slots = self.sends.slots
         slots.take(len(picked))
@@ -294,7 +296,7 @@ class Lane:
 
     # -- claims another process left --------------------------------------------------
 
-    def _expiry(self, pending: _Pending) -> float:
+    def _expiry(self, pending: _InLane) -> float:
         until = pending.claim.until if pending.claim else None
         if until is None:
             return self.clock.monotonic()
@@ -313,7 +315,7 @@ class Lane:
         )
         await self._reload(expired)
 
-    async def _reload(self, stale: list[_Pending]) -> None:
+    async def _reload(self, stale: list[_InLane]) -> None:
         """Read these messages again and keep them as they are now (or drop them)."""
         fresh = await self.outbox.get_unsent([p.id for p in stale])
         for pending in stale:

@@ -8,20 +8,20 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.activity import Activity
 from gateway.assignment import Assigner
 from gateway.attachments import OutboundFiles
 from gateway.auth import Authenticator
 from gateway.bus import AssignmentsMade, Bus, ConversationsWaiting, StatusesChanged
+from gateway.channel_inbox import ChannelInbox
 from gateway.channels import ChannelSet
 from gateway.config import Config
+from gateway.conversation_updates import ConversationUpdates
 from gateway.conversations import Conversations
 from gateway.database import open_storage, prepare
 from gateway.events import EventHub, EventLog
 from gateway.faq import FaqResponder, make_cache
 from gateway.faqbook import FaqBook
 from gateway.inbound import InboundWriter
-from gateway.intake import Intake
 from gateway.leases import ChannelWork
 from gateway.logs import scrubber
 from gateway.medialinks import MediaLinks
@@ -71,10 +71,10 @@ class Services:
     supervisor: Supervisor
     dispatcher: Dispatcher  # sends the outbox of the channels whose lease we hold
     inbound: InboundWriter
-    intake: Intake  # what channels hand in
+    inbox: ChannelInbox  # what channels hand in
     sender: Sender  # agents' sends
     events: EventHub  # agents' live streams read it
-    activity: Activity  # conversations' news and events
+    updates: ConversationUpdates  # what messages change in conversations, and their events
     assigner: Assigner
     conversations: Conversations
     links: MediaLinks  # the expiring links providers fetch uploads from
@@ -101,13 +101,13 @@ def build_services(config: Config, storage: Storage) -> Services:
     dispatcher = Dispatcher(storage, config.delivery, metrics, supervisor, files, bus)
     channels = ChannelSet()
     hub = _event_hub(config, storage)
-    activity = Activity(storage, EventLog(storage.events, hub), dispatcher.queued, bus)
-    assigner = Assigner(storage, activity, config.assignment)
+    updates = ConversationUpdates(storage, EventLog(storage.events, hub), dispatcher.queued, bus)
+    assigner = Assigner(storage, updates, config.assignment)
     # Who hears what (gateway/bus.py): every subscription of the process is here.
-    bus.subscribe(StatusesChanged, lambda event: activity.changed(event.messages))
+    bus.subscribe(StatusesChanged, lambda event: updates.changed(event.messages))
     bus.subscribe(ConversationsWaiting, lambda _: assigner.nudge())
     bus.subscribe(AssignmentsMade, lambda event: assigner.assigned(event.conversations))
-    inbound = InboundWriter(storage, activity, assigner.propose)
+    inbound = InboundWriter(storage, updates, assigner.propose)
     services = Services(
         config=config,
         storage=storage,
@@ -119,19 +119,19 @@ def build_services(config: Config, storage: Storage) -> Services:
         supervisor=supervisor,
         dispatcher=dispatcher,
         inbound=inbound,
-        intake=Intake(storage, inbound, faq, metrics, activity.queued, bus),
+        inbox=ChannelInbox(storage, inbound, faq, metrics, updates.queued, bus),
         sender=Sender(
             storage,
             known_contact=inbound.known_contact,
             channels=channels,
-            queued=activity.queued,
+            queued=updates.queued,
             public_url=config.server.public_url,
             upload_limits=config.media,
         ),
         events=hub,
-        activity=activity,
+        updates=updates,
         assigner=assigner,
-        conversations=Conversations(storage, activity, assigner),
+        conversations=Conversations(storage, updates, assigner),
         links=links,
     )
     metrics.read_at_scrape(lambda: _live_metrics(services))
@@ -235,7 +235,7 @@ class Runtime:
             services.channels,
             dispatcher,
             services.supervisor,
-            services.intake.sink_for,
+            services.inbox.sink_for,
             lease_seconds=config.cluster.lease_seconds,
             exclusive=alone,
         )
@@ -264,7 +264,7 @@ class Runtime:
         if services.work is not None:
             await services.work.stop()
         await services.dispatcher.stop(services.config.server.shutdown_grace_seconds / 2)
-        await services.activity.drain(1.0)  # the news of the last sends
+        await services.updates.drain(1.0)  # the updates of the last sends
         if services.work is not None:
             await services.work.release()
         await services.supervisor.stop_all()

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from channels.base import Channel as ChannelKind
-from channels.base import SendError, webhook_path
+from channels.base import Channel, SendError, webhook_path
 from channels.registry import CHANNEL_TYPES
 from gateway.errors import BadGateway, NotFound
 from handlers import schemas
 from handlers.base import BaseHandler, found, presenter
-from storage.models import Channel
+from storage.models import StoredChannel
 
 _show = presenter(schemas.Channel())  # its fields only: never settings or secrets
 
 
-def present(channel: Channel) -> dict[str, Any]:
+def present(channel: StoredChannel) -> dict[str, Any]:
     shown = _show(channel)
     webhook = webhook_path(channel.type, channel.name)
     shown["webhook_path"] = webhook if channel.mode == "webhook" else None
-    kind = CHANNEL_TYPES.get(channel.type, ChannelKind)
+    kind = CHANNEL_TYPES.get(channel.type, Channel)
     shown["max_text_length"] = kind.max_text
     rules = kind.media
     shown["files"] = None

@@ -1,4 +1,4 @@
-"""Webhooks: providers deliver messages and delivery news here.
+"""Webhooks: providers deliver messages and status reports here.
 
 Each channel declares its routes under ``/webhooks/<type>/<channel>/`` and verifies
 its own calls (secret header, signature). The answer is 2xx only once what came in
@@ -101,7 +101,7 @@ class WebhookHandler(BaseHandler):
             outcome = "invalid" if exc.status == 400 else "refused"
             self.services.metrics.inbound.labels(found.name, outcome).inc()
             raise error_for(exc.status, exc.message) from None
-        await self.services.intake.accept(found, result)  # raises what was not stored
+        await self.services.inbox.accept(found, result)  # raises what was not stored
         reply = result.reply
         self.set_status(reply.status)
         self.set_header("Content-Type", f"{reply.content_type}; charset=utf-8")

@@ -8,7 +8,7 @@ from typing import Any
 from pymongo import ASCENDING
 
 from storage.lists import Page, Position
-from storage.models import Channel
+from storage.models import StoredChannel
 from storage.pages import KEY, PageReader
 from storage.records import Database, maybe, new_id, upsert_returning, utcnow
 
@@ -22,7 +22,9 @@ class ChannelsRepository:
         await self.collection.create_index([("name", ASCENDING)], unique=True, name="name_unique")
         await self.collection.create_index([(KEY, ASCENDING)], name=KEY)
 
-    async def upsert(self, name: str, type_: str, mode: str, settings: dict[str, Any]) -> Channel:
+    async def upsert(
+        self, name: str, type_: str, mode: str, settings: dict[str, Any]
+    ) -> StoredChannel:
         """Create or update the channel declared under ``name``; its id never changes.
 
         A new channel also gets a random webhook secret, kept for its lifetime.
@@ -43,11 +45,11 @@ class ChannelsRepository:
 
         # Gateways starting at once upsert the same channels: the loser of the insert
         # gets the winner's document.
-        return Channel.of(await upsert_returning(self.collection, {"name": name}, update))
+        return StoredChannel.of(await upsert_returning(self.collection, {"name": name}, update))
 
-    async def get(self, channel_id: str) -> Channel | None:
+    async def get(self, channel_id: str) -> StoredChannel | None:
         document = await self.collection.find_one({"_id": channel_id})
-        return maybe(Channel.of, document)
+        return maybe(StoredChannel.of, document)
 
-    async def list_page(self, after: Position | None, limit: int) -> Page[Channel]:
-        return await self.pages.fetch(self.collection, Channel.of, {}, after, limit)
+    async def list_page(self, after: Position | None, limit: int) -> Page[StoredChannel]:
+        return await self.pages.fetch(self.collection, StoredChannel.of, {}, after, limit)

@@ -294,14 +294,14 @@ class MessagesRepository:
                 return Page([], None)
             direction = None
         query: dict[str, Any] = {}
-        only = None
+        allowed = None
         contact_ids = scope.contact_ids
         if contact_ids is not None and len(contact_ids) == 1:
             query["contact_id"] = contact_ids[0]
         elif contact_ids is not None and scope.by_contacts:
             query["contact_id"] = {"$in": sorted(contact_ids)}
         elif contact_ids is not None:  # an agent's: checked by the reader (storage/pages.py)
-            only = ("contact_id", frozenset(contact_ids))
+            allowed = ("contact_id", frozenset(contact_ids))
         for name, value in (("agent_id", agent_id), ("direction", direction), ("status", status)):
             if value is not None:
                 query[name] = str(value)
@@ -313,7 +313,7 @@ class MessagesRepository:
             window=not scope.one_query,
             horizon=utcnow() - timedelta(seconds=self.retention_seconds),
             holds_a_page=scope.holds_a_page,
-            only=only,
+            allowed=allowed,
             windows=1 if filters.assignee_id is not None else MAX_WINDOWS,  # one trip spent
         )
         return await self.pages.fetch(self.collection, Message.of, query, after, limit, plan)
@@ -366,7 +366,7 @@ class MessagesRepository:
         )
         return found is not None
 
-    # -- delivery news ---------------------------------------------------------------
+    # -- delivery status ---------------------------------------------------------------
 
     async def apply_status(
         self,
@@ -377,10 +377,10 @@ class MessagesRepository:
         external_id: str = "",
         error: str | None = None,
     ) -> Message | None:
-        """Record a provider's news about one of the channel's messages.
+        """Record a provider's status report on one of the channel's messages.
 
         Only a message of that channel, whose provider id is ``external_id`` or not
-        recorded yet (the news may overtake our own record of the send), and only
+        recorded yet (the report may overtake our own record of the send), and only
         forward: a late "delivered" cannot undo "read". Returns the message moved.
         """
         query: dict[str, Any] = {

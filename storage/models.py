@@ -207,7 +207,7 @@ def shown_media(meta: Mapping[str, Any] | None) -> tuple[dict[str, Any], ...]:
 
 
 @dataclass(frozen=True, slots=True)
-class Channel:
+class StoredChannel:
     id: str
     name: str
     type: str
@@ -218,7 +218,7 @@ class Channel:
     updated_at: datetime
 
     @classmethod
-    def of(cls, d: Document) -> Channel:
+    def of(cls, d: Document) -> StoredChannel:
         return cls(
             id=d["_id"],
             name=d["name"],

@@ -194,7 +194,7 @@ class OutboxRepository:
         each document taking its own provider id, error and retry time.
 
         A status callback may have overtaken a send (delivered, read, failed): then
-        the claim no longer matches, the callback's news stays, and the callback has
+        the claim no longer matches, the callback's status stays, and the callback has
         recorded the provider's id itself.
         """
         groups: dict[tuple[str, str, bool], list[Outcome]] = {}

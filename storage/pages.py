@@ -38,7 +38,7 @@ window was sized well, which is almost always after a query's first page; two wh
 it was not, and rarely three.
 
 A field with many allowed values (an agent's contacts) is checked here, not by the
-server (``only``): see :data:`Only`.
+server (``allowed``): see :data:`AllowedValues`.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ T = TypeVar("T")
 # embedded server checks `$in` against each value in turn and loses its compound
 # index's window with it (measured at 50,000 messages: 100 contacts and a status in a
 # window of 500 documents, 218 ms; the status and the window alone, 3 ms).
-Only = tuple[str, frozenset[str]]
+AllowedValues = tuple[str, frozenset[str]]
 # The caller's lookup: the page's documents below a key (None: from the newest),
 # newest first, at most the limit and one more.
 Lookup = Callable[[str | None, int], Awaitable[list[Document]]]
@@ -84,7 +84,7 @@ class ReadPlan:
     ``list_key``; ``lead``: the field to look up when the window will not do;
     ``window=False``: only that lookup, one query; ``horizon``: no document is older
     (messages expire); ``holds_a_page``: a key from which on the query has a page at
-    least; ``only``: a field's allowed values, checked here (see :data:`Only`);
+    least; ``allowed``: a field's allowed values, checked here (see :data:`AllowedValues`);
     ``lookup``: the lookup to use instead of the lead's, on the embedded server;
     ``windows``: how many before the lookup (one, for a caller that spent a round
     trip already: a page is then at most three)."""
@@ -96,7 +96,7 @@ class ReadPlan:
     window: bool = True
     horizon: datetime | None = None
     holds_a_page: str | None = None
-    only: Only | None = None
+    allowed: AllowedValues | None = None
     lookup: Lookup | None = None
     windows: int = MAX_WINDOWS
 
@@ -143,16 +143,16 @@ class PageReader:
         ``of``, read as ``plan`` says (:class:`ReadPlan`): ``limit`` of them unless
         it is the last page."""
         if not self.windowed:  # MongoDB reads matches newest first and stops at the limit
-            if plan.only is not None:
-                query = {**query, plan.only[0]: {"$in": sorted(plan.only[1])}}
-            plan = replace(plan, only=None, lookup=None)
+            if plan.allowed is not None:
+                query = {**query, plan.allowed[0]: {"$in": sorted(plan.allowed[1])}}
+            plan = replace(plan, allowed=None, lookup=None)
         read = self._bounds(collection.name, query, after, limit, plan)
         lower = self._window(read, plan)
         if lower is None or lower == read.floor:  # no window: the lookup alone
             documents = await self._rest(collection, query, read.upper, limit, read, plan)
         else:
             documents = await self._find(
-                collection, query, None, read.upper, lower, limit, plan.only
+                collection, query, None, read.upper, lower, limit, plan.allowed
             )
             if len(documents) <= limit:
                 documents = await self._fill(collection, query, documents, lower, read, plan)
@@ -186,13 +186,13 @@ class PageReader:
         known = [k for k in newest.of(name) if upper is None or k < upper] if not after else []
         if known:  # measured from now, a window misses a collection quiet for longer
             anchor = min(anchor, key_millis(known[-1]))
-        unfiltered = not query and plan.only is None and plan.lookup is None
+        unfiltered = not query and plan.allowed is None and plan.lookup is None
         holds_a_page = plan.holds_a_page
         if holds_a_page is None and unfiltered and newest.stable(name) and len(known) > limit:
             holds_a_page = known[-(limit + 1)]
         hint = f"{name}:{sorted(query.items())!r}:{floor}"
-        if plan.only:
-            hint += f":{plan.only[0]} in {len(plan.only[1])}"
+        if plan.allowed:
+            hint += f":{plan.allowed[0]} in {len(plan.allowed[1])}"
         everything = self._densities.get(name) or self._spread(name)
         return _Read(
             name, upper, floor, oldest, anchor, hint, everything, holds_a_page, unfiltered, limit
@@ -243,7 +243,9 @@ class PageReader:
             reached = read.oldest is not None and start - span <= read.oldest
             below = read.floor if reached else max(read.floor or "", key_floor(start - span))
             wanted = limit - len(documents)
-            documents += await self._find(collection, query, None, lower, below, wanted, plan.only)
+            documents += await self._find(
+                collection, query, None, lower, below, wanted, plan.allowed
+            )
             if len(documents) > limit or below == read.floor:
                 return documents
             lower = below or ""
@@ -277,7 +279,9 @@ class PageReader:
         the lead field's index (on MongoDB, the query as it is)."""
         if plan.lookup is not None:
             return await plan.lookup(upper, limit)
-        return await self._find(collection, query, plan.lead, upper, read.floor, limit, plan.only)
+        return await self._find(
+            collection, query, plan.lead, upper, read.floor, limit, plan.allowed
+        )
 
     def _learn(
         self, read: _Read, query: dict[str, Any], documents: list[Document], *, first: bool
@@ -318,23 +322,23 @@ class PageReader:
         upper: str | None,
         lower: str | None,
         limit: int,
-        only: Only | None = None,
+        allowed: AllowedValues | None = None,
     ) -> list[Document]:
         bounds = {**({"$lt": upper} if upper else {}), **({"$gte": lower} if lower else {})}
-        # ``only`` is checked here where the server's read is bounded anyway: by the
+        # ``allowed`` is checked here where the server's read is bounded anyway: by the
         # window, or by the lead's index. Else the server checks it, with the limit.
-        here = only is not None and (lower is not None or lead in query)
-        if only is not None and not here:
-            query = {**query, only[0]: {"$in": sorted(only[1])}}
+        here = allowed is not None and (lower is not None or lead in query)
+        if allowed is not None and not here:
+            query = {**query, allowed[0]: {"$in": sorted(allowed[1])}}
         # The embedded server looks the fields up in this order (dicts keep theirs on
         # the wire) when no compound index covers the query: the window first, or
         # the lead's own index.
         first = {lead: query[lead]} if lead in query else {}
         ordered = {**first, **({KEY: bounds} if bounds else {}), **query}
         cursor = collection.find(ordered).sort(KEY, DESCENDING)
-        if only is None or not here:
+        if allowed is None or not here:
             return await cursor.limit(limit + 1).to_list()
-        field, values = only  # all in one reply (to 16 MB), not the server's 101 and more
+        field, values = allowed  # all in one reply (to 16 MB), not the server's 101 and more
         found = await cursor.batch_size(ONE_REPLY).to_list()
         return [d for d in found if d.get(field) in values][: limit + 1]
 

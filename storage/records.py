@@ -37,7 +37,7 @@ Collection = AsyncCollection[Document]
 
 def quick(collection: Collection) -> Collection:
     """``collection`` for writes the server acknowledges before its journal has them:
-    news derived from messages (events, previews), never the messages themselves. A
+    what is derived from messages (events, previews), never the messages themselves. A
     crashed server may lose its last ~100 ms of them; a journaled write costs ~15 ms
     on the embedded server, and the send path has three."""
     return collection.with_options(write_concern=WriteConcern(w=1, j=False))

@@ -243,7 +243,7 @@ async def test_resolve_read_and_reopen(gateway) -> None:
         "in",
     )
     # A reply becomes the preview; the newest activity comes first. (Its news is
-    # written just after the send is answered: gateway/activity.py.)
+    # written just after the send is answered: gateway/conversation_updates.py.)
     await _write(gw, 2, "other contact")
     sent = await gw.send(reopened["contact"]["id"], "a reply " + "x" * 300)
     listed: list[dict] = []

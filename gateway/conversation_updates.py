@@ -2,10 +2,10 @@
 counts and status, and the events agents' streams show for each change.
 
 Inbound messages are recorded before their webhook is answered. Outbound ones are
-handed to delivery at once, and their news (the preview, ``message.created``, then
-each ``message.updated``) is recorded after, in order, by one worker that writes
-what piles up meanwhile together: the send path costs no extra round trip. A
-gateway that crashes in between loses that news, never a message.
+handed to delivery at once, and their updates (the preview, ``message.created``,
+then each ``message.updated``) are recorded after, in order, by one writer that
+writes what piles up meanwhile together: the send path costs no extra round trip. A
+gateway that crashes in between loses those updates, never a message.
 """
 
 from __future__ import annotations
@@ -24,12 +24,14 @@ from storage.conversations import Arrival
 from storage.database import Storage
 from storage.models import Conversation, EventType, Message, conversation_id
 
-log = logging.getLogger("gateway.activity")
+log = logging.getLogger("gateway.conversation_updates")
 
 QUEUED, CHANGED = "queued", "changed"
 
 
-class Activity:
+class ConversationUpdates:
+    """Records what messages change in their conversations, and the events of both."""
+
     def __init__(
         self,
         storage: Storage,
@@ -41,8 +43,8 @@ class Activity:
         self.events = events
         self.handoff = handoff  # queued messages to their channel's sender
         self.bus = bus  # told of conversations that wait, and of those given as they came
-        # Each message's news in the order told; a write takes what piled up.
-        self._news = GroupCommit(self._write_news, "conversation news")
+        # Each message's update in the order told; a write takes what piled up.
+        self._pending = GroupCommit(self._write_pending, "conversation updates")
 
     async def received(self, arrivals: list[Arrival], messages: list[Message]) -> None:
         """Inbound messages were stored (before their webhook is answered)."""
@@ -61,7 +63,7 @@ class Activity:
             await self.bus.publish(ConversationsWaiting())
 
     async def queued(self, messages: list[Message]) -> None:
-        """Outbound messages were stored as queued: to delivery now, their news after."""
+        """Outbound messages were stored as queued: to delivery now, their updates after."""
         self.handoff(messages)
         self._tell(QUEUED, messages)
 
@@ -76,21 +78,21 @@ class Activity:
         )
 
     async def drain(self, within: float) -> None:
-        """Wait (at shutdown) for the news told so far to be written."""
-        await self._news.drain(within)
+        """Wait (at shutdown) for the updates told so far to be written."""
+        await self._pending.drain(within)
 
     def _tell(self, kind: str, messages: list[Message]) -> None:
-        self._news.add((kind, m) for m in messages)
+        self._pending.add((kind, m) for m in messages)
 
-    async def _write_news(self, news: list[tuple[str, Message]]) -> None:
+    async def _write_pending(self, pending: list[tuple[str, Message]]) -> None:
         """What piled up, one write for each run of one kind, in the order told."""
-        for kind, run in itertools.groupby(news, key=lambda told: told[0]):
+        for kind, run in itertools.groupby(pending, key=lambda told: told[0]):
             messages = [m for _, m in run]
             try:
                 with pymongo.timeout(BACKGROUND_TIMEOUT_SECONDS):
                     await self._write(kind, messages)
-            except Exception as exc:  # the messages are stored; only their news is lost
-                log.warning("news of %d messages not written (%s)", len(messages),
+            except Exception as exc:  # the messages are stored; only their updates are lost
+                log.warning("updates of %d messages not written (%s)", len(messages),
                             type(exc).__name__)  # fmt: skip
 
     async def _write(self, kind: str, messages: list[Message]) -> None:

@@ -1,4 +1,4 @@
-"""What the activity module tells of messages and conversations, with in-memory
+"""What the conversation updates tell of messages and conversations, with in-memory
 conversations and event log: inbound news before the webhook is answered, outbound
 news after the handoff, in order, and what piles up meanwhile written together."""
 
@@ -9,8 +9,8 @@ from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
-from gateway.activity import Activity
 from gateway.bus import AssignmentsMade, Bus, ConversationsWaiting
+from gateway.conversation_updates import ConversationUpdates
 from storage.models import EventType, conversation_id
 from tests.unit.fakes import conversation, until
 
@@ -53,21 +53,21 @@ def message(n: int) -> Any:
 
 async def test_queued_messages_go_to_delivery_first_and_their_news_after_in_order() -> None:
     log, conversations, handed = Log(), Conversations(), []
-    activity = Activity(
+    updates = ConversationUpdates(
         SimpleNamespace(conversations=conversations),  # type: ignore[arg-type]
         log,  # type: ignore[arg-type]
         handed.append,
         Bus(),
     )
     conversations.gate.clear()
-    await activity.queued([message(1)])
+    await updates.queued([message(1)])
     assert [[m.id for m in batch] for batch in handed] == [["m1"]]  # delivery has it at once
     await until(lambda: conversations.calls)  # the news writer is on it
-    await activity.queued([message(2)])  # while the first news is written
-    await activity.queued([message(3)])
-    await activity.changed([message(1)])
+    await updates.queued([message(2)])  # while the first news is written
+    await updates.queued([message(3)])
+    await updates.changed([message(1)])
     conversations.gate.set()
-    await activity.drain(5)
+    await updates.drain(5)
     assert conversations.calls == [("sent", 1), ("sent", 2), ("changed", 1)]
     kinds = [(kind, m.id) for kind, _, m in log.entries]
     assert kinds == [
@@ -82,7 +82,7 @@ async def test_inbound_news_is_written_before_received_returns() -> None:
     log, waiting, assigned, bus = Log(), [], [], Bus()
     bus.subscribe(ConversationsWaiting, lambda _: waiting.append(True))
     bus.subscribe(AssignmentsMade, lambda event: assigned.append(event.conversations))
-    activity = Activity(
+    updates = ConversationUpdates(
         SimpleNamespace(conversations=Conversations()),  # type: ignore[arg-type]
         log,  # type: ignore[arg-type]
         lambda messages: None,
@@ -92,7 +92,7 @@ async def test_inbound_news_is_written_before_received_returns() -> None:
         SimpleNamespace(contact=SimpleNamespace(id="contact-0"), assignee="ana"),
         SimpleNamespace(contact=SimpleNamespace(id="contact-1"), assignee=None),
     ]
-    await activity.received(arrivals, [message(1)])  # type: ignore[arg-type]
+    await updates.received(arrivals, [message(1)])  # type: ignore[arg-type]
     types = [kind for kind, _, _ in log.entries]
     assert types == [EventType.MESSAGE_CREATED, *[EventType.CONVERSATION_UPDATED] * 2]
     assert waiting == [True]  # one conversation waits for an agent
