@@ -17,7 +17,10 @@ hot-path issue:
 - ingest against the bare ceiling (at least 0.10 x) and its p99 (at most 100 ms),
   and whether every acknowledged webhook was stored;
 - the top K functions by inclusive samples (their share of all samples in which
-  the function was on the stack), and by self samples.
+  the function was on the stack), and by self samples;
+- where the embedded database's own CPU goes (it is a Python program too): its top
+  K functions by inclusive and by self samples, so a change meant to spare the
+  database work is measured there.
 
 Needs wrk (apt-get install wrk) and py-spy (pip install py-spy).
 """
@@ -79,10 +82,13 @@ def _frame(raw: str) -> str:
     return f"{match['name']} ({path})"
 
 
-def top_functions(raw: str, top: int) -> tuple[int, list[tuple[str, int]], list[tuple[str, int]]]:
-    """All samples, our ``top`` functions by inclusive samples (the event loop's own
-    frames hold every sample and say nothing), and any ``top`` by self samples, from
-    py-spy's raw output (one ``frame;frame;... count`` line per distinct stack)."""
+def top_functions(
+    raw: str, top: int, ours: tuple[str, ...] = _OURS
+) -> tuple[int, list[tuple[str, int]], list[tuple[str, int]]]:
+    """All samples, the ``top`` functions of ``ours`` (path prefixes) by inclusive
+    samples (the event loop's own frames hold every sample and say nothing), and any
+    ``top`` by self samples, from py-spy's raw output (one ``frame;frame;... count``
+    line per distinct stack)."""
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
     total = 0
@@ -98,12 +104,12 @@ def top_functions(raw: str, top: int) -> tuple[int, list[tuple[str, int]], list[
         for name in set(frames):  # once per stack, however deep it recurses
             inclusive[name] += n
         own[frames[-1]] += n
-    ours = [(name, n) for name, n in inclusive.most_common() if _is_ours(name)]
-    return total, ours[:top], own.most_common(top)
+    mine = [(name, n) for name, n in inclusive.most_common() if _is_ours(name, ours)]
+    return total, mine[:top], own.most_common(top)
 
 
-def _is_ours(frame: str) -> bool:
-    return frame.rpartition(" (")[2].startswith(_OURS)
+def _is_ours(frame: str, ours: tuple[str, ...]) -> bool:
+    return frame.rpartition(" (")[2].startswith(ours)
 
 
 def _profiled(pid: int, rate: int, output: Path) -> subprocess.Popen[bytes]:
@@ -137,20 +143,25 @@ def run(messages: int, top: int, rate: int) -> dict:
             rows = list(ingest.telegram_rows(messages, first=warmup + 1))
             bare = drive(bare_url, headers, rows, tmp, pid=bare_pid)
             db_before = cpu_seconds(db_pid) if db_pid is not None else 0.0
-            output = tmp / "profile.txt"
-            spy = _profiled(pid, rate, output)
+            output, db_output = tmp / "profile.txt", tmp / "db-profile.txt"
+            spies = [_profiled(pid, rate, output)]
+            if db_pid is not None:
+                spies.append(_profiled(db_pid, rate, db_output))
             try:
                 load = drive(base, headers, rows, tmp, pid=pid)
             finally:
-                spy.send_signal(signal.SIGINT)
-                _, failure = spy.communicate(timeout=60)
+                for spy in spies:
+                    spy.send_signal(signal.SIGINT)
+                failure = b"".join(spy.communicate(timeout=60)[1] for spy in spies)
             db_used = cpu_seconds(db_pid) - db_before if db_pid is not None else None
             stored = ingest.stored_inbound(uri, DATABASE, "telegram") - warmup
             stream.close()
             if not output.exists():
                 raise SystemExit(f"py-spy wrote no profile: {failure.decode(errors='replace')}")
-            total, inclusive, own = top_functions(output.read_text(), top)
-    return _figures(label, bare, load, stored, db_used, total, inclusive, own, events.qsize())
+            profiles = {"gateway": top_functions(output.read_text(), top)}
+            if db_output.exists():
+                profiles["database"] = top_functions(db_output.read_text(), top, ("secantus",))
+    return _figures(label, bare, load, stored, db_used, profiles, events.qsize())
 
 
 def _figures(
@@ -159,11 +170,16 @@ def _figures(
     load: LoadResult,
     stored: int,
     db_used: float | None,
-    total: int,
-    inclusive: list[tuple[str, int]],
-    own: list[tuple[str, int]],
+    profiles: dict[str, tuple[int, list[tuple[str, int]], list[tuple[str, int]]]],
     events: int,
 ) -> dict:
+    shares = {}
+    for whose, (total, inclusive, own) in profiles.items():
+        shares[whose] = {
+            "samples": total,
+            "inclusive": [(name, round(100 * n / max(total, 1), 1)) for name, n in inclusive],
+            "self": [(name, round(100 * n / max(total, 1), 1)) for name, n in own],
+        }
     return {
         "database": label,
         "machine": machine(),
@@ -177,9 +193,7 @@ def _figures(
         "p99_ms": round(load.p99_ms, 1),
         "stored_equals_acked": stored == load.acked == load.sent,
         "events_streamed": events,
-        "samples": total,
-        "inclusive": [(name, round(100 * n / max(total, 1), 1)) for name, n in inclusive],
-        "self": [(name, round(100 * n / max(total, 1), 1)) for name, n in own],
+        "profiles": shares,
     }
 
 
@@ -196,12 +210,13 @@ def report(figures: dict) -> None:
         print(f"{key:>20}: {shown:<22} target {bound} {target}  {'ok' if kept else 'MISSED'}")
     for key in ("bare_cpu_us", "gateway_cpu_us", "bare_rps", "rps", "stored_equals_acked"):
         print(f"{key:>20}: {figures[key]!s:>8}")
-    for title in ("inclusive", "self"):
-        whose = "ours, inclusive" if title == "inclusive" else "any, self"
-        print(f"\ntop functions, {whose} ({figures['samples']} samples):")
-        for name, share in figures[title]:
-            print(f"  {share:5.1f} %  {name}")
-    print(json.dumps({k: v for k, v in figures.items() if k not in ("inclusive", "self")}))
+    for process, profile in figures["profiles"].items():
+        for title in ("inclusive", "self"):
+            whose = "its own, inclusive" if title == "inclusive" else "any, self"
+            print(f"\n{process}: top functions, {whose} ({profile['samples']} samples):")
+            for name, share in profile[title]:
+                print(f"  {share:5.1f} %  {name}")
+    print(json.dumps({k: v for k, v in figures.items() if k != "profiles"}))
 
 
 def medians(rounds: list[dict]) -> dict:
