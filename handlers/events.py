@@ -146,25 +146,33 @@ class EventsHandler(BaseHandler):
                 return last
 
     async def _stream(self, subscriber: Subscriber, last: str | None) -> None:
+        """The hub's events as they come; what piled up since the last write goes out
+        in one write and one flush, and only an idle stream waits with a timer."""
         heartbeat = self.services.config.events.heartbeat_seconds
+        queue = subscriber.queue
         while True:
-            try:
-                event = await asyncio.wait_for(subscriber.queue.get(), heartbeat)
-            except TimeoutError:
-                self.write(": heartbeat\n\n")
-                await self.flush()
-                continue
-            if subscriber.ended is not None:  # checked before every event
-                if subscriber.ended in RESUMABLE:
-                    data = json.dumps({"reason": subscriber.ended, "last_event_id": last})
-                    self.write(f"event: resume\ndata: {data}\n\n")
-                return
-            if event is None:
-                return
-            if last is not None and event.id <= last:
-                continue  # replayed already
-            self._send(event)
-            last = event.id
+            batch: list[Event | None] = []
+            if queue.empty():
+                try:
+                    batch.append(await asyncio.wait_for(queue.get(), heartbeat))
+                except TimeoutError:
+                    self.write(": heartbeat\n\n")
+                    await self.flush()
+                    continue
+            while not queue.empty():
+                batch.append(queue.get_nowait())
+            for event in batch:
+                if subscriber.ended is not None:  # checked before every event
+                    if subscriber.ended in RESUMABLE:
+                        data = json.dumps({"reason": subscriber.ended, "last_event_id": last})
+                        self.write(f"event: resume\ndata: {data}\n\n")
+                    return
+                if event is None:
+                    return
+                if last is not None and event.id <= last:
+                    continue  # replayed already
+                self._send(event)
+                last = event.id
             await self.flush()
 
     async def _watch(self, subscriber: Subscriber, grant: Grant) -> None:

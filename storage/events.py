@@ -56,7 +56,7 @@ class EventsRepository:
         self.retention_seconds = retention_seconds
         c = self.collection
         await c.create_index([(KEY, ASCENDING)], name=KEY)
-        await ensure_expiry(c, retention_seconds, server_expires=server_expires)
+        await ensure_expiry(c, retention_seconds, server_expires=server_expires, by_key=True)
 
     async def append(
         self, entries: list[tuple[EventType, str | None, Message | Conversation]]
@@ -107,7 +107,7 @@ class EventsRepository:
         return [Event.of(d) async for d in found]
 
     async def expire(self) -> int:
-        return await expire_before(self.collection, self.retention_seconds)
+        return await expire_before(self.collection, self.retention_seconds, by_key=True)
 
     def horizon(self) -> datetime:
         """Events older than this may be gone: a resume from before it is a reset."""

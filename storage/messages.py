@@ -187,12 +187,12 @@ class MessagesRepository:
             partialFilterExpression={"idempotency_key": {"$type": "string"}},
             name="outbound_idempotency",
         )
-        if await ensure_expiry(c, retention_seconds, server_expires=server_expires):
+        if await ensure_expiry(c, retention_seconds, server_expires=server_expires, by_key=True):
             log.info("message retention changed to %s s", retention_seconds)
 
     async def expire(self) -> int:
         """Delete the messages older than the retention; returns how many."""
-        return await expire_before(self.collection, self.retention_seconds)
+        return await expire_before(self.collection, self.retention_seconds, by_key=True)
 
     async def insert_inbound_many(self, documents: list[dict[str, Any]]) -> list[bool | Refused]:
         """Store inbound messages (from :func:`inbound_document`) in one bulk write.

@@ -158,21 +158,28 @@ EXPIRY_INDEX = "created_at"  # the embedded server: the gateway deletes them (ex
 
 
 async def ensure_expiry(
-    collection: Collection, retention_seconds: int, *, server_expires: bool
+    collection: Collection, retention_seconds: int, *, server_expires: bool, by_key: bool = False
 ) -> bool:
     """Have ``collection``'s documents expire ``retention_seconds`` after ``created_at``.
 
     With ``server_expires`` a TTL index has the server delete them; a changed retention
     is edited in place (collMod), with no rebuild. The embedded server answers a TTL
-    index by decoding every document once a minute under its global lock, so there a
-    plain index serves :func:`expire_before` instead. Returns whether the retention
-    changed.
+    index by decoding every document once a minute under its global lock, so there
+    :func:`expire_before` deletes them instead: through ``list_key`` where that is
+    the creation time (``by_key``: a UUIDv7 made when the document was), else through
+    a plain index on ``created_at``. Each index is work at every write on that server
+    (it walks each one per document): the key's serves the lists already. Returns
+    whether the retention changed.
     """
-    existing = (await collection.index_information()).get(TTL_INDEX)
+    indexes = await collection.index_information()
+    existing = indexes.get(TTL_INDEX)
     if not server_expires:
         if existing is not None:  # made before the gateway swept the embedded server
             await collection.drop_index(TTL_INDEX)
-        await collection.create_index([("created_at", 1)], name=EXPIRY_INDEX)
+        if not by_key:
+            await collection.create_index([("created_at", 1)], name=EXPIRY_INDEX)
+        elif EXPIRY_INDEX in indexes:  # an earlier version's
+            await collection.drop_index(EXPIRY_INDEX)
         return False
     if existing is None:
         await collection.create_index(
@@ -186,7 +193,14 @@ async def ensure_expiry(
     return True
 
 
-async def expire_before(collection: Collection, retention_seconds: int) -> int:
-    """Delete the documents created over ``retention_seconds`` ago; returns how many."""
+async def expire_before(
+    collection: Collection, retention_seconds: int, *, by_key: bool = False
+) -> int:
+    """Delete the documents created over ``retention_seconds`` ago (by their
+    ``list_key``'s time with ``by_key``, see :func:`ensure_expiry`); returns how many."""
     cutoff = utcnow() - timedelta(seconds=retention_seconds)
-    return (await collection.delete_many({"created_at": {"$lt": cutoff}})).deleted_count
+    if by_key:
+        query: dict[str, Any] = {KEY: {"$lt": key_floor(millis(cutoff))}}
+    else:
+        query = {"created_at": {"$lt": cutoff}}
+    return (await collection.delete_many(query)).deleted_count

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -12,7 +12,7 @@ from storage.contacts import Sighting, contact_id
 from storage.database import Storage
 from storage.errors import DuplicateKey
 from storage.messages import inbound_document
-from storage.models import AgentRef, Direction, Status
+from storage.models import AgentRef, Contact, Direction, Status
 from storage.records import EXPIRY_INDEX, TTL_INDEX, utcnow
 from testkit.helpers import RETENTION_SECONDS, async_wait_until, received, seen
 
@@ -33,8 +33,11 @@ async def test_every_designed_index_exists(storage: Storage) -> None:
     outbox = [("channel_id", 1), ("status", 1), ("list_key", 1)]
     assert messages["channel_outbox"]["key"] == outbox
     assert "outbox" not in messages  # an earlier version's: dropped
-    expiry = messages[TTL_INDEX if storage.server_expires else EXPIRY_INDEX]
-    assert expiry["key"] == [("created_at", 1)]
+    if storage.server_expires:
+        assert messages[TTL_INDEX]["key"] == [("created_at", 1)]
+    else:  # expired through list_key, the time it was made: no index more to write
+        assert EXPIRY_INDEX not in messages
+        assert EXPIRY_INDEX not in await _indexes(storage, "events")
 
 
 async def test_the_outbox_reads_go_through_the_outbox_index(storage: Storage) -> None:
@@ -60,24 +63,32 @@ async def test_messages_expire_after_exactly_the_retention(storage: Storage) -> 
         assert indexes[TTL_INDEX]["expireAfterSeconds"] == RETENTION_SECONDS == 2_592_000
     else:  # the embedded server: no TTL index for it to scan the collection by
         assert TTL_INDEX not in indexes
-        assert "expireAfterSeconds" not in indexes[EXPIRY_INDEX]
         assert storage.messages.retention_seconds == RETENTION_SECONDS
-        # A data dir from an earlier version has the TTL index: the next start drops it.
-        await storage.messages.collection.drop_index(EXPIRY_INDEX)
-        await storage.messages.collection.create_index(
-            [("created_at", 1)], expireAfterSeconds=RETENTION_SECONDS, name=TTL_INDEX
-        )
-        await storage.ensure_indexes(RETENTION_SECONDS)
-        assert TTL_INDEX not in await _indexes(storage, "messages")
+        # A data dir from an earlier version has the TTL index, or the plain one on
+        # created_at: the next start drops them.
+        for name, ttl in (
+            (TTL_INDEX, {"expireAfterSeconds": RETENTION_SECONDS}),
+            (EXPIRY_INDEX, {}),
+        ):
+            await storage.messages.collection.create_index([("created_at", 1)], name=name, **ttl)
+            await storage.ensure_indexes(RETENTION_SECONDS)
+            assert name not in await _indexes(storage, "messages")
+
+
+async def _backdated(storage: Storage, contact: Contact, at: datetime) -> str:
+    """A message stored as if it had come at ``at``: its created_at and its ids (the
+    time the embedded server expires it by) both that old."""
+    document = inbound_document(
+        channel_id=contact.channel_id, contact=contact, dedupe_key=f"old-{at}", content="old", at=at
+    )
+    [created] = await storage.messages.insert_inbound_many([document])
+    assert created is True
+    return str(document["_id"])
 
 
 async def test_changed_retention_applies_at_the_next_start(storage: Storage) -> None:
     contact = await seen(storage, "chan", "42")
-    message_id, _ = await received(storage, contact, "u8", "eight days old")
-    eight_days_ago = utcnow() - timedelta(days=8)
-    await storage.messages.collection.update_one(
-        {"_id": message_id}, {"$set": {"created_at": eight_days_ago}}
-    )
+    message_id = await _backdated(storage, contact, utcnow() - timedelta(days=8))
     await storage.ensure_indexes(7 * 86400)
     await storage.ensure_indexes(7 * 86400)  # idempotent when nothing changed
     if storage.server_expires:
@@ -89,11 +100,9 @@ async def test_changed_retention_applies_at_the_next_start(storage: Storage) -> 
 
 async def test_an_expired_message_really_disappears(storage: Storage, uses_embedded) -> None:
     contact = await seen(storage, "chan", "42", name="Ana")
-    old, _ = await received(storage, contact, "u1", "old")
+    # One message from past the 30-day retention; MongoDB's TTL monitor removes it.
+    old = await _backdated(storage, contact, utcnow() - timedelta(seconds=RETENTION_SECONDS + 60))
     fresh, _ = await received(storage, contact, "u2", "fresh")
-    # Backdate one message past the 30-day retention; MongoDB's TTL monitor removes it.
-    past = utcnow() - timedelta(seconds=RETENTION_SECONDS + 60)
-    await storage.messages.collection.update_one({"_id": old}, {"$set": {"created_at": past}})
 
     async def expired() -> bool:
         if uses_embedded:
