@@ -1,6 +1,6 @@
 """Where an inbound webhook's CPU goes, in the gateway and in the embedded database.
 
-    python -m bench.profile [--messages N] [--rounds R] [--top K] [--rate HZ]
+    python -m bench.profile [--messages N] [--rounds R] [--top K] [--rate HZ] [--database]
 
 Starts the embedded database (or uses MONGODB_URI), a bare Tornado JSON handler and
 a real `bot-gateway serve` with a Telegram channel in webhook mode, signs one agent
@@ -18,9 +18,10 @@ hot-path issue:
   and whether every acknowledged webhook was stored;
 - the top K functions by inclusive samples (their share of all samples in which
   the function was on the stack), and by self samples;
-- where the embedded database's own CPU goes (it is a Python program too): its top
-  K functions by inclusive and by self samples, so a change meant to spare the
-  database work is measured there.
+- with ``--database``, where the embedded database's own CPU goes (it is a Python
+  program too): its top K functions by inclusive and by self samples. A second
+  sampler takes CPU from the two under test, so the figures of such a run are not
+  compared with those of a run without it.
 
 Needs wrk (apt-get install wrk) and py-spy (pip install py-spy).
 """
@@ -121,7 +122,7 @@ def _profiled(pid: int, rate: int, output: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def run(messages: int, top: int, rate: int) -> dict:
+def run(messages: int, top: int, rate: int, database_too: bool = False) -> dict:
     with workdir() as tmp_name, database(Path(tmp_name)) as (uri, label, db_pid):
         tmp = Path(tmp_name)
         with ingest.sides(uri, DATABASE, tmp) as running:
@@ -145,7 +146,7 @@ def run(messages: int, top: int, rate: int) -> dict:
             db_before = cpu_seconds(db_pid) if db_pid is not None else 0.0
             output, db_output = tmp / "profile.txt", tmp / "db-profile.txt"
             spies = [_profiled(pid, rate, output)]
-            if db_pid is not None:
+            if database_too and db_pid is not None:
                 spies.append(_profiled(db_pid, rate, db_output))
             try:
                 load = drive(base, headers, rows, tmp, pid=pid)
@@ -238,10 +239,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="runs; figures are medians")
     parser.add_argument("--top", type=int, default=25, help="functions to list")
     parser.add_argument("--rate", type=int, default=200, help="samples per second")
+    parser.add_argument(
+        "--database", action="store_true", help="sample the embedded database's CPU too"
+    )
     args = parser.parse_args()
     rounds = []
     for n in range(args.rounds):
-        rounds.append(run(args.messages, args.top, args.rate))
+        rounds.append(run(args.messages, args.top, args.rate, args.database))
         print(f"round {n + 1} of {args.rounds}: cpu_ratio {rounds[-1]['cpu_ratio']}", flush=True)
     report(medians(rounds))
 
