@@ -16,6 +16,7 @@ from gateway.config import Config, ConfigError, build_section, load_config
 from gateway.database import open_storage, prepare
 from gateway.errors import GatewayError
 from storage.errors import StorageUnavailable
+from storage.models import Role
 
 EXIT_CONFIG = 2
 
@@ -45,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     agent.add_argument("--username", required=True)
     agent.add_argument("--display-name", default="")
+    agent.add_argument(
+        "--role",
+        choices=[r.value for r in Role],
+        help="admin or agent (default: admin for the first agent, agent after)",
+    )
     agent.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
@@ -107,15 +113,18 @@ def _read_password(from_stdin: bool) -> str:
     return password
 
 
-async def _create_agent(config: Config, username: str, password: str, display_name: str) -> None:
+async def _create_agent(
+    config: Config, username: str, password: str, display_name: str, role: str | None
+) -> None:
     # attach: if a gateway is running on this data dir, use its database.
     storage = open_storage(config, attach=True)
     try:
         await prepare(storage, config)
-        agent = await create_agent(storage.agents, username, password, display_name)
+        given = Role(role) if role else None
+        agent = await create_agent(storage.agents, username, password, display_name, role=given)
     finally:
         await storage.close()
-    print(f"created agent {agent.username} ({agent.id})")
+    print(f"created {agent.role.value} {agent.username} ({agent.id})")
 
 
 async def _reset_password(config: Config, username: str, password: str) -> None:
@@ -198,7 +207,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(serve(config))
         elif args.command == "create-agent":
             password = _read_password(args.password_stdin)
-            asyncio.run(_create_agent(config, args.username, password, args.display_name))
+            asyncio.run(
+                _create_agent(config, args.username, password, args.display_name, args.role)
+            )
         elif args.command == "reset-password":
             password = _read_password(args.password_stdin)
             asyncio.run(_reset_password(config, args.username, password))

@@ -10,7 +10,7 @@ from gateway.errors import Conflict, Forbidden, NotFound, Unauthorized, Validati
 from gateway.passwords import MIN_PASSWORD_LENGTH, hash_password
 from storage.agents import AgentsRepository
 from storage.errors import DuplicateKey
-from storage.models import Agent
+from storage.models import Agent, Role
 from storage.records import utcnow
 
 _USERNAME = re.compile(r"[a-z0-9][a-z0-9_.@-]{2,63}")
@@ -70,13 +70,21 @@ async def create_agent(
     display_name: str = "",
     *,
     bootstrap: bool = False,
+    role: Role | None = None,
 ) -> Agent:
-    """Validate, hash and store a new agent; :class:`Conflict` if the name is taken."""
+    """Validate, hash and store a new agent; :class:`Conflict` if the name is taken.
+    The first agent ever is an admin, whatever ``role`` says; else ``role`` or agent."""
     normalized = normalize_username(username)
     check_password(password)
+    if bootstrap or not await agents.ever_existed():
+        role = Role.ADMIN
     try:
         return await agents.create(
-            normalized, await hash_password(password), display_name, bootstrap=bootstrap
+            normalized,
+            await hash_password(password),
+            display_name,
+            bootstrap=bootstrap,
+            role=role or Role.AGENT,
         )
     except DuplicateKey:
         if bootstrap and await agents.get_by_username(normalized) is None:
@@ -85,10 +93,32 @@ async def create_agent(
         raise Conflict(f"username {normalized!r} is taken", {"username": ["taken"]}) from None
 
 
-def own_account(target: Agent, me: Agent) -> None:
-    """Agents change or delete only their own account."""
-    if target.id != me.id:
-        raise Forbidden("agents can change or delete only their own account")
+def require_admin(me: Agent, action: str) -> None:
+    """:class:`Forbidden` unless ``me`` is an admin; ``action`` says what was refused."""
+    if me.role is not Role.ADMIN:
+        raise Forbidden(f"only an admin can {action}")
+
+
+# What an agent changes of their own account, and what only an admin changes.
+OWN_FIELDS = frozenset({"display_name", "password", "current_password", "is_available"})
+ADMIN_FIELDS = frozenset({"role", "disabled"})
+
+
+def may_change(target: Agent, me: Agent, fields: set[str]) -> None:
+    """Agents change their own account's own fields; an admin changes every agent's
+    role and whether it is disabled, and deletes any agent (``fields`` empty)."""
+    if fields & OWN_FIELDS and target.id != me.id:
+        raise Forbidden("agents change only their own name, password and availability")
+    if fields & ADMIN_FIELDS or (not fields and target.id != me.id):
+        require_admin(me, "change another agent's role or account, or disable one")
+
+
+async def keep_an_admin(agents: AgentsRepository, target: Agent, leaves: bool) -> None:
+    """:class:`Conflict` if ``target`` is the last enabled admin and ``leaves`` (is
+    demoted, disabled or deleted): the installation would have nobody to manage it."""
+    last = leaves and target.role is Role.ADMIN and not target.disabled
+    if last and await agents.admins_besides(target.id) == 0:
+        raise Conflict("the last admin cannot be demoted, disabled or deleted")
 
 
 async def update_agent(
@@ -102,6 +132,8 @@ async def update_agent(
     if not changes:
         raise ValidationError("nothing to change: send display_name, password or is_available")
     update = {k: v for k, v in changes.items() if k != "password"}
+    if changes.get("disabled") is True:  # its sign-ins end now, on every gateway
+        update.update(is_available=False, tokens_valid_after=utcnow(), kept_sign_in=None)
     if "password" in changes:
         check_password(changes["password"])
         update["password_hash"] = await hash_password(changes["password"])

@@ -116,11 +116,11 @@ class Assigner:
         read gives back what was proposed to them meanwhile."""
         available = [a.id for a in await self.storage.agents.available()]
         kept = [i for i in self._roster if i in available]
-        gone = [i for i in self._roster if i not in available]
+        left = [i for i in self._roster if i not in available]
         self._roster = [i for i in available if i not in kept] + kept
-        for agent_id in gone:
-            deleted = await self.storage.agents.get(agent_id) is None
-            await self.agent_away(agent_id, deleted=deleted)
+        for agent_id in left:  # deleted or disabled (on any gateway): gone for good
+            agent = await self.storage.agents.get(agent_id)
+            await self.agent_away(agent_id, gone=agent is None or agent.disabled)
 
     async def transfer(self, conversation_id: str, agent_id: str | None) -> Conversation:
         """Give a conversation to an agent (None: back to the queue)."""
@@ -145,11 +145,12 @@ class Assigner:
         else:
             await self.agent_away(agent.id)
 
-    async def agent_away(self, agent_id: str, *, deleted: bool = False) -> None:
-        """The agent went away or was deleted: their open conversations are given back."""
+    async def agent_away(self, agent_id: str, *, gone: bool = False) -> None:
+        """The agent went away, or is ``gone`` (deleted or disabled): their open
+        conversations are given back (when away, unless ``keep_while_away``)."""
         if agent_id in self._roster:
             self._roster.remove(agent_id)
-        if not deleted and self.config.keep_while_away:
+        if not gone and self.config.keep_while_away:
             return
         held = await self.storage.conversations.open_of(agent_id)
         if not held:

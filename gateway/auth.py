@@ -68,6 +68,8 @@ class Authenticator:
         if not await self._check(stored_hash, password) or agent is None:
             raise Unauthorized(_BAD_CREDENTIALS)  # the reservations stay: failures
         await self.limiter.succeeded(attempt)
+        if agent.disabled:  # said only to whoever knows the password
+            raise Unauthorized(DISABLED)
         return self.tokens.issue_pair(agent.id)
 
     async def confirm_password(self, agent: Agent, password: str, client_address: str) -> None:
@@ -160,6 +162,8 @@ class Authenticator:
         agent = await self.agents.get(claims.agent_id)
         if agent is None:
             raise Unauthorized("the agent of this token no longer exists")
+        if agent.disabled:
+            raise Unauthorized(DISABLED)
         if claims.family in agent.ended_sign_ins:
             raise Unauthorized("this sign-in has ended; sign in again")
         if claims.family != agent.kept_sign_in and _issued_before_reset(
@@ -167,6 +171,9 @@ class Authenticator:
         ):
             raise Unauthorized("token issued before a password change; sign in again")
         return agent
+
+
+DISABLED = "this agent is disabled: an admin can enable it again"
 
 
 def _issued_before_reset(issued_at: datetime, reset: datetime | None) -> bool:

@@ -1,15 +1,24 @@
-"""Agent accounts: the first one bootstraps the system; each agent manages itself."""
+"""Agent accounts: the first one bootstraps the system and is an admin; each agent
+manages their own account, and admins create, disable and delete agents."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from gateway.agents import Registration, create_agent, own_account, registration, update_agent
+from gateway.agents import (
+    Registration,
+    create_agent,
+    keep_an_admin,
+    may_change,
+    registration,
+    require_admin,
+    update_agent,
+)
 from gateway.conversations import ME
 from gateway.errors import ValidationError
 from handlers import schemas
 from handlers.base import CREDENTIALS_BODY, BaseHandler, found, presenter, public
-from storage.models import Agent
+from storage.models import Agent, Role
 
 present = presenter(schemas.Agent())
 
@@ -23,10 +32,11 @@ class AgentsHandler(BaseHandler):
         ---
         summary: Create an agent
         description: >-
-          Open without a token when `auth.open_registration` is on, or for the
-          first agent ever, and then only from the gateway's own machine
-          (`bot-gateway create-agent` is the other way); otherwise an agent's
-          token is required.
+          Open without a token when `auth.open_registration` is on (the new agent's
+          role is then `agent`), or for the first agent ever, and then only from the
+          gateway's own machine (`bot-gateway create-agent` is the other way); the
+          first agent is an admin. Otherwise an admin's token is required (403 for
+          an agent's).
         tags: [agents]
         security: [{}, {bearer: []}]
         requestBody:
@@ -45,13 +55,18 @@ class AgentsHandler(BaseHandler):
         )
         if how is Registration.AGENT:
             self.current_user = await self.authenticate()
+            require_admin(self.current_user, "create agents")
         data = self.json_body(schemas.AgentCreate())
+        role = data.get("role")
+        if role is Role.ADMIN and how is Registration.OPEN:  # anyone may sign up: as agents
+            require_admin(await self.authenticate(), "create an admin")
         agent = await create_agent(
             agents,
             data["username"],
             data["password"],
             data["display_name"],
             bootstrap=how is Registration.BOOTSTRAP,
+            role=role,
         )
         self.services.assigner.nudge()  # someone new may take waiting conversations
         self.write_json(present(agent), 201)
@@ -91,12 +106,16 @@ class AgentHandler(BaseHandler):
         self.write_json(present(await self._get(agent_id)))
 
     async def patch(self, agent_id: str) -> None:
-        """Change your own account.
+        """Change an account.
         ---
-        summary: Change your display name, password or availability
+        summary: Change your display name, password or availability; an admin, any role
         description: >-
-          A new password needs `current_password` (403 if wrong, under the sign-in
-          limits) and ends every other sign-in of the agent; this one goes on.
+          An agent changes their own `display_name`, `password` and `is_available`. A
+          new password needs `current_password` (403 if wrong, under the sign-in
+          limits) and ends every other sign-in of the agent; this one goes on. An
+          admin changes any agent's `role` and `disabled`: a disabled agent's
+          sign-ins end at once, on every gateway, and their conversations go back
+          to the queue. The last enabled admin cannot be demoted or disabled (409).
         tags: [agents]
         requestBody:
           required: true
@@ -109,8 +128,11 @@ class AgentHandler(BaseHandler):
           404: {$ref: "#/components/responses/NotFound"}
         """
         target = await self._get(agent_id)
-        own_account(target, self.agent)
         changes = self.json_body(schemas.AgentUpdate())
+        may_change(target, self.agent, set(changes))
+        agents = self.services.storage.agents
+        demoted = changes.get("role") is Role.AGENT
+        await keep_an_admin(agents, target, demoted or changes.get("disabled") is True)
         current = changes.pop("current_password", None)
         keep = None
         if "password" in changes:
@@ -119,16 +141,17 @@ class AgentHandler(BaseHandler):
             auth = self.services.auth
             await auth.confirm_password(self.agent, current, self.client_address)
             keep = auth.sign_in_of(self.bearer_token)
-        agents = self.services.storage.agents
         updated = await update_agent(agents, target.id, changes, keep_sign_in=keep)
-        if "is_available" in changes:
+        if changes.get("disabled") is True:  # their conversations go back to the queue
+            await self.services.assigner.agent_away(updated.id, gone=True)
+        elif "is_available" in changes or "disabled" in changes:
             await self.services.assigner.availability_changed(updated)
         self.write_json(present(updated))
 
     async def delete(self, agent_id: str) -> None:
-        """Delete your own account.
+        """Delete an account.
         ---
-        summary: Delete your own account
+        summary: Delete your own account, or (an admin) any agent's
         tags: [agents]
         responses:
           204: {description: Deleted}
@@ -137,9 +160,10 @@ class AgentHandler(BaseHandler):
           404: {$ref: "#/components/responses/NotFound"}
         """
         target = await self._get(agent_id)
-        own_account(target, self.agent)
+        may_change(target, self.agent, set())
+        await keep_an_admin(self.services.storage.agents, target, leaves=True)
         await self.services.storage.agents.delete(target.id)
-        await self.services.assigner.agent_away(target.id, deleted=True)
+        await self.services.assigner.agent_away(target.id, gone=True)
         self.set_status(204)
         self.finish()
 

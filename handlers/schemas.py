@@ -14,7 +14,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from channels.registry import CHANNEL_TYPES
 from gateway.faq import MAX_PHRASING
 from gateway.passwords import MIN_PASSWORD_LENGTH
-from storage.models import ConversationStatus, Direction, EventType, Status
+from storage.models import ConversationStatus, Direction, EventType, Role, Status
 
 MAX_CONTENT = 4096  # Telegram's limit for one text message
 
@@ -85,6 +85,9 @@ class AgentCreate(Schema):
         required=True, validate=validate.Length(min=MIN_PASSWORD_LENGTH, max=1024)
     )
     display_name = fields.String(validate=validate.Length(max=150), load_default="")
+    role = fields.Enum(
+        Role, by_value=True, metadata={"description": "agent (the default) or admin: admins only"}
+    )
 
 
 class AgentUpdate(Schema):
@@ -95,6 +98,10 @@ class AgentUpdate(Schema):
     # Required with a new password: a stolen access token must not take the account.
     current_password = fields.String(validate=validate.Length(min=1, max=1024))
     is_available = StrictBoolean()
+    # An admin's, of any agent: an admin manages the others; a disabled agent's
+    # sign-ins end and their conversations go back to the queue.
+    role = fields.Enum(Role, by_value=True)
+    disabled = StrictBoolean()
 
 
 class Agent(Schema):
@@ -102,6 +109,8 @@ class Agent(Schema):
     username = fields.String(required=True)
     display_name = fields.String(required=True)
     is_available = fields.Boolean(required=True)
+    role = fields.Enum(Role, by_value=True, required=True)
+    disabled = fields.Boolean(required=True)
     created_at = fields.AwareDateTime(required=True)
     updated_at = fields.AwareDateTime(required=True)
 

@@ -11,7 +11,7 @@ from pymongo.errors import DuplicateKeyError
 
 from storage.errors import DuplicateKey
 from storage.lists import Page, Position
-from storage.models import Agent
+from storage.models import Agent, Role
 from storage.pages import KEY, PageReader
 from storage.records import Database, maybe, new_id, update_returning, utcnow
 
@@ -44,9 +44,32 @@ class AgentsRepository:
             partialFilterExpression={"bootstrap": True},
             name="bootstrap_once",
         )
+        await self._give_roles()
+
+    async def _give_roles(self) -> None:
+        """Agents from before roles existed: the first one made (the installation's
+        owner) is an admin, the others agents. Idempotent: only agents with no role."""
+        if await self.collection.find_one({"role": {"$exists": False}}, {"_id": 1}) is None:
+            return
+        if await self.collection.find_one({"role": Role.ADMIN.value}, {"_id": 1}) is None:
+            first = await self.collection.find({}, {"_id": 1}).sort(KEY, ASCENDING).to_list(1)
+            if first:
+                await self.collection.update_one(
+                    {"_id": first[0]["_id"], "role": {"$exists": False}},
+                    {"$set": {"role": Role.ADMIN.value}},
+                )
+        await self.collection.update_many(
+            {"role": {"$exists": False}}, {"$set": {"role": Role.AGENT.value}}
+        )
 
     async def create(
-        self, username: str, password_hash: str, display_name: str = "", *, bootstrap: bool = False
+        self,
+        username: str,
+        password_hash: str,
+        display_name: str = "",
+        *,
+        bootstrap: bool = False,
+        role: Role = Role.AGENT,
     ) -> Agent:
         """Insert an agent; :class:`DuplicateKey` if the username is taken.
 
@@ -62,6 +85,7 @@ class AgentsRepository:
             "password_hash": password_hash,
             "display_name": display_name,
             "is_available": True,
+            "role": role.value,
             "created_at": now,
             "updated_at": now,
         }
@@ -74,11 +98,16 @@ class AgentsRepository:
         await self.meta.update_one(_EVER, {"$setOnInsert": {"at": now}}, upsert=True)
         return Agent.of(document)
 
+    async def admins_besides(self, agent_id: str) -> int:
+        """How many enabled admins there are other than ``agent_id``."""
+        query = {"role": Role.ADMIN.value, "disabled": {"$ne": True}, "_id": {"$ne": agent_id}}
+        return await self.collection.count_documents(query)
+
     async def available(self, limit: int = 1000) -> list[Agent]:
         """Available agents, the one given a conversation least recently first
         (never given one sorts first)."""
         found = (
-            self.collection.find({"is_available": True})
+            self.collection.find({"is_available": True, "disabled": {"$ne": True}})
             .sort("last_assigned_at", ASCENDING)
             .limit(limit)
         )

@@ -64,6 +64,13 @@ class AgentRef:
     username: str
 
 
+class Role(StrEnum):
+    """What an agent may do: an admin also manages the other agents."""
+
+    ADMIN = "admin"
+    AGENT = "agent"
+
+
 @dataclass(frozen=True, slots=True)
 class Agent:
     id: str
@@ -80,6 +87,8 @@ class Agent:
     # The one sign-in a password change kept (the one that made it): tokens_valid_after
     # does not apply to it.
     kept_sign_in: str | None = None
+    role: Role = Role.AGENT
+    disabled: bool = False  # by an admin: no sign-in, no conversations
 
     @classmethod
     def of(cls, d: Document) -> Agent:
@@ -96,6 +105,8 @@ class Agent:
             # "ended_sign_ins": the list older versions kept.
             ended_sign_ins=frozenset(d.get("signed_out") or ()) | set(d.get("ended_sign_ins", ())),
             kept_sign_in=d.get("kept_sign_in"),
+            role=Role.ADMIN if d.get("role") == Role.ADMIN.value else Role.AGENT,
+            disabled=d.get("disabled") is True,
         )
 
     @property

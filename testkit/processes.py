@@ -119,8 +119,10 @@ class Gateway:
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
-    def create_agent(self, username: str, password: str) -> subprocess.CompletedProcess[str]:
-        return self.run("create-agent", "--username", username, "--password-stdin",
+    def create_agent(
+        self, username: str, password: str, *more: str
+    ) -> subprocess.CompletedProcess[str]:
+        return self.run("create-agent", "--username", username, "--password-stdin", *more,
                         input=password + "\n")  # fmt: skip
 
     def run(self, *args: str, input: str = "") -> subprocess.CompletedProcess[str]:

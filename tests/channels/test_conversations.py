@@ -174,6 +174,28 @@ async def test_an_agent_who_goes_away_or_is_deleted_gives_their_conversations_ba
     await async_wait_until(queued, 5, "the conversation to return to the queue")
 
 
+async def test_a_disabled_agent_gives_their_conversations_back_even_when_kept_while_away(
+    gateway,
+) -> None:
+    gw: Gateway = await gateway(MOCK, assignment=AssignmentConfig(keep_while_away=True))
+    bob = await sign_up(gw.agent, "bob")  # ana (the admin) goes away: bob takes it
+    assert (await gw.agent.fetch("PATCH", "/api/v1/agents/me/", json_body={"is_available": False}))[
+        0
+    ] == 200
+    await _write(gw, 1)
+    assert (await _assigned(gw, 1)) == {"1": "bob"}
+    bob_id = (await _me(bob))["id"]
+    disabled = {"disabled": True}
+    assert (await gw.agent.fetch("PATCH", f"/api/v1/agents/{bob_id}/", json_body=disabled))[
+        0
+    ] == 200
+
+    async def queued() -> bool:
+        return [c["assignee_id"] for c in await _conversations(gw.agent)] == [None]
+
+    await async_wait_until(queued, 5, "the conversation to return to the queue")
+
+
 async def test_an_agent_away_can_keep_their_conversations(gateway) -> None:
     gw: Gateway = await gateway(MOCK, assignment=AssignmentConfig(keep_while_away=True))
     await _write(gw, 1)

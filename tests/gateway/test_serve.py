@@ -27,7 +27,7 @@ def test_serve_answers_probes_creates_agents_and_stops_cleanly(gateway: Gateway)
 
     created = gateway.create_agent("Ana", "correct horse")
     assert created.returncode == 0, created.stderr
-    assert created.stdout.startswith("created agent ana (")
+    assert created.stdout.startswith("created admin ana (")
     taken = gateway.create_agent("ana", "another password")
     assert (taken.returncode, taken.stderr.strip()) == (
         1,
@@ -36,6 +36,12 @@ def test_serve_answers_probes_creates_agents_and_stops_cleanly(gateway: Gateway)
     short = gateway.create_agent("bob", "short")
     assert short.returncode == 1
     assert "password: must be at least 8 characters" in short.stderr
+    # The first agent is the admin; the next are agents, unless --role says admin.
+    assert gateway.create_agent("bob", "correct horse").stdout.startswith("created agent bob (")
+    made = gateway.create_agent("cai", "correct horse", "--role", "admin")
+    assert made.stdout.startswith("created admin cai ("), made.stderr
+    wrong = gateway.create_agent("dee", "correct horse", "--role", "root")
+    assert (wrong.returncode, "invalid choice: 'root'" in wrong.stderr) == (2, True)
 
     # A second gateway on the same data dir refuses to start instead of corrupting it.
     other = subprocess.run(

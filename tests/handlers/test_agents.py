@@ -1,4 +1,5 @@
-"""Agents: read everyone, change and delete only yourself."""
+"""Agents: read everyone, change and delete only yourself; admins create, disable,
+demote and delete agents, and the last admin stays."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ async def test_list_read_and_patch_yourself(api: Client) -> None:
 
     status, me = await api.fetch("GET", f"/api/v1/agents/{ids['ana']}/")
     assert status == 200
-    assert set(me) == {"id", "username", "display_name", "is_available", "created_at", "updated_at"}
+    assert set(me) == {"id", "username", "display_name", "is_available", "role", "disabled",
+                       "created_at", "updated_at"}  # fmt: skip
+    assert (me["role"], me["disabled"]) == ("admin", False)  # the first agent
 
     status, changed = await api.fetch(
         "PATCH",
@@ -33,16 +36,73 @@ async def test_list_read_and_patch_yourself(api: Client) -> None:
 
 
 async def test_another_agent_can_be_read_but_not_changed_or_deleted(api: Client) -> None:
-    await sign_up(api, "bob")
-    bob_id = (await _ids(api))["bob"]
-    assert (await api.fetch("GET", f"/api/v1/agents/{bob_id}/"))[0] == 200
-    status, body = await api.fetch(
-        "PATCH", f"/api/v1/agents/{bob_id}/", json_body={"display_name": "hacked"}
+    bob = await sign_up(api, "bob")
+    ids = await _ids(api)
+    assert (await bob.fetch("GET", f"/api/v1/agents/{ids['ana']}/"))[0] == 200
+    for who, other in ((bob, "ana"), (api, "bob")):  # an admin changes no one's name either
+        status, body = await who.fetch(
+            "PATCH", f"/api/v1/agents/{ids[other]}/", json_body={"display_name": "hacked"}
+        )
+        assert (status, body["error"]["code"]) == (403, "forbidden")
+    assert (await bob.fetch("DELETE", f"/api/v1/agents/{ids['ana']}/"))[0] == 403
+    status, ana = await api.fetch("GET", f"/api/v1/agents/{ids['ana']}/")
+    assert ana["display_name"] == ""
+
+
+async def test_only_an_admin_creates_agents_and_gives_roles(api: Client) -> None:
+    bob = await sign_up(api, "bob")
+    status, me = await bob.fetch("GET", "/api/v1/agents/me/")
+    assert me["role"] == "agent"  # made by an admin, with no role asked for
+    body = {"username": "eve", "password": "long enough"}
+    status, refused = await bob.fetch("POST", "/api/v1/agents/", json_body=body)
+    assert (status, refused["error"]["code"]) == (403, "forbidden")
+    assert "only an admin" in refused["error"]["message"]
+    status, refused = await bob.fetch(
+        "PATCH", f"/api/v1/agents/{me['id']}/", json_body={"role": "admin"}
     )
-    assert (status, body["error"]["code"]) == (403, "forbidden")
-    assert (await api.fetch("DELETE", f"/api/v1/agents/{bob_id}/"))[0] == 403
-    status, bob = await api.fetch("GET", f"/api/v1/agents/{bob_id}/")
-    assert bob["display_name"] == ""
+    assert status == 403  # not even their own
+    status, cai = await api.fetch(
+        "POST", "/api/v1/agents/", json_body={**body, "username": "cai", "role": "admin"}
+    )
+    assert (status, cai["role"]) == (201, "admin")
+    status, bad = await api.fetch("POST", "/api/v1/agents/", json_body={**body, "role": "root"})
+    assert (status, list(bad["error"]["fields"])) == (400, ["role"])
+    assert set(await _ids(api)) == {"ana", "bob", "cai"}
+
+
+async def test_a_disabled_agent_is_signed_out_at_once_until_enabled(api: Client) -> None:
+    bob = await sign_up(api, "bob")
+    bob_id = (await _ids(api))["bob"]
+    status, changed = await api.fetch(
+        "PATCH", f"/api/v1/agents/{bob_id}/", json_body={"disabled": True}
+    )
+    assert (status, changed["disabled"], changed["is_available"]) == (200, True, False)
+    status, refused = await bob.fetch("GET", "/api/v1/agents/me/")
+    assert status == 401
+    assert "disabled" in refused["error"]["message"]
+    status, _ = await bob.fetch("POST", "/auth/token/refresh/", json_body={"refresh": bob.refresh})
+    assert status == 401
+    body = {"username": "bob", "password": "correct horse"}
+    status, refused = await api.as_agent(None).fetch("POST", "/auth/token/", json_body=body)
+    assert (status, "disabled" in refused["error"]["message"]) == (401, True)
+    await api.fetch("PATCH", f"/api/v1/agents/{bob_id}/", json_body={"disabled": False})
+    again = await sign_in(api, "bob")
+    assert (await again.fetch("GET", "/api/v1/agents/me/"))[0] == 200
+
+
+async def test_the_last_admin_cannot_be_demoted_disabled_or_deleted(api: Client) -> None:
+    bob = await sign_up(api, "bob")
+    ids = await _ids(api)
+    ana = f"/api/v1/agents/{ids['ana']}/"
+    for change in ({"role": "agent"}, {"disabled": True}):
+        status, refused = await api.fetch("PATCH", ana, json_body=change)
+        assert (status, refused["error"]["code"]) == (409, "conflict"), change
+    assert (await api.fetch("DELETE", ana))[0] == 409
+    bob_path = f"/api/v1/agents/{ids['bob']}/"
+    assert (await api.fetch("PATCH", bob_path, json_body={"role": "admin"}))[0] == 200
+    status, demoted = await bob.fetch("PATCH", ana, json_body={"role": "agent"})
+    assert (status, demoted["role"]) == (200, "agent")  # another admin is left
+    assert (await bob.fetch("DELETE", ana))[0] == 204
 
 
 async def test_deleting_yourself_ends_your_session(api: Client) -> None:

@@ -62,7 +62,7 @@ async def test_keep_while_away_keeps_them_unless_deleted() -> None:
     a, _ = assigner(MemoryAgents(agent("ana")), convs, keep_while_away=True)
     await a.agent_away("ana")
     assert convs.holders() == {"c0000": "ana"}
-    await a.agent_away("ana", deleted=True)
+    await a.agent_away("ana", gone=True)
     assert convs.holders() == {"c0000": None}
 
 
