@@ -21,6 +21,34 @@ from storage.models import Role
 EXIT_CONFIG = 2
 
 
+def _add_account_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    """create-agent and reset-password: they work whether or not serve is running."""
+    agent = commands.add_parser(
+        "create-agent",
+        parents=[common],
+        help="create an agent account (works while serve is running)",
+    )
+    agent.add_argument("--username", required=True)
+    agent.add_argument("--display-name", default="")
+    agent.add_argument(
+        "--role",
+        choices=[r.value for r in Role],
+        help="admin or agent (default: admin for the first agent, agent after)",
+    )
+    agent.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    reset = commands.add_parser(
+        "reset-password",
+        parents=[common],
+        help="set an agent's password and end its sign-ins (works while serve is running)",
+    )
+    reset.add_argument("--username", required=True)
+    reset.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bot-gateway",
@@ -39,31 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
     run.add_argument("--port", type=int, help="port to listen on (default: 8000)")
 
-    agent = commands.add_parser(
-        "create-agent",
-        parents=[common],
-        help="create an agent account (works while serve is running)",
-    )
-    agent.add_argument("--username", required=True)
-    agent.add_argument("--display-name", default="")
-    agent.add_argument(
-        "--role",
-        choices=[r.value for r in Role],
-        help="admin or agent (default: admin for the first agent, agent after)",
-    )
-    agent.add_argument(
-        "--password-stdin", action="store_true", help="read the password from standard input"
-    )
-
-    reset = commands.add_parser(
-        "reset-password",
-        parents=[common],
-        help="set an agent's password and end its sign-ins (works while serve is running)",
-    )
-    reset.add_argument("--username", required=True)
-    reset.add_argument(
-        "--password-stdin", action="store_true", help="read the password from standard input"
-    )
+    _add_account_commands(commands, common)
 
     config = commands.add_parser("config", help="look at the configuration")
     config_commands = config.add_subparsers(dest="config_command", required=True)

@@ -17,8 +17,9 @@ from storage import embedded
 from storage.database import Storage
 from storage.embedded import DataDirBusy
 from storage.errors import StorageUnavailable
+from storage.messages import inbound_document
 from storage.records import utcnow
-from testkit.helpers import RETENTION_SECONDS, async_wait_until, received, seen
+from testkit.helpers import RETENTION_SECONDS, async_wait_until, seen
 
 CONFIG = StorageConfig()
 
@@ -75,11 +76,14 @@ async def test_the_sweeper_expires_messages_at_the_configured_interval(tmp_path:
     try:
         await store.ensure_indexes(RETENTION_SECONDS)
         sweeper = asyncio.create_task(store.sweep_forever(0.2))
-        message_id, _ = await received(store, await seen(store, "c", "1"), "1", "old")
+        # Made past the retention: its created_at and its key (what the sweeper reads).
         past = utcnow() - timedelta(seconds=RETENTION_SECONDS + 1)
-        await store.messages.collection.update_one(
-            {"_id": message_id}, {"$set": {"created_at": past}}
+        contact = await seen(store, "c", "1")
+        document = inbound_document(
+            channel_id="c", contact=contact, dedupe_key="1", content="old", at=past
         )
+        assert await store.messages.insert_inbound_many([document]) == [True]
+        message_id = document["_id"]
 
         async def gone() -> bool:
             return await store.messages.get(message_id) is None
