@@ -130,7 +130,9 @@ async def update_agent(
     """Apply a validated PATCH; a new password ends every sign-in made before it
     but ``keep_sign_in`` (the one that changed it, through the API)."""
     if not changes:
-        raise ValidationError("nothing to change: send display_name, password or is_available")
+        raise ValidationError(
+            "nothing to change: send display_name, password, is_available, role or disabled"
+        )
     update = {k: v for k, v in changes.items() if k != "password"}
     if changes.get("disabled") is True:  # its sign-ins end now, on every gateway
         update.update(is_available=False, tokens_valid_after=utcnow(), kept_sign_in=None)
