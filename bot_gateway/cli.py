@@ -124,7 +124,9 @@ async def _create_agent(
     storage = open_storage(config, attach=True)
     try:
         await prepare(storage, config)
-        given = Role(role) if role else None
+        # The first agent made here is the installation's admin, unless told otherwise.
+        first = not await storage.agents.ever_existed()
+        given = Role(role) if role else Role.ADMIN if first else Role.AGENT
         agent = await create_agent(storage.agents, username, password, display_name, role=given)
     finally:
         await storage.close()

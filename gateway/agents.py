@@ -73,10 +73,11 @@ async def create_agent(
     role: Role | None = None,
 ) -> Agent:
     """Validate, hash and store a new agent; :class:`Conflict` if the name is taken.
-    The first agent ever is an admin, whatever ``role`` says; else ``role`` or agent."""
+    ``role``, or an agent; the bootstrapped first agent is an admin. (Open
+    registration never makes one: a public instance's first caller is no admin.)"""
     normalized = normalize_username(username)
     check_password(password)
-    if bootstrap or not await agents.ever_existed():
+    if bootstrap:
         role = Role.ADMIN
     try:
         return await agents.create(

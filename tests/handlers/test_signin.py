@@ -147,8 +147,11 @@ async def test_open_registration_still_lets_anyone_in(storage: Storage, serve_ap
     )
     client = await serve_app(build_services(config, storage))
     body = {"username": "eve", "password": "x" * 12}
-    status, _ = await client.fetch("POST", "/api/v1/agents/", json_body=body, headers=FROM_AFAR)
-    assert status == 201
+    status, eve = await client.fetch("POST", "/api/v1/agents/", json_body=body, headers=FROM_AFAR)
+    assert (status, eve["role"]) == (201, "agent")  # the first caller is no admin
+    admin = {**body, "username": "mallory", "role": "admin"}
+    status, _ = await client.fetch("POST", "/api/v1/agents/", json_body=admin, headers=FROM_AFAR)
+    assert status == 401  # an admin's token is needed for that
 
 
 async def test_metrics_without_a_token_only_for_this_machine(storage: Storage, serve_app) -> None:
