@@ -13,7 +13,7 @@ from storage.errors import DuplicateKey
 from storage.lists import Page, Position
 from storage.models import Agent, Role
 from storage.pages import KEY, PageReader
-from storage.records import Database, maybe, new_id, update_returning, utcnow
+from storage.records import Collection, Database, maybe, new_id, update_returning, utcnow
 
 # Ended sign-ins: {family: when its last token expires}.
 SIGNED_OUT = "signed_out"
@@ -44,21 +44,22 @@ class AgentsRepository:
             partialFilterExpression={"bootstrap": True},
             name="bootstrap_once",
         )
-        await self._give_roles()
 
-    async def _give_roles(self) -> None:
+    @staticmethod
+    async def give_roles(collection: Collection) -> None:
         """Agents from before roles existed: the first one made (the installation's
-        owner) is an admin, the others agents. Idempotent: only agents with no role."""
-        if await self.collection.find_one({"role": {"$exists": False}}, {"_id": 1}) is None:
+        owner) is an admin, the others agents. Idempotent: only agents with no role
+        (a schema step, storage/schema.py)."""
+        if await collection.find_one({"role": {"$exists": False}}, {"_id": 1}) is None:
             return
-        if await self.collection.find_one({"role": Role.ADMIN.value}, {"_id": 1}) is None:
-            first = await self.collection.find({}, {"_id": 1}).sort(KEY, ASCENDING).to_list(1)
+        if await collection.find_one({"role": Role.ADMIN.value}, {"_id": 1}) is None:
+            first = await collection.find({}, {"_id": 1}).sort(KEY, ASCENDING).to_list(1)
             if first:
-                await self.collection.update_one(
+                await collection.update_one(
                     {"_id": first[0]["_id"], "role": {"$exists": False}},
                     {"$set": {"role": Role.ADMIN.value}},
                 )
-        await self.collection.update_many(
+        await collection.update_many(
             {"role": {"$exists": False}}, {"$set": {"role": Role.AGENT.value}}
         )
 

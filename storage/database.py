@@ -38,6 +38,7 @@ from storage.outbox import OutboxRepository
 from storage.pages import PageReader
 from storage.records import Database, Document
 from storage.revocations import RevocationsRepository
+from storage.schema import migrate
 from storage.signins import SignInFailuresRepository
 from storage.uploads import UploadsRepository
 
@@ -216,7 +217,8 @@ class Storage:
     async def ensure_indexes(
         self, message_retention_seconds: int, event_retention_seconds: int = 48 * 3600
     ) -> None:
-        """Create the indexes; also learns how the server executes page queries."""
+        """Create the indexes, then bring the data to this code's schema version
+        (storage/schema.py); also learns how the server executes page queries."""
         with pymongo.timeout(INDEX_TIMEOUT_SECONDS):  # building one on a big collection
             build = await self.client.admin.command("buildInfo")
             self.pages.windowed = "secantusVersion" in build
@@ -241,6 +243,7 @@ class Storage:
                 await self.pages.newest.track(self.messages.collection, stable=True)
                 await self.pages.newest.track(self.contacts.collection, stable=True)
                 await self.pages.newest.track(self.conversations.collection, stable=False)
+        await migrate(self.db, self.leases)  # storage/schema.py: the data's own version
 
     @property
     def server_expires(self) -> bool:

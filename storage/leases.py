@@ -45,6 +45,11 @@ class LeasesRepository:
             {"_id": {"$in": names}, "holder": owner}, {"$set": {"until": RELEASED}}
         )
 
+    async def drop(self, name: str, owner: str) -> None:
+        """Give up a lease for good (one held for a task that is over): it leaves no
+        document behind, and another process takes it at once if ever needed again."""
+        await self.collection.delete_one({"_id": name, "holder": owner})
+
     async def holders(self) -> dict[str, str]:
         """Who holds each lease (for tests and operators)."""
         return {d["_id"]: d["holder"] async for d in self.collection.find()}

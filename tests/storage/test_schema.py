@@ -1,0 +1,106 @@
+"""The stored data's version (storage/schema.py): steps run once, in order, by one
+process at a time, resume after a crash, and a newer database is refused."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from storage import schema
+from storage.database import Storage
+from storage.models import Role
+from storage.records import Database
+from storage.schema import NewerSchema, migrate, stored_version
+from testkit.helpers import RETENTION_SECONDS, async_wait_until
+
+
+async def _as_the_previous_release_left_it(storage: Storage) -> None:
+    """No schema version, and agents without roles."""
+    await storage.db["meta"].delete_one({"_id": "schema"})
+    await storage.agents.collection.update_many({}, {"$unset": {"role": ""}})
+
+
+async def test_a_database_of_the_previous_release_is_brought_up_at_start(storage: Storage) -> None:
+    assert await stored_version(storage.db) == schema.VERSION  # the fixture's start
+    made = [await storage.agents.create(name, "hash") for name in ("owner", "bea", "cai")]
+    await _as_the_previous_release_left_it(storage)
+
+    await storage.ensure_indexes(RETENTION_SECONDS)
+    assert await stored_version(storage.db) == schema.VERSION
+    roles = {m.username: (await storage.agents.get(m.id)).role for m in made}  # type: ignore[union-attr]
+    assert roles == {"owner": Role.ADMIN, "bea": Role.AGENT, "cai": Role.AGENT}
+    await storage.agents.update(made[1].id, {"role": Role.ADMIN.value})
+    await storage.ensure_indexes(RETENTION_SECONDS)  # once: later changes stay
+    assert (await storage.agents.get(made[1].id)).role is Role.ADMIN  # type: ignore[union-attr]
+
+
+async def test_a_crash_between_steps_resumes_at_the_step_that_did_not_finish(
+    storage: Storage,
+) -> None:
+    await storage.db["meta"].delete_one({"_id": "schema"})
+    ran: list[int] = []
+
+    def step(n: int, crash: bool = False):  # type: ignore[no-untyped-def]
+        async def run(db: Database) -> None:
+            ran.append(n)
+            if crash:
+                raise RuntimeError("the process died here")
+
+        return (n, f"step {n}", run)
+
+    with pytest.raises(RuntimeError):
+        await migrate(storage.db, storage.leases, [step(1), step(2, crash=True), step(3)])
+    assert (ran, await stored_version(storage.db)) == ([1, 2], 1)
+    # At once: the crashed run gave its lease up (this run is another owner).
+    assert await migrate(storage.db, storage.leases, [step(1), step(2), step(3)]) == 3
+    assert ran == [1, 2, 2, 3]  # the first is not run again
+    assert schema.LEASE not in await storage.leases.holders()  # given up, no trace
+
+
+async def test_two_processes_starting_at_once_run_each_step_once(
+    storage: Storage, mongo_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(schema, "POLL_SECONDS", 0.01)
+    await storage.db["meta"].delete_one({"_id": "schema"})
+    other = Storage.connect(mongo_uri, storage.db.name)
+    ran: list[str] = []
+    started, release = asyncio.Event(), asyncio.Event()
+    looked = 0
+    read_version = schema.stored_version
+
+    async def counted(db: Database) -> int:
+        nonlocal looked
+        looked += 1
+        return await read_version(db)
+
+    async def slow(db: Database) -> None:
+        ran.append("slow")
+        started.set()
+        await release.wait()
+
+    steps = [(1, "slow", slow)]
+    first = asyncio.ensure_future(migrate(storage.db, storage.leases, steps))
+    await started.wait()
+    monkeypatch.setattr(schema, "stored_version", counted)
+    second = asyncio.ensure_future(migrate(other.db, other.leases, steps))
+
+    async def waited() -> bool:  # it looked for the version again and again
+        return looked >= 3
+
+    await async_wait_until(waited, 10, "the second process to wait for the version")
+    assert not second.done()
+    release.set()
+    try:
+        assert await asyncio.gather(first, second) == [1, 1]
+    finally:
+        await other.close()
+    assert ran == ["slow"]
+
+
+async def test_a_database_written_by_a_newer_gateway_is_refused(storage: Storage) -> None:
+    await storage.db["meta"].update_one(
+        {"_id": "schema"}, {"$set": {"version": schema.VERSION + 1}}, upsert=True
+    )
+    with pytest.raises(NewerSchema, match=r"newer bot-gateway; this one knows up to \d+: upgrade"):
+        await storage.ensure_indexes(RETENTION_SECONDS)
