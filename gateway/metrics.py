@@ -51,6 +51,22 @@ class Metrics:
         self.outbox_depth = Gauge(
             "gateway_outbox_depth", "Messages queued or being sent", registry=r
         )
+        # The team's backlog, read at each scrape (handlers/metrics.py).
+        self.conversations_open = Gauge(
+            "gateway_conversations_open", "Open conversations, by channel", ["channel"], registry=r
+        )
+        self.conversations_waiting = Gauge(
+            "gateway_conversations_waiting",
+            "Open conversations no agent holds (the queue), by channel",
+            ["channel"],
+            registry=r,
+        )
+        self.longest_wait = Gauge(
+            "gateway_conversation_longest_wait_seconds",
+            "Since the contact of the conversation waiting longest in the queue last wrote",
+            ["channel"],
+            registry=r,
+        )
         self.worker_restarts = Counter(
             "gateway_worker_restarts",
             "Background workers restarted after an unexpected error",

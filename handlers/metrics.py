@@ -7,6 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from common.wire import secrets_match
 from gateway.errors import Forbidden, Unauthorized
 from handlers.base import BaseHandler, public
+from storage.records import utcnow
 
 
 @public("checks its own bearer token (metrics.token), or lets in only this machine's clients")
@@ -32,10 +33,25 @@ class MetricsHandler(BaseHandler):
         elif not self.from_this_machine:
             raise Forbidden("set metrics.token (METRICS_TOKEN) to scrape from another host")
         channel_ids = [channel.id for channel in self.services.channels]
-        depth = await self.services.storage.outbox.depth(channel_ids)
-        self.services.metrics.outbox_depth.set(depth)
+        metrics = self.services.metrics
+        metrics.outbox_depth.set(await self.services.storage.outbox.depth(channel_ids))
+        await self._backlog()
         self.set_header("Content-Type", CONTENT_TYPE_LATEST)
         self.finish(generate_latest(self.services.metrics.registry))
+
+    async def _backlog(self) -> None:
+        """The backlog gauges, per channel by name, as the conversations are now."""
+        metrics, now = self.services.metrics, utcnow()
+        names = {channel.id: channel.name for channel in self.services.channels}
+        for gauge in (metrics.conversations_open, metrics.conversations_waiting,
+                      metrics.longest_wait):  # fmt: skip
+            gauge.clear()  # a channel with nothing open shows no series, not a stale one
+        for row in await self.services.storage.conversations.backlog():
+            name = names.get(row.channel_id, row.channel_id)
+            metrics.conversations_open.labels(name).set(row.open)
+            metrics.conversations_waiting.labels(name).set(row.waiting)
+            waited = (now - row.since).total_seconds() if row.since else 0.0
+            metrics.longest_wait.labels(name).set(max(0.0, waited))
 
 
 routes = [(r"/metrics", MetricsHandler)]

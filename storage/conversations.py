@@ -54,6 +54,17 @@ def _preview(message: Message) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class Backlog:
+    """One channel's open conversations now; ``since``: when the contact of the one
+    waiting longest for an agent last wrote (None: nobody waits)."""
+
+    channel_id: str
+    open: int
+    waiting: int
+    since: datetime | None
+
+
+@dataclass(frozen=True)
 class Arrival:
     """Inbound messages of one conversation in one batch: how many, and the newest;
     ``assignee``, the agent to give it if nobody holds it (a new contact's)."""
@@ -266,6 +277,29 @@ class ConversationsRepository:
         if self.assigned is not None:
             return await self.assigned.activity_of(assignee_id, read)
         return newest_first(Latest.of(d) for d in await read())
+
+    async def backlog(self) -> list[Backlog]:
+        """Each channel's open conversations, how many of them nobody holds, and when
+        the longest waiting of those last heard from its contact: one aggregation over
+        the open conversations (the status index selects them)."""
+        unassigned = {"$eq": [{"$ifNull": ["$assignee_id", None]}, None]}
+        found = await self.collection.aggregate(
+            [
+                {"$match": {"status": ConversationStatus.OPEN.value}},
+                {
+                    "$group": {
+                        "_id": "$channel_id",
+                        "open": {"$sum": 1},
+                        "waiting": {"$sum": {"$cond": [unassigned, 1, 0]}},
+                        "since": {"$min": {"$cond": [unassigned, "$last_inbound_at", None]}},
+                    }
+                },
+            ]
+        )
+        return [
+            Backlog(str(d["_id"]), int(d["open"]), int(d["waiting"]), d.get("since"))
+            async for d in found
+        ]
 
     async def waiting(self, limit: int) -> list[Conversation]:
         """Open conversations nobody is assigned, the longest waiting first."""

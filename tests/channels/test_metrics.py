@@ -1,10 +1,15 @@
-"""/metrics after traffic: inbound, outbound, HTTP and FAQ cache counters."""
+"""/metrics after traffic: inbound, outbound, HTTP and FAQ cache counters, and the
+conversations' backlog."""
 
 from __future__ import annotations
 
 import json
+import re
+from datetime import timedelta
 
 from gateway.config import MetricsConfig
+from storage.records import utcnow
+from testkit.helpers import async_wait_until
 from tests.channels.conftest import MOCK, MOCK_HEADERS, Gateway
 
 HEADERS = MOCK_HEADERS
@@ -50,6 +55,45 @@ async def test_counters_after_traffic(gateway) -> None:
     ):
         assert line in text, line
     assert "_created" not in text  # a timestamp series per counter, which nobody graphs
+
+
+def _gauge(text: str, name: str) -> float | None:
+    found = re.search(rf'^{name}{{channel="mock"}} (\S+)$', text, re.MULTILINE)
+    return float(found[1]) if found else None
+
+
+async def test_the_backlog_shows_open_and_queued_conversations_and_the_longest_wait(
+    gateway,
+) -> None:
+    gw: Gateway = await gateway(MOCK)
+    away = {"is_available": False}
+    assert (await gw.agent.fetch("PATCH", "/api/v1/agents/me/", json_body=away))[0] == 200
+    for contact in (1, 2):  # nobody to take them: both wait in the queue
+        body = json.dumps({"contact_id": contact, "message": "hello?"})
+        assert (await gw.post("/webhooks/mock/mock/", body, HEADERS))[0] == 200
+    an_hour_ago = utcnow() - timedelta(hours=1)
+    await gw.storage.conversations.collection.update_one(
+        {"contact.external_id": "1"}, {"$set": {"last_inbound_at": an_hour_ago}}
+    )
+    text = (await _scrape(gw))[1]
+    assert (
+        _gauge(text, "gateway_conversations_open"),
+        _gauge(text, "gateway_conversations_waiting"),
+    ) == (2, 2)
+    waited = _gauge(text, "gateway_conversation_longest_wait_seconds")
+    assert waited is not None
+    assert 3600 <= waited < 3600 + 120  # the one whose contact wrote an hour ago
+
+    back = {"is_available": True}
+    assert (await gw.agent.fetch("PATCH", "/api/v1/agents/me/", json_body=back))[0] == 200
+
+    async def taken() -> bool:
+        return _gauge((await _scrape(gw))[1], "gateway_conversations_waiting") == 0
+
+    await async_wait_until(taken, 10, "the queue to be taken")
+    text = (await _scrape(gw))[1]
+    assert _gauge(text, "gateway_conversations_open") == 2
+    assert _gauge(text, "gateway_conversation_longest_wait_seconds") == 0
 
 
 async def test_a_configured_token_is_required(gateway) -> None:
