@@ -51,22 +51,9 @@ class Metrics:
         self.outbox_depth = Gauge(
             "gateway_outbox_depth", "Messages queued or being sent", registry=r
         )
-        # The team's backlog, read at each scrape (handlers/metrics.py).
-        self.conversations_open = Gauge(
-            "gateway_conversations_open", "Open conversations, by channel", ["channel"], registry=r
-        )
-        self.conversations_waiting = Gauge(
-            "gateway_conversations_waiting",
-            "Open conversations no agent holds (the queue), by channel",
-            ["channel"],
-            registry=r,
-        )
-        self.longest_wait = Gauge(
-            "gateway_conversation_longest_wait_seconds",
-            "Since the contact of the conversation waiting longest in the queue last wrote",
-            ["channel"],
-            registry=r,
-        )
+        # The team's backlog, read from the database at each scrape (handlers/metrics.py):
+        # per channel, its open conversations, those queued, and the longest wait (s).
+        self.backlog: list[tuple[str, int, int, float]] = []
         self.worker_restarts = Counter(
             "gateway_worker_restarts",
             "Background workers restarted after an unexpected error",

@@ -189,6 +189,9 @@ def _live_metrics(services: Services) -> Any:
         ["channel"],
         [(name, n) for name, _, n in paused],
     )
+    backlog = services.metrics.backlog
+    for index, (name, help_text) in enumerate(BACKLOG, start=1):
+        yield gauge(name, help_text, ["channel"], [(row[0], row[index]) for row in backlog])
     if services.work is not None:
         held = services.work.held
         yield gauge(
@@ -197,6 +200,16 @@ def _live_metrics(services: Services) -> Any:
             ["channel"],
             [(c.name, 1 if c.id in held else 0) for c in services.channels],
         )
+
+
+BACKLOG = (  # the figures of Metrics.backlog, in its order
+    ("gateway_conversations_open", "Open conversations, by channel"),
+    ("gateway_conversations_waiting", "Open conversations no agent holds (the queue)"),
+    (
+        "gateway_conversation_longest_wait_seconds",
+        "Since the contact of the conversation waiting longest in the queue last wrote",
+    ),
+)
 
 
 @dataclass

@@ -35,23 +35,24 @@ class MetricsHandler(BaseHandler):
         channel_ids = [channel.id for channel in self.services.channels]
         metrics = self.services.metrics
         metrics.outbox_depth.set(await self.services.storage.outbox.depth(channel_ids))
-        await self._backlog()
+        metrics.backlog = await self._backlog()
         self.set_header("Content-Type", CONTENT_TYPE_LATEST)
         self.finish(generate_latest(self.services.metrics.registry))
 
-    async def _backlog(self) -> None:
-        """The backlog gauges, per channel by name, as the conversations are now."""
-        metrics, now = self.services.metrics, utcnow()
+    async def _backlog(self) -> list[tuple[str, int, int, float]]:
+        """The conversations' backlog now, per channel by name (gateway/runtime.py
+        shows it): a channel with nothing open has no row."""
+        now = utcnow()
         names = {channel.id: channel.name for channel in self.services.channels}
-        for gauge in (metrics.conversations_open, metrics.conversations_waiting,
-                      metrics.longest_wait):  # fmt: skip
-            gauge.clear()  # a channel with nothing open shows no series, not a stale one
-        for row in await self.services.storage.conversations.backlog():
-            name = names.get(row.channel_id, row.channel_id)
-            metrics.conversations_open.labels(name).set(row.open)
-            metrics.conversations_waiting.labels(name).set(row.waiting)
-            waited = (now - row.since).total_seconds() if row.since else 0.0
-            metrics.longest_wait.labels(name).set(max(0.0, waited))
+        return [
+            (
+                names.get(row.channel_id, row.channel_id),
+                row.open,
+                row.waiting,
+                max(0.0, (now - row.since).total_seconds()) if row.since else 0.0,
+            )
+            for row in await self.services.storage.conversations.backlog()
+        ]
 
 
 routes = [(r"/metrics", MetricsHandler)]
