@@ -41,20 +41,38 @@ def refuse_declared_size(size: int | None, max_bytes: int) -> None:
         raise MediaUnavailable(413, f"the file is over the {max_bytes}-byte limit")
 
 
-async def capped(
+def capped(response: aiohttp.ClientResponse, max_bytes: int, server: str) -> AsyncIterator[bytes]:
+    """The response's body a chunk at a time: a 413 at once if the provider declares
+    more than ``max_bytes``, and as soon as the bytes pass it if it said less, or
+    nothing; the response is released however it ends. A failure names ``server``,
+    not the URL, which may hold a token."""
+    try:
+        refuse_declared_size(response.content_length, max_bytes)
+    except MediaUnavailable:
+        response.release()
+        raise
+    return _chunks(response, max_bytes, server)
+
+
+async def _chunks(
     response: aiohttp.ClientResponse, max_bytes: int, server: str
 ) -> AsyncIterator[bytes]:
-    """The response's body a chunk at a time, ended with a 413 as soon as it passes
-    ``max_bytes`` (a provider that said less, or nothing); the response is released
-    however it ends. A failure names ``server``, not the URL, which may hold a token."""
+    try:
+        async for chunk in up_to(response.content.iter_chunked(CHUNK), max_bytes, server):
+            yield chunk
+    finally:
+        response.release()
+
+
+async def up_to(chunks: AsyncIterator[bytes], max_bytes: int, server: str) -> AsyncIterator[bytes]:
+    """``chunks`` ended with a 413 as soon as they pass ``max_bytes``; a failure of
+    the connection is a 502 naming ``server`` (never the URL: it may hold a token)."""
     read = 0
     try:
-        async for chunk in response.content.iter_chunked(CHUNK):
+        async for chunk in chunks:
             read += len(chunk)
             if read > max_bytes:
                 raise MediaUnavailable(413, f"the file is over the {max_bytes}-byte limit")
             yield chunk
     except FAILURES as exc:
         raise MediaUnavailable(502, f"{server} failed ({type(exc).__name__})") from None
-    finally:
-        response.release()

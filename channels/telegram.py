@@ -457,23 +457,13 @@ def _file(media: Any, kind: str, mime_type: str | None, caption: str | None) -> 
 
 
 async def _file_chunks(session: Any, url: str, max_bytes: int) -> AsyncIterator[bytes]:
-    """The file's bytes, ended at the cap; a failure says nothing of the URL, which
-    holds the token."""
-    import aiohttp
+    """The file's bytes, ended at the cap (Telegram may have said less, or nothing);
+    a failure says nothing of the URL, which holds the token."""
+    from channels.http import CHUNK, DOWNLOAD_SECONDS, up_to
 
-    from channels.http import CHUNK, DOWNLOAD_SECONDS
-
-    read = 0
-    try:
-        async for chunk in session.stream_content(url, timeout=DOWNLOAD_SECONDS, chunk_size=CHUNK):
-            read += len(chunk)
-            if read > max_bytes:  # Telegram said less, or nothing
-                raise MediaUnavailable(413, f"the file is over the {max_bytes}-byte limit")
-            yield chunk
-    except (OSError, TimeoutError, aiohttp.ClientError) as exc:
-        raise MediaUnavailable(
-            502, f"Telegram's file server failed ({type(exc).__name__})"
-        ) from None
+    chunks = session.stream_content(url, timeout=DOWNLOAD_SECONDS, chunk_size=CHUNK)
+    async for chunk in up_to(chunks, max_bytes, "Telegram's file server"):
+        yield chunk
 
 
 # Which Bot API method sends a file: https://core.telegram.org/bots/api#sendphoto

@@ -27,7 +27,6 @@ from channels.http import (
     capped,
     download_timeout,
     provider_session,
-    refuse_declared_size,
 )
 
 REDIRECTS = (301, 302, 303, 307, 308)
@@ -86,15 +85,11 @@ class TwilioHttpClient(AsyncTwilioHttpClient):
         except FAILURES as exc:
             reason = f"Twilio's media server failed ({type(exc).__name__})"
             raise MediaUnavailable(502, reason) from None
-        try:
+        if response.status != 200:
+            response.release()
             if response.status == 404:
                 raise MediaUnavailable(404, "Twilio no longer has this file")
-            if response.status != 200:
-                raise MediaUnavailable(502, f"Twilio answered {response.status} for the file")
-            refuse_declared_size(response.content_length, max_bytes)
-        except MediaUnavailable:
-            response.release()
-            raise
+            raise MediaUnavailable(502, f"Twilio answered {response.status} for the file")
         chunks = capped(response, max_bytes, "Twilio's media server")
         return Download(chunks, content_type=response.headers.get("Content-Type"))
 

@@ -251,7 +251,7 @@ class WhatsAppCloudChannel(Channel):
 
     async def _download(self, url: str, max_bytes: int) -> AsyncIterator[bytes]:
         """The file's bytes as they come, ended at the cap (channels/http.py)."""
-        from channels.http import FAILURES, capped, download_timeout, refuse_declared_size
+        from channels.http import FAILURES, capped, download_timeout
 
         try:
             response = await self.http.get(
@@ -264,11 +264,6 @@ class WhatsAppCloudChannel(Channel):
         if response.status != 200:
             response.release()
             raise MediaUnavailable(502, f"Meta's file server answered {response.status}")
-        try:
-            refuse_declared_size(response.content_length, max_bytes)
-        except MediaUnavailable:
-            response.release()
-            raise
         return capped(response, max_bytes, "Meta's file server")
 
 
