@@ -310,11 +310,11 @@ class MessagesRepository:
             older_than=filters.created_before,
             covered=len(query) <= 1,
             lead=next((f for f in LEADS if f in query), None),
-            window=not scope.one_query,
             horizon=utcnow() - timedelta(seconds=self.retention_seconds),
             holds_a_page=scope.holds_a_page,
             allowed=allowed,
-            windows=1 if filters.assignee_id is not None else MAX_WINDOWS,  # one trip spent
+            # None: the matches are few, or a trip was spent; one: the conversations' was.
+            windows=0 if scope.one_query else 1 if filters.assignee_id is not None else MAX_WINDOWS,
         )
         return await self.pages.fetch(self.collection, Message.of, query, after, limit, plan)
 

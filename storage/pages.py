@@ -82,18 +82,17 @@ class ReadPlan:
     tells it (see the module's docstring for each): ``newer_than``/``older_than``
     bound the creation time; ``covered``: an index has the query's equalities and then
     ``list_key``; ``lead``: the field to look up when the window will not do;
-    ``window=False``: only that lookup, one query; ``horizon``: no document is older
+    ``horizon``: no document is older
     (messages expire); ``holds_a_page``: a key from which on the query has a page at
     least; ``allowed``: a field's allowed values, checked here (see :data:`AllowedValues`);
     ``lookup``: the lookup to use instead of the lead's, on the embedded server;
     ``windows``: how many before the lookup (one, for a caller that spent a round
-    trip already: a page is then at most three)."""
+    trip already: a page is then at most three; none: only the lookup, one query)."""
 
     newer_than: datetime | None = None
     older_than: datetime | None = None
     covered: bool = True
     lead: str | None = None
-    window: bool = True
     horizon: datetime | None = None
     holds_a_page: str | None = None
     allowed: AllowedValues | None = None
@@ -203,7 +202,7 @@ class PageReader:
         the floor when no window will do."""
         density = self._densities.get(read.hint) or read.everything
         holds_a_page, limit = read.holds_a_page, read.limit
-        if not (self.windowed and plan.window and (density != SPARSE or holds_a_page)):
+        if not (self.windowed and plan.windows and (density != SPARSE or holds_a_page)):
             return read.floor
         if holds_a_page is not None:
             span = read.anchor - key_millis(holds_a_page)
