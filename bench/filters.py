@@ -84,7 +84,7 @@ async def seed(storage: Storage, count: int, quiet_hours: float) -> dict[str, st
         if i in failed_at or random.random() < 0.3:
             outcome = Status.FAILED if i in failed_at else random.choice(OUTCOMES)
             document = outbound_document(
-                contact=contact, content=f"reply {i}", agent=random.choice(agents), at=at
+                contact=contact, content=f"reply {i}", agent=random.choice(agents).ref, at=at
             )
             document["status"] = outcome.value
         else:

@@ -14,6 +14,7 @@ from gateway.config import Config
 from gateway.listener import SPARE_DESCRIPTORS, GuardedHTTPServer, raise_file_limit
 from gateway.runtime import Runtime
 from handlers.app import make_app
+from handlers.events import event_json
 
 log = logging.getLogger("gateway.server")
 
@@ -27,7 +28,7 @@ async def serve(config: Config, ready: asyncio.Event | None = None) -> None:
 
     files = raise_file_limit()
     cap = min(config.server.max_connections, max(64, files - SPARE_DESCRIPTORS))
-    runtime = await Runtime.open(config)
+    runtime = await Runtime.open(config, present_event=event_json)
     services = runtime.services
     app = make_app(services)
     server = GuardedHTTPServer(

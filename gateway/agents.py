@@ -6,6 +6,7 @@ import re
 from enum import StrEnum
 from typing import Any
 
+from gateway.callers import Caller
 from gateway.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationError
 from gateway.passwords import MIN_PASSWORD_LENGTH, hash_password
 from storage.agents import AgentsRepository
@@ -94,9 +95,10 @@ async def create_agent(
         raise Conflict(f"username {normalized!r} is taken", {"username": ["taken"]}) from None
 
 
-def require_admin(me: Agent, action: str) -> None:
-    """:class:`Forbidden` unless ``me`` is an admin; ``action`` says what was refused."""
-    if me.role is not Role.ADMIN:
+def require_admin(me: Caller, action: str) -> None:
+    """:class:`Forbidden` unless ``me`` is an admin (or an API token with the admin
+    scope); ``action`` says what was refused."""
+    if not me.is_admin:
         raise Forbidden(f"only an admin can {action}")
 
 
@@ -105,7 +107,7 @@ OWN_FIELDS = frozenset({"display_name", "password", "current_password", "is_avai
 ADMIN_FIELDS = frozenset({"role", "disabled"})
 
 
-def may_change(target: Agent, me: Agent, fields: set[str]) -> None:
+def may_change(target: Agent, me: Caller, fields: set[str]) -> None:
     """Agents change their own account's own fields; an admin changes every agent's
     role and whether it is disabled, and deletes any agent (``fields`` empty)."""
     if fields & OWN_FIELDS and target.id != me.id:

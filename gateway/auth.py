@@ -1,4 +1,5 @@
-"""Agent authentication: sign-in with limits, token rotation with reuse detection, sign-out."""
+"""Authentication: agents' sign-in with limits, token rotation with reuse detection and
+sign-out; and API tokens (gateway/api_tokens.py), told apart by their prefix."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from gateway.agents import fold_username
+from gateway.api_tokens import ApiTokens, is_api_token
+from gateway.callers import Caller
 from gateway.config import AuthConfig
 from gateway.errors import Forbidden, TooManyRequests, Unauthorized
 from gateway.passwords import hash_password, verify_password
@@ -22,10 +25,11 @@ _BAD_CREDENTIALS = "invalid username or password"
 
 @dataclass(frozen=True)
 class Grant:
-    """An event stream's right to run: whose, and until when."""
+    """An event stream's right to run: whose, and until when (an API token's: until
+    it is revoked; ``claims`` None)."""
 
-    agent: Agent
-    claims: Claims
+    caller: Caller
+    claims: Claims | None
     until: datetime
 
 
@@ -44,6 +48,7 @@ class Authenticator:
         agents: AgentsRepository,
         revocations: RevocationsRepository,
         failures: SignInFailuresRepository,
+        api_tokens: ApiTokens,
     ) -> None:
         self.tokens = TokenIssuer(
             secret,
@@ -52,6 +57,7 @@ class Authenticator:
         )
         self.agents = agents
         self.revocations = revocations
+        self.api_tokens = api_tokens
         self.limiter = SignInLimiter(config, failures)
         self._checks = asyncio.Semaphore(CONCURRENT_CHECKS)
         self._waiting = 0
@@ -108,9 +114,12 @@ class Authenticator:
             raise Unauthorized("refresh token already used; sign in again")
         return self.tokens.issue_pair(agent.id, family=claims.family)
 
-    async def authenticate(self, access_token: str) -> Agent:
-        """The agent an access token speaks for; :class:`Unauthorized` otherwise."""
-        return await self._agent_of(self.tokens.decode(access_token, "access"))
+    async def authenticate(self, bearer: str) -> Caller:
+        """Who a bearer token speaks for: an agent's access token or an API token;
+        :class:`Unauthorized` otherwise."""
+        if is_api_token(bearer):
+            return Caller.of_token(await self.api_tokens.resolve(bearer))
+        return Caller.of_agent(await self._agent_of(self.tokens.decode(bearer, "access")))
 
     async def ticket(self, access_token: str) -> str:
         """A single-use ticket to open an event stream as the agent of ``access_token``."""
@@ -126,18 +135,25 @@ class Authenticator:
             if not await self.revocations.use_once(f"ticket:{claims.jti}", claims.expires_at):
                 raise Unauthorized("ticket already used; ask for another")
             until = claims.until or claims.expires_at
+        elif access_token and is_api_token(access_token):
+            caller = await self.authenticate(access_token)
+            return Grant(caller, None, datetime.max.replace(tzinfo=UTC))
         elif access_token:
             claims = self.tokens.decode(access_token, "access")
             until = claims.expires_at
         else:
             raise Unauthorized("send Authorization: Bearer <access token>, or ?ticket=")
-        return Grant(await self._agent_of(claims), claims, until)
+        return Grant(Caller.of_agent(await self._agent_of(claims)), claims, until)
 
     async def still_valid(self, grant: Grant) -> bool:
-        """Whether a stream's grant holds: not expired, its sign-in not ended."""
+        """Whether a stream's grant holds: not expired, its sign-in not ended, its
+        API token not revoked."""
         if datetime.now(UTC) >= grant.until:
             return False
         try:
+            if grant.claims is None:
+                token = grant.caller.token
+                return token is not None and await self.api_tokens.exists(token.id)
             await self._agent_of(grant.claims)
         except Unauthorized:
             return False

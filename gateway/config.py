@@ -274,6 +274,27 @@ class ClusterConfig:
 
 
 @dataclass(frozen=True)
+class SubscriptionsConfig:
+    """Outbound webhooks to other systems (``/api/v1/subscriptions/``)."""
+
+    # Targets on private, loopback or link-local addresses are refused unless this is
+    # on: for a receiver on the developer's own machine.
+    allow_private_targets: bool = False
+    timeout_seconds: float = 10.0  # for the receiver's answer to one delivery
+    # Between the tries of one event: doubling from the first, up to the max.
+    retry_first_seconds: float = 5.0
+    retry_max_seconds: float = 600.0
+
+    def __post_init__(self) -> None:
+        _require(self.timeout_seconds > 0, "timeout_seconds: must be positive")
+        _require(self.retry_first_seconds > 0, "retry_first_seconds: must be positive")
+        _require(
+            self.retry_max_seconds >= self.retry_first_seconds,
+            "retry_max_seconds: must be at least retry_first_seconds",
+        )
+
+
+@dataclass(frozen=True)
 class CacheConfig:
     # memory: per process. redis: shared by replicas (needs pip install redis).
     backend: Literal["memory", "redis"] = "memory"
@@ -353,6 +374,7 @@ class Config:
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
+    subscriptions: SubscriptionsConfig = field(default_factory=SubscriptionsConfig)
     assignment: AssignmentConfig = field(default_factory=AssignmentConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
     faq: FaqConfig = field(default_factory=FaqConfig)

@@ -7,15 +7,26 @@ from datetime import datetime
 from typing import Any
 
 from gateway.assignment import Assigner
+from gateway.callers import Caller
 from gateway.conversation_updates import ConversationUpdates
 from gateway.errors import NotFound, ValidationError
 from storage.database import Storage
 from storage.lists import Page, Position
 from storage.messages import MessageFilters
-from storage.models import Agent, Conversation, ConversationStatus, Message
+from storage.models import Conversation, ConversationStatus, Message
 from storage.records import utcnow
 
 ME = "me"
+
+
+def me_or(me: Caller, assignee: str | None) -> str | None:
+    """``assignee``, with ``me`` read as the caller's own id: an agent's; an API
+    token holds no conversations, so it names an agent instead."""
+    if assignee != ME:
+        return assignee
+    if me.agent is None:
+        raise ValidationError("an API token holds no conversations: name an agent's id, not me")
+    return me.agent.id
 
 
 class Conversations:
@@ -26,7 +37,7 @@ class Conversations:
 
     async def list_page(
         self,
-        me: Agent,
+        me: Caller,
         after: Position | None,
         limit: int,
         *,
@@ -40,7 +51,7 @@ class Conversations:
         return await self.storage.conversations.list_page(
             after,
             limit,
-            assignee=me.id if assignee == ME else assignee,
+            assignee=me_or(me, assignee),
             status=status,
             channel_id=channel_id,
             q=q or "",

@@ -95,6 +95,12 @@ class EventHub:
         self._pending = False  # a read is scheduled for when the latest write settles
         self._subscribers: dict[Subscriber, None] = {}  # a set that keeps arrival order
         self._mine: dict[str, Event] = {}  # written here, not yet handed out (shared log)
+        self._listeners: list[Callable[[], None]] = []
+
+    def on_handed_out(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` whenever entries are handed out: readers of the log
+        itself (subscriptions' senders) read on then, instead of waiting to poll."""
+        self._listeners.append(listener)
 
     @property
     def sole_writer(self) -> bool:
@@ -206,6 +212,9 @@ class EventHub:
                 return
 
     def _hand_out(self, batch: list[Event]) -> None:
+        if batch:
+            for listener in self._listeners:
+                listener()
         for event in batch:
             if self.cursor is not None and event.id <= self.cursor:
                 continue  # handed out already

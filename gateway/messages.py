@@ -21,7 +21,7 @@ from gateway.errors import (
 )
 from storage.database import Storage
 from storage.errors import DuplicateKey
-from storage.models import Agent, Contact, Message
+from storage.models import AgentRef, Contact, Message
 from storage.records import utcnow
 from storage.uploads import QuotaExceeded, Upload
 
@@ -67,10 +67,11 @@ def window_expires_at(contact: Contact, window: timedelta | None) -> datetime | 
 
 
 class Sender:
-    """Sends as an agent. ``known_contact`` gives a contact the inbound path wrote
-    lately (agents answer who wrote: that saves reading it), ``channels`` what each
-    channel takes (its text limit, reply window, templates), and ``queued`` hands new
-    messages to delivery."""
+    """Sends as an agent or an API token (``agent``: who the message names).
+    ``known_contact`` gives a contact the inbound path wrote lately (agents answer
+    who wrote: that saves reading it), ``channels`` what each channel takes (its
+    text limit, reply window, templates), and ``queued`` hands new messages to
+    delivery."""
 
     def __init__(
         self,
@@ -91,7 +92,7 @@ class Sender:
 
     async def send(
         self,
-        agent: Agent,
+        agent: AgentRef,
         contact_id: str,
         content: str | None,
         idempotency_key: str | None = None,
@@ -145,7 +146,7 @@ class Sender:
             await self.queued([message])
         return message, created
 
-    async def _store(self, agent: Agent, data: bytes, mime_type: str, name: str) -> Upload:
+    async def _store(self, agent: AgentRef, data: bytes, mime_type: str, name: str) -> Upload:
         """An upload stored, within the agent's hourly quota and the store's cap."""
         uploads, limits = self.storage.uploads, self.upload_limits
         try:

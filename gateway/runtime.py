@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.api_tokens import ApiTokens
 from gateway.assignment import Assigner
 from gateway.attachments import OutboundFiles
 from gateway.auth import Authenticator
@@ -28,6 +29,7 @@ from gateway.medialinks import MediaLinks
 from gateway.messages import Sender
 from gateway.metrics import Metrics, counter, gauge
 from gateway.outbound import Dispatcher
+from gateway.subscription_work import PresentEvent, SubscriptionWork
 from gateway.tokens import load_or_create_secret
 from gateway.workers import Supervisor
 from storage.database import Storage
@@ -80,6 +82,7 @@ class Services:
     links: MediaLinks  # the expiring links providers fetch uploads from
     inflight: InflightRequests = field(default_factory=InflightRequests)
     work: ChannelWork | None = None  # set while the runtime runs
+    subscriptions: SubscriptionWork | None = None  # likewise, where webhooks go out
 
 
 def build_services(config: Config, storage: Storage) -> Services:
@@ -90,7 +93,12 @@ def build_services(config: Config, storage: Storage) -> Services:
     scrubber.add_uri_password(config.storage.uri)
     scrubber.add_uri_password(config.cache.url)
     authenticator = Authenticator(
-        config.auth, secret, storage.agents, storage.revocations, storage.sign_in_failures
+        config.auth,
+        secret,
+        storage.agents,
+        storage.revocations,
+        storage.sign_in_failures,
+        ApiTokens(storage.api_tokens),
     )
     faq = FaqResponder(storage, make_cache(config.cache), config.faq, config.cache.faq_ttl_seconds)
     metrics = Metrics()
@@ -219,18 +227,27 @@ class Runtime:
 
     services: Services
     owns_storage: bool  # opened from the config here, so closed here too
+    # How the API shows an event (handlers/events.py), which subscriptions' webhooks
+    # carry; without it no webhook goes out from this runtime.
+    present_event: PresentEvent | None = None
 
     @classmethod
-    async def open(cls, config: Config, storage: Storage | None = None) -> Runtime:
+    async def open(
+        cls,
+        config: Config,
+        storage: Storage | None = None,
+        present_event: PresentEvent | None = None,
+    ) -> Runtime:
         """Storage (from the config unless given, starting the embedded server if it
-        is configured), the channels, and the work of those whose lease we hold."""
+        is configured), the channels, and the work of those whose lease we hold:
+        their channels' and, with ``present_event``, their subscriptions'."""
         owns_storage = storage is None
         if storage is None:
             storage = open_storage(config)
         try:
             if owns_storage:
                 await prepare(storage, config)
-            runtime = cls(build_services(config, storage), owns_storage)
+            runtime = cls(build_services(config, storage), owns_storage, present_event)
             await runtime._start()
         except BaseException:
             if owns_storage:
@@ -254,6 +271,17 @@ class Runtime:
         )
         dispatcher.start(alone=alone)
         services.work.start()
+        if self.present_event is not None:
+            services.subscriptions = SubscriptionWork(
+                storage,
+                services.events,
+                services.supervisor,
+                self.present_event,
+                config,
+                exclusive=alone,
+                owner=dispatcher.owner,
+            )
+            services.subscriptions.start()
         services.supervisor.start("event log", services.events.run)
         services.supervisor.start("assignment", services.assigner.run)
         if not self.owns_storage:
@@ -276,10 +304,14 @@ class Runtime:
         services.events.close()  # agents' streams end: nothing keeps shutdown waiting
         if services.work is not None:
             await services.work.stop()
+        if services.subscriptions is not None:
+            await services.subscriptions.stop()
         await services.dispatcher.stop(services.config.server.shutdown_grace_seconds / 2)
         await services.updates.drain(1.0)  # the updates of the last sends
         if services.work is not None:
             await services.work.release()
+        if services.subscriptions is not None:
+            await services.subscriptions.release()
         await services.supervisor.stop_all()
         await services.channels.close()
         await services.faq.close()

@@ -85,6 +85,11 @@ class Supervisor:
         worker.task = detached_task(self._keep(worker), name)
         self.workers[name] = worker
 
+    def running(self, name: str) -> bool:
+        """Whether the worker ``name`` is there and its job not done."""
+        worker = self.workers.get(name)
+        return worker is not None and worker.task is not None and not worker.task.done()
+
     async def stop(self, name: str) -> None:
         worker = self.workers.pop(name, None)
         if worker is not None and worker.task is not None:

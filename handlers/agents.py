@@ -17,8 +17,8 @@ from gateway.agents import (
 from gateway.conversations import ME
 from gateway.errors import ValidationError
 from handlers import schemas
-from handlers.base import CREDENTIALS_BODY, BaseHandler, found, presenter, public
-from storage.models import Agent, Role
+from handlers.base import CREDENTIALS_BODY, BaseHandler, found, needs, presenter, public
+from storage.models import Agent, Role, Scope
 
 present = presenter(schemas.Agent())
 
@@ -90,7 +90,7 @@ class AgentHandler(BaseHandler):
 
     async def _get(self, agent_id: str) -> Agent:
         if agent_id == ME:
-            return self.agent
+            return self.caller.as_agent("be read as me")
         return found(await self.services.storage.agents.get(agent_id), "agent", agent_id)
 
     async def get(self, agent_id: str) -> None:
@@ -105,6 +105,7 @@ class AgentHandler(BaseHandler):
         """
         self.write_json(present(await self._get(agent_id)))
 
+    @needs(Scope.ADMIN)  # an agent's own account is theirs: tokens need the scope
     async def patch(self, agent_id: str) -> None:
         """Change an account.
         ---
@@ -129,7 +130,7 @@ class AgentHandler(BaseHandler):
         """
         target = await self._get(agent_id)
         changes = self.json_body(schemas.AgentUpdate())
-        may_change(target, self.agent, set(changes))
+        may_change(target, self.caller, set(changes))
         agents = self.services.storage.agents
         demoted = changes.get("role") is Role.AGENT
         await keep_an_admin(agents, target, demoted or changes.get("disabled") is True)
@@ -139,7 +140,7 @@ class AgentHandler(BaseHandler):
             if current is None:
                 raise ValidationError.of("current_password", "required to change the password")
             auth = self.services.auth
-            await auth.confirm_password(self.agent, current, self.client_address)
+            await auth.confirm_password(target, current, self.client_address)
             keep = auth.sign_in_of(self.bearer_token)
         updated = await update_agent(agents, target.id, changes, keep_sign_in=keep)
         if changes.get("disabled") is True:  # their conversations go back to the queue
@@ -148,6 +149,7 @@ class AgentHandler(BaseHandler):
             await self.services.assigner.availability_changed(updated)
         self.write_json(present(updated))
 
+    @needs(Scope.ADMIN)
     async def delete(self, agent_id: str) -> None:
         """Delete an account.
         ---
@@ -160,7 +162,7 @@ class AgentHandler(BaseHandler):
           404: {$ref: "#/components/responses/NotFound"}
         """
         target = await self._get(agent_id)
-        may_change(target, self.agent, set())
+        may_change(target, self.caller, set())
         await keep_an_admin(self.services.storage.agents, target, leaves=True)
         await self.services.storage.agents.delete(target.id)
         await self.services.assigner.agent_away(target.id, gone=True)

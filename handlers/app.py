@@ -12,6 +12,7 @@ from gateway.metrics import route_template
 from gateway.runtime import Services
 from handlers import (
     agents,
+    api_tokens,
     auth,
     channels,
     contacts,
@@ -24,6 +25,7 @@ from handlers import (
     media,
     messages,
     metrics,
+    subscriptions,
     webhooks,
 )
 from handlers.base import BaseHandler, NotFoundHandler, check_handler_auth, request_id
@@ -35,6 +37,7 @@ API_ROUTES: list[tuple[str, type]] = [
     *metrics.routes,
     *auth.routes,
     *agents.routes,
+    *api_tokens.routes,
     *contacts.routes,
     *conversations.routes,
     *channels.routes,
@@ -42,6 +45,7 @@ API_ROUTES: list[tuple[str, type]] = [
     *media.routes,
     *faqs.routes,
     *events.routes,
+    *subscriptions.routes,
     *webhooks.routes,
 ]
 

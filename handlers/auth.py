@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from handlers import schemas
-from handlers.base import CREDENTIALS_BODY, BaseHandler, public
+from handlers.base import CREDENTIALS_BODY, BaseHandler, agents_only, public
 
 
 class TokenHandler(BaseHandler):
@@ -56,6 +56,7 @@ class RefreshHandler(BaseHandler):
 
 
 class LogoutHandler(BaseHandler):
+    @agents_only("sign out: an admin revokes it (DELETE /api/v1/tokens/{id}/)")
     async def post(self) -> None:
         """Sign out.
         ---

@@ -1,7 +1,10 @@
 """The base handler: authentication, JSON in and out, one error shape.
 
-- Every method requires a Bearer access token unless it is marked :func:`public`;
-  ``make_app`` refuses to build with a handler that could bypass this.
+- Every method requires a Bearer token (an agent's access token or an API token)
+  unless it is marked :func:`public`; ``make_app`` refuses to build with a handler
+  that could bypass this. A GET needs an API token's ``read`` scope; every other
+  method declares the scope it needs (:func:`needs`), or that it is for signed-in
+  agents only (:func:`agents_only`), and ``make_app`` refuses one that does not.
 - Bodies are read in streaming mode, so an oversized one is refused with a JSON
   413 before it is read (a handler taking uploads sets its own ``max_body`` and
   ``too_large``), and only ``application/json`` is accepted where JSON is expected
@@ -26,6 +29,7 @@ from tornado.httputil import HTTPServerRequest
 from tornado.web import HTTPError, RequestHandler, stream_request_body
 
 from common.wire import essence, load_json
+from gateway.callers import Caller
 from gateway.clients import client_address, is_local
 from gateway.errors import (
     GatewayError,
@@ -41,7 +45,7 @@ from handlers.pagination import decode_cursor, page_response
 from handlers.schemas import PageQuery
 from storage.errors import DATABASE_ERRORS
 from storage.lists import Page
-from storage.models import Agent
+from storage.models import Scope
 
 if TYPE_CHECKING:
     from gateway.runtime import Services
@@ -95,6 +99,41 @@ def request_id(request: HTTPServerRequest) -> str:
     return known
 
 
+# What a method may need instead of a scope: a signed-in agent (their own account,
+# their sign-in), which no API token is.
+AGENTS_ONLY = "agents only"
+_METHODS = ("get", "post", "put", "patch", "delete")
+
+
+def needs(scope: Scope) -> Callable[[F], F]:
+    """Mark a method with the scope an API token needs to call it."""
+
+    def mark(target: F) -> F:
+        target.scope = scope  # type: ignore[attr-defined]
+        return target
+
+    return mark
+
+
+def agents_only(action: str) -> Callable[[F], F]:
+    """Mark a method no API token may call; ``action`` says what it does."""
+
+    def mark(target: F) -> F:
+        target.scope = AGENTS_ONLY  # type: ignore[attr-defined]
+        target.agents_only = action  # type: ignore[attr-defined]
+        return target
+
+    return mark
+
+
+def scope_of(handler_class: type, method: str) -> Scope | str | None:
+    """What calling ``method`` needs: a scope, :data:`AGENTS_ONLY`, or None (undeclared)."""
+    declared: Scope | str | None = getattr(
+        getattr(handler_class, method.lower(), None), "scope", None
+    )
+    return Scope.READ if declared is None and method.lower() == "get" else declared
+
+
 def implements(handler_class: type, method: str) -> bool:
     """Whether the handler defines ``method`` itself (RequestHandler's answer 405)."""
     name = method.lower()
@@ -119,6 +158,12 @@ def check_handler_auth(handler_class: type) -> None:
         raise TypeError(f"{handler_class.__name__} is not a BaseHandler and not marked public")
     if handler_class.prepare is not BaseHandler.prepare:
         raise TypeError(f"{handler_class.__name__} overrides prepare(), which authenticates")
+    for method in _METHODS:
+        guarded = implements(handler_class, method) and not is_public(handler_class, method)
+        if guarded and scope_of(handler_class, method) is None:
+            raise TypeError(
+                f"{handler_class.__name__}.{method} declares no scope: @needs or @agents_only"
+            )
 
 
 @stream_request_body
@@ -126,7 +171,7 @@ class BaseHandler(RequestHandler):
     """Owns auth, body parsing and the error shape; subclasses implement HTTP methods."""
 
     services: Services
-    current_user: Agent | None
+    current_user: Caller | None
     # A route's own cap on its body, below server.max_body_bytes: the public routes
     # that take credentials read no more than credentials need.
     body_limit: ClassVar[int | None] = None
@@ -172,9 +217,7 @@ class BaseHandler(RequestHandler):
     @public("a CORS preflight carries no credentials by design")
     async def options(self, *args: str, **kwargs: str) -> None:
         """The browser asks whether it may call: yes, for an allowed origin."""
-        allowed = [
-            m.upper() for m in ("get", "post", "patch", "delete") if implements(type(self), m)
-        ]
+        allowed = [m.upper() for m in _METHODS if implements(type(self), m)]
         if "Access-Control-Allow-Origin" in self._headers:
             self.set_header("Access-Control-Allow-Methods", ", ".join(allowed))
             self.set_header("Access-Control-Allow-Headers", _ALLOWED_HEADERS)
@@ -194,7 +237,12 @@ class BaseHandler(RequestHandler):
         self.current_user = None
         method = self.request.method or ""
         if implements(type(self), method) and not is_public(type(self), method):
-            self.current_user = await self.authenticate()
+            self.current_user = caller = await self.authenticate()
+            needed = scope_of(type(self), method)
+            if needed == AGENTS_ONLY:
+                caller.as_agent(getattr(self, method.lower()).agents_only)
+            elif isinstance(needed, Scope):
+                caller.require(needed)
 
     def data_received(self, chunk: bytes) -> None:
         # Chunked bodies carry no Content-Length: stop keeping them past the limit.
@@ -240,8 +288,8 @@ class BaseHandler(RequestHandler):
             raise Unauthorized("authentication required: send Authorization: Bearer <access token>")
         return token
 
-    async def authenticate(self) -> Agent:
-        """The agent named by the bearer token, or 401."""
+    async def authenticate(self) -> Caller:
+        """The agent or API token named by the bearer token, or 401."""
         return await self.services.auth.authenticate(self.bearer_token)
 
     @property
@@ -256,8 +304,8 @@ class BaseHandler(RequestHandler):
         return is_local(self.request.remote_ip or "", self.request.headers, proxies)
 
     @property
-    def agent(self) -> Agent:
-        assert self.current_user is not None, "agent used on a public method"
+    def caller(self) -> Caller:
+        assert self.current_user is not None, "caller used on a public method"
         return self.current_user
 
     # -- input ----------------------------------------------------------------------

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.conversations import ME
+from gateway.conversations import me_or
 from handlers import schemas
-from handlers.base import BaseHandler, presenter
+from handlers.base import BaseHandler, needs, presenter
 from storage.lists import Position
-from storage.models import ConversationStatus
+from storage.models import ConversationStatus, Scope
 
 present = presenter(schemas.Conversation())
 
@@ -32,7 +32,7 @@ class ConversationsHandler(BaseHandler):
         """
 
         async def mine(after: Position | None, size: int, **filters: Any) -> Any:
-            return await self.services.conversations.list_page(self.agent, after, size, **filters)
+            return await self.services.conversations.list_page(self.caller, after, size, **filters)
 
         await self.write_page(mine, present, schemas.ConversationQuery())
 
@@ -50,6 +50,7 @@ class ConversationHandler(BaseHandler):
         """
         self.write_json(present(await self.services.conversations.get(conversation_id)))
 
+    @needs(Scope.CONVERSATIONS)
     async def patch(self, conversation_id: str) -> None:
         """Transfer a conversation, or change its status.
         ---
@@ -69,13 +70,14 @@ class ConversationHandler(BaseHandler):
         changed = await self.services.conversations.change(
             conversation_id,
             status=ConversationStatus(data["status"]) if "status" in data else None,
-            assignee=self.agent.id if assignee == ME else assignee,
+            assignee=me_or(self.caller, assignee),
             transfer="assignee_id" in data,
         )
         self.write_json(present(changed))
 
 
 class ReadHandler(BaseHandler):
+    @needs(Scope.CONVERSATIONS)
     async def post(self, conversation_id: str) -> None:
         """Mark a conversation read.
         ---

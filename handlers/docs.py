@@ -19,7 +19,7 @@ from tornado.web import StaticFileHandler
 from channels.registry import CHANNEL_TYPES, webhook_suffixes
 from gateway.metrics import route_template
 from handlers import schemas
-from handlers.base import BaseHandler, implements, public
+from handlers.base import BaseHandler, implements, is_public, public, scope_of
 
 _METHODS = ("get", "post", "put", "patch", "delete")
 _RESPONSES = {
@@ -44,6 +44,9 @@ _SCHEMAS = [
     schemas.AgentCreate,
     schemas.AgentUpdate,
     schemas.Agent,
+    schemas.ApiTokenCreate,
+    schemas.ApiToken,
+    schemas.ApiTokenCreated,
     schemas.Contact,
     schemas.Channel,
     schemas.Message,
@@ -57,9 +60,18 @@ _SCHEMAS = [
     schemas.Event,
     schemas.Ticket,
     schemas.Templates,
+    schemas.SubscriptionCreate,
+    schemas.SubscriptionUpdate,
+    schemas.Subscription,
+    schemas.SubscriptionCreated,
+    schemas.Delivery,
+    schemas.Replay,
 ]
 _PAGED = [
     schemas.Agent,
+    schemas.ApiToken,
+    schemas.Subscription,
+    schemas.Delivery,
     schemas.Contact,
     schemas.Channel,
     schemas.Message,
@@ -101,7 +113,8 @@ _LINKS: dict[str, dict[str, dict[str, Any]]] = {  # operationId: {status: links}
 }
 
 
-def build_spec(routes: list[tuple[str, type]]) -> dict[str, Any]:
+def _new_spec() -> APISpec:
+    """The spec's frame: its info, security scheme and shared components."""
     spec = APISpec(
         title="bot-gateway",
         version=version("bot-gateway"),
@@ -111,7 +124,12 @@ def build_spec(routes: list[tuple[str, type]]) -> dict[str, Any]:
         security=[{"bearer": []}],
     )
     spec.components.security_scheme(
-        "bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+        "bearer",
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An agent's access token (a JWT), or an API token (bgw_…)",
+        },
     )
     for schema in _SCHEMAS:
         spec.components.schema(schema.__name__, schema=schema)
@@ -122,6 +140,11 @@ def build_spec(routes: list[tuple[str, type]]) -> dict[str, Any]:
         spec.components.response(
             name, {"description": description, "content": {"application/json": {"schema": "Error"}}}
         )
+    return spec
+
+
+def build_spec(routes: list[tuple[str, type]]) -> dict[str, Any]:
+    spec = _new_spec()
     for pattern, handler in routes:
         operations = {
             method: yaml_utils.load_yaml_from_docstring(getattr(handler, method).__doc__ or "")
@@ -133,6 +156,8 @@ def build_spec(routes: list[tuple[str, type]]) -> dict[str, Any]:
                 raise TypeError(f"{handler.__name__}.{method} has no OpenAPI docstring")
             # getMessages, postMessages, getMessage: stable names for generated clients.
             operation.setdefault("operationId", method + handler.__name__.removesuffix("Handler"))
+            if not is_public(handler, method):  # what an API token needs to call it
+                operation["x-token-scope"] = str(scope_of(handler, method))
             for code, links in _LINKS.get(operation["operationId"], {}).items():
                 operation["responses"][int(code)]["links"] = links  # YAML read 200 as int
             if "requestBody" in operation:
@@ -158,7 +183,7 @@ def build_spec(routes: list[tuple[str, type]]) -> dict[str, Any]:
             spec.path(path=route_template(pattern), operations=operations)
     document = spec.to_dict()
     # marshmallow cannot say "at least one field"; the handler refuses an empty PATCH.
-    for name in ("AgentUpdate", "FaqUpdate", "ConversationUpdate"):
+    for name in ("AgentUpdate", "FaqUpdate", "ConversationUpdate", "SubscriptionUpdate"):
         document["components"]["schemas"][name]["minProperties"] = 1
     return document
 

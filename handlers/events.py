@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 from typing import Any
 
 from tornado.iostream import StreamClosedError
@@ -26,14 +25,12 @@ from gateway.auth import Grant
 from gateway.events import READ_BATCH, RESUMABLE, SIGNED_OUT, Subscriber
 from gateway.tokens import TICKET_TTL
 from handlers import schemas
-from handlers.base import BaseHandler, presenter, public
+from handlers.base import BaseHandler, agents_only, presenter, public
 from handlers.conversations import present as present_conversation
 from storage.errors import DATABASE_ERRORS
-from storage.models import Conversation, Event
-from storage.records import key_millis, millis
+from storage.models import Conversation, Event, Scope
 
 present_message = presenter(schemas.Message())
-_EVENT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def event_json(event: Event) -> dict[str, Any]:
@@ -51,6 +48,7 @@ def event_json(event: Event) -> dict[str, Any]:
 
 
 class TicketHandler(BaseHandler):
+    @agents_only("take a ticket: it opens the stream with Authorization: Bearer")
     async def post(self) -> None:
         """A ticket for the event stream.
         ---
@@ -92,7 +90,8 @@ class EventsHandler(BaseHandler):
         """
         query = self.query(schemas.EventQuery())
         grant = await self.services.auth.stream_grant(self.given_bearer, query.get("ticket"))
-        me = grant.agent.id
+        grant.caller.require(Scope.READ)
+        me = grant.caller.id
         only = query.get("conversation_id")
 
         def wants(event: Event) -> bool:
@@ -103,7 +102,8 @@ class EventsHandler(BaseHandler):
         self._leave()  # a stream is no request in flight: shutdown ends it, not waits
         hub = self.services.events
         # Before the replay, so nothing is missed; may refuse an agent with too many.
-        subscriber = hub.subscribe(wants, me, grant.claims.family)
+        sign_in = grant.claims.family if grant.claims else me  # a token: its own
+        subscriber = hub.subscribe(wants, me, sign_in)
         self._subscriber = subscriber
         self.set_header("Content-Type", "text/event-stream; charset=utf-8")
         self.set_header("Cache-Control", "no-cache")
@@ -129,8 +129,7 @@ class EventsHandler(BaseHandler):
         stream starts at the log's end: what came before is in the lists."""
         if not last:
             return self.services.events.end()
-        horizon = self.services.storage.events.horizon()
-        if not _EVENT_ID.fullmatch(last) or key_millis(last) < millis(horizon):
+        if not self.services.storage.events.kept(last):
             reason = {"reason": "the events after this id are no longer kept; reload"}
             self.write(f"event: reset\ndata: {json.dumps(reason)}\n\n")
             return self.services.events.end()

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from handlers import schemas
-from handlers.base import BaseHandler, presenter
+from handlers.base import BaseHandler, needs, presenter
+from storage.models import Scope
 
 present = presenter(schemas.Faq())
 _suggestion = schemas.Suggestion()
 
 
 class FaqsHandler(BaseHandler):
+    @needs(Scope.ADMIN)
     async def post(self) -> None:
         """Create an FAQ.
         ---
@@ -58,6 +60,7 @@ class FaqHandler(BaseHandler):
         """
         self.write_json(present(await self.services.faqs.get(faq_id)))
 
+    @needs(Scope.ADMIN)
     async def patch(self, faq_id: str) -> None:
         """Change an FAQ.
         ---
@@ -77,6 +80,7 @@ class FaqHandler(BaseHandler):
         changes = self.json_body(schemas.FaqUpdate())
         self.write_json(present(await self.services.faqs.update(faq_id, changes)))
 
+    @needs(Scope.ADMIN)
     async def delete(self, faq_id: str) -> None:
         """Delete an FAQ.
         ---

@@ -10,8 +10,9 @@ from common.wire import essence
 from gateway.errors import GatewayError, ValidationError
 from gateway.messages import OutgoingFile
 from handlers import schemas
-from handlers.base import BaseHandler, found, load, presenter, single_values
+from handlers.base import BaseHandler, found, load, needs, presenter, single_values
 from handlers.multipart import parse_form
+from storage.models import Scope
 
 present = presenter(schemas.Message())
 FORM_OVERHEAD = 64 * 1024  # a multipart body's boundaries, headers and text fields
@@ -19,6 +20,7 @@ _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, no spac
 
 
 class MessagesHandler(BaseHandler):
+    @needs(Scope.SEND)
     async def post(self) -> None:
         """Send a message.
         ---
@@ -69,7 +71,12 @@ class MessagesHandler(BaseHandler):
                 name = data.get("file_name") or file_name_of(url)
                 file = OutgoingFile(data.get("media_type") or guess_type(url), name, url=url)
         message, created = await self.services.sender.send(
-            self.agent, data["contact_id"], data.get("content"), key, data.get("template"), file
+            self.caller.ref,
+            data["contact_id"],
+            data.get("content"),
+            key,
+            data.get("template"),
+            file,
         )
         if not created:
             self.set_header("Idempotent-Replayed", "true")

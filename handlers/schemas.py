@@ -14,7 +14,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from channels.registry import CHANNEL_TYPES
 from gateway.faq import MAX_PHRASING
 from gateway.passwords import MIN_PASSWORD_LENGTH
-from storage.models import ConversationStatus, Direction, EventType, Role, Status
+from storage.models import ConversationStatus, Direction, EventType, Role, Scope, Status, TokenRole
 
 MAX_CONTENT = 4096  # Telegram's limit for one text message
 
@@ -115,6 +115,58 @@ class Agent(Schema):
     updated_at = fields.AwareDateTime(required=True)
 
 
+# -- API tokens -----------------------------------------------------------------------
+
+
+def _distinct(values: list[Any]) -> None:
+    if len(set(values)) != len(values):
+        raise ValidationError("each at most once")
+
+
+class ApiTokenCreate(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    role = fields.Enum(
+        TokenRole,
+        by_value=True,
+        required=True,
+        metadata={"description": "bot (answers contacts first) or integration (another system)"},
+    )
+    scopes = fields.List(
+        fields.Enum(Scope, by_value=True),
+        required=True,
+        validate=[validate.Length(min=1), _distinct],
+        metadata={
+            "description": "read: every GET and the event stream; send: messages; "
+            "conversations: assign, read, resolve; admin: agents, tokens and FAQs"
+        },
+    )
+
+
+class ApiToken(Schema):
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+    role = fields.Enum(TokenRole, by_value=True, required=True)
+    scopes = fields.Method("sorted_scopes", required=True, metadata={"type": "array"})
+    hint = fields.String(
+        required=True, metadata={"description": "The prefix and last characters of its secret"}
+    )
+    created_by = fields.String(required=True, metadata={"description": "The admin's id"})
+    created_at = fields.AwareDateTime(required=True)
+    last_used_at = fields.AwareDateTime(
+        allow_none=True, required=True, metadata={"description": "To the minute; null: never"}
+    )
+
+    def sorted_scopes(self, token: Any) -> list[str]:
+        return sorted(scope.value for scope in token.scopes)
+
+
+class ApiTokenCreated(ApiToken):
+    token = fields.String(
+        required=True,
+        metadata={"description": "The secret, shown this once: send it as Authorization: Bearer"},
+    )
+
+
 # -- contacts, channels, messages -----------------------------------------------------
 
 
@@ -174,7 +226,11 @@ class ContactSummary(Schema):
 
 class AgentSummary(Schema):
     id = fields.String(required=True)
-    username = fields.String(required=True)
+    username = fields.String(required=True, metadata={"description": "An API token's: its name"})
+    kind = fields.String(
+        required=True,
+        metadata={"enum": ["agent", *TokenRole], "description": "An agent, or an API token's role"},
+    )
 
 
 MESSAGE_STATUSES = [s.value for s in Status]
@@ -522,3 +578,92 @@ class SuggestionQuery(Schema):
 
 class Suggestions(Schema):
     results = fields.List(fields.Nested(Suggestion), required=True)
+
+
+# -- subscriptions (outbound webhooks) ------------------------------------------------
+
+EVENT_TYPES_HELP = "The event types it gets: " + ", ".join(t.value for t in EventType)
+
+
+class SubscriptionCreate(Schema):
+    url = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=2000),
+        metadata={"description": "http(s); private addresses only where allowed"},
+    )
+    events = fields.List(
+        fields.Enum(EventType, by_value=True),
+        required=True,
+        validate=[validate.Length(min=1), _distinct],
+        metadata={"description": EVENT_TYPES_HELP},
+    )
+    description = fields.String(validate=validate.Length(max=500), load_default="")
+
+
+class SubscriptionUpdate(Schema):
+    """At least one field (documented as minProperties in handlers/docs.py)."""
+
+    url = fields.String(validate=validate.Length(min=1, max=2000))
+    events = fields.List(
+        fields.Enum(EventType, by_value=True), validate=[validate.Length(min=1), _distinct]
+    )
+    description = fields.String(validate=validate.Length(max=500))
+    paused = StrictBoolean(
+        metadata={"description": "false resumes it, a disabled one too, from where it stopped"}
+    )
+
+
+class Subscription(Schema):
+    id = fields.String(required=True)
+    url = fields.String(required=True)
+    events = fields.Method("sorted_events", required=True, metadata={"type": "array"})
+    description = fields.String(required=True)
+    paused = fields.Boolean(required=True)
+    disabled_reason = fields.String(
+        allow_none=True,
+        required=True,
+        metadata={"description": "Why it was disabled: it failed for the log's whole retention"},
+    )
+    failing_since = fields.AwareDateTime(
+        allow_none=True, required=True, metadata={"description": "The first failure since a 2xx"}
+    )
+    last_error = fields.String(allow_none=True, required=True)
+    last_event_id = fields.String(
+        attribute="cursor",
+        required=True,
+        metadata={"description": "The last event delivered (or not wanted)"},
+    )
+    created_by = fields.String(required=True)
+    created_at = fields.AwareDateTime(required=True)
+    updated_at = fields.AwareDateTime(required=True)
+
+    def sorted_events(self, subscription: Any) -> list[str]:
+        return sorted(event.value for event in subscription.events)
+
+
+class SubscriptionCreated(Subscription):
+    secret = fields.String(
+        required=True,
+        metadata={"description": "whsec_…: verifies the webhook-signature; shown this once"},
+    )
+
+
+class Delivery(Schema):
+    id = fields.String(required=True)
+    event_id = fields.String(required=True, metadata={"description": "Also its webhook-id"})
+    event_type = fields.String(required=True)
+    attempt = fields.Integer(required=True, metadata={"description": "1 for the first try"})
+    status = fields.Integer(
+        allow_none=True, required=True, metadata={"description": "The receiver's; null: none"}
+    )
+    error = fields.String(allow_none=True, required=True)
+    duration_ms = fields.Integer(required=True)
+    created_at = fields.AwareDateTime(required=True)
+
+
+class Replay(Schema):
+    after = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "An event id: every wanted event after it is sent again"},
+    )

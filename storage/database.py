@@ -17,6 +17,7 @@ from pymongo import AsyncMongoClient, monitoring
 from pymongo.errors import PyMongoError
 
 from storage.agents import AgentsRepository
+from storage.api_tokens import ApiTokensRepository
 from storage.channels import ChannelsRepository
 from storage.contacts import ContactsRepository
 from storage.conversations import ConversationsRepository
@@ -40,6 +41,7 @@ from storage.records import Database, Document
 from storage.revocations import RevocationsRepository
 from storage.schema import migrate
 from storage.signins import SignInFailuresRepository
+from storage.subscriptions import SubscriptionsRepository
 from storage.uploads import UploadsRepository
 
 
@@ -97,6 +99,7 @@ class Storage:
     db: Database
     pages: PageReader
     agents: AgentsRepository
+    api_tokens: ApiTokensRepository
     channels: ChannelsRepository
     contacts: ContactsRepository
     messages: MessagesRepository
@@ -107,6 +110,7 @@ class Storage:
     faqs: FaqsRepository
     conversations: ConversationsRepository
     events: EventsRepository
+    subscriptions: SubscriptionsRepository
     uploads: UploadsRepository
     embedded: EmbeddedServer | None = None
     lock: DataDirLock | None = None
@@ -152,6 +156,7 @@ class Storage:
             db=db,
             pages=pages,
             agents=AgentsRepository(db, pages),
+            api_tokens=ApiTokensRepository(db, pages),
             channels=ChannelsRepository(db, pages),
             contacts=ContactsRepository(db, pages),
             messages=MessagesRepository(db, pages, conversations),
@@ -162,6 +167,7 @@ class Storage:
             faqs=FaqsRepository(db, pages),
             conversations=conversations,
             events=EventsRepository(db),
+            subscriptions=SubscriptionsRepository(db, pages),
             uploads=UploadsRepository(db),
             embedded=embedded,
             lock=lock,
@@ -223,6 +229,7 @@ class Storage:
             build = await self.client.admin.command("buildInfo")
             self.pages.windowed = "secantusVersion" in build
             await self.agents.ensure_indexes()
+            await self.api_tokens.ensure_indexes()
             await self.channels.ensure_indexes()
             await self.contacts.ensure_indexes()
             await self.messages.ensure_indexes(
@@ -237,6 +244,9 @@ class Storage:
             await self.faqs.ensure_indexes()
             await self.conversations.ensure_indexes()
             await self.events.ensure_indexes(
+                event_retention_seconds, server_expires=self.server_expires
+            )
+            await self.subscriptions.ensure_indexes(  # their delivery logs, as long as events
                 event_retention_seconds, server_expires=self.server_expires
             )
             if self.pages.windowed:  # where the page windows start (storage/newest.py)
@@ -269,6 +279,7 @@ class Storage:
         with pymongo.timeout(INDEX_TIMEOUT_SECONDS):
             expired = await self.messages.expire() + await self.events.expire()
             await self.uploads.expire()
+            await self.subscriptions.expire()
             return expired
 
     async def sweep_forever(self, interval: float) -> None:

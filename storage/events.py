@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
@@ -19,9 +20,21 @@ from pymongo import ASCENDING
 
 from storage.models import Conversation, Event, EventType, Message
 from storage.pages import KEY
-from storage.records import Database, ensure_expiry, expire_before, new_id, quick, utcnow
+from storage.records import (
+    Database,
+    ensure_expiry,
+    expire_before,
+    key_millis,
+    millis,
+    new_id,
+    quick,
+    utcnow,
+)
 
 _SCALARS = (str, int, float, datetime, type(None))
+# An event's id (a UUIDv7), or a position between ids (storage.records.key_floor: where
+# a subscription made before any event starts).
+_EVENT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def _plain(value: Any) -> Any:
@@ -108,6 +121,13 @@ class EventsRepository:
 
     async def expire(self) -> int:
         return await expire_before(self.collection, self.retention_seconds, by_key=True)
+
+    def kept(self, event_id: str) -> bool:
+        """Whether ``event_id`` is an event id (a UUIDv7) the log may still hold: one
+        a stream may resume from, or a subscription replay from."""
+        return _EVENT_ID.fullmatch(event_id) is not None and key_millis(event_id) >= millis(
+            self.horizon()
+        )
 
     def horizon(self) -> datetime:
         """Events older than this may be gone: a resume from before it is a reset."""

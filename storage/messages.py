@@ -18,7 +18,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from storage.conversations import ConversationsRepository
 from storage.errors import DuplicateKey, Refused
 from storage.lists import Page, Position
-from storage.models import Agent, Contact, Direction, Message, Status
+from storage.models import AgentRef, Contact, Direction, Message, Status
 from storage.models import conversation_id as storage_conversation_id
 from storage.pages import KEY, MAX_WINDOWS, PageReader, ReadPlan
 from storage.records import (
@@ -56,7 +56,7 @@ def _contact_summary(contact: Contact) -> dict[str, Any]:
 
 def _message(
     contact: Contact,
-    agent: Agent | None,
+    agent: AgentRef | None,
     direction: Direction,
     status: Status,
     content: str,
@@ -75,7 +75,7 @@ def _message(
         "contact_id": contact.id,
         "contact": _contact_summary(contact),
         "agent_id": agent.id if agent else None,
-        "agent": {"id": agent.id, "username": agent.username} if agent else None,
+        "agent": agent.stored() if agent else None,
         "direction": direction.value,
         "content": content,
         "status": status.value,
@@ -107,7 +107,7 @@ def outbound_document(
     *,
     contact: Contact,
     content: str,
-    agent: Agent | None,
+    agent: AgentRef | None,
     extra: dict[str, Any] | None = None,
     at: datetime | None = None,
 ) -> dict[str, Any]:
@@ -217,7 +217,7 @@ class MessagesRepository:
         *,
         contact: Contact,
         content: str,
-        agent: Agent | None,
+        agent: AgentRef | None,
         extra: dict[str, Any] | None = None,
         idempotency: tuple[str, str] | None = None,
     ) -> tuple[Message, bool]:

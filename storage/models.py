@@ -58,10 +58,22 @@ UNSENT = (Status.QUEUED, Status.SENDING)
 
 @dataclass(frozen=True, slots=True)
 class AgentRef:
-    """An agent as a message remembers them."""
+    """Who sent a message, as the message remembers them: an agent, or an API
+    token (``kind`` its role, ``username`` its name)."""
 
     id: str
     username: str
+    kind: str = "agent"
+
+    @classmethod
+    def of(cls, d: Document) -> AgentRef:
+        return cls(d["id"], d["username"], d.get("kind", "agent"))
+
+    def stored(self) -> Document:
+        shown: Document = {"id": self.id, "username": self.username}
+        if self.kind != "agent":
+            shown["kind"] = self.kind
+        return shown
 
 
 class Role(StrEnum):
@@ -112,6 +124,55 @@ class Agent:
     @property
     def ref(self) -> AgentRef:
         return AgentRef(self.id, self.username)
+
+
+class TokenRole(StrEnum):
+    """What an API token stands for: a bot that answers contacts first, or another
+    system (a CRM, a ticketing tool) reading and acting through the API."""
+
+    BOT = "bot"
+    INTEGRATION = "integration"
+
+
+class Scope(StrEnum):
+    """What an API token may do. Agents are not scoped: their role decides."""
+
+    READ = "read"  # every GET, and the event stream
+    SEND = "send"  # POST /api/v1/messages/
+    CONVERSATIONS = "conversations"  # assign, hand off, read, resolve
+    ADMIN = "admin"  # agents, tokens, FAQs: what an admin manages
+
+
+@dataclass(frozen=True, slots=True)
+class ApiToken:
+    """An integration's credential. Its secret is stored only as a hash; ``hint``
+    shows its prefix and last characters so a leaked one can be recognised."""
+
+    id: str
+    name: str
+    role: TokenRole
+    scopes: frozenset[Scope]
+    hint: str
+    created_by: str
+    created_at: datetime
+    last_used_at: datetime | None = None
+
+    @classmethod
+    def of(cls, d: Document) -> ApiToken:
+        return cls(
+            id=d["_id"],
+            name=d["name"],
+            role=TokenRole(d["role"]),
+            scopes=frozenset(Scope(s) for s in d["scopes"]),
+            hint=d["hint"],
+            created_by=d["created_by"],
+            created_at=d["created_at"],
+            last_used_at=d.get("last_used_at"),
+        )
+
+    @property
+    def ref(self) -> AgentRef:
+        return AgentRef(self.id, self.name, self.role.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +253,7 @@ class Message:
             contact_id=d["contact_id"],
             contact=ContactRef(contact["id"], contact["external_id"], contact.get("name", "")),
             agent_id=d.get("agent_id"),
-            agent=AgentRef(agent["id"], agent["username"]) if agent else None,
+            agent=AgentRef.of(agent) if agent else None,
             direction=Direction(d["direction"]),
             content=d["content"],
             status=Status(d["status"]),
@@ -377,3 +438,74 @@ class Event:
         )
         return cls(d["_id"], type_, d["conversation_id"], d.get("assignee_id"), subject,
                    d["created_at"])  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """Another system's outbound webhook: the events it gets, where, and how far
+    delivery has come (``cursor``, the id of the last event done with)."""
+
+    id: str
+    url: str
+    events: frozenset[EventType]
+    description: str
+    secret: str = field(repr=False)  # signs each delivery; shown once, at creation
+    cursor: str
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    paused: bool = False
+    disabled_reason: str | None = None  # set when it failed for the log's whole retention
+    failing_since: datetime | None = None  # the first failure since the last 2xx
+    last_error: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return not self.paused and self.disabled_reason is None
+
+    @classmethod
+    def of(cls, d: Document) -> Subscription:
+        return cls(
+            id=d["_id"],
+            url=d["url"],
+            events=frozenset(EventType(e) for e in d["events"]),
+            description=d.get("description", ""),
+            secret=d["secret"],
+            cursor=d["cursor"],
+            created_by=d["created_by"],
+            created_at=d["created_at"],
+            updated_at=d["updated_at"],
+            paused=d.get("paused") is True,
+            disabled_reason=d.get("disabled_reason"),
+            failing_since=d.get("failing_since"),
+            last_error=d.get("last_error"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One try of one event to one subscription, as its delivery log shows it."""
+
+    id: str
+    subscription_id: str
+    event_id: str
+    event_type: str
+    attempt: int  # 1 for the first try of this event
+    status: int | None  # the receiver's HTTP status; None when there was no answer
+    error: str | None
+    duration_ms: int
+    created_at: datetime
+
+    @classmethod
+    def of(cls, d: Document) -> Delivery:
+        return cls(
+            id=d["_id"],
+            subscription_id=d["subscription_id"],
+            event_id=d["event_id"],
+            event_type=d["event_type"],
+            attempt=d["attempt"],
+            status=d.get("status"),
+            error=d.get("error"),
+            duration_ms=d["duration_ms"],
+            created_at=d["created_at"],
+        )

@@ -241,6 +241,15 @@ class EventStream:
             if event:
                 return event
 
+    async def replayed(self, within: float = 10.0) -> list[dict[str, Any]]:
+        """The events a resumed stream replays, up to its ``: connected`` comment."""
+        events = []
+        while "connected" not in self.comments:
+            event = await self._block(within)
+            if event:
+                events.append(event)
+        return events
+
     async def _block(self, within: float) -> dict[str, Any]:
         block = await asyncio.wait_for(self.reader.readuntil(b"\n\n"), within)
         event: dict[str, Any] = {}

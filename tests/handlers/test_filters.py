@@ -84,7 +84,9 @@ async def world(counted_storage: Storage, serve_app) -> dict[str, Any]:
     outcomes = [Status.DELIVERED] * 20 + [Status.FAILED] * 2 + [Status.SENT] * 5
     for i, outcome in enumerate(outcomes):
         agent, to = (ana, busy) if i % 3 else (bea, other)
-        message, _ = await storage.messages.insert_outbound(contact=to, content="hi", agent=agent)
+        message, _ = await storage.messages.insert_outbound(
+            contact=to, content="hi", agent=agent.ref
+        )
         await storage.messages.apply_status(to.channel_id, message.id, outcome)
     await storage.messages.insert_outbound(contact=quiet, content="faq", agent=None)  # queued
     return {

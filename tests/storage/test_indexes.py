@@ -171,7 +171,7 @@ async def test_outbound_messages_do_not_collide_on_the_dedupe_index(storage: Sto
     agent = await storage.agents.create("ana", "hash")
     for text in ("one", "two"):
         message, created = await storage.messages.insert_outbound(
-            contact=contact, content=text, agent=agent
+            contact=contact, content=text, agent=agent.ref
         )
         assert created
         assert (message.status, message.direction) == (Status.QUEUED, Direction.OUT)
