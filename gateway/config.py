@@ -295,6 +295,27 @@ class SubscriptionsConfig:
 
 
 @dataclass(frozen=True)
+class BotsConfig:
+    """Channels whose bot answers first (``PATCH /api/v1/channels/{id}/ {bot_id}``)."""
+
+    # A conversation whose contact the bot has not answered within this goes to the
+    # agents by itself, as does one whose bot fails to receive its events.
+    reply_deadline_seconds: float = 60.0
+    # A bot whose subscription (one created with its bot_id) has failed this long
+    # cannot be hearing its contacts: what it holds goes to the agents.
+    failing_subscription_seconds: float = 30.0
+    recheck_seconds: float = 2.0  # how often that, and which channels have bots, is read
+
+    def __post_init__(self) -> None:
+        _require(self.reply_deadline_seconds > 0, "reply_deadline_seconds: must be positive")
+        _require(
+            self.failing_subscription_seconds >= 0,
+            "failing_subscription_seconds: must not be negative",
+        )
+        _require(self.recheck_seconds > 0, "recheck_seconds: must be positive")
+
+
+@dataclass(frozen=True)
 class CacheConfig:
     # memory: per process. redis: shared by replicas (needs pip install redis).
     backend: Literal["memory", "redis"] = "memory"
@@ -375,6 +396,7 @@ class Config:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
     subscriptions: SubscriptionsConfig = field(default_factory=SubscriptionsConfig)
+    bots: BotsConfig = field(default_factory=BotsConfig)
     assignment: AssignmentConfig = field(default_factory=AssignmentConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
     faq: FaqConfig = field(default_factory=FaqConfig)

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from gateway.assignment import Assigner
+from gateway.bot_lane import BotLane
 from gateway.callers import Caller
 from gateway.conversation_updates import ConversationUpdates
 from gateway.errors import NotFound, ValidationError
@@ -30,10 +31,13 @@ def me_or(me: Caller, assignee: str | None) -> str | None:
 
 
 class Conversations:
-    def __init__(self, storage: Storage, updates: ConversationUpdates, assigner: Assigner) -> None:
+    def __init__(
+        self, storage: Storage, updates: ConversationUpdates, assigner: Assigner, bots: BotLane
+    ) -> None:
         self.storage = storage
         self.updates = updates
         self.assigner = assigner
+        self.bots = bots
 
     async def list_page(
         self,
@@ -65,12 +69,20 @@ class Conversations:
 
     async def change(
         self, conversation_id: str, *, status: ConversationStatus | None = None,
-        assignee: str | None = None, transfer: bool = False,
+        assignee: str | None = None, transfer: bool = False, by: str = "",
     ) -> Conversation:  # fmt: skip
-        """Set the status, and with ``transfer`` the assignee (None: the queue)."""
+        """Set the status, and with ``transfer`` the assignee (None: the queue). A
+        conversation its bot holds goes to the agents first (``by`` took it)."""
         if status is None and not transfer:
             raise ValidationError("nothing to change: send status or assignee_id")
+        if status is ConversationStatus.BOT:
+            raise ValidationError.of("status", "bot is where its channel's bot puts it")
         current = await self.get(conversation_id)
+        taken = transfer or status in (ConversationStatus.OPEN, ConversationStatus.PENDING)
+        if current.status is ConversationStatus.BOT and taken:
+            to = assignee if transfer else None
+            current = await self.bots.handoff(conversation_id, f"taken over by {by}", to)
+            transfer = False
         if transfer:
             current = await self.assigner.transfer(conversation_id, assignee)
         if status is not None and status != current.status:

@@ -111,11 +111,13 @@ class InboundWriter:
         updates: ConversationUpdates,
         propose: Callable[[int], list[str | None]],
         clock: Clock = SYSTEM_CLOCK,
+        bot_of: Callable[[str], str | None] = lambda channel_id: None,
     ) -> None:
         self.storage = storage
         self.clock = clock
         self.updates = updates
         self.propose = propose  # agents for new conversations (gateway/assignment.py)
+        self.bot_of = bot_of  # a channel's bot, whose conversations start with it
         # What arrives while a batch is written waits for the next: one write at a time.
         self._writes = GroupCommit(self._flush_batch, "inbound group commit", MAX_BATCH)
         # contact id → (the contact as stored, monotonic time it was last written)
@@ -192,7 +194,10 @@ class InboundWriter:
         for p, contact, message in stored:
             earlier = newest.get(contact.id)
             count = earlier.count + 1 if earlier else 1
-            newest[contact.id] = Arrival(contact, p.channel.name, p.channel.type, message, count)
+            bot = self.bot_of(p.channel.id) is not None
+            newest[contact.id] = Arrival(
+                contact, p.channel.name, p.channel.type, message, count, bot=bot
+            )
         arrivals = self._assign_new(list(newest.values()), now)
         await self.updates.received(arrivals, [m for _, _, m in stored])
         return [
@@ -203,7 +208,7 @@ class InboundWriter:
     def _assign_new(self, arrivals: list[Arrival], now: datetime) -> list[Arrival]:
         """A contact first seen in this batch has a new conversation: it gets its agent
         in the write that creates it."""
-        new = [n for n, a in enumerate(arrivals) if a.contact.created_at == now]
+        new = [n for n, a in enumerate(arrivals) if a.contact.created_at == now and not a.bot]
         for n, agent_id in zip(new, self.propose(len(new)), strict=True):
             arrivals[n] = dataclasses.replace(arrivals[n], assignee=agent_id)
         return arrivals

@@ -58,6 +58,10 @@ def request_fingerprint(
 _KEY_REUSED = "this Idempotency-Key was used for a different message"
 
 
+async def _no_rules(agent: AgentRef, contact: Contact) -> None:
+    pass
+
+
 def window_expires_at(contact: Contact, window: timedelta | None) -> datetime | None:
     """When free-form text stops reaching the contact, on a channel with a reply
     window (from their last message); None where there is none."""
@@ -82,6 +86,7 @@ class Sender:
         queued: Callable[[list[Message]], Awaitable[None]],
         public_url: str = "",
         upload_limits: MediaConfig | None = None,
+        before_send: Callable[[AgentRef, Contact], Awaitable[None]] | None = None,
     ) -> None:
         self.storage = storage
         self.known_contact = known_contact
@@ -89,6 +94,7 @@ class Sender:
         self.queued = queued
         self.public_url = public_url  # where providers that fetch uploads find them
         self.upload_limits = upload_limits or MediaConfig()  # quotas per agent and in all
+        self.before_send = before_send or _no_rules
 
     async def send(
         self,
@@ -128,6 +134,7 @@ class Sender:
             assert content is not None  # the schema asks for one of the three
             self._check_free_form(contact, content)
         try:
+            await self.before_send(agent, contact)  # a bot lane's rules (gateway/bot_lane.py)
             message, created = await self.storage.messages.insert_outbound(
                 contact=contact, content=content, agent=agent, extra=extra,
                 idempotency=(idempotency_key, fingerprint) if idempotency_key else None,

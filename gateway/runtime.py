@@ -12,6 +12,7 @@ from gateway.api_tokens import ApiTokens
 from gateway.assignment import Assigner
 from gateway.attachments import OutboundFiles
 from gateway.auth import Authenticator
+from gateway.bot_lane import BotLane
 from gateway.bus import AssignmentsMade, Bus, ConversationsWaiting, StatusesChanged
 from gateway.channel_inbox import ChannelInbox
 from gateway.channels import ChannelSet
@@ -78,6 +79,7 @@ class Services:
     events: EventHub  # agents' live streams read it
     updates: ConversationUpdates  # what messages change in conversations, and their events
     assigner: Assigner
+    bots: BotLane  # channels whose bot answers first
     conversations: Conversations
     links: MediaLinks  # the expiring links providers fetch uploads from
     inflight: InflightRequests = field(default_factory=InflightRequests)
@@ -88,10 +90,7 @@ class Services:
 def build_services(config: Config, storage: Storage) -> Services:
     """The services on ``storage``, no channel built and no work started: enough for
     the REST API. :class:`Runtime` adds the rest."""
-    secret = load_or_create_secret(config.auth.jwt_secret, config.data_dir)
-    scrubber.add(secret, config.metrics.token)
-    scrubber.add_uri_password(config.storage.uri)
-    scrubber.add_uri_password(config.cache.url)
+    secret = _secret(config)
     authenticator = Authenticator(
         config.auth,
         secret,
@@ -115,7 +114,8 @@ def build_services(config: Config, storage: Storage) -> Services:
     bus.subscribe(StatusesChanged, lambda event: updates.changed(event.messages))
     bus.subscribe(ConversationsWaiting, lambda _: assigner.nudge())
     bus.subscribe(AssignmentsMade, lambda event: assigner.assigned(event.conversations))
-    inbound = InboundWriter(storage, updates, assigner.propose)
+    bots = BotLane(storage, updates, assigner, config.bots)
+    inbound = InboundWriter(storage, updates, assigner.propose, bot_of=bots.bot_of)
     services = Services(
         config=config,
         storage=storage,
@@ -135,15 +135,27 @@ def build_services(config: Config, storage: Storage) -> Services:
             queued=updates.queued,
             public_url=config.server.public_url,
             upload_limits=config.media,
+            before_send=bots.before_send,
         ),
+        bots=bots,
         events=hub,
         updates=updates,
         assigner=assigner,
-        conversations=Conversations(storage, updates, assigner),
+        conversations=Conversations(storage, updates, assigner, bots),
         links=links,
     )
     metrics.read_at_scrape(lambda: _live_metrics(services))
     return services
+
+
+def _secret(config: Config) -> str:
+    """The gateway's signing secret; it and every secret of the config are kept out of
+    the log (gateway/logs.py)."""
+    secret = load_or_create_secret(config.auth.jwt_secret, config.data_dir)
+    scrubber.add(secret, config.metrics.token)
+    scrubber.add_uri_password(config.storage.uri)
+    scrubber.add_uri_password(config.cache.url)
+    return secret
 
 
 def _event_hub(config: Config, storage: Storage) -> EventHub:
@@ -274,7 +286,7 @@ class Runtime:
         if self.present_event is not None:
             services.subscriptions = SubscriptionWork(
                 storage,
-                services.events,
+                services.updates.events,  # the event log, and its hub
                 services.supervisor,
                 self.present_event,
                 config,
@@ -284,6 +296,7 @@ class Runtime:
             services.subscriptions.start()
         services.supervisor.start("event log", services.events.run)
         services.supervisor.start("assignment", services.assigner.run)
+        services.supervisor.start("bot lane", services.bots.run)
         if not self.owns_storage:
             return  # the caller's storage: its upkeep is the caller's
         embedded = config.storage.embedded

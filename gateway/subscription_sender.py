@@ -56,9 +56,12 @@ class SubscriptionStore(Protocol):
 
 
 class EventSource(Protocol):
-    """The event log as the sender reads it (storage.events)."""
+    """The event log as the sender reads it: what follows a cursor, up to the newest
+    id that may be read now (one another gateway is still writing comes later: see
+    gateway/events.py, EventHub.horizon)."""
 
     async def after(self, key: str, limit: int, *, before: str | None = None) -> list[Event]: ...
+    def horizon(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -74,17 +77,15 @@ class SubscriptionSender:
         subscription_id: str,
         store: SubscriptionStore,
         events: EventSource,
-        horizon: Callable[[], str],
         post: Post,
         policy: Policy,
+        disabled: Callable[[Subscription], Awaitable[None]],
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.id = subscription_id
         self.store = store
         self.events = events
-        # The newest event id that may be read now: one another gateway is still
-        # writing comes later (gateway/events.py, EventHub.horizon).
-        self.horizon = horizon
+        self.disabled = disabled  # told of a subscription it disabled (an event says so)
         self.post = post
         self.policy = policy
         self.clock = clock
@@ -97,7 +98,9 @@ class SubscriptionSender:
             if subscription is None or not subscription.active:
                 return
             self.wake.clear()
-            batch = await self.events.after(subscription.cursor, BATCH, before=self.horizon())
+            batch = await self.events.after(
+                subscription.cursor, BATCH, before=self.events.horizon()
+            )
             if not batch:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), self.policy.poll_seconds)
@@ -157,6 +160,8 @@ class SubscriptionSender:
             return True
         hours = self.policy.give_up_after.total_seconds() / 3600
         reason = f"every delivery failed for {hours:g} hours; the last: {error}"
-        await self.store.update(self.id, {"disabled_reason": reason})
+        disabled = await self.store.update(self.id, {"disabled_reason": reason})
         log.warning("subscription %s disabled: %s", self.id, reason)
+        if disabled is not None:
+            await self.disabled(replace(disabled, secret=""))  # never in the log
         return False

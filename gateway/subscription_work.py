@@ -15,29 +15,29 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from importlib.metadata import version
 from typing import Any
 
-import aiohttp
 from pymongo.errors import PyMongoError
 
 from common.backoff import Backoff
 from common.standard_webhooks import signed_headers
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.config import Config
-from gateway.events import EventHub
+from gateway.events import EventHub, EventLog
 from gateway.subscription_sender import Attempt, Policy, SubscriptionSender
-from gateway.webhook_targets import refused_url, target_session
+from gateway.webhook_targets import TargetClient
 from gateway.workers import Supervisor
 from storage.database import Storage
-from storage.models import Event, Subscription
+from storage.events import EventsRepository
+from storage.models import Event, EventType, Subscription
 from storage.records import utcnow
 
 log = logging.getLogger("gateway.subscriptions")
 
 PresentEvent = Callable[[Event], dict[str, Any]]
-_ANSWER_READ = 4096  # bytes of a receiver's answer read, to keep the connection
 
 
 class WebhookPoster:
@@ -47,51 +47,28 @@ class WebhookPoster:
         self, present: PresentEvent, allow_private: bool, timeout: float, clock: Clock
     ) -> None:
         self.present = present
-        self.allow_private = allow_private
-        self.timeout = timeout
+        self.client = TargetClient(allow_private, timeout)
         self.clock = clock
-        self._session: aiohttp.ClientSession | None = None
         self._agent = f"bot-gateway/{version('bot-gateway')}"
 
     async def __call__(self, subscription: Subscription, event: Event) -> Attempt:
-        refused = refused_url(subscription.url, self.allow_private)
-        if refused is not None:
-            return Attempt(None, f"refused: {refused}", 0)
         body = json.dumps(self.present(event), default=str, ensure_ascii=False).encode()
         stamp = int(self.clock.now().timestamp())
         headers = signed_headers(subscription.secret, event.id, stamp, body)
         headers |= {"Content-Type": "application/json", "User-Agent": self._agent}
-        if self._session is None:
-            self._session = target_session(self.allow_private, self.timeout)
         started = time.monotonic()
-        try:
-            async with self._session.post(
-                subscription.url, data=body, headers=headers, allow_redirects=False
-            ) as answer:
-                await answer.content.read(_ANSWER_READ)
-                status: int | None = answer.status
-                error = None if 200 <= answer.status < 300 else f"HTTP {answer.status}"
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            status, error = None, _describe(exc)
+        status, error = await self.client.post(subscription.url, body, headers)
         return Attempt(status, error, round((time.monotonic() - started) * 1000))
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return "no answer within the timeout"
-    text = str(exc) or type(exc).__name__
-    return text[:300]
+        await self.client.close()
 
 
 class SubscriptionWork:
     def __init__(
         self,
         storage: Storage,
-        hub: EventHub,
+        log: EventLog,
         supervisor: Supervisor,
         present: PresentEvent,
         config: Config,
@@ -100,7 +77,8 @@ class SubscriptionWork:
         owner: str,
     ) -> None:
         self.storage = storage
-        self.hub = hub
+        self.log = log  # where a subscription's disabling is told
+        self.hub = log.hub
         self.supervisor = supervisor
         settings = config.subscriptions
         self.poster = WebhookPoster(
@@ -116,7 +94,7 @@ class SubscriptionWork:
         self.senders: dict[str, SubscriptionSender] = {}  # those this gateway runs
         self.held: dict[str, float] = {}  # id → monotonic time our lease surely holds to
         self._changed = asyncio.Event()
-        hub.on_handed_out(self._events_written)
+        self.hub.on_handed_out(self._events_written)
 
     def start(self) -> None:
         self.supervisor.start("subscription leases", self._keep_leases)
@@ -187,18 +165,35 @@ class SubscriptionWork:
         sender = SubscriptionSender(
             subscription_id,
             self.storage.subscriptions,
-            self.storage.events,
-            self.hub.horizon,
+            _LogTail(self.storage.events, self.hub),
             self.poster,
             self.policy,
+            self._disabled,
         )
         self.senders[subscription_id] = sender
         self.supervisor.start(name, sender.run)
+
+    async def _disabled(self, subscription: Subscription) -> None:
+        await self.log.append([(EventType.SUBSCRIPTION_DISABLED, None, subscription)])
 
     async def _rest(self, subscription_id: str) -> None:
         self.held.pop(subscription_id, None)
         if self.senders.pop(subscription_id, None) is not None:
             await self.supervisor.stop(_worker(subscription_id))
+
+
+@dataclass(frozen=True)
+class _LogTail:
+    """The event log as far as it may be read now (gateway/subscription_sender.py)."""
+
+    events: EventsRepository
+    hub: EventHub
+
+    async def after(self, key: str, limit: int, *, before: str | None = None) -> list[Event]:
+        return await self.events.after(key, limit, before=before)
+
+    def horizon(self) -> str:
+        return self.hub.horizon()
 
 
 def _lease(subscription_id: str) -> str:

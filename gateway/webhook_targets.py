@@ -10,13 +10,11 @@ so a name that resolves elsewhere later (DNS rebinding) is caught at that time.
 from __future__ import annotations
 
 import errno
+import functools
 import ipaddress
 import socket
+from typing import Any
 from urllib.parse import urlsplit
-
-import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import DefaultResolver
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -55,33 +53,75 @@ PRIVATE = (
 )
 
 
-class PublicOnlyResolver(AbstractResolver):
-    """The system's resolver, keeping only public addresses; none left is an error."""
+@functools.cache
+def _public_only_resolver() -> type[Any]:
+    """The system's resolver, keeping only public addresses; none left is an error.
+    Made on first use: aiohttp is imported only by a gateway that sends webhooks."""
+    from aiohttp.abc import AbstractResolver, ResolveResult
+    from aiohttp.resolver import DefaultResolver
 
-    def __init__(self) -> None:
-        self._inner = DefaultResolver()
+    class PublicOnlyResolver(AbstractResolver):
+        def __init__(self) -> None:
+            self._inner = DefaultResolver()
 
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        found = await self._inner.resolve(host, port, family)
-        public = [r for r in found if is_public(ipaddress.ip_address(r["host"]))]
-        if not public:
-            # With an errno, aiohttp's connection error shows the reason (its strerror).
-            raise PrivateTarget(errno.EACCES, f"{host} resolves to {PRIVATE}")
-        return public
+        async def resolve(
+            self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+        ) -> list[ResolveResult]:
+            found = await self._inner.resolve(host, port, family)
+            public = [r for r in found if is_public(ipaddress.ip_address(r["host"]))]
+            if not public:
+                # With an errno, aiohttp's connection error shows the reason (its strerror).
+                raise PrivateTarget(errno.EACCES, f"{host} resolves to {PRIVATE}")
+            return public
+
+        async def close(self) -> None:
+            await self._inner.close()
+
+    return PublicOnlyResolver
+
+
+class TargetClient:
+    """The HTTP client deliveries go through: no redirect followed, a bounded read of
+    the answer. Literal addresses skip the resolver in aiohttp, so each URL is checked
+    with :func:`refused_url` before it is tried."""
+
+    def __init__(self, allow_private: bool, timeout_seconds: float) -> None:
+        self.allow_private = allow_private
+        self.timeout_seconds = timeout_seconds
+        self._session: Any = None
+
+    async def post(
+        self, url: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int | None, str | None]:
+        """The receiver's status (None: no answer) and what went wrong, if anything."""
+        import aiohttp
+
+        refused = refused_url(url, self.allow_private)
+        if refused is not None:
+            return None, f"refused: {refused}"
+        if self._session is None:
+            resolver = None if self.allow_private else _public_only_resolver()()
+            connector = aiohttp.TCPConnector(resolver=resolver, limit=100, limit_per_host=4)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=self.timeout_seconds),
+                auto_decompress=False,
+            )
+        try:
+            async with self._session.post(
+                url, data=body, headers=headers, allow_redirects=False
+            ) as answer:
+                await answer.content.read(_ANSWER_READ)
+                status = int(answer.status)
+        except TimeoutError:
+            return None, "no answer within the timeout"
+        except (aiohttp.ClientError, OSError) as exc:
+            return None, (str(exc) or type(exc).__name__)[:300]
+        return status, None if 200 <= status < 300 else f"HTTP {status}"
 
     async def close(self) -> None:
-        await self._inner.close()
+        if self._session is not None:
+            await self._session.close()
 
 
-def target_session(allow_private: bool, timeout_seconds: float) -> aiohttp.ClientSession:
-    """The HTTP client deliveries go through. Literal addresses skip the resolver in
-    aiohttp: the sender checks those with :func:`refused_url` before each try."""
-    resolver = None if allow_private else PublicOnlyResolver()
-    connector = aiohttp.TCPConnector(resolver=resolver, limit=100, limit_per_host=4)
-    return aiohttp.ClientSession(
-        connector=connector,
-        timeout=aiohttp.ClientTimeout(total=timeout_seconds),
-        auto_decompress=False,
-    )
+_ANSWER_READ = 4096  # bytes of a receiver's answer read, to keep the connection

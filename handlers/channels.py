@@ -6,10 +6,11 @@ from typing import Any
 
 from channels.base import Channel, SendError, webhook_path
 from channels.registry import CHANNEL_TYPES
+from gateway.agents import require_admin
 from gateway.errors import BadGateway, NotFound
 from handlers import schemas
-from handlers.base import BaseHandler, found, presenter
-from storage.models import StoredChannel
+from handlers.base import BaseHandler, found, needs, presenter
+from storage.models import Scope, StoredChannel
 
 _show = presenter(schemas.Channel())  # its fields only: never settings or secrets
 
@@ -58,6 +59,36 @@ class ChannelHandler(BaseHandler):
         """
         channel = await self.services.storage.channels.get(channel_id)
         self.write_json(present(found(channel, "channel", channel_id)))
+
+    @needs(Scope.ADMIN)
+    async def patch(self, channel_id: str) -> None:
+        """Name a channel's bot.
+        ---
+        summary: Name the bot that answers a channel's contacts first (admins)
+        description: >-
+          `bot_id` is an API token of role `bot`. From now on the channel's new and
+          reopened conversations go to it first (status `bot`), and to the agents
+          when it hands them off, misses the reply deadline
+          (bots.reply_deadline_seconds), or an agent takes them. null: no bot;
+          what it holds stays with it until handed off.
+        tags: [channels]
+        requestBody:
+          required: true
+          content: {application/json: {schema: ChannelUpdate}}
+        responses:
+          200: {description: The channel, content: {application/json: {schema: Channel}}}
+          400: {$ref: "#/components/responses/BadRequest"}
+          401: {$ref: "#/components/responses/Unauthorized"}
+          403: {$ref: "#/components/responses/Forbidden"}
+          404: {$ref: "#/components/responses/NotFound"}
+        """
+        require_admin(self.caller, "name a channel's bot")
+        bot_id = self.json_body(schemas.ChannelUpdate())["bot_id"]
+        await self.services.bots.require_bot(bot_id)
+        channels = self.services.storage.channels
+        channel = found(await channels.set_bot(channel_id, bot_id), "channel", channel_id)
+        self.services.bots.channel_changed(channel.id, bot_id)
+        self.write_json(present(channel))
 
 
 class TemplatesHandler(BaseHandler):

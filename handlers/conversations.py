@@ -72,6 +72,7 @@ class ConversationHandler(BaseHandler):
             status=ConversationStatus(data["status"]) if "status" in data else None,
             assignee=me_or(self.caller, assignee),
             transfer="assignee_id" in data,
+            by=self.caller.ref.username,
         )
         self.write_json(present(changed))
 
@@ -91,8 +92,35 @@ class ReadHandler(BaseHandler):
         self.write_json(present(await self.services.conversations.read(conversation_id)))
 
 
+class HandoffHandler(BaseHandler):
+    @needs(Scope.CONVERSATIONS)
+    async def post(self, conversation_id: str) -> None:
+        """Hand a conversation from its bot to the agents.
+        ---
+        summary: Hand a conversation its bot holds to the agents' queue, with the reason
+        description: >-
+          The conversation becomes `open` in the queue and is assigned as usual; the
+          agents see `handoff_reason`. From then on the bot's sends to it are
+          refused (409) until it comes back to the bot (resolved, then reopened).
+        tags: [conversations]
+        requestBody:
+          required: true
+          content: {application/json: {schema: Handoff}}
+        responses:
+          200: {description: The conversation, content: {application/json: {schema: Conversation}}}
+          401: {$ref: "#/components/responses/Unauthorized"}
+          404: {$ref: "#/components/responses/NotFound"}
+          409: {$ref: "#/components/responses/Conflict"}
+        """
+        reason = self.json_body(schemas.Handoff())["reason"]
+        await self.services.conversations.get(conversation_id)  # a 404 before a 409
+        moved = await self.services.bots.handoff(conversation_id, reason)
+        self.write_json(present(moved))
+
+
 routes = [
     (r"/api/v1/conversations/", ConversationsHandler),
     (r"/api/v1/conversations/(?P<conversation_id>[^/]+)/", ConversationHandler),
     (r"/api/v1/conversations/(?P<conversation_id>[^/]+)/read/", ReadHandler),
+    (r"/api/v1/conversations/(?P<conversation_id>[^/]+)/handoff/", HandoffHandler),
 ]

@@ -20,6 +20,7 @@ from channels.registry import CHANNEL_TYPES, webhook_suffixes
 from gateway.metrics import route_template
 from handlers import schemas
 from handlers.base import BaseHandler, implements, is_public, public, scope_of
+from storage.models import EventType
 
 _METHODS = ("get", "post", "put", "patch", "delete")
 _RESPONSES = {
@@ -57,15 +58,17 @@ _SCHEMAS = [
     schemas.Suggestions,
     schemas.Conversation,
     schemas.ConversationUpdate,
-    schemas.Event,
-    schemas.Ticket,
-    schemas.Templates,
+    schemas.Handoff,
+    schemas.ChannelUpdate,
     schemas.SubscriptionCreate,
     schemas.SubscriptionUpdate,
-    schemas.Subscription,
+    schemas.Subscription,  # before Event, which nests it
     schemas.SubscriptionCreated,
     schemas.Delivery,
     schemas.Replay,
+    schemas.Event,
+    schemas.Ticket,
+    schemas.Templates,
 ]
 _PAGED = [
     schemas.Agent,
@@ -118,7 +121,7 @@ def _new_spec() -> APISpec:
     spec = APISpec(
         title="bot-gateway",
         version=version("bot-gateway"),
-        openapi_version="3.0.3",
+        openapi_version="3.1.0",
         plugins=[MarshmallowPlugin()],
         info={"description": "Agents answer Telegram and WhatsApp contacts through one API."},
         security=[{"bearer": []}],
@@ -185,7 +188,45 @@ def build_spec(routes: list[tuple[str, type]]) -> dict[str, Any]:
     # marshmallow cannot say "at least one field"; the handler refuses an empty PATCH.
     for name in ("AgentUpdate", "FaqUpdate", "ConversationUpdate", "SubscriptionUpdate"):
         document["components"]["schemas"][name]["minProperties"] = 1
+    document["webhooks"] = {event.value: _webhook(event) for event in EventType}
     return document
+
+
+_SIGNED = [  # https://www.standardwebhooks.com/
+    ("webhook-id", "The event's id: the same on every try of it; dedupe on it"),
+    ("webhook-timestamp", "When this try was signed, in seconds since the epoch"),
+    ("webhook-signature", "v1, and the base64 HMAC-SHA256 of id.timestamp.body"),
+]
+
+
+def _webhook(event: EventType) -> dict[str, Any]:
+    """What a subscription to ``event`` receives (OpenAPI 3.1 ``webhooks``)."""
+    return {
+        "post": {
+            "summary": f"{event.value}, to a subscription's URL",
+            "description": (
+                "The event as the stream's data line shows it, signed as Standard Webhooks "
+                "specifies with the subscription's secret. The next event goes once this "
+                "one got a 2xx; until then it is tried again with backoff."
+            ),
+            "operationId": f"webhook_{event.value.replace('.', '_')}",
+            "parameters": [
+                {
+                    "in": "header",
+                    "name": name,
+                    "required": True,
+                    "description": text,
+                    "schema": {"type": "string"},
+                }
+                for name, text in _SIGNED
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Event"}}},
+            },
+            "responses": {"2XX": {"description": "Received: the next event may come"}},
+        }
+    }
 
 
 class SchemaHandler(BaseHandler):

@@ -27,8 +27,9 @@ from gateway.tokens import TICKET_TTL
 from handlers import schemas
 from handlers.base import BaseHandler, agents_only, presenter, public
 from handlers.conversations import present as present_conversation
+from handlers.subscriptions import present as present_subscription
 from storage.errors import DATABASE_ERRORS
-from storage.models import Conversation, Event, Scope
+from storage.models import Conversation, Event, Scope, Subscription
 
 present_message = presenter(schemas.Message())
 
@@ -42,6 +43,8 @@ def event_json(event: Event) -> dict[str, Any]:
     }
     if isinstance(event.subject, Conversation):
         shown["conversation"] = present_conversation(event.subject)
+    elif isinstance(event.subject, Subscription):
+        shown["subscription"] = present_subscription(event.subject)
     else:
         shown["message"] = present_message(event.subject)
     return shown

@@ -200,6 +200,10 @@ class Channel(Schema):
         allow_none=True,
         metadata={"description": "The files it sends; null: none (see POST /api/v1/messages/)"},
     )
+    bot_id = fields.String(
+        allow_none=True,
+        metadata={"description": "The API token whose bot answers its contacts first"},
+    )
     created_at = fields.AwareDateTime(required=True)
 
 
@@ -403,6 +407,10 @@ class Conversation(Schema):
         allow_none=True,
         metadata={"type": "string", "format": "date-time", "description": WINDOW},
     )
+    handoff_reason = fields.String(
+        allow_none=True,
+        metadata={"description": "Why its bot gave it to the agents, the last time"},
+    )
     created_at = fields.AwareDateTime(required=True)
     updated_at = fields.AwareDateTime(required=True)
 
@@ -413,6 +421,22 @@ class Conversation(Schema):
             return None
         opened = conversation.last_inbound_at or conversation.created_at
         return str((opened + window).isoformat())
+
+
+class Handoff(Schema):
+    reason = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=500),
+        metadata={"description": "Shown to the agents: what the contact needs"},
+    )
+
+
+class ChannelUpdate(Schema):
+    bot_id = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "An API token of role bot; null: no bot"},
+    )
 
 
 class ConversationUpdate(Schema):
@@ -433,9 +457,14 @@ class Event(Schema):
         required=True,
         metadata={"enum": [t.value for t in EventType]},
     )
-    conversation_id = fields.String(required=True)
+    conversation_id = fields.String(
+        required=True, metadata={"description": "Empty for subscription.disabled"}
+    )
     message = fields.Nested(Message, metadata={"description": "For message.* events"})
     conversation = fields.Nested(Conversation, metadata={"description": "For conversation.updated"})
+    subscription = fields.Nested(
+        "Subscription", metadata={"description": "For subscription.disabled: why, in it"}
+    )
 
 
 class Ticket(Schema):
@@ -598,6 +627,14 @@ class SubscriptionCreate(Schema):
         metadata={"description": EVENT_TYPES_HELP},
     )
     description = fields.String(validate=validate.Length(max=500), load_default="")
+    bot_id = fields.String(
+        allow_none=True,
+        load_default=None,
+        metadata={
+            "description": "The bot (an API token of role bot) it feeds: while it fails, "
+            "the bot's conversations go to the agents (bots.failing_subscription_seconds)"
+        },
+    )
 
 
 class SubscriptionUpdate(Schema):
@@ -628,6 +665,7 @@ class Subscription(Schema):
         allow_none=True, required=True, metadata={"description": "The first failure since a 2xx"}
     )
     last_error = fields.String(allow_none=True, required=True)
+    bot_id = fields.String(allow_none=True, required=True)
     last_event_id = fields.String(
         attribute="cursor",
         required=True,

@@ -65,6 +65,7 @@ class SubscriptionsHandler(_Admin):
         require_admin(self.caller, "manage subscriptions")
         data = self.json_body(schemas.SubscriptionCreate())
         self._check_url(data["url"])
+        await self.services.bots.require_bot(data["bot_id"])
         secret = new_secret()
         created = await self.services.storage.subscriptions.create(
             data["url"],
@@ -73,6 +74,7 @@ class SubscriptionsHandler(_Admin):
             secret,
             cursor=self.services.events.end(),  # what happens from now on
             created_by=self.caller.id,
+            bot_id=data["bot_id"],
         )
         self._nudge(created.id)
         self.write_json({**present(created), "secret": secret}, 201)  # SubscriptionCreated

@@ -10,7 +10,7 @@ from pymongo import ASCENDING
 from storage.lists import Page, Position
 from storage.models import StoredChannel
 from storage.pages import KEY, PageReader
-from storage.records import Database, maybe, new_id, upsert_returning, utcnow
+from storage.records import Database, maybe, new_id, update_returning, upsert_returning, utcnow
 
 
 class ChannelsRepository:
@@ -53,3 +53,15 @@ class ChannelsRepository:
 
     async def list_page(self, after: Position | None, limit: int) -> Page[StoredChannel]:
         return await self.pages.fetch(self.collection, StoredChannel.of, {}, after, limit)
+
+    async def set_bot(self, channel_id: str, bot_id: str | None) -> StoredChannel | None:
+        """Name the API token that answers the channel's contacts first (None: no bot)."""
+        changed = {"$set": {"bot_id": bot_id, "updated_at": utcnow()}}
+        return maybe(
+            StoredChannel.of, await update_returning(self.collection, {"_id": channel_id}, changed)
+        )
+
+    async def bots(self) -> dict[str, str]:
+        """Each channel that has a bot: its id → the bot's token id."""
+        found = self.collection.find({"bot_id": {"$type": "string"}}, {"bot_id": 1})
+        return {d["_id"]: d["bot_id"] async for d in found}

@@ -25,6 +25,7 @@ from storage.models import (
     Contact,
     Conversation,
     ConversationStatus,
+    Direction,
     Message,
     conversation_id,
 )
@@ -75,6 +76,7 @@ class Arrival:
     newest: Message
     count: int
     assignee: str | None = None
+    bot: bool = False  # its channel has a bot: a new or reopened one goes to it first
 
 
 class ConversationsRepository:
@@ -377,8 +379,61 @@ class ConversationsRepository:
             self.assigned.put(document)
         return maybe(Conversation.of, document)
 
+    async def handoff(
+        self, conversation_id_: str, reason: str, to: str | None = None
+    ) -> Conversation | None:
+        """From its bot to the agents (to ``to``, or the queue), if a bot holds it;
+        None if not (an agent took it, or another gateway handed it off first)."""
+        now = utcnow()
+        changes = {
+            "status": ConversationStatus.OPEN.value,
+            "assignee_id": to,
+            "handoff_reason": reason,
+            "updated_at": now,
+            **({"assigned_at": now} if to is not None else {}),
+        }
+        held = {"_id": conversation_id_, "status": ConversationStatus.BOT.value}
+        with self._assigning():
+            document = await update_returning(
+                self.collection, held, {"$set": changes, "$inc": {"version": 1}}
+            )
+        if document is not None and self.assigned is not None:
+            self.assigned.put(document)
+        return maybe(Conversation.of, document)
+
+    async def held_by_bot(self, channel_ids: list[str], limit: int) -> list[Conversation]:
+        """Conversations of these channels their bot holds."""
+        query = {"status": ConversationStatus.BOT.value, "channel_id": {"$in": channel_ids}}
+        return [Conversation.of(d) async for d in self.collection.find(query).limit(limit)]
+
+    async def bot_silent(self, since: datetime, limit: int) -> list[Conversation]:
+        """Held by a bot, whose contact wrote last, before ``since``: the bot has not
+        answered in time."""
+        found = self.collection.find(
+            {
+                "status": ConversationStatus.BOT.value,
+                "last_message.direction": Direction.IN.value,
+                "last_inbound_at": {"$lt": since},
+            }
+        ).limit(limit)
+        return [Conversation.of(d) async for d in found]
+
     async def read(self, conversation_id_: str, at: datetime) -> Conversation | None:
         return await self.update(conversation_id_, {"unread": 0, "read_at": at})
+
+
+def _status(a: Arrival, newest: dict[str, Any]) -> dict[str, Any]:
+    """A newer message reopens the conversation: for the agents, or, on a channel with
+    a bot, for the bot, unless agents hold it already (open or pending)."""
+    if not a.bot:
+        return {"status": {"$cond": [newest, "open", "$status"]}}
+    stored = {"$ifNull": ["$status", ConversationStatus.RESOLVED.value]}
+    to_bot = {"$and": [newest, {"$in": [stored, ["resolved", "bot"]]}]}
+    agents = {"$cond": [newest, "open", "$status"]}
+    return {
+        "status": {"$cond": [to_bot, "bot", agents]},
+        "handoff_reason": {"$cond": [to_bot, None, {"$ifNull": ["$handoff_reason", None]}]},
+    }
 
 
 def _arrival(a: Arrival, now: datetime) -> dict[str, Any]:
@@ -418,7 +473,7 @@ def _arrival(a: Arrival, now: datetime) -> dict[str, Any]:
             "version": {"$add": [{"$ifNull": ["$version", 0]}, 1]},  # storage/assigned.py
             "unread": {"$add": [{"$ifNull": ["$unread", 0]}, a.count]},
             "last_message": {"$cond": [newest, {"$literal": _preview(a.newest)}, "$last_message"]},
-            "status": {"$cond": [newest, "open", "$status"]},
+            **_status(a, newest),
             KEY: {"$cond": [newest, key, "$" + KEY]},
             "last_message_at": {"$max": ["$last_message_at", a.newest.created_at]},
             "last_inbound_at": {"$max": ["$last_inbound_at", a.newest.created_at]},

@@ -18,7 +18,7 @@ from typing import Any
 
 from pymongo import ASCENDING
 
-from storage.models import Conversation, Event, EventType, Message
+from storage.models import Conversation, Event, EventType, Message, Subscription
 from storage.pages import KEY
 from storage.records import (
     Database,
@@ -49,6 +49,8 @@ def _plain(value: Any) -> Any:
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted(_plain(v) for v in value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {name: _plain(getattr(value, name)) for name in _fields(type(value))}
     return value
@@ -72,7 +74,7 @@ class EventsRepository:
         await ensure_expiry(c, retention_seconds, server_expires=server_expires, by_key=True)
 
     async def append(
-        self, entries: list[tuple[EventType, str | None, Message | Conversation]]
+        self, entries: list[tuple[EventType, str | None, Message | Conversation | Subscription]]
     ) -> list[Event]:
         """Write ``(type, assignee, subject)`` entries in one insert, in order."""
         if not entries:
@@ -81,9 +83,12 @@ class EventsRepository:
         documents, events = [], []
         for type_, assignee_id, subject in entries:
             key = new_id(now)
-            conversation_id = (
-                subject.id if isinstance(subject, Conversation) else subject.conversation_id
-            )
+            if isinstance(subject, Conversation):
+                conversation_id = subject.id
+            elif isinstance(subject, Message):
+                conversation_id = subject.conversation_id
+            else:  # a subscription's: no conversation's
+                conversation_id = ""
             data = _plain(subject)
             data["_id"] = subject.id
             events.append(Event(key, type_, conversation_id, assignee_id, subject, now))

@@ -288,6 +288,7 @@ class StoredChannel:
     webhook_secret: str = field(repr=False)  # made here, for providers that sign with ours
     created_at: datetime
     updated_at: datetime
+    bot_id: str | None = None  # the API token (role bot) that answers its contacts first
 
     @classmethod
     def of(cls, d: Document) -> StoredChannel:
@@ -300,6 +301,7 @@ class StoredChannel:
             webhook_secret=d.get("webhook_secret", ""),
             created_at=d["created_at"],
             updated_at=d.get("updated_at") or d["created_at"],
+            bot_id=d.get("bot_id"),
         )
 
 
@@ -344,6 +346,9 @@ class ConversationStatus(StrEnum):
     OPEN = "open"  # waiting on us; a new inbound message reopens any conversation
     PENDING = "pending"  # waiting on the contact
     RESOLVED = "resolved"
+    # Its channel's bot answers it: new and reopened conversations of a channel with a
+    # bot start here, and are offered to agents once handed off (gateway/bot_lane.py).
+    BOT = "bot"
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,6 +391,7 @@ class Conversation:
     last_message: Preview | None = None
     assigned_at: datetime | None = None
     last_inbound_at: datetime | None = None  # the contact's last message: WhatsApp's window
+    handoff_reason: str | None = None  # why its bot gave it to the agents, the last time
 
     @classmethod
     def of(cls, d: Document) -> Conversation:
@@ -409,6 +415,7 @@ class Conversation:
             else None,
             assigned_at=d.get("assigned_at"),
             last_inbound_at=d.get("last_inbound_at"),
+            handoff_reason=d.get("handoff_reason"),
         )
 
 
@@ -416,6 +423,9 @@ class EventType(StrEnum):
     MESSAGE_CREATED = "message.created"  # inbound and outbound
     MESSAGE_UPDATED = "message.updated"  # every status change, with the error
     CONVERSATION_UPDATED = "conversation.updated"  # assignment, status, unread
+    # A subscription failed for the log's whole retention and was disabled; its
+    # subject is the subscription (never its secret), and no conversation's.
+    SUBSCRIPTION_DISABLED = "subscription.disabled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,16 +436,20 @@ class Event:
     type: EventType
     conversation_id: str
     assignee_id: str | None  # the conversation's, when the event was written
-    subject: Message | Conversation
+    subject: Message | Conversation | Subscription
     created_at: datetime
 
     @classmethod
     def of(cls, d: Document) -> Event:
         type_ = EventType(d["type"])
         data = d["data"]
-        subject: Message | Conversation = (
-            Conversation.of(data) if type_ is EventType.CONVERSATION_UPDATED else Message.of(data)
-        )
+        subject: Message | Conversation | Subscription
+        if type_ is EventType.CONVERSATION_UPDATED:
+            subject = Conversation.of(data)
+        elif type_ is EventType.SUBSCRIPTION_DISABLED:
+            subject = Subscription.of(data)
+        else:
+            subject = Message.of(data)
         return cls(d["_id"], type_, d["conversation_id"], d.get("assignee_id"), subject,
                    d["created_at"])  # fmt: skip
 
@@ -458,6 +472,7 @@ class Subscription:
     disabled_reason: str | None = None  # set when it failed for the log's whole retention
     failing_since: datetime | None = None  # the first failure since the last 2xx
     last_error: str | None = None
+    bot_id: str | None = None  # the bot it feeds: while it fails, the agents answer
 
     @property
     def active(self) -> bool:
@@ -479,6 +494,7 @@ class Subscription:
             disabled_reason=d.get("disabled_reason"),
             failing_since=d.get("failing_since"),
             last_error=d.get("last_error"),
+            bot_id=d.get("bot_id"),
         )
 
 

@@ -50,6 +50,7 @@ class SubscriptionsRepository:
         *,
         cursor: str,
         created_by: str,
+        bot_id: str | None = None,
     ) -> Subscription:
         """A new subscription, delivering the events after ``cursor``."""
         now = utcnow()
@@ -69,6 +70,7 @@ class SubscriptionsRepository:
             "disabled_reason": None,
             "failing_since": None,
             "last_error": None,
+            "bot_id": bot_id,
         }
         await self.collection.insert_one(document)
         return Subscription.of(document)
@@ -83,6 +85,15 @@ class SubscriptionsRepository:
         """The subscriptions to deliver: neither paused nor disabled."""
         found = self.collection.find({"paused": False, "disabled_reason": None}, {"_id": 1})
         return [d["_id"] async for d in found]
+
+    async def failing_bots(self, since: datetime) -> dict[str, str]:
+        """The bots fed by a subscription failing since before ``since`` (and not
+        paused): bot token id → the last error."""
+        found = self.collection.find(
+            {"bot_id": {"$type": "string"}, "paused": False, "failing_since": {"$lt": since}},
+            {"bot_id": 1, "last_error": 1},
+        )
+        return {d["bot_id"]: d.get("last_error") or "failing" async for d in found}
 
     async def update(self, subscription_id: str, changes: dict[str, Any]) -> Subscription | None:
         if "events" in changes:

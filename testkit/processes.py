@@ -37,6 +37,18 @@ def launch(
         )
 
 
+def run_script(script: Path, *args: str, log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """``python SCRIPT ARGS`` (an example of ours, as its reader runs it), its output
+    appended to ``log``; ``env`` is added to this process's environment."""
+    with log.open("ab") as out:  # the child keeps its own copy
+        return subprocess.Popen(
+            [sys.executable, str(script), *args],
+            stdout=out,
+            stderr=out,
+            env={**os.environ, **env},
+        )
+
+
 def stop(process: subprocess.Popen[bytes], grace: float = 20) -> int:
     """SIGTERM, and SIGKILL if it is still running after ``grace`` seconds; its exit code."""
     process.terminate()

@@ -91,8 +91,9 @@ def test_command_line_overrides_replace_nested_values() -> None:
     [
         (
             {"sever": {}},
-            r"^sever: unknown key \(known: assignment, auth, cache, channels, cluster, data_dir, "
-            r"delivery, events, faq, log, media, metrics, server, storage\)",
+            r"^sever: unknown key \(known: assignment, auth, bots, cache, channels, cluster, "
+            r"data_dir, delivery, events, faq, log, media, metrics, server, storage, "
+            r"subscriptions\)",
         ),
         ({"server": {"prot": 1}}, r"^server\.prot: unknown key"),
         ({"server": {"port": "abc"}}, r"^server\.port: expected an integer, got 'abc'"),

@@ -10,6 +10,7 @@ import pytest
 
 from gateway.clock import SYSTEM_CLOCK
 from gateway.subscription_work import WebhookPoster
+from handlers.events import event_json
 from storage.database import Storage
 from storage.models import Event, EventType, Subscription
 from storage.records import utcnow
@@ -124,3 +125,23 @@ async def test_a_name_that_resolves_to_a_private_address_is_refused_when_it_conn
     finally:
         await poster.close()
         await receiver.server.stop()
+
+
+async def test_the_event_of_a_disabled_subscription_carries_it_without_its_secret(
+    storage: Storage,
+) -> None:
+    now = utcnow()
+    disabled = Subscription(
+        "s1", "https://crm.example.com/", frozenset({EventType.MESSAGE_CREATED}), "CRM", "",
+        "", "a1", now, now, disabled_reason="every delivery failed for 48 hours: HTTP 500",
+    )  # fmt: skip
+    [written] = await storage.events.append([(EventType.SUBSCRIPTION_DISABLED, None, disabled)])
+    stored = await storage.events.collection.find_one({"_id": written.id})
+    assert stored is not None
+    assert (stored["conversation_id"], stored["data"]["secret"]) == ("", "")
+    [read] = await storage.events.after("", 10)
+    shown = event_json(read)
+    assert shown["type"] == "subscription.disabled"
+    assert shown["subscription"]["disabled_reason"].startswith("every delivery failed")
+    assert shown["subscription"]["events"] == ["message.created"]
+    assert "secret" not in shown["subscription"]

@@ -83,8 +83,8 @@ class Served:
 
 def serve(workdir: Path) -> Served:
     """A gateway on its own embedded database, with agents ana (available) and bruno (away,
-    so that new conversations go to ana), the mock channels mock and broken, and a
-    Telegram bot; :meth:`Served.close` stops it."""
+    so that new conversations go to ana), the mock channels mock, broken and botline
+    (for a bot to answer), and a Telegram bot; :meth:`Served.close` stops it."""
     served = Served(Gateway(workdir), ThreadedBotAPI())
     # Besides the default mock channel: one whose every send fails at once (a reply
     # through it ends failed, with the channel's reason), and a Telegram bot polling
@@ -95,6 +95,7 @@ def serve(workdir: Path) -> Served:
             "channels:\n"
             "  - {name: mock, type: mock}\n"
             "  - {name: broken, type: mock, fail_first_sends: 1000000}\n"
+            "  - {name: botline, type: mock}\n"
             f"  - {{name: telegram, type: telegram, token: '{TOKEN}', mode: polling,\n"
             f"      api_base: '{served.telegram.fake.base_url}', poll_timeout_seconds: 1,\n"
             "      seconds_between_messages_to_a_chat: 0}\n"

@@ -181,6 +181,59 @@ def test_resolving_moves_a_conversation_to_resolved(served: Served, tab: Watched
     expect(row(page, "Rosa Resolve")).to_have_count(0)
 
 
+def test_a_bots_conversation_shows_under_bot_with_its_replies_and_hand_off(
+    served: Served, tab: Watched
+) -> None:
+    scopes = ["read", "send", "conversations"]
+    bot = served.api("ana", "POST", "/api/v1/tokens/", {"name": "Helper", "role": "bot",
+                                                        "scopes": scopes})  # fmt: skip
+    channels = served.api("ana", "GET", "/api/v1/channels/?page_size=100")["results"]
+    botline = next(c for c in channels if c["name"] == "botline")
+    served.api("ana", "PATCH", f"/api/v1/channels/{botline['id']}/", {"bot_id": bot["id"]})
+    page = tab.page
+    sign_in(page, served.base)
+    served.inbound("bot-1", "Do you ship abroad?", name="Bea Bot", channel="botline")
+    page.get_by_role("tab", name="Bot").click()
+    row(page, "Bea Bot").get_by_role("button").click()
+    expect(page.locator("#thread-channel")).to_contain_text("the bot answers")
+    held = served.api("ana", "GET", "/api/v1/conversations/?status=bot&q=bea")["results"]
+    [conversation] = held
+    reply = {"contact_id": conversation["contact"]["id"], "content": "We ship to 40 countries."}
+    assert call(served.base, "POST", "/api/v1/messages/", reply, token=bot["token"])[0] == 201
+    expect(bubble(page, "We ship to 40 countries.")).to_contain_text("Bot")
+    handoff = f"/api/v1/conversations/{conversation['id']}/handoff/"
+    reason = {"reason": "asks about customs fees"}
+    assert call(served.base, "POST", handoff, reason, token=bot["token"])[0] == 200
+    expect(page.locator("#thread-channel")).to_contain_text("from the bot: asks about customs")
+    expect(row(page, "Bea Bot")).to_have_count(0)  # no longer the bot's
+    page.get_by_role("tab", name="Mine").click()  # bruno is away: it is ana's
+    expect(row(page, "Bea Bot")).to_be_visible()
+
+
+def test_an_admin_sees_agents_tokens_and_subscriptions_with_their_health(
+    served: Served, tab: Watched
+) -> None:
+    served.api("ana", "POST", "/api/v1/tokens/", {"name": "Reporting", "role": "integration",
+                                                 "scopes": ["read"]})  # fmt: skip
+    hook = {"url": "https://crm.example.com/hooks/<b>gateway</b>", "events": ["message.created"]}
+    made = served.api("ana", "POST", "/api/v1/subscriptions/", hook)
+    served.api("ana", "PATCH", f"/api/v1/subscriptions/{made['id']}/", {"paused": True})
+    page = tab.page
+    sign_in(page, served.base)
+    page.get_by_role("button", name="Admin").click()
+    dialog = page.get_by_role("dialog", name="Administration")
+    expect(dialog).to_be_visible()
+    agents = dialog.locator("#admin-agents")
+    expect(agents.locator("tr", has_text="bruno")).to_contain_text("Away")
+    expect(agents.locator("tr", has_text="ana")).to_contain_text("admin")
+    expect(dialog.locator("#admin-tokens tr", has_text="Reporting")).to_contain_text("read")
+    row = dialog.locator("#admin-subscriptions tr", has_text="crm.example.com")
+    expect(row).to_contain_text("<b>gateway</b>")  # markup in a URL stays text
+    expect(row).to_contain_text("Paused")
+    dialog.get_by_role("button", name="Close").click()
+    expect(dialog).to_be_hidden()
+
+
 def test_an_ended_sign_in_returns_to_the_form_and_keeps_the_reply(
     served: Served, tab: Watched
 ) -> None:

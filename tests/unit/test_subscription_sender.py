@@ -31,6 +31,9 @@ class FakeLog:
     async def after(self, key: str, limit: int, *, before: str | None = None) -> list[Event]:
         return [e for e in self.events if e.id > key][:limit]
 
+    def horizon(self) -> str:
+        return "f"  # every event may be read
+
 
 class FakeStore:
     def __init__(self, subscription: Subscription) -> None:
@@ -86,7 +89,11 @@ class Receiver:
 def _sender(
     store: FakeStore, log: FakeLog, receiver: Receiver, clock: FakeClock
 ) -> SubscriptionSender:
-    return SubscriptionSender("s1", store, log, lambda: "f", receiver, POLICY, clock)
+    return SubscriptionSender("s1", store, log, receiver, POLICY, _told, clock)
+
+
+async def _told(subscription: Subscription) -> None:
+    raise AssertionError("not disabled here")
 
 
 async def _run_until(sender: SubscriptionSender, condition: Any) -> None:
@@ -153,12 +160,19 @@ async def test_a_subscription_failing_for_the_whole_retention_is_disabled() -> N
     store, log = FakeStore(_subscription()), FakeLog([_event(1)])
     receiver = Receiver(clock, [500] * 10_000)
     policy = replace(POLICY, give_up_after=timedelta(hours=1))  # each try takes 60 s here
-    sender = SubscriptionSender("s1", store, log, lambda: "f", receiver, policy, clock)
+    told: list[Subscription] = []
+
+    async def disabled(subscription: Subscription) -> None:
+        told.append(subscription)
+
+    sender = SubscriptionSender("s1", store, log, receiver, policy, disabled, clock)
     await asyncio.wait_for(sender.run(), 10)  # returns: disabled
     assert store.subscription is not None
     assert store.subscription.disabled_reason == "every delivery failed for 1 hours; the last: down"
     assert len(receiver.tries) == 61  # the first at START, the last an hour later
     assert store.subscription.cursor == "e0000"  # nothing was done
+    [said] = told  # for the event that says so: the subscription, without its secret
+    assert (said.disabled_reason, said.secret) == (store.subscription.disabled_reason, "")
 
 
 async def test_a_paused_subscription_stops_between_tries() -> None:

@@ -4,6 +4,7 @@
 
 import { ApiError, Offline, Session, SignedOut } from "./session.js";
 import { Stream } from "./stream.js";
+import { renderAdmin } from "./admin.js";
 import { contactName, conversationRow, el, messageItem, size } from "./view.js";
 
 const $ = (id) => document.getElementById(id);
@@ -15,6 +16,7 @@ const TABS = {
           has: (c) => c.assignee_id === state.me?.id && c.status === "open" },
   unassigned: { query: { assignee: "none", status: "open" },
                 has: (c) => c.assignee_id === null && c.status === "open" },
+  bot: { query: { status: "bot" }, has: (c) => c.status === "bot" }, // its channel's bot answers
   all: { query: {}, has: () => true },
   resolved: { query: { status: "resolved" }, has: (c) => c.status === "resolved" },
 };
@@ -144,6 +146,7 @@ async function enter(fresh) {
   $("app").hidden = false;
   $("me").textContent = state.me.display_name || state.me.username;
   $("available").checked = state.me.is_available;
+  $("admin-open").hidden = state.me.role !== "admin";
   // The stream resumes after the last event seen, when there was one. The list is read
   // once it is subscribed (or, offline, after a while: the stream catches up later).
   const subscribed = stream.start();
@@ -173,6 +176,14 @@ $("available").addEventListener("change", (event) => guard(async () => {
     event.target.checked = state.me.is_available;
   }
 }));
+
+$("admin-open").addEventListener("click", () => guard(async () => {
+  $("admin-error").textContent = "";
+  $("admin").showModal();
+  await renderAdmin(api);
+}, $("admin-error")));
+
+$("admin-close").addEventListener("click", () => $("admin").close());
 
 // --- offline -------------------------------------------------------------------
 
@@ -303,8 +314,10 @@ function renderHead() {
   if (!c) return;
   $("thread-name").textContent = contactName(c.contact);
   const holder = state.agents.find((a) => a.id === c.assignee_id);
-  const held = c.assignee_id === null ? "unassigned" : holder ? (holder.display_name || holder.username) : "another agent";
-  $("thread-channel").textContent = `${c.channel.name} · ${held} · ${c.status}`;
+  const held = c.status === "bot" ? "the bot answers"
+    : c.assignee_id === null ? "unassigned" : holder ? (holder.display_name || holder.username) : "another agent";
+  const handedOff = c.handoff_reason ? ` · from the bot: ${c.handoff_reason}` : "";
+  $("thread-channel").textContent = `${c.channel.name} · ${held} · ${c.status}${handedOff}`;
   $("resolve").textContent = c.status === "resolved" ? "Reopen" : "Resolve";
   renderLeft();
 }

@@ -77,6 +77,7 @@ export function messageItem(message) {
     el("time", { datetime: message.created_at, title: longTime(message.created_at),
                  text: shortTime(message.created_at) }));
   if (message.auto_reply) meta.append(el("span", { className: "auto-tag", text: "Auto-reply" }));
+  if (message.agent?.kind === "bot") meta.append(el("span", { className: "auto-tag", text: "Bot" }));
   if (outbound) {
     const status = el("span", {
       className: `status status-${message.status}`,
