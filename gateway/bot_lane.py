@@ -86,11 +86,13 @@ class BotLane:
         return moved
 
     async def before_send(self, sender: AgentRef, contact: Contact) -> None:
-        """A bot sends only while it holds the conversation (409 after an agent took
-        it); an agent who answers a conversation its bot holds takes it over. Reads
-        the conversation only where a bot may hold it."""
+        """A bot sends only to its channel's conversations, while it holds them (409
+        after an agent took one); an agent who answers a conversation its bot holds
+        takes it over. Reads the conversation only where a bot may hold it."""
         if sender.kind != "bot" and contact.channel_id not in self._bots:
             return
+        if sender.kind == "bot" and self._bots.get(contact.channel_id) != sender.id:
+            raise Conflict("this bot is not this contact's channel's bot")
         held = await self.storage.conversations.get(conversation_id(contact.id))
         by_bot = held is not None and held.status is ConversationStatus.BOT
         if sender.kind == "bot" and not by_bot:

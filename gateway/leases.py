@@ -26,6 +26,7 @@ from gateway.channels import ChannelSet
 from gateway.outbound import Dispatcher
 from gateway.workers import Supervisor
 from storage.database import Storage
+from storage.leases import LeasesRepository
 from storage.records import utcnow
 
 log = logging.getLogger("gateway.leases")
@@ -67,11 +68,7 @@ class ChannelWork:
     async def release(self) -> None:
         """Hand the leases back, so another gateway takes the channels over at once."""
         held, self.held = list(self.held), {}
-        if held:
-            try:
-                await self.storage.leases.release(held, self.owner)
-            except PyMongoError as exc:
-                log.warning("leases not released (%s); they expire instead", type(exc).__name__)
+        await give_back(self.storage.leases, held, self.owner)
 
     async def _keep_leases(self) -> None:
         while True:
@@ -116,6 +113,16 @@ class ChannelWork:
         log.warning("channel %r: lease lost; another gateway works it now", channel.name)
         await self.supervisor.stop(_worker(channel))
         await self.dispatcher.drop(channel)
+
+
+async def give_back(leases: LeasesRepository, names: list[str], owner: str) -> None:
+    """Release ``names`` at shutdown; if the database is away they expire instead."""
+    if not names:
+        return
+    try:
+        await leases.release(names, owner)
+    except PyMongoError as exc:
+        log.warning("leases not released (%s); they expire instead", type(exc).__name__)
 
 
 def _worker(channel: Channel) -> str:

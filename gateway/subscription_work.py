@@ -27,6 +27,7 @@ from common.standard_webhooks import signed_headers
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.config import Config
 from gateway.events import EventHub, EventLog
+from gateway.leases import give_back
 from gateway.subscription_sender import Attempt, Policy, SubscriptionSender
 from gateway.webhook_targets import TargetClient
 from gateway.workers import Supervisor
@@ -119,11 +120,7 @@ class SubscriptionWork:
     async def release(self) -> None:
         """Hand the leases back, so another gateway takes the subscriptions over now."""
         held, self.held = [_lease(s) for s in self.held], {}
-        if held:
-            try:
-                await self.storage.leases.release(held, self.owner)
-            except PyMongoError as exc:
-                log.warning("leases not released (%s); they expire instead", type(exc).__name__)
+        await give_back(self.storage.leases, held, self.owner)
 
     async def _keep_leases(self) -> None:
         while True:

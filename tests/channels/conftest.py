@@ -21,6 +21,7 @@ import pytest
 from gateway.config import ChannelConfig, DeliveryConfig, ServerConfig
 from gateway.logs import CHATTY_LIBRARIES
 from gateway.runtime import Runtime, Services
+from handlers.events import event_json
 from storage.database import Storage
 from storage.models import Message
 from testkit.fakes.script import Answer
@@ -248,7 +249,7 @@ async def gateway(
             channels=list(channels),
             **sections,
         )
-        runtime = await Runtime.open(config, storage)
+        runtime = await Runtime.open(config, storage, present_event=event_json)
         started.append(runtime)
         anonymous = await serve_app(runtime.services)
         # Another gateway on the same database: ana exists already.

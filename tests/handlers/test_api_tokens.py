@@ -31,7 +31,9 @@ async def contact(storage: Storage) -> Contact:
     return contact
 
 
-async def _mint(api: Client, scopes: list[str], role: str = "bot", name: str = "helper") -> Client:
+async def _mint(
+    api: Client, scopes: list[str], role: str = "integration", name: str = "helper"
+) -> Client:
     status, body = await api.fetch(
         "POST", "/api/v1/tokens/", json_body={"name": name, "role": role, "scopes": scopes}
     )
@@ -82,8 +84,10 @@ async def test_scopes_decide_what_a_token_may_call(api: Client, contact: Contact
     assert (await sender.fetch("GET", "/api/v1/messages/"))[0] == 403  # no read scope
     status, message = await sender.fetch("POST", "/api/v1/messages/", json_body=send)
     assert status == 201
-    # The message names the token that sent it, as a bot.
-    assert message["agent"] == {"id": message["agent"]["id"], "username": "helper", "kind": "bot"}
+    # The message names the token that sent it, with its role.
+    assert message["agent"] == {
+        "id": message["agent"]["id"], "username": "helper", "kind": "integration",
+    }  # fmt: skip
     status, listed = await reader.fetch(
         "GET", f"/api/v1/messages/?agent_id={message['agent']['id']}"
     )

@@ -49,7 +49,7 @@ async def test_channels_show_their_webhook_path_and_never_a_secret(
     status, page = await api.fetch("GET", "/api/v1/channels/")
     assert status == 200
     by_name = {c["name"]: c for c in page["results"]}
-    shown = {"id", "name", "type", "mode", "webhook_path", "max_text_length", "files",
+    shown = {"id", "name", "type", "mode", "webhook_path", "max_text_length", "files", "bot_id",
              "created_at"}  # fmt: skip
     assert set(by_name["sales"]) == shown
     # What it sends as files: Twilio's limits and types (none for a channel without).

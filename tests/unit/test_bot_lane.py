@@ -94,6 +94,9 @@ async def test_a_bot_sends_only_while_it_holds_the_conversation() -> None:
         await lane.before_send(BOT, _contact("c2"))
     with pytest.raises(Conflict):  # a bot writes first to nobody
         await lane.before_send(BOT, _contact("c3"))
+    other = AgentRef("t9", "Another bot", "bot")
+    with pytest.raises(Conflict, match="not this contact's channel's bot"):
+        await lane.before_send(other, _contact("c1"))
 
 
 async def test_an_agent_who_answers_takes_it_over_and_the_bot_is_refused() -> None:
