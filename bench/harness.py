@@ -63,13 +63,23 @@ def database(workdir: Path) -> Iterator[tuple[str, str, int | None]]:
 
 
 def gateway_config(
-    workdir: Path, database_name: str, *, uri: str | None, port: int = 0, channels: str = "[]"
+    workdir: Path,
+    database_name: str,
+    *,
+    uri: str | None,
+    port: int = 0,
+    channels: str = "[]",
+    storage_options: str = "",
 ) -> Path:
     """The config of a bench's gateway: on ``uri``, or (None) on its own embedded
-    database in ``workdir/gateway-data``, as an operator runs it."""
+    database in ``workdir/gateway-data``, as an operator runs it; ``storage_options``
+    are more of the storage section's keys, as YAML flow items."""
     config = workdir / "bench-config.yaml"
+    more = f", {storage_options}" if storage_options else ""
     storage = (
-        f"{{uri: '{uri}', database: {database_name}}}" if uri else f"{{database: {database_name}}}"
+        f"{{uri: '{uri}', database: {database_name}{more}}}"
+        if uri
+        else f"{{database: {database_name}{more}}}"
     )
     config.write_text(
         f"data_dir: {workdir / 'gateway-data'}\n"
@@ -90,6 +100,7 @@ def gateway(
     *,
     channels: str = "[]",
     port: int | None = None,
+    storage_options: str = "",
 ) -> Iterator[tuple[int, int]]:
     """A `bot-gateway serve` process on ``uri`` (None: its own embedded database, see
     :func:`gateway_config`); yields ``(port, pid)``.
@@ -97,7 +108,10 @@ def gateway(
     ``channels`` is the YAML of the config's channel list.
     """
     port = port or free_port()
-    config = gateway_config(workdir, database_name, uri=uri, port=port, channels=channels)
+    config = gateway_config(
+        workdir, database_name, uri=uri, port=port, channels=channels,
+        storage_options=storage_options,
+    )  # fmt: skip
     process = launch("serve", "--config", str(config), log=workdir / "gateway.log")
     try:
         wait_for_port(port, process, "the gateway did not start; see gateway.log")

@@ -209,6 +209,13 @@ def _live_metrics(services: Services) -> Any:
         ["channel"],
         [(name, n) for name, _, n in paused],
     )
+    yield gauge(
+        "gateway_expiry_pending_seconds",
+        "Key time a sweep of expired documents still has to go (embedded database), by "
+        "collection and field",
+        ["collection"],
+        sorted(services.storage.expiry.pending.items()),
+    )
     backlog = services.metrics.backlog
     for index, (name, help_text) in enumerate(BACKLOG, start=1):
         yield gauge(name, help_text, ["channel"], [(row[0], row[index]) for row in backlog])

@@ -32,6 +32,7 @@ from storage.embedded import (
 )
 from storage.errors import StorageUnavailable
 from storage.events import EventsRepository
+from storage.expiry import Expiring, Expiry
 from storage.faqs import FaqsRepository
 from storage.leases import LeasesRepository
 from storage.messages import MessagesRepository
@@ -118,6 +119,10 @@ class Storage:
     # Why the database cannot serve now, when we know (the embedded server restarting).
     trouble: str | None = None
     commands: CommandCounts = field(default_factory=CommandCounts)
+    expiry: Expiry = field(init=False)  # deletes what the server does not (embedded)
+
+    def __post_init__(self) -> None:
+        self.expiry = Expiry.of(self.db)
 
     @classmethod
     def connect(
@@ -273,14 +278,22 @@ class Storage:
             ) from None
 
     async def sweep_expired(self) -> int:
-        """Delete expired messages now where the server does not; returns how many."""
+        """Delete expired messages and events now where the server does not, in small
+        batches (storage/expiry.py); returns how many."""
         if self.server_expires:
             return 0  # MongoDB's TTL monitor does it
-        with pymongo.timeout(INDEX_TIMEOUT_SECONDS):
-            expired = await self.messages.expire() + await self.events.expire()
-            await self.uploads.expire()
-            await self.subscriptions.expire()
-            return expired
+        sweep, expired = self.expiry.sweep, 0
+        for target, retention in (
+            (Expiring(self.messages.collection), self.messages.retention_seconds),
+            (Expiring(self.events.collection), self.events.retention_seconds),
+            (Expiring(self.uploads.chunks, "created_at"), self.uploads.retention_seconds),
+            (Expiring(self.uploads.files, "created_at"), self.uploads.retention_seconds),
+            (Expiring(self.subscriptions.deliveries), self.subscriptions.retention_seconds),
+        ):
+            count = await sweep(target, retention)
+            if target.collection in (self.messages.collection, self.events.collection):
+                expired += count
+        return expired
 
     async def sweep_forever(self, interval: float) -> None:
         """Expire messages every ``interval`` seconds (where the server does not)."""

@@ -23,7 +23,6 @@ from storage.pages import KEY
 from storage.records import (
     Database,
     ensure_expiry,
-    expire_before,
     key_millis,
     millis,
     new_id,
@@ -123,9 +122,6 @@ class EventsRepository:
         """These entries, oldest first (those that expired meanwhile left out)."""
         found = self.collection.find({"_id": {"$in": ids}}).sort(KEY, ASCENDING)
         return [Event.of(d) async for d in found]
-
-    async def expire(self) -> int:
-        return await expire_before(self.collection, self.retention_seconds, by_key=True)
 
     def kept(self, event_id: str) -> bool:
         """Whether ``event_id`` is an event id (a UUIDv7) the log may still hold: one

@@ -24,7 +24,6 @@ from storage.pages import KEY, MAX_WINDOWS, PageReader, ReadPlan
 from storage.records import (
     Database,
     ensure_expiry,
-    expire_before,
     key_floor,
     maybe,
     millis,
@@ -189,10 +188,6 @@ class MessagesRepository:
         )
         if await ensure_expiry(c, retention_seconds, server_expires=server_expires, by_key=True):
             log.info("message retention changed to %s s", retention_seconds)
-
-    async def expire(self) -> int:
-        """Delete the messages older than the retention; returns how many."""
-        return await expire_before(self.collection, self.retention_seconds, by_key=True)
 
     async def insert_inbound_many(self, documents: list[dict[str, Any]]) -> list[bool | Refused]:
         """Store inbound messages (from :func:`inbound_document`) in one bulk write.

@@ -154,7 +154,7 @@ async def upsert_returning(
 
 
 TTL_INDEX = "created_at_ttl"  # MongoDB deletes expired documents through it
-EXPIRY_INDEX = "created_at"  # the embedded server: the gateway deletes them (expire_before)
+EXPIRY_INDEX = "created_at"  # the embedded server: the gateway deletes them (storage/expiry.py)
 
 
 async def ensure_expiry(
@@ -165,7 +165,7 @@ async def ensure_expiry(
     With ``server_expires`` a TTL index has the server delete them; a changed retention
     is edited in place (collMod), with no rebuild. The embedded server answers a TTL
     index by decoding every document once a minute under its global lock, so there
-    :func:`expire_before` deletes them instead: through ``list_key`` where that is
+    storage/expiry.py deletes them instead: through ``list_key`` where that is
     the creation time (``by_key``: a UUIDv7 made when the document was), else through
     a plain index on ``created_at``. Each index is work at every write on that server
     (it walks each one per document): the key's serves the lists already. Returns
@@ -191,16 +191,3 @@ async def ensure_expiry(
     index = {"name": TTL_INDEX, "expireAfterSeconds": retention_seconds}
     await collection.database.command({"collMod": collection.name, "index": index})
     return True
-
-
-async def expire_before(
-    collection: Collection, retention_seconds: int, *, by_key: bool = False
-) -> int:
-    """Delete the documents created over ``retention_seconds`` ago (by their
-    ``list_key``'s time with ``by_key``, see :func:`ensure_expiry`); returns how many."""
-    cutoff = utcnow() - timedelta(seconds=retention_seconds)
-    if by_key:
-        query: dict[str, Any] = {KEY: {"$lt": key_floor(millis(cutoff))}}
-    else:
-        query = {"created_at": {"$lt": cutoff}}
-    return (await collection.delete_many(query)).deleted_count

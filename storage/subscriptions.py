@@ -15,7 +15,6 @@ from storage.pages import KEY, PageReader
 from storage.records import (
     Database,
     ensure_expiry,
-    expire_before,
     maybe,
     new_id,
     update_returning,
@@ -133,6 +132,3 @@ class SubscriptionsRepository:
     ) -> Page[Delivery]:
         query = {"subscription_id": subscription_id}
         return await self.pages.fetch(self.deliveries, Delivery.of, query, after, limit)
-
-    async def expire(self) -> int:
-        return await expire_before(self.deliveries, self.retention_seconds, by_key=True)

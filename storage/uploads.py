@@ -27,7 +27,6 @@ from pymongo import ASCENDING
 from storage.records import (
     Database,
     ensure_expiry,
-    expire_before,
     maybe,
     upsert_returning,
     utcnow,
@@ -145,7 +144,3 @@ class UploadsRepository:
 
     async def count(self) -> int:
         return await self.files.count_documents({}) + await self.chunks.count_documents({})
-
-    async def expire(self) -> int:
-        await expire_before(self.chunks, self.retention_seconds)
-        return await expire_before(self.files, self.retention_seconds)

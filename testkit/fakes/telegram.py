@@ -194,7 +194,10 @@ class FakeBotAPI:
                 raise _Answer(400, f"Bad Request: file {value} is not in the request")
             data, name, url = parts[0].body, parts[0].filename, ""
         elif value.startswith(("http://", "https://")):
-            fetched = await AsyncHTTPClient().fetch(value, raise_error=False)
+            try:  # as Telegram does: a URL it cannot fetch is the sender's mistake
+                fetched = await AsyncHTTPClient().fetch(value, raise_error=False)
+            except OSError:  # a name that does not resolve, here or anywhere
+                raise _Answer(400, "Bad Request: failed to get HTTP URL content") from None
             if fetched.code != 200:
                 raise _Answer(400, "Bad Request: failed to get HTTP URL content")
             data, name, url = fetched.body, value.rpartition("/")[2], value
