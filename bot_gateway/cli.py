@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import json
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -12,7 +13,7 @@ from typing import Any
 
 from gateway import logs
 from gateway.agents import create_agent, normalize_username, update_agent
-from gateway.config import Config, ConfigError, build_section, load_config
+from gateway.config import Config, ConfigError, build_section, load_config, resolve_config_path
 from gateway.database import open_storage, prepare
 from gateway.errors import GatewayError
 from storage.errors import StorageUnavailable
@@ -89,6 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="tell Telegram to stop calling the webhook, so that polling can start",
     )
     unhook.add_argument("--channel", help="only this channel (by name)")
+    doctor = commands.add_parser(
+        "doctor",
+        parents=[common],
+        help="check the installation: config, disk, database, each channel at its provider, "
+        "PUBLIC_URL; exits 1 if anything is wrong",
+    )
+    doctor.add_argument("--json", action="store_true", help="one JSON document instead")
     return parser
 
 
@@ -198,6 +206,18 @@ async def _webhooks(config: Config, only: str | None, *, register: bool) -> None
         await storage.close()
 
 
+def _doctor(config: Config, args: argparse.Namespace) -> int:
+    from gateway.doctor import examine  # the channel clients load only when needed
+
+    source = str(resolve_config_path(args.config) or "the packaged defaults")
+    checks = asyncio.run(examine(config, f"read from {source}"))
+    if args.json:
+        print(json.dumps({"ok": all(c.ok for c in checks), "checks": [c.shown() for c in checks]}))
+    else:
+        print("\n".join(check.line() for check in checks))
+    return 0 if all(check.ok for check in checks) else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -205,7 +225,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"bot-gateway: config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    logs.configure(config.log.level, config.log.format)
+    # The doctor's report is its output; what it starts to look need not be logged.
+    level = "WARNING" if args.command == "doctor" else config.log.level
+    logs.configure(level, config.log.format)
     try:
         if args.command == "serve":
             from bot_gateway.server import serve  # the channel clients load only to serve
@@ -227,6 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command in ("set-webhook", "delete-webhook"):
             register = args.command == "set-webhook"
             asyncio.run(_webhooks(config, args.channel, register=register))
+        elif args.command == "doctor":
+            return _doctor(config, args)
     except ConfigError as exc:  # found once channels are built
         print(f"bot-gateway: config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -267,6 +267,16 @@ class ChannelMetric:
 
 
 @dataclass(frozen=True)
+class Finding:
+    """One thing ``bot-gateway doctor`` checked of a channel at its provider: whether
+    it is right, and what was found, or what is wrong and what to do."""
+
+    ok: bool
+    what: str  # "token", "webhook", ...
+    detail: str
+
+
+@dataclass(frozen=True)
 class ChannelContext:
     public_url: str  # "" when the gateway has none
     loopback_only: bool = False  # only this machine can reach the gateway
@@ -364,6 +374,12 @@ class Channel(ABC):
         registration), or None. The gateway supervises it: restarts it if it raises,
         cancels it when it stops or another gateway takes the channel over."""
         return None
+
+    async def diagnose(self) -> list[Finding]:
+        """Check the channel at its provider: its credentials, and its webhook's
+        registration where the provider keeps one. A channel type with nothing to
+        check there answers nothing."""
+        return []
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients (HTTP sessions) at shutdown."""

@@ -22,6 +22,7 @@ from channels.base import (
     ChannelMisconfigured,
     ChannelRecord,
     Download,
+    Finding,
     Inbound,
     MediaUnavailable,
     NetworkFailure,
@@ -245,6 +246,43 @@ class TelegramChannel(Channel):
         # Updates not yet delivered stay queued for getUpdates (drop_pending_updates off):
         # https://core.telegram.org/bots/api#deletewebhook
         await self.bot.delete_webhook(drop_pending_updates=False)
+
+    async def diagnose(self) -> list[Finding]:
+        """The token (getMe), then the webhook Telegram has (getWebhookInfo) against
+        this channel's mode: our URL in webhook mode, none when polling."""
+        from aiogram.exceptions import TelegramUnauthorizedError
+
+        try:
+            me = await self.bot.get_me()
+            info = await self.bot.get_webhook_info()
+        except TelegramUnauthorizedError:
+            refused = (
+                "Telegram refused the token (401): check TELEGRAM_BOT_TOKEN (channels[].token)"
+            )
+            return [Finding(False, "token", refused)]
+        except Exception as exc:  # no answer, or not the Bot API's
+            reason = self.redact(_reason(exc))
+            return [Finding(False, "token", f"Telegram did not answer ({reason}): is "
+                            "api.telegram.org reachable from here?")]  # fmt: skip
+        found = [Finding(True, "token", f"accepted: the bot is @{me.username}")]
+        registered = info.url or ""
+        if self.mode == "polling" and registered:
+            found.append(Finding(False, "webhook", f"set at {registered}, so Telegram refuses "
+                                 "getUpdates: run `bot-gateway delete-webhook`"))  # fmt: skip
+        elif self.mode == "polling":
+            found.append(Finding(True, "webhook", "none set: polling gets the updates"))
+        elif registered != self.webhook_url():
+            where = registered or "nowhere"
+            found.append(Finding(False, "webhook", f"set at {where}, not at {self.webhook_url()}"
+                                 ": run `bot-gateway set-webhook`"))  # fmt: skip
+        else:
+            last = (
+                f"; Telegram's last error: {info.last_error_message}"
+                if info.last_error_message
+                else ""
+            )
+            found.append(Finding(not last, "webhook", f"set at {registered}{last}"))
+        return found
 
     async def _register(self) -> None:
         delay = Backoff()

@@ -22,6 +22,7 @@ from channels.base import (
     ChannelMisconfigured,
     ChannelRecord,
     Download,
+    Finding,
     Inbound,
     NetworkFailure,
     StatusReport,
@@ -208,6 +209,26 @@ class WhatsAppChannel(Channel):
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise NetworkFailure(f"Twilio unreachable: {type(exc).__name__}") from None
         return str(message.sid)
+
+    async def diagnose(self) -> list[Finding]:
+        """The account SID and auth token, by fetching the account with them."""
+        from twilio.base.exceptions import TwilioRestException
+
+        sid = self.settings.account_sid
+        try:
+            account = await self.client.api.v2010.accounts(sid).fetch_async()
+        except TwilioRestException as exc:
+            if exc.status in (401, 403):
+                refused = (f"Twilio refused them ({exc.status}): check TWILIO_ACCOUNT_SID and "
+                           "TWILIO_AUTH_TOKEN (channels[].account_sid, auth_token)")  # fmt: skip
+                return [Finding(False, "credentials", refused)]
+            return [Finding(False, "credentials", f"Twilio answered {exc.status}: {exc.msg}")]
+        except Exception as exc:  # no answer
+            return [Finding(False, "credentials", f"Twilio did not answer ({type(exc).__name__}):"
+                            " is api.twilio.com reachable from here?")]  # fmt: skip
+        active = account.status == "active"
+        shown = f"accepted: account {account.friendly_name!r} is {account.status}"
+        return [Finding(active, "credentials", shown if active else shown + ": reactivate it")]
 
     async def close(self) -> None:
         await self.http.close()

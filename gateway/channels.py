@@ -20,9 +20,12 @@ log = logging.getLogger("gateway.channels")
 class ChannelSet:
     """The running channels, found by id or by configured name."""
 
-    def __init__(self, channels: list[Channel] | None = None) -> None:
+    def __init__(
+        self, channels: list[Channel] | None = None, off: dict[str, str] | None = None
+    ) -> None:
         self._by_id = {c.id: c for c in channels or []}
         self._by_name = {c.name: c for c in channels or []}
+        self.off = off or {}  # declared channels that do not run: name → why
 
     def extend(self, other: ChannelSet) -> None:
         """Add the channels of ``other`` (the runtime's, once they are built)."""
@@ -67,7 +70,7 @@ class ChannelSet:
         A channel whose required secrets are not set is skipped with one log line,
         so the default config runs with only the mock channel.
         """
-        channels = []
+        channels, off = [], {}
         for index, declared in enumerate(config.channels):
             prefix = f"channels[{index}]."
             kind = CHANNEL_TYPES.get(declared.type)
@@ -91,6 +94,7 @@ class ChannelSet:
             )
             if why:
                 log.info("channel %r (%s) is off: %s", declared.name, declared.type, why)
+                off[declared.name] = why
                 continue
             shown = {k: v for k, v in dataclasses.asdict(settings).items() if k not in kind.secrets}
             record = await storage.channels.upsert(
@@ -100,7 +104,7 @@ class ChannelSet:
             channel.faq_auto_reply = declared.faq_auto_reply and config.faq.auto_reply
             channels.append(channel)
             log.info("channel %r (%s, %s) is on", declared.name, declared.type, record.mode)
-        return cls(channels)
+        return cls(channels, off)
 
     async def close(self) -> None:
         for channel in self:

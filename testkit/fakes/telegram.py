@@ -156,6 +156,9 @@ class FakeBotAPI:
         if method in ("setWebhook", "deleteWebhook"):
             self.webhook = params if method == "setWebhook" else {}
             return True
+        if method == "getWebhookInfo":  # https://core.telegram.org/bots/api#getwebhookinfo
+            url = self.webhook.get("url", "")
+            return {"url": url, "has_custom_certificate": False, "pending_update_count": 0}
         if method == "getFile":  # https://core.telegram.org/bots/api#getfile
             file_id = params.get("file_id", "")
             if file_id not in self.files:

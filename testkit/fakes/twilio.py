@@ -56,6 +56,7 @@ class FakeTwilio(ScriptedFake):
             (r"/2010-04-01/Accounts/(\w+)/Messages/\w+/Media/(\w+)", _Media, {"fake": self}),
             (r"/signed/(\w+)", _SignedMedia, {"fake": self}),
             (r"/v1/ContentAndApprovals", _Contents, {"fake": self}),
+            (r"/2010-04-01/Accounts/(\w+)\.json", _Account, {"fake": self}),
         ]
 
     def media_url(self, media_sid: str) -> str:
@@ -66,6 +67,21 @@ class FakeTwilio(ScriptedFake):
 def _authorized(request: Any, account: str) -> bool:
     expected = base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
     return account == ACCOUNT_SID and request.headers.get("Authorization") == f"Basic {expected}"
+
+
+class _Account(RequestHandler):
+    """The account itself: https://www.twilio.com/docs/iam/api/account#fetch-an-account-resource"""
+
+    def initialize(self, fake: FakeTwilio) -> None:
+        self.fake = fake
+
+    def get(self, account: str) -> None:
+        if not _authorized(self.request, account):
+            self.set_status(401)
+            self.finish(json.dumps({"code": 20003, "message": "Authenticate", "status": 401}))
+            return
+        self.finish(json.dumps({"sid": account, "friendly_name": "Test account",
+                                "status": "active", "type": "Full"}))  # fmt: skip
 
 
 class _Media(RequestHandler):
