@@ -25,6 +25,7 @@ from channels.base import (
     ChannelMisconfigured,
     ChannelRecord,
     Download,
+    Finding,
     Inbound,
     MediaUnavailable,
     NetworkFailure,
@@ -209,6 +210,33 @@ class WhatsAppCloudChannel(Channel):
             return str(answer["messages"][0]["id"])
         except (KeyError, IndexError, TypeError):
             raise ProviderError("the Graph API answered without a message id") from None
+
+    async def diagnose(self) -> list[Finding]:
+        """The access token and the phone number id, by reading the number with them:
+        https://developers.facebook.com/docs/graph-api/reference/whatsapp-business-phone-number/"""
+        from channels.http import FAILURES
+
+        url = f"{self._graph}/{self.settings.phone_number_id}"
+        query = {"fields": "display_phone_number,verified_name,quality_rating"}
+        try:
+            async with self.http.get(url, headers=self._bearer, params=query) as response:
+                status, raw = response.status, await response.read()
+        except FAILURES as exc:
+            failed = type(exc).__name__
+            return [Finding(False, "credentials", f"the Graph API did not answer ({failed}): "
+                            "is graph.facebook.com reachable from here?")]  # fmt: skip
+        if status == 401:
+            return [Finding(False, "credentials", "Meta refused the access token (401): check "
+                            "WHATSAPP_CLOUD_ACCESS_TOKEN (channels[].access_token)")]  # fmt: skip
+        if status != 200:
+            number_id = self.settings.phone_number_id
+            return [Finding(False, "credentials", f"the Graph API answered {status} for phone "
+                            f"number id {number_id}: check WHATSAPP_CLOUD_PHONE_NUMBER_ID "
+                            "(channels[].phone_number_id) in WhatsApp Manager")]  # fmt: skip
+        number = json.loads(raw or b"{}")
+        shown = f"{number.get('display_phone_number')} ({number.get('verified_name')})"
+        return [Finding(True, "credentials", f"accepted: sending as {shown}, quality "
+                        f"{number.get('quality_rating', 'unknown')}")]  # fmt: skip
 
     @property
     def _graph(self) -> str:

@@ -101,7 +101,8 @@ def _bearer(handler: RequestHandler) -> bool:
 
 
 class _MediaUrl(RequestHandler):
-    """GET /<media id>: where to download it for five minutes (Meta's lookaside URL)."""
+    """GET /<media id>: where to download it for five minutes (Meta's lookaside URL);
+    GET /<phone number id>: the business number."""
 
     def initialize(self, fake: FakeGraph) -> None:
         self.fake = fake
@@ -111,6 +112,10 @@ class _MediaUrl(RequestHandler):
         if not _bearer(self):
             self.set_status(401)
             self.finish({"error": {"message": "Invalid OAuth access token", "code": 190}})
+            return
+        if media_id == PHONE_NUMBER_ID:  # the sender's number, as doctor asks for it
+            self.finish({"id": media_id, "display_phone_number": "+1 555-010-0199",
+                         "verified_name": "Test Business", "quality_rating": "GREEN"})  # fmt: skip
             return
         if media_id not in self.fake.media:
             self.set_status(400)

@@ -12,6 +12,7 @@ from typing import Any
 from gateway.config import Config, StorageConfig
 from gateway.database import prepare
 from storage.database import Storage
+from testkit.fakes.graph import ACCESS_TOKEN, PHONE_NUMBER_ID, FakeGraph
 from testkit.fakes.telegram import TOKEN, FakeBotAPI
 from testkit.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FROM, FakeTwilio
 from testkit.processes import BOT_GATEWAY, Gateway
@@ -128,3 +129,25 @@ async def test_twilio_credentials_are_checked_at_twilio(
     [refused] = _lines(output, "channel wa")
     assert refused.startswith("FAIL  channel wa: credentials: Twilio refused them (401)")
     assert "not-the-auth-token" not in output
+
+
+async def test_the_cloud_apis_token_and_number_are_checked_at_meta(
+    tmp_path: Path, graph_api: FakeGraph
+) -> None:
+    def cloud(token: str, number: str = PHONE_NUMBER_ID) -> dict[str, Any]:
+        settings = {"access_token": token, "phone_number_id": number, "app_secret": "s",
+                    "verify_token": "v"}  # fmt: skip
+        return {"name": "cloud", "type": "whatsapp_cloud", "api_base": graph_api.base_url,
+                **settings}  # fmt: skip
+
+    code, output = await _doctor(tmp_path, {"channels": [cloud(ACCESS_TOKEN)]})
+    assert _lines(output, "channel cloud") == [
+        "ok    channel cloud: credentials: accepted: sending as +1 555-010-0199 "
+        "(Test Business), quality GREEN"
+    ]
+    code, output = await _doctor(tmp_path, {"channels": [cloud("not-the-access-token")]})
+    assert code == 1
+    assert _lines(output, "channel cloud")[0].startswith(
+        "FAIL  channel cloud: credentials: Meta refused the access token (401)"
+    )
+    assert "not-the-access-token" not in output
