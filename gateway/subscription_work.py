@@ -69,7 +69,7 @@ class SubscriptionWork:
     def __init__(
         self,
         storage: Storage,
-        log: EventLog,
+        event_log: EventLog,
         supervisor: Supervisor,
         present: PresentEvent,
         config: Config,
@@ -78,8 +78,8 @@ class SubscriptionWork:
         owner: str,
     ) -> None:
         self.storage = storage
-        self.log = log  # where a subscription's disabling is told
-        self.hub = log.hub
+        self.event_log = event_log  # where a subscription's disabling is told
+        self.hub = event_log.hub
         self.supervisor = supervisor
         settings = config.subscriptions
         self.poster = WebhookPoster(
@@ -171,7 +171,7 @@ class SubscriptionWork:
         self.supervisor.start(name, sender.run)
 
     async def _disabled(self, subscription: Subscription) -> None:
-        await self.log.append([(EventType.SUBSCRIPTION_DISABLED, None, subscription)])
+        await self.event_log.append([(EventType.SUBSCRIPTION_DISABLED, None, subscription)])
 
     async def _rest(self, subscription_id: str) -> None:
         self.held.pop(subscription_id, None)
