@@ -287,3 +287,16 @@ def multipart(
         parts.append(head.encode() + data + b"\r\n")
     body = b"".join(parts) + f"--{boundary}--\r\n".encode()
     return body, f"multipart/form-data; boundary={boundary}"
+
+
+async def logged_after(agent: Client, event_id: str) -> list[dict[str, Any]]:
+    """Every event after ``event_id`` (its id, event and data), as a stream resumed
+    from it replays them: what the log holds."""
+    auth = {"Authorization": f"Bearer {agent.token}"}
+    stream = await EventStream.open(
+        agent.base_url, f"/api/v1/events/?last_event_id={event_id}", auth
+    )
+    try:
+        return await stream.replayed()
+    finally:
+        await stream.close()

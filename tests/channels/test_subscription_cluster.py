@@ -8,7 +8,7 @@ import json
 
 from gateway.config import ClusterConfig, SubscriptionsConfig
 from testkit.fakes.receiver import Receiver
-from testkit.helpers import Client, EventStream, async_wait_until
+from testkit.helpers import async_wait_until, logged_after
 from tests.channels.conftest import MOCK, MOCK_HEADERS, MOCK_URL, Gateway
 
 QUICK = SubscriptionsConfig(
@@ -19,17 +19,6 @@ QUICK = SubscriptionsConfig(
 async def _write(gw: Gateway, contact: int, text: str) -> None:
     body = json.dumps({"contact_id": contact, "message": text})
     assert (await gw.post(MOCK_URL, body, MOCK_HEADERS))[0] == 200
-
-
-async def _logged_after(agent: Client, event_id: str) -> list[str]:
-    auth = {"Authorization": f"Bearer {agent.token}"}
-    stream = await EventStream.open(
-        agent.base_url, f"/api/v1/events/?last_event_id={event_id}", auth
-    )
-    try:
-        return [event["id"] for event in await stream.replayed()]
-    finally:
-        await stream.close()
 
 
 async def test_one_gateway_sends_a_subscription_and_the_other_takes_over(gateway) -> None:
@@ -49,7 +38,7 @@ async def test_one_gateway_sends_a_subscription_and_the_other_takes_over(gateway
             await _write(first if n % 2 else second, n % 3, f"message {n}")
 
         async def delivered(at_least: int) -> bool:
-            logged = await _logged_after(first.agent, start)
+            logged = [e["id"] for e in await logged_after(first.agent, start)]
             return len(logged) >= at_least and receiver.ids == logged
 
         async def all_delivered() -> bool:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from testkit.fakes.receiver import Receiver
-from testkit.helpers import Client, EventStream, async_wait_until, free_port, sign_in, sign_up
+from testkit.helpers import Client, async_wait_until, free_port, logged_after, sign_in, sign_up
 from testkit.processes import exited, launch, tail, until_ready
 
 EVENTS = ["message.created", "message.updated", "conversation.updated"]
@@ -38,20 +38,8 @@ async def _contact_writes(client: Client, message_id: int, text: str) -> None:
     assert (await client.fetch("POST", "/webhooks/mock/mock/", json_body=body))[0] == 200
 
 
-async def _logged_after(agent: Client, event_id: str) -> list[str]:
-    """The ids of every event after ``event_id``, as the event stream replays them."""
-    return [event["id"] for event in await _replayed(agent, event_id)]
-
-
-async def _replayed(agent: Client, event_id: str) -> list[dict[str, Any]]:
-    auth = {"Authorization": f"Bearer {agent.token}"}
-    stream = await EventStream.open(
-        agent.base_url, f"/api/v1/events/?last_event_id={event_id}", auth
-    )
-    try:
-        return await stream.replayed()
-    finally:
-        await stream.close()
+async def _ids_after(agent: Client, event_id: str) -> list[str]:
+    return [event["id"] for event in await logged_after(agent, event_id)]
 
 
 async def test_every_event_arrives_once_in_order_through_500s_an_outage_and_kill_9(
@@ -90,7 +78,7 @@ async def test_every_event_arrives_once_in_order_through_500s_an_outage_and_kill
 
         async def failing() -> bool:
             logged = {(e["event"], e["data"].get("message", {}).get("id")) for e in
-                      await _replayed(ana, start)}  # fmt: skip
+                      await logged_after(ana, start)}  # fmt: skip
             _, shown = await ana.fetch("GET", path)
             sent_logged = ("message.updated", sent["id"]) in logged  # the reply went out
             return sent_logged and shown["failing_since"] is not None
@@ -108,10 +96,10 @@ async def test_every_event_arrives_once_in_order_through_500s_an_outage_and_kill
         await _contact_writes(client, 3, "Obrigado")
 
         async def all_delivered() -> bool:
-            return receiver.ids == await _logged_after(ana, start)
+            return receiver.ids == await _ids_after(ana, start)
 
         await async_wait_until(all_delivered, 30, "every event to be delivered")
-        expected = await _logged_after(ana, start)
+        expected = await _ids_after(ana, start)
         assert receiver.ids == expected  # every event once, in the log's order
         assert receiver.forged == 0
         types = {event["type"] for event in receiver.accepted}
