@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING
@@ -18,6 +18,10 @@ from storage.records import Collection, Database, maybe, new_id, update_returnin
 # Ended sign-ins: {family: when its last token expires}.
 SIGNED_OUT = "signed_out"
 _FAMILY = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+# How long an ended sign-in of an early version's list (which kept no dates) is still
+# refused: longer than its refresh tokens live, unless auth.refresh_token_days > 366.
+OLD_SIGN_INS_KEPT = timedelta(days=366)
 
 # A mark that outlives every agent: once one existed, nobody bootstraps again.
 _EVER = {"_id": "an agent was created"}
@@ -62,6 +66,21 @@ class AgentsRepository:
         await collection.update_many(
             {"role": {"$exists": False}}, {"$set": {"role": Role.AGENT.value}}
         )
+
+    @staticmethod
+    async def date_ended_sign_ins(collection: Collection) -> None:
+        """Agents whose ended sign-ins are the bare list an early version kept
+        (``ended_sign_ins``): each becomes an entry of ``signed_out`` that lasts as
+        long as the longest-lived refresh token could (a schema step). Idempotent."""
+        until = utcnow() + OLD_SIGN_INS_KEPT
+        async for agent in collection.find({"ended_sign_ins": {"$exists": True}}):
+            ended = {
+                f"{SIGNED_OUT}.{f}": until for f in agent["ended_sign_ins"] if _FAMILY.fullmatch(f)
+            }
+            change: dict[str, Any] = {"$unset": {"ended_sign_ins": ""}}
+            if ended:  # an empty $set is an error
+                change["$set"] = ended
+            await collection.update_one({"_id": agent["_id"]}, change)
 
     async def create(
         self,

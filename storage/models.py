@@ -114,8 +114,7 @@ class Agent:
             password_hash=d["password_hash"],
             last_assigned_at=d.get("last_assigned_at"),
             tokens_valid_after=d.get("tokens_valid_after"),
-            # "ended_sign_ins": the list older versions kept.
-            ended_sign_ins=frozenset(d.get("signed_out") or ()) | set(d.get("ended_sign_ins", ())),
+            ended_sign_ins=frozenset(d.get("signed_out") or ()),
             kept_sign_in=d.get("kept_sign_in"),
             role=Role.ADMIN if d.get("role") == Role.ADMIN.value else Role.AGENT,
             disabled=d.get("disabled") is True,

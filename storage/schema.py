@@ -36,10 +36,19 @@ async def _give_roles(db: Database) -> None:
     await AgentsRepository.give_roles(db["agents"])
 
 
+async def _date_ended_sign_ins(db: Database) -> None:
+    await AgentsRepository.date_ended_sign_ins(db["agents"])
+
+
 # (version, what it does, the step): in order, each idempotent.
 Step = tuple[int, str, Callable[[Database], Awaitable[None]]]
 STEPS: list[Step] = [
     (1, "agents from before roles: the first made is the admin, the others agents", _give_roles),
+    (
+        2,
+        "ended sign-ins kept as a bare list: each refused until it cannot be used",
+        _date_ended_sign_ins,
+    ),
 ]
 VERSION = STEPS[-1][0]
 

@@ -12,6 +12,7 @@ from typing import Any
 from gateway.config import Config, StorageConfig
 from gateway.database import prepare
 from storage.database import Storage
+from storage.schema import VERSION
 from testkit.fakes.graph import ACCESS_TOKEN, PHONE_NUMBER_ID, FakeGraph
 from testkit.fakes.telegram import TOKEN, FakeBotAPI
 from testkit.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, FROM, FakeTwilio
@@ -110,7 +111,7 @@ async def test_a_standalone_server_and_a_missing_index_are_named(
     assert standalone.startswith("FAIL  replica set: a standalone server")
     [index] = _lines(output, "indexes")
     assert index.startswith("FAIL  indexes: messages lacks outbound_idempotency")
-    assert _lines(output, "schema") == ["ok    schema: version 1, this gateway's"]
+    assert _lines(output, "schema") == [f"ok    schema: version {VERSION}, this gateway's"]
 
 
 async def test_twilio_credentials_are_checked_at_twilio(

@@ -35,6 +35,24 @@ async def test_a_database_of_the_previous_release_is_brought_up_at_start(storage
     assert (await storage.agents.get(made[1].id)).role is Role.ADMIN  # type: ignore[union-attr]
 
 
+async def test_ended_sign_ins_kept_as_a_list_stay_refused_with_a_date(storage: Storage) -> None:
+    agent = await storage.agents.create("ana", "hash")
+    family = "0c9a1c52-5a55-4c3b-9a8e-6b0d6f6b2f6e"
+    # As an early version kept them: a bare list, and no schema version past 1.
+    await storage.agents.collection.update_one(
+        {"_id": agent.id}, {"$set": {"ended_sign_ins": [family, "not a family"]}}
+    )
+    await storage.db["meta"].update_one({"_id": "schema"}, {"$set": {"version": 1}})
+
+    await storage.ensure_indexes(RETENTION_SECONDS)
+    assert await stored_version(storage.db) == schema.VERSION
+    stored = await storage.agents.collection.find_one({"_id": agent.id})
+    assert stored is not None
+    assert "ended_sign_ins" not in stored
+    assert list(stored["signed_out"]) == [family]  # dated: dropped once it cannot be used
+    assert (await storage.agents.get(agent.id)).ended_sign_ins == {family}  # type: ignore[union-attr]
+
+
 async def test_a_crash_between_steps_resumes_at_the_step_that_did_not_finish(
     storage: Storage,
 ) -> None:
