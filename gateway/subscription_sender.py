@@ -90,10 +90,13 @@ class SubscriptionSender:
         self.policy = policy
         self.clock = clock
         self.wake = asyncio.Event()  # set when there may be more to send, or a change
+        # Set to end at the next step: the delivery under way is seen through and its
+        # cursor written, so a gateway that stops sends nothing twice.
+        self.stopping = False
 
     async def run(self) -> None:
         """Deliver until the subscription is paused, disabled or deleted."""
-        while True:
+        while not self.stopping:
             subscription = await self.store.get(self.id)
             if subscription is None or not subscription.active:
                 return
@@ -112,6 +115,8 @@ class SubscriptionSender:
         for event in batch:
             if event.type not in subscription.events:
                 continue
+            if self.stopping:
+                return
             assert current is not None
             current = await self._deliver(current, event)
             if current is None:
@@ -142,6 +147,8 @@ class SubscriptionSender:
                     return None
                 return replace(subscription, cursor=event.id, failing_since=None, last_error=None)
             if not await self._failed(subscription, outcome.error or f"HTTP {outcome.status}"):
+                return None
+            if self.stopping:
                 return None
             with contextlib.suppress(TimeoutError):  # a change (a pause, a new URL) ends it
                 await asyncio.wait_for(self.wake.wait(), self.policy.retry.delay(attempt))

@@ -39,6 +39,7 @@ from storage.records import utcnow
 log = logging.getLogger("gateway.subscriptions")
 
 PresentEvent = Callable[[Event], dict[str, Any]]
+STOP_GRACE_SECONDS = 5.0  # a sender stopping finishes its delivery within this, or is cut
 
 
 class WebhookPoster:
@@ -175,8 +176,11 @@ class SubscriptionWork:
 
     async def _rest(self, subscription_id: str) -> None:
         self.held.pop(subscription_id, None)
-        if self.senders.pop(subscription_id, None) is not None:
-            await self.supervisor.stop(_worker(subscription_id))
+        sender = self.senders.pop(subscription_id, None)
+        if sender is not None:  # it sees the delivery under way through, then ends
+            sender.stopping = True
+            sender.wake.set()
+            await self.supervisor.stop_after(_worker(subscription_id), STOP_GRACE_SECONDS)
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,14 @@ class Supervisor:
         worker = self.workers.get(name)
         return worker is not None and worker.task is not None and not worker.task.done()
 
+    async def stop_after(self, name: str, grace: float) -> None:
+        """Let the worker ``name`` end by itself (it was told to) for up to ``grace``
+        seconds, then stop it."""
+        worker = self.workers.get(name)
+        if worker is not None and worker.task is not None:
+            await asyncio.wait({worker.task}, timeout=grace)
+        await self.stop(name)
+
     async def stop(self, name: str) -> None:
         worker = self.workers.pop(name, None)
         if worker is not None and worker.task is not None:

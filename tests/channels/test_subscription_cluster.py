@@ -22,7 +22,8 @@ async def _write(gw: Gateway, contact: int, text: str) -> None:
 
 
 async def test_one_gateway_sends_a_subscription_and_the_other_takes_over(gateway) -> None:
-    sections = {"subscriptions": QUICK, "cluster": ClusterConfig(lease_seconds=1)}
+    # A lease of 3 s, renewed each second: a loop held up on a busy machine keeps it.
+    sections = {"subscriptions": QUICK, "cluster": ClusterConfig(lease_seconds=3)}
     first: Gateway = await gateway(MOCK, **sections)
     second: Gateway = await gateway(MOCK, **sections)
     receiver = Receiver().start()
@@ -51,7 +52,8 @@ async def test_one_gateway_sends_a_subscription_and_the_other_takes_over(gateway
 
         [holder] = holders
         other = second if holder is first else first
-        await holder.services.subscriptions.stop()  # as a gateway that shuts down
+        await holder.services.subscriptions.stop()  # as a gateway that shuts down: its
+        # sender sees its delivery through, so the other starts after it
         await holder.services.subscriptions.release()
         before = len(receiver.ids)
         for n in range(10, 16):

@@ -188,3 +188,20 @@ async def test_a_paused_subscription_stops_between_tries() -> None:
     assert receiver.got == []
     assert store.subscription is not None
     assert store.subscription.cursor == "e0000"
+
+
+async def test_a_stopping_sender_sees_its_delivery_through_and_sends_no_more() -> None:
+    clock = FakeClock()
+    store, log = FakeStore(_subscription()), FakeLog([_event(n) for n in range(1, 4)])
+    receiver = Receiver(clock)
+    sender = _sender(store, log, receiver, clock)
+
+    async def answered_then_told_to_stop(subscription: Subscription, event: Event) -> Attempt:
+        sender.stopping = True  # the gateway stops while this delivery is under way
+        return await receiver(subscription, event)
+
+    sender.post = answered_then_told_to_stop
+    await asyncio.wait_for(sender.run(), 10)
+    assert receiver.got == ["e0001"]
+    assert store.subscription is not None
+    assert store.subscription.cursor == "e0001"  # written: the next holder starts after it
