@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_account_commands(commands, common)
 
     config = commands.add_parser("config", help="look at the configuration")
-    config_commands = config.add_subparsers(dest="config_command", required=True)
+    config_commands = config.add_subparsers(dest="config_command", required=True, metavar="show")
     config_commands.add_parser(
         "show",
         parents=[common],
@@ -119,8 +119,16 @@ def _load(args: argparse.Namespace) -> Config:
 def _read_password(from_stdin: bool) -> str:
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
-    password = getpass.getpass("Password: ")
-    if getpass.getpass("Password (again): ") != password:
+    if not sys.stdin.isatty():
+        raise GatewayError(
+            "no terminal to ask for the password on: pipe it in with --password-stdin"
+        )
+    try:
+        password = getpass.getpass("Password: ")
+        again = getpass.getpass("Password (again): ")
+    except EOFError:  # Ctrl-D at the prompt
+        raise GatewayError("no password given; nothing changed") from None
+    if again != password:
         raise GatewayError("the passwords do not match")
     return password
 
@@ -170,9 +178,9 @@ def _webhook_channels(config: Config, only: str | None, *, register: bool) -> se
         if not register or kind.mode_of(settings) == "webhook":
             names.add(declared.name)
     if not names:
-        mode = " in webhook mode" if register else ""
         named = f" named {only}" if only else ""
-        raise GatewayError(f"no channel that registers webhooks{mode}{named}")
+        how = " in webhook mode: set TELEGRAM_MODE=webhook (channels[].mode)" if register else ""
+        raise GatewayError(f"no telegram channel{named}{how}")
     return names
 
 
@@ -181,9 +189,9 @@ async def _webhooks(config: Config, only: str | None, *, register: bool) -> None
     to register, those in webhook mode, at PUBLIC_URL; to delete, any."""
     from gateway.channels import ChannelSet  # the channel clients load only when needed
 
+    names = _webhook_channels(config, only, register=register)
     if register and not config.server.public_url:
         raise GatewayError("set PUBLIC_URL (server.public_url) to the gateway's public address")
-    names = _webhook_channels(config, only, register=register)
     storage = open_storage(config, attach=True)
     try:
         await prepare(storage, config)
@@ -191,7 +199,9 @@ async def _webhooks(config: Config, only: str | None, *, register: bool) -> None
         try:
             chosen = [c for c in channels if c.name in names]
             if not chosen:  # each is off: disabled, or its token is not set
-                raise GatewayError(f"channel {', '.join(sorted(names))} is off; the log says why")
+                why = "; ".join(f"{n}: {channels.off.get(n, 'off')}" for n in sorted(names))
+                raise GatewayError(f"channel {why} (TELEGRAM_BOT_TOKEN is the default "
+                                   "telegram channel's token)")  # fmt: skip
             for channel in chosen:
                 try:
                     await (channel.register_webhook() if register else channel.delete_webhook())

@@ -11,6 +11,7 @@ import time
 from tornado.netutil import bind_sockets
 
 from gateway.config import Config
+from gateway.errors import GatewayError
 from gateway.listener import SPARE_DESCRIPTORS, GuardedHTTPServer, raise_file_limit
 from gateway.runtime import Runtime
 from handlers.app import make_app
@@ -41,7 +42,14 @@ async def serve(config: Config, ready: asyncio.Event | None = None) -> None:
         body_timeout=config.server.body_timeout_seconds,
     )
     try:
-        sockets = bind_sockets(config.server.port, config.server.host)
+        try:
+            sockets = bind_sockets(config.server.port, config.server.host)
+        except OSError as exc:  # the port is taken, or the address is not this machine's
+            where = f"{config.server.host}:{config.server.port}"
+            raise GatewayError(
+                f"cannot listen on {where}: {exc.strerror}; stop what uses it, or choose "
+                "another with --port (or --host)"
+            ) from None
         server.add_sockets(sockets)
         port = sockets[0].getsockname()[1]
         log.info("bot-gateway listening on http://%s:%d (at most %d connections)",

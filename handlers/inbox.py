@@ -39,12 +39,14 @@ class InboxHandler(tornado.web.StaticFileHandler):
         return super().get_content_type()
 
 
-@public("sends /inbox to /inbox/, where the page's relative links resolve")
+@public("sends / and /inbox to /inbox/, where the page's relative links resolve")
 class InboxRedirect(tornado.web.RedirectHandler):
     pass
 
 
 routes: list[tuple[str, type, dict[str, Any]]] = [
+    # Someone who opens the gateway's address: not permanent, / may serve more one day.
+    (r"/", InboxRedirect, {"url": "/inbox/", "permanent": False}),
     (r"/inbox", InboxRedirect, {"url": "/inbox/"}),
     (r"/inbox/(.*)", InboxHandler, {"path": str(ASSETS), "default_filename": "index.html"}),
 ]

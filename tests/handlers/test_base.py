@@ -167,3 +167,10 @@ async def test_cors_answers_only_the_allowed_origins(storage, serve_app) -> None
     assert listed.headers["Access-Control-Allow-Origin"] == "https://inbox.example.com"
     assert "Origin" in listed.headers["Vary"]
     assert "X-Request-ID" in listed.headers["Access-Control-Expose-Headers"]
+
+
+async def test_the_gateways_address_leads_to_the_inbox(client: Client) -> None:
+    answer = await client.http.fetch(
+        client.base_url + "/", follow_redirects=False, raise_error=False
+    )
+    assert (answer.code, answer.headers["Location"]) == (302, "/inbox/")
