@@ -307,7 +307,7 @@ async def test_switching_from_webhook_to_polling_takes_delete_webhook(
     code, out, err = await _run("delete-webhook", "--config", config, "--channel", "nope")
     assert (code, err.splitlines()[-1]) == (
         1,
-        "bot-gateway: error: no channel that registers webhooks named nope",
+        "bot-gateway: error: no telegram channel named nope",
     )
     assert telegram_api.webhook != {}
     code, out, err = await _run("delete-webhook", "--config", config, "--channel", "tg")
@@ -328,9 +328,18 @@ _NO_TOKEN = ChannelConfig(name="tg", type="telegram", settings={"token": "", "mo
 @pytest.mark.parametrize(
     ("command", "channel", "error"),
     [
-        ("delete-webhook", _MOCK, "no channel that registers webhooks"),
-        ("set-webhook", _POLLING, "no channel that registers webhooks in webhook mode"),
-        ("set-webhook", _NO_TOKEN, "channel tg is off; the log says why"),
+        ("delete-webhook", _MOCK, "no telegram channel"),
+        (
+            "set-webhook",
+            _POLLING,
+            "no telegram channel in webhook mode: set TELEGRAM_MODE=webhook (channels[].mode)",
+        ),
+        (
+            "set-webhook",
+            _NO_TOKEN,
+            "channel tg: token not set (TELEGRAM_BOT_TOKEN is the default telegram channel's "
+            "token)",
+        ),
     ],
     ids=["mock only", "polling", "no token"],
 )
