@@ -22,7 +22,7 @@ from gateway.assignment import Assigner
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.config import BotsConfig
 from gateway.conversation_updates import ConversationUpdates
-from gateway.errors import Conflict, ValidationError
+from gateway.errors import Conflict, NotFound, ValidationError
 from storage.database import Storage
 from storage.models import (
     AgentRef,
@@ -76,9 +76,11 @@ class BotLane:
         self, conversation_id_: str, reason: str, to: str | None = None
     ) -> Conversation:
         """From the bot to the agents (``to`` one of them, or the queue); a
-        :class:`Conflict` if no bot holds it."""
+        :class:`Conflict` if no bot holds it, :class:`NotFound` if there is none."""
         moved = await self.storage.conversations.handoff(conversation_id_, reason, to)
-        if moved is None:
+        if moved is None:  # read only when it did not move: a 404 or a 409
+            if await self.storage.conversations.get(conversation_id_) is None:
+                raise NotFound(f"No such conversation: {conversation_id_}")
             raise Conflict("no bot holds this conversation: the agents have it")
         await self.updates.conversations_changed([moved])
         if to is None:

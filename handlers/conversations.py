@@ -113,7 +113,6 @@ class HandoffHandler(BaseHandler):
           409: {$ref: "#/components/responses/Conflict"}
         """
         reason = self.json_body(schemas.Handoff())["reason"]
-        await self.services.conversations.get(conversation_id)  # a 404 before a 409
         moved = await self.services.bots.handoff(conversation_id, reason)
         self.write_json(present(moved))
 

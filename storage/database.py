@@ -282,17 +282,12 @@ class Storage:
         batches (storage/expiry.py); returns how many."""
         if self.server_expires:
             return 0  # MongoDB's TTL monitor does it
-        sweep, expired = self.expiry.sweep, 0
-        for target, retention in (
-            (Expiring(self.messages.collection), self.messages.retention_seconds),
-            (Expiring(self.events.collection), self.events.retention_seconds),
-            (Expiring(self.uploads.chunks, "created_at"), self.uploads.retention_seconds),
-            (Expiring(self.uploads.files, "created_at"), self.uploads.retention_seconds),
-            (Expiring(self.subscriptions.deliveries), self.subscriptions.retention_seconds),
-        ):
-            count = await sweep(target, retention)
-            if target.collection in (self.messages.collection, self.events.collection):
-                expired += count
+        sweep = self.expiry.sweep
+        expired = await sweep(Expiring(self.messages.collection), self.messages.retention_seconds)
+        expired += await sweep(Expiring(self.events.collection), self.events.retention_seconds)
+        for files in (self.uploads.chunks, self.uploads.files):  # with their messages
+            await sweep(Expiring(files, "created_at"), self.uploads.retention_seconds)
+        await sweep(Expiring(self.subscriptions.deliveries), self.subscriptions.retention_seconds)
         return expired
 
     async def sweep_forever(self, interval: float) -> None:
