@@ -9,6 +9,7 @@ import json
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 from gateway import logs
@@ -97,7 +98,32 @@ def build_parser() -> argparse.ArgumentParser:
         "PUBLIC_URL; exits 1 if anything is wrong",
     )
     doctor.add_argument("--json", action="store_true", help="one JSON document instead")
+    _add_backup_commands(commands, common)
     return parser
+
+
+def _add_backup_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    backup = commands.add_parser(
+        "backup",
+        parents=[common],
+        help="write every collection (uploads included) to one archive, as of one moment, "
+        "while the gateway serves",
+    )
+    backup.add_argument("--out", required=True, metavar="FILE", help="the archive to write")
+    backup.add_argument(
+        "--with-secrets",
+        action="store_true",
+        help="include the data dir's JWT secret, so that sign-ins survive a restore",
+    )
+    restore = commands.add_parser(
+        "restore",
+        parents=[common],
+        help="write a backup into an empty database (stop the gateway first)",
+    )
+    restore.add_argument("--from", required=True, dest="source", metavar="FILE")
+    restore.add_argument(
+        "--replace", action="store_true", help="delete what the database holds first"
+    )
 
 
 def _version() -> str:
@@ -228,6 +254,47 @@ def _doctor(config: Config, args: argparse.Namespace) -> int:
     return 0 if all(check.ok for check in checks) else 1
 
 
+async def _backup(config: Config, out: str, with_secrets: bool) -> None:
+    from gateway.backup import back_up
+
+    storage = open_storage(config, attach=True)  # a running gateway's, if there is one
+    try:
+        data_dir = config.data_dir if with_secrets else None
+        manifest = await back_up(storage, Path(out), data_dir=data_dir, gateway_version=_version())
+    finally:
+        await storage.close()
+    secrets = " and the JWT secret" if manifest.secrets else ""
+    print(f"backed up {manifest.documents} documents of {len(manifest.collections)} "
+          f"collections{secrets} to {out} (as of one moment: {manifest.consistency})")  # fmt: skip
+
+
+async def _restore(config: Config, source: str, replace: bool) -> None:
+    from gateway.backup import read_archive, restore
+    from storage.backup import NotEmpty
+
+    manifest = read_archive(Path(source))  # all of it checked before anything is written
+    storage = open_storage(config)  # the data dir's own: no gateway may be running on it
+    try:
+        try:
+            restored = await restore(storage, Path(source), manifest,
+                                     data_dir=config.data_dir, replace=replace)  # fmt: skip
+        except NotEmpty as exc:
+            raise GatewayError(
+                f"the database holds data ({exc}); restore into an empty one, or pass "
+                "--replace to delete it first"
+            ) from None
+        await prepare(storage, config)  # its indexes, and the schema brought up to date
+    finally:
+        await storage.close()
+    kept = (
+        "sign-ins made before the backup still work"
+        if restored.secrets and not config.auth.jwt_secret
+        else "sign-ins made before the backup have ended: agents sign in again"
+    )
+    print(f"restored {manifest.documents} documents of {len(manifest.collections)} "
+          f"collections from {source}, taken {manifest.created_at}; {kept}")  # fmt: skip
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -261,6 +328,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_webhooks(config, args.channel, register=register))
         elif args.command == "doctor":
             return _doctor(config, args)
+        elif args.command == "backup":
+            asyncio.run(_backup(config, args.out, args.with_secrets))
+        elif args.command == "restore":
+            asyncio.run(_restore(config, args.source, args.replace))
     except ConfigError as exc:  # found once channels are built
         print(f"bot-gateway: config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

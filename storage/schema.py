@@ -26,6 +26,7 @@ from storage.records import Database, utcnow
 log = logging.getLogger("gateway.storage")
 
 _VERSION = {"_id": "schema"}
+RESTORING = {"_id": "restoring"}  # in ``meta`` while a restore is under way (storage/backup.py)
 LEASE = "schema"
 LEASE_SECONDS = 300.0  # longer than any step: another process takes over after it
 WAIT_SECONDS = 600.0  # how long a process waits for another's steps before giving up
@@ -68,6 +69,11 @@ async def migrate(db: Database, leases: LeasesRepository, steps: Sequence[Step] 
     newest = steps[-1][0] if steps else 0
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     deadline = asyncio.get_running_loop().time() + WAIT_SECONDS
+    if await db["meta"].find_one(RESTORING) is not None:
+        raise StorageUnavailable(
+            "a restore into this database did not finish: run bot-gateway restore again "
+            "with --replace"
+        )
     while True:
         version = await stored_version(db)
         if version > newest:
