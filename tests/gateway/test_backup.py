@@ -229,3 +229,47 @@ def test_the_archive_is_a_required_argument(command: str) -> None:
     assert done.returncode == 2
     assert "required" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+PREVIOUS_RELEASE = Path(__file__).parents[1] / "fixtures" / "previous_release.tar.gz"
+
+
+def test_the_previous_releases_data_restored_is_served_by_this_one(tmp_path: Path) -> None:
+    # Three agents (cai signed out), three contacts with three messages and a reply
+    # each, an FAQ: tests/fixtures/make_previous_release.py.
+    gateway = _configure(tmp_path)
+    restored = gateway.run("restore", "--from", str(PREVIOUS_RELEASE))
+    assert restored.returncode == 0, restored.stderr
+    assert restored.stdout.startswith("restored 58 documents of ")
+    gateway.start()
+    try:
+        base = gateway.url("")
+        signed_in = {}
+        for name in ("ana", "bea", "cai"):  # their passwords' hashes came along
+            status, tokens = call(base, "POST", "/auth/token/",
+                                  {"username": name, "password": "correct horse"})  # fmt: skip
+            assert status == 200, tokens
+            signed_in[name] = tokens["access"]
+        status, agents = call(base, "GET", "/api/v1/agents/", token=signed_in["bea"])
+        assert status == 200
+        roles = {a["username"]: a["role"] for a in agents["results"]}
+        assert roles == {"ana": "admin", "bea": "agent", "cai": "agent"}  # the first: admin
+        listed = {
+            path: call(base, "GET", path, token=signed_in["bea"])
+            for path in ("/api/v1/conversations/", "/api/v1/messages/", "/api/v1/faqs/")
+        }
+        assert {
+            path: (status, len(page["results"])) for path, (status, page) in listed.items()
+        } == {
+            "/api/v1/conversations/": (200, 3),
+            "/api/v1/messages/": (200, 12),
+            "/api/v1/faqs/": (200, 1),
+        }
+        sent = [m for m in listed["/api/v1/messages/"][1]["results"] if m["direction"] == "out"]
+        assert {m["status"] for m in sent} == {"sent"}
+        new_agent = {"username": "dan", "password": "correct horse"}
+        assert call(base, "POST", "/api/v1/agents/", new_agent, token=signed_in["bea"])[0] == 403
+        assert call(base, "POST", "/api/v1/agents/", new_agent, token=signed_in["ana"])[0] == 201
+    finally:
+        gateway.process.terminate()  # type: ignore[union-attr]
+        assert gateway.process.wait(30) == 0  # type: ignore[union-attr]

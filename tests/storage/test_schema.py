@@ -4,9 +4,14 @@ process at a time, resume after a crash, and a newer database is refused."""
 from __future__ import annotations
 
 import asyncio
+import uuid
+from pathlib import Path
+from typing import Any
 
 import pytest
+from pymongo.asynchronous.collection import AsyncCollection
 
+from gateway.backup import read_archive, restore
 from storage import schema
 from storage.database import Storage
 from storage.models import Role
@@ -122,3 +127,61 @@ async def test_a_database_written_by_a_newer_gateway_is_refused(storage: Storage
     )
     with pytest.raises(NewerSchema, match=r"newer bot-gateway; this one knows up to \d+: upgrade"):
         await storage.ensure_indexes(RETENTION_SECONDS)
+
+
+PREVIOUS_RELEASE = Path(__file__).parents[1] / "fixtures" / "previous_release.tar.gz"
+
+
+async def test_the_previous_releases_database_comes_up_through_crashes_in_a_step_and_between(
+    mongo_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # tests/fixtures/make_previous_release.py says how the archive was made: the
+    # previous release's gateway, used by three agents and three contacts.
+    manifest = read_archive(PREVIOUS_RELEASE)
+    assert manifest.schema_version == 0 < schema.VERSION
+    target = Storage.connect(mongo_uri, f"previous_{uuid.uuid4().hex[:12]}")
+    try:
+        await restore(target, PREVIOUS_RELEASE, manifest, data_dir=tmp_path, replace=False)
+        agents = target.agents.collection
+
+        async def roles() -> dict[str, str | None]:
+            return {a["username"]: a.get("role") async for a in agents.find({})}
+
+        assert await roles() == {"ana": None, "bea": None, "cai": None}
+
+        # The process dies inside the first step: the admin given, the agents not yet.
+        update_many = AsyncCollection.update_many
+
+        async def dies(self: AsyncCollection[Any], *args: Any, **kwargs: Any) -> Any:
+            if self.name == "agents":
+                raise RuntimeError("the process died here")
+            return await update_many(self, *args, **kwargs)
+
+        monkeypatch.setattr(AsyncCollection, "update_many", dies)
+        with pytest.raises(RuntimeError):
+            await target.ensure_indexes(RETENTION_SECONDS)
+        assert (await stored_version(target.db), await roles()) == (
+            0, {"ana": "admin", "bea": None, "cai": None}
+        )  # fmt: skip
+        monkeypatch.undo()
+
+        # It dies again after the first step, before the next one finished.
+        async def crash(db: Database) -> None:
+            raise RuntimeError("the process died here")
+
+        with pytest.raises(RuntimeError):
+            await migrate(target.db, target.leases, [schema.STEPS[0], (2, "dies", crash)])
+        assert await stored_version(target.db) == 1
+
+        await target.ensure_indexes(RETENTION_SECONDS)  # the next start
+        assert await stored_version(target.db) == schema.VERSION
+        assert await roles() == {"ana": "admin", "bea": "agent", "cai": "agent"}
+        ana = await target.agents.get_by_username("ana")
+        assert ana is not None
+        assert ana.role is Role.ADMIN
+        cai = await target.agents.get_by_username("cai")
+        assert cai is not None
+        assert len(cai.ended_sign_ins) == 1  # signed out in the previous release: still
+    finally:
+        await target.client.drop_database(target.db.name)
+        await target.close()
