@@ -1,7 +1,8 @@
 """The records the repositories return: frozen dataclasses, never raw documents.
 
 Each model is built from its stored document by ``of`` (which renames ``_id`` to
-``id`` and fills what older versions did not store); only storage code builds them
+``id``; fields added since the previous release are optional, and older shapes are
+brought up to date by a schema step, storage/schema.py); only storage code builds them
 and only storage code knows the documents' keys. Fields that only the storage
 itself reads (list keys, claims, the normalised question) are not models' fields.
 """
@@ -107,10 +108,10 @@ class Agent:
         return cls(
             id=d["_id"],
             username=d["username"],
-            display_name=d.get("display_name", ""),
-            is_available=d.get("is_available", True),
+            display_name=d["display_name"],
+            is_available=d["is_available"],
             created_at=d["created_at"],
-            updated_at=d.get("updated_at") or d["created_at"],
+            updated_at=d["updated_at"],
             password_hash=d["password_hash"],
             last_assigned_at=d.get("last_assigned_at"),
             tokens_valid_after=d.get("tokens_valid_after"),
@@ -257,8 +258,8 @@ class Message:
             content=d["content"],
             status=Status(d["status"]),
             created_at=d["created_at"],
-            updated_at=d.get("updated_at") or d["created_at"],
-            external_id=d.get("external_id", ""),
+            updated_at=d["updated_at"],
+            external_id=d["external_id"],
             error=d.get("error"),
             auto_reply=d.get("auto_reply", False),
             faq_id=d.get("faq_id"),
@@ -299,7 +300,7 @@ class StoredChannel:
             settings=d.get("settings", {}),
             webhook_secret=d.get("webhook_secret", ""),
             created_at=d["created_at"],
-            updated_at=d.get("updated_at") or d["created_at"],
+            updated_at=d["updated_at"],
             bot_id=d.get("bot_id"),
         )
 
@@ -327,7 +328,7 @@ class Faq:
             hits=d.get("hits", 0),
             phrases=tuple(d.get("phrases", ())),
             created_at=d["created_at"],
-            updated_at=d.get("updated_at") or d["created_at"],
+            updated_at=d["updated_at"],
         )
 
 
@@ -405,7 +406,7 @@ class Conversation:
             status=ConversationStatus(d.get("status", "open")),
             unread=d.get("unread", 0),
             created_at=d["created_at"],
-            updated_at=d.get("updated_at") or d["created_at"],
+            updated_at=d["updated_at"],
             last_message_at=d.get("last_message_at"),
             last_message=Preview(
                 last["id"], Direction(last["direction"]), last["content"], Status(last["status"])
