@@ -9,7 +9,7 @@ specifies), and answers with its API token:
 - anything else: it says what it can do.
 
 Once an agent holds the conversation the gateway refuses the bot's messages (409),
-and the bot lets it be. Run it with (see README, "Connect a bot"):
+and the bot lets it be. Run it with (see docs/api.md, "Connect a bot"):
 
     GATEWAY_URL=http://127.0.0.1:8000 BOT_TOKEN=bgw_... WEBHOOK_SECRET=whsec_... \\
         python examples/support_bot.py --port 8300
