@@ -97,10 +97,12 @@ class Conversations:
                 self.assigner.nudge()
         return current
 
-    async def read(self, conversation_id: str, at: datetime | None = None) -> Conversation:
-        """The assignee read it: nothing is unread."""
+    async def read(
+        self, conversation_id: str, reader: str, at: datetime | None = None
+    ) -> Conversation:
+        """``reader`` read it: nothing is unread for them, and for the others as before."""
         await self.get(conversation_id)
-        read = await self.storage.conversations.read(conversation_id, at or utcnow())
+        read = await self.storage.conversations.read(conversation_id, reader, at or utcnow())
         if read is None:
             raise NotFound(f"No such conversation: {conversation_id}")
         await self.updates.conversations_changed([read])

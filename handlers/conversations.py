@@ -1,16 +1,26 @@
-"""Conversations: one per contact, with its assignee, status and unread count."""
+"""Conversations: one per contact, with its assignee, status and each reader's unread count."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from gateway.conversations import me_or
 from handlers import schemas
 from handlers.base import BaseHandler, needs, presenter
 from storage.lists import Position
-from storage.models import ConversationStatus, Scope
+from storage.models import Conversation, ConversationStatus, Scope
 
 present = presenter(schemas.Conversation())
+
+
+def present_to(viewer: str) -> Callable[[Conversation], dict[str, Any]]:
+    """A conversation as ``viewer`` sees it: ``unread`` is theirs."""
+
+    def shown(conversation: Conversation) -> dict[str, Any]:
+        return {**present(conversation), "unread": conversation.unread_for(viewer)}
+
+    return shown
 
 
 class ConversationsHandler(BaseHandler):
@@ -34,7 +44,7 @@ class ConversationsHandler(BaseHandler):
         async def mine(after: Position | None, size: int, **filters: Any) -> Any:
             return await self.services.conversations.list_page(self.caller, after, size, **filters)
 
-        await self.write_page(mine, present, schemas.ConversationQuery())
+        await self.write_page(mine, present_to(self.caller.id), schemas.ConversationQuery())
 
 
 class ConversationHandler(BaseHandler):
@@ -48,7 +58,8 @@ class ConversationHandler(BaseHandler):
           401: {$ref: "#/components/responses/Unauthorized"}
           404: {$ref: "#/components/responses/NotFound"}
         """
-        self.write_json(present(await self.services.conversations.get(conversation_id)))
+        conversation = await self.services.conversations.get(conversation_id)
+        self.write_json(present_to(self.caller.id)(conversation))
 
     @needs(Scope.CONVERSATIONS)
     async def patch(self, conversation_id: str) -> None:
@@ -74,7 +85,7 @@ class ConversationHandler(BaseHandler):
             transfer="assignee_id" in data,
             by=self.caller.ref.username,
         )
-        self.write_json(present(changed))
+        self.write_json(present_to(self.caller.id)(changed))
 
 
 class ReadHandler(BaseHandler):
@@ -82,14 +93,16 @@ class ReadHandler(BaseHandler):
     async def post(self, conversation_id: str) -> None:
         """Mark a conversation read.
         ---
-        summary: Mark a conversation read (its unread count goes to 0)
+        summary: Mark a conversation read by you (your unread count goes to 0, no one else's)
         tags: [conversations]
         responses:
           200: {description: The conversation, content: {application/json: {schema: Conversation}}}
           401: {$ref: "#/components/responses/Unauthorized"}
           404: {$ref: "#/components/responses/NotFound"}
         """
-        self.write_json(present(await self.services.conversations.read(conversation_id)))
+        reader = self.caller.id
+        read = await self.services.conversations.read(conversation_id, reader)
+        self.write_json(present_to(reader)(read))
 
 
 class HandoffHandler(BaseHandler):
@@ -114,7 +127,7 @@ class HandoffHandler(BaseHandler):
         """
         reason = self.json_body(schemas.Handoff())["reason"]
         moved = await self.services.bots.handoff(conversation_id, reason)
-        self.write_json(present(moved))
+        self.write_json(present_to(self.caller.id)(moved))
 
 
 routes = [

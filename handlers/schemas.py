@@ -397,8 +397,26 @@ class Conversation(Schema):
     channel = fields.Nested(ChannelSummary, required=True)
     assignee_id = fields.String(allow_none=True, required=True)
     status = fields.String(required=True, metadata={"enum": CONVERSATION_STATUSES})
-    unread = fields.Integer(
-        required=True, metadata={"description": "Inbound messages since it was last read"}
+    unread = fields.Method(
+        "_unread",
+        required=True,
+        metadata={
+            "type": "integer",
+            "description": "Inbound messages you have not read. In events (shared by every "
+            "reader): its assignee's, or, in the queue, those nobody has read",
+        },
+    )
+    inbound_count = fields.Integer(
+        required=True, metadata={"description": "Inbound messages it has had, ever"}
+    )
+    read_by = fields.Dict(
+        keys=fields.String(),
+        values=fields.Integer(),
+        required=True,
+        metadata={
+            "description": "Who read it (an agent's or an API token's id) and its "
+            "inbound_count then: a reader's unread is inbound_count minus their mark"
+        },
     )
     last_message = fields.Nested(Preview, allow_none=True, required=True)
     last_message_at = fields.AwareDateTime(allow_none=True, required=True)
@@ -413,6 +431,9 @@ class Conversation(Schema):
     )
     created_at = fields.AwareDateTime(required=True)
     updated_at = fields.AwareDateTime(required=True)
+
+    def _unread(self, conversation: Any) -> int:
+        return int(conversation.unread_for(conversation.assignee_id))
 
     def _window(self, conversation: Any) -> str | None:
         channel_type = CHANNEL_TYPES.get(conversation.channel.type)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +32,7 @@ from storage.models import (
 )
 from storage.pages import KEY, ONE_REPLY, PageReader, ReadPlan
 from storage.records import (
+    Collection,
     Database,
     Document,
     maybe,
@@ -42,6 +44,7 @@ from storage.records import (
 from storage.search import search_text, text_pattern, word_range, words
 
 NONE = "none"  # the assignee filter for unassigned conversations
+_READER = re.compile(r"[A-Za-z0-9_-]{1,64}")  # agents' and tokens' ids: UUIDs
 
 
 def _preview(message: Message) -> dict[str, Any]:
@@ -418,8 +421,40 @@ class ConversationsRepository:
         ).limit(limit)
         return [Conversation.of(d) async for d in found]
 
-    async def read(self, conversation_id_: str, at: datetime) -> Conversation | None:
-        return await self.update(conversation_id_, {"unread": 0, "read_at": at})
+    async def read(self, conversation_id_: str, reader: str, at: datetime) -> Conversation | None:
+        """``reader`` (an agent's or a token's id) has read every inbound message so
+        far: nobody else's unread count changes."""
+        if not _READER.fullmatch(reader):  # a field name: never a path or an operator
+            raise ValueError(f"not a reader's id: {reader!r}")
+        mark = f"read_by.{reader}"
+        seen = {"$max": [{"$ifNull": ["$" + mark, 0]}, {"$ifNull": ["$inbound_count", 0]}]}
+        stage = {"$set": {mark: seen, "read_at": at, "updated_at": utcnow(),
+                          "version": {"$add": [{"$ifNull": ["$version", 0]}, 1]}}}  # fmt: skip
+        with self._assigning():
+            if (
+                await self.collection.update_one({"_id": conversation_id_}, [stage])
+            ).matched_count == 0:
+                return None
+            document = await self.collection.find_one({"_id": conversation_id_})
+        if document is not None and self.assigned is not None:
+            self.assigned.put(document)
+        return maybe(Conversation.of, document)
+
+    @staticmethod
+    async def count_inbound(collection: Collection) -> None:
+        """Conversations of one ``unread`` count for everyone: it becomes their
+        ``inbound_count``, which nobody has read yet (a schema step). Idempotent."""
+        await collection.update_many(
+            {"unread": {"$exists": True}},
+            [
+                {
+                    "$set": {
+                        "inbound_count": {"$add": [{"$ifNull": ["$inbound_count", 0]}, "$unread"]}
+                    }
+                },
+                {"$unset": "unread"},
+            ],
+        )
 
 
 def _status(a: Arrival, newest: dict[str, Any]) -> dict[str, Any]:
@@ -471,7 +506,7 @@ def _arrival(a: Arrival, now: datetime) -> dict[str, Any]:
             "search": {"$literal": search_text(a.contact.words)},
             "updated_at": now,
             "version": {"$add": [{"$ifNull": ["$version", 0]}, 1]},  # storage/assigned.py
-            "unread": {"$add": [{"$ifNull": ["$unread", 0]}, a.count]},
+            "inbound_count": {"$add": [{"$ifNull": ["$inbound_count", 0]}, a.count]},
             "last_message": {"$cond": [newest, {"$literal": _preview(a.newest)}, "$last_message"]},
             **_status(a, newest),
             KEY: {"$cond": [newest, key, "$" + KEY]},

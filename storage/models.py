@@ -375,7 +375,7 @@ PREVIEW_CHARS = 200
 
 @dataclass(frozen=True, slots=True)
 class Conversation:
-    """One per contact (so per channel): assignment, status and unread live here."""
+    """One per contact (so per channel): assignment, status and what each agent read."""
 
     id: str
     contact_id: str
@@ -384,7 +384,7 @@ class Conversation:
     channel: ChannelRef
     assignee_id: str | None
     status: ConversationStatus
-    unread: int  # inbound messages since the assignee last read it
+    inbound_count: int  # inbound messages it ever had: what each reader's unread counts from
     created_at: datetime
     updated_at: datetime
     last_message_at: datetime | None = None
@@ -392,6 +392,14 @@ class Conversation:
     assigned_at: datetime | None = None
     last_inbound_at: datetime | None = None  # the contact's last message: WhatsApp's window
     handoff_reason: str | None = None  # why its bot gave it to the agents, the last time
+    # Who read it (an agent's or token's id), and its inbound_count when they did.
+    read_by: Mapping[str, int] = field(default_factory=dict)
+
+    def unread_for(self, reader: str | None) -> int:
+        """Inbound messages ``reader`` has not read; for None, those nobody has."""
+        marks = self.read_by
+        seen = marks.get(reader, 0) if reader is not None else max(marks.values(), default=0)
+        return max(0, self.inbound_count - seen)
 
     @classmethod
     def of(cls, d: Document) -> Conversation:
@@ -404,7 +412,7 @@ class Conversation:
             channel=ChannelRef(d["channel_id"], channel.get("name", ""), channel.get("type", "")),
             assignee_id=d.get("assignee_id"),
             status=ConversationStatus(d.get("status", "open")),
-            unread=d.get("unread", 0),
+            inbound_count=d.get("inbound_count", 0),
             created_at=d["created_at"],
             updated_at=d["updated_at"],
             last_message_at=d.get("last_message_at"),
@@ -416,13 +424,14 @@ class Conversation:
             assigned_at=d.get("assigned_at"),
             last_inbound_at=d.get("last_inbound_at"),
             handoff_reason=d.get("handoff_reason"),
+            read_by=d.get("read_by") or {},
         )
 
 
 class EventType(StrEnum):
     MESSAGE_CREATED = "message.created"  # inbound and outbound
     MESSAGE_UPDATED = "message.updated"  # every status change, with the error
-    CONVERSATION_UPDATED = "conversation.updated"  # assignment, status, unread
+    CONVERSATION_UPDATED = "conversation.updated"  # assignment, status, read
     # A subscription failed for the log's whole retention and was disabled; its
     # subject is the subscription (never its secret), and no conversation's.
     SUBSCRIPTION_DISABLED = "subscription.disabled"

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
 from storage.agents import AgentsRepository
+from storage.conversations import ConversationsRepository
 from storage.errors import StorageUnavailable
 from storage.leases import LeasesRepository
 from storage.records import Database, utcnow
@@ -41,6 +42,10 @@ async def _date_ended_sign_ins(db: Database) -> None:
     await AgentsRepository.date_ended_sign_ins(db["agents"])
 
 
+async def _count_inbound(db: Database) -> None:
+    await ConversationsRepository.count_inbound(db["conversations"])
+
+
 # (version, what it does, the step): in order, each idempotent.
 Step = tuple[int, str, Callable[[Database], Awaitable[None]]]
 STEPS: list[Step] = [
@@ -49,6 +54,11 @@ STEPS: list[Step] = [
         2,
         "ended sign-ins kept as a bare list: each refused until it cannot be used",
         _date_ended_sign_ins,
+    ),
+    (
+        3,
+        "one unread count for everyone becomes each reader's: what nobody has read yet",
+        _count_inbound,
     ),
 ]
 VERSION = STEPS[-1][0]

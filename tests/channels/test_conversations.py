@@ -242,6 +242,29 @@ async def test_a_transfer_moves_the_conversation_and_is_streamed(gateway) -> Non
     )[0] == 400
 
 
+async def test_each_agent_reads_for_themselves(gateway) -> None:
+    gw: Gateway = await gateway(MOCK)
+    bob = await sign_up(gw.agent, "bob")
+    await _write(gw, 1, "one")
+    await _write(gw, 1, "two")
+    [conversation] = await _conversations(gw.agent)
+    cid = conversation["id"]
+    status, read = await bob.fetch("POST", f"/api/v1/conversations/{cid}/read/")
+    assert (status, read["unread"], read["inbound_count"]) == (200, 0, 2)
+    [mine] = await _conversations(gw.agent)  # bob's reading is bob's alone
+    [bobs] = await _conversations(bob)
+    assert (mine["unread"], bobs["unread"]) == (2, 0)
+    assert bobs["read_by"] == {read["read_by"] and next(iter(read["read_by"])): 2}
+    await _write(gw, 1, "three")
+    [mine] = await _conversations(gw.agent)
+    [bobs] = await _conversations(bob)
+    assert (mine["unread"], bobs["unread"]) == (3, 1)
+    status, read = await gw.agent.fetch("POST", f"/api/v1/conversations/{cid}/read/")
+    assert (status, read["unread"]) == (200, 0)
+    status, again = await bob.fetch("GET", f"/api/v1/conversations/{cid}/")
+    assert (status, again["unread"], sorted(again["read_by"].values())) == (200, 1, [2, 3])
+
+
 async def test_resolve_read_and_reopen(gateway) -> None:
     gw: Gateway = await gateway(MOCK)
     await _write(gw, 1, "one")

@@ -265,6 +265,8 @@ def test_the_previous_releases_data_restored_is_served_by_this_one(tmp_path: Pat
             "/api/v1/messages/": (200, 12),
             "/api/v1/faqs/": (200, 1),
         }
+        unread = [c["unread"] for c in listed["/api/v1/conversations/"][1]["results"]]
+        assert unread == [3, 3, 3]  # one count for everyone became each agent's own
         sent = [m for m in listed["/api/v1/messages/"][1]["results"] if m["direction"] == "out"]
         assert {m["status"] for m in sent} == {"sent"}
         new_agent = {"username": "dan", "password": "correct horse"}

@@ -38,14 +38,14 @@ async def test_an_older_batch_landing_late_counts_but_keeps_the_newer_preview(
     repo = storage.conversations
     [first] = await repo.arrived([_arrival(contact, "$last_message")])
     assert (first.status, first.assignee_id) == (ConversationStatus.OPEN, None)
-    assert (first.unread, first.last_message.content) == (1, "$last_message")
+    assert (first.inbound_count, first.last_message.content) == (1, "$last_message")
     assert (first.contact.name, first.channel.name) == ("$name", "mock")
 
     await repo.assign([(first.id, "agent-1")], only_unassigned=True)
     await repo.update(first.id, {"status": ConversationStatus.RESOLVED.value})
     older = _arrival(contact, "written before, landed after", ago=60)
     [late] = await repo.arrived([older])
-    assert late.unread == 2
+    assert late.inbound_count == 2
     assert late.last_message.content == "$last_message"  # still the newest's
     assert late.status is ConversationStatus.RESOLVED  # an old message reopens nothing
     assert (late.assignee_id, late.created_at) == ("agent-1", first.created_at)
@@ -55,7 +55,7 @@ async def test_an_older_batch_landing_late_counts_but_keeps_the_newer_preview(
     newer = _arrival(contact, "$$NOW again")
     [reopened] = await repo.arrived([newer])
     assert reopened.status is ConversationStatus.OPEN
-    assert (reopened.unread, reopened.last_message.content) == (3, "$$NOW again")
+    assert (reopened.inbound_count, reopened.last_message.content) == (3, "$$NOW again")
     assert await _key(storage, reopened.id) == reopened.last_message.id == newer.newest.id
     assert reopened.last_message_at == newer.newest.created_at
     assert reopened.assignee_id == "agent-1"  # an assignee is kept
@@ -77,7 +77,7 @@ async def test_gateways_recording_a_new_conversation_at_once_count_both(
             *(s.conversations.arrived([a]) for s, a in zip(stores, arrivals, strict=True))
         )
         [conversation] = await storage.conversations.get_many([conversation_id(contact.id)])
-        assert conversation.unread == 4
+        assert conversation.inbound_count == 4
         assert conversation.last_message.content == "from gateway 0"  # the newest
     finally:
         for other in others:

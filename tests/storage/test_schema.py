@@ -182,6 +182,11 @@ async def test_the_previous_releases_database_comes_up_through_crashes_in_a_step
         cai = await target.agents.get_by_username("cai")
         assert cai is not None
         assert len(cai.ended_sign_ins) == 1  # signed out in the previous release: still
+        # One unread count for everyone became what nobody has read yet (step 3).
+        conversations = [c async for c in target.conversations.collection.find({})]
+        assert [("unread" in c, c["inbound_count"]) for c in conversations] == [(False, 3)] * 3
+        [first, *_] = await target.conversations.get_many([c["_id"] for c in conversations])
+        assert (first.unread_for(ana.id), first.unread_for(None)) == (3, 3)
     finally:
         await target.client.drop_database(target.db.name)
         await target.close()

@@ -235,7 +235,7 @@ function renderList() {
   const list = $("conversations");
   const focused = document.activeElement?.closest?.("#conversations li")?.dataset.id;
   const sorted = [...state.conversations.values()].sort((a, b) => activity(b) - activity(a));
-  list.replaceChildren(...sorted.map((c) => conversationRow(c, c.id === state.open)));
+  list.replaceChildren(...sorted.map((c) => conversationRow(c, c.id === state.open, state.me?.id)));
   if (focused) list.querySelector(`li[data-id="${CSS.escape(focused)}"] button`)?.focus();
   $("list-empty").hidden = sorted.length > 0;
   $("list-more").hidden = !state.listCursor;

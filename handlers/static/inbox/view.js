@@ -31,10 +31,16 @@ export function contactName(contact) {
   return contact.name || contact.external_id;
 }
 
+// What `me` has not read: each agent's own (an event's `unread` is the assignee's).
+export function unreadBy(conversation, me) {
+  const mark = (conversation.read_by || {})[me] || 0;
+  return Math.max(0, (conversation.inbound_count || 0) - mark);
+}
+
 // One row of the conversation list: a button, so Tab and Enter reach it.
-export function conversationRow(conversation, selected) {
+export function conversationRow(conversation, selected, me) {
   const preview = conversation.last_message;
-  const unread = conversation.unread || 0;
+  const unread = unreadBy(conversation, me);
   const text = preview ? (preview.direction === "out" ? "You: " : "") + preview.content : "";
   const button = el(
     "button",
