@@ -5,12 +5,14 @@ recently first. A new contact's conversation is given its agent in the write tha
 creates it (gateway/inbound.py asks :meth:`Assigner.propose`): no extra round trip
 or write, from the roster of available agents the last pass read.
 
-Open conversations nobody holds (nobody was available, or their agent left) wait
-in a queue, the longest waiting first, offered as soon as an agent is available:
-when one arrives or an agent comes back (woken at once here), and every
-``recheck_seconds`` for what other gateways saw. That runs off the webhook's path,
-in bulk: a pass costs four round trips for up to a hundred conversations. Of two
-gateways offering one conversation, the conditional write lets one win.
+Open conversations nobody holds (nobody was available, their agent left, or gave
+it back) wait in a queue, the longest waiting first, offered as soon as an agent is
+available: when one arrives or an agent comes back (woken at once here), and every
+``recheck_seconds`` for what other gateways saw. One an agent gave back is never
+offered to them again until it is resolved: with only them available, it waits.
+Offers run off the webhook's path, in bulk: a pass costs four round trips for up to
+a hundred conversations. Of two gateways offering one conversation, the conditional
+write lets one win.
 
 An agent who goes away, unless ``assignment.keep_while_away``, or who is deleted,
 gives their open conversations back to the queue. Another gateway's roster learns
@@ -99,16 +101,28 @@ class Assigner:
         await self._read_roster()
         if not self._roster:
             return 0
-        waiting = await self.storage.conversations.waiting(PASS_SIZE)
+        waiting = await self.storage.conversations.waiting(PASS_SIZE, self._roster)
         if not waiting:
             return 0
-        intended = dict(zip((c.id for c in waiting), self.propose(len(waiting)), strict=True))
+        picks = {c.id: self._pick(c.declined_by) for c in waiting}
+        intended = {cid: agent for cid, agent in picks.items() if agent is not None}
         await self.storage.conversations.assign(list(intended.items()), only_unassigned=True)
         given = await self.storage.conversations.get_many(list(intended))
-        won = [c for c in given if c.assignee_id is not None and c.assignee_id == intended[c.id]]
+        won = [
+            c for c in given if c.assignee_id is not None and c.assignee_id == intended.get(c.id)
+        ]
         await self.updates.conversations_changed(won)
         self.assigned(won)
         return len(waiting)
+
+    def _pick(self, declined: tuple[str, ...]) -> str | None:
+        """The next in turn who did not give this conversation back; to the back."""
+        chosen = next((i for i in self._roster if i not in declined), None)
+        if chosen is not None:
+            self._roster.remove(chosen)
+            self._roster.append(chosen)
+            self._given.add(chosen)
+        return chosen
 
     async def _read_roster(self) -> None:
         """Who is available now. Agents back (or new) go first, in the database's
@@ -129,9 +143,12 @@ class Assigner:
         current = await self.storage.conversations.get(conversation_id)
         if current is None:
             raise NotFound(f"No such conversation: {conversation_id}")
-        await self.storage.conversations.assign(
-            [(conversation_id, agent_id)], only_unassigned=False
-        )
+        if agent_id is None:  # whoever held it is not offered it straight back
+            await self.storage.conversations.to_queue(conversation_id, current.assignee_id)
+        else:
+            await self.storage.conversations.assign(
+                [(conversation_id, agent_id)], only_unassigned=False
+            )
         [moved] = await self.storage.conversations.get_many([conversation_id])
         await self.updates.conversations_changed([moved])
         if agent_id is None:

@@ -87,7 +87,12 @@ class Conversations:
             current = await self.assigner.transfer(conversation_id, assignee)
         if status is not None and status != current.status:
             changed = await self.storage.conversations.update(
-                conversation_id, {"status": status.value}
+                conversation_id,
+                # Resolved: whoever gave it back may be offered it when it reopens.
+                {
+                    "status": status.value,
+                    **({"declined_by": []} if status is ConversationStatus.RESOLVED else {}),
+                },
             )
             if changed is None:
                 raise NotFound(f"No such conversation: {conversation_id}")

@@ -306,25 +306,30 @@ class ConversationsRepository:
             async for d in found
         ]
 
-    async def waiting(self, limit: int) -> list[Conversation]:
-        """Open conversations nobody is assigned, the longest waiting first."""
-        found = (
-            self.collection.find({"assignee_id": None, "status": "open"})
-            .sort(KEY, ASCENDING)
-            .limit(limit)
-        )
+    async def waiting(self, limit: int, agents: list[str] | None = None) -> list[Conversation]:
+        """Open conversations nobody is assigned, the longest waiting first; given
+        ``agents``, only those one of them may take (not all of them gave it back)."""
+        query: dict[str, Any] = {"assignee_id": None, "status": "open"}
+        if agents:
+            query["declined_by"] = {"$not": {"$all": agents}}
+        found = self.collection.find(query).sort(KEY, ASCENDING).limit(limit)
         return [Conversation.of(d) async for d in found]
 
     async def assign(self, pairs: list[tuple[str, str | None]], *, only_unassigned: bool) -> None:
         """Give each conversation ``(id, agent id or None)``; with ``only_unassigned``,
         only those nobody holds (another gateway may have been faster)."""
         now = utcnow()
+
+        def offered(agent_id: str | None) -> dict[str, Any]:  # to one who did not give it back
+            return {"assignee_id": None, "declined_by": {"$ne": agent_id}}
+
         writes = [
             UpdateOne(
-                {"_id": cid, **({"assignee_id": None} if only_unassigned else {})},
+                {"_id": cid, **(offered(agent_id) if only_unassigned else {})},
                 {
                     "$set": {"assignee_id": agent_id, "assigned_at": now, "updated_at": now},
                     "$inc": {"version": 1},
+                    **({"$unset": {"declined_by": ""}} if agent_id is not None else {}),
                 },
             )
             for cid, agent_id in pairs
@@ -333,6 +338,20 @@ class ConversationsRepository:
             with self._assigning():
                 await self.collection.bulk_write(writes, ordered=False)
                 await self._reread([cid for cid, _ in pairs])
+
+    async def to_queue(self, conversation_id_: str, given_back_by: str | None) -> None:
+        """Back to the queue; ``given_back_by`` (who held it) is not offered it again
+        until someone else takes it or it is resolved."""
+        now = utcnow()
+        change: dict[str, Any] = {
+            "$set": {"assignee_id": None, "assigned_at": now, "updated_at": now},
+            "$inc": {"version": 1},
+        }
+        if given_back_by is not None:
+            change["$addToSet"] = {"declined_by": given_back_by}
+        with self._assigning():
+            await self.collection.update_one({"_id": conversation_id_}, change)
+            await self._reread([conversation_id_])
 
     async def open_of(self, agent_id: str) -> list[Conversation]:
         """The agent's conversations that are not resolved."""
@@ -483,8 +502,9 @@ def _arrival(a: Arrival, now: datetime) -> dict[str, Any]:
         return {"$ifNull": ["$" + field, {"$literal": value}]}
 
     assignment: dict[str, Any] = {"assignee_id": kept("assignee_id", None)}
-    if a.assignee is not None:
-        given = {"$and": [newest, {"$eq": [kept("assignee_id", None), None]}]}
+    if a.assignee is not None:  # to one who did not give it back (storage: to_queue)
+        declined = {"$in": [a.assignee, {"$ifNull": ["$declined_by", []]}]}
+        given = {"$and": [newest, {"$eq": [kept("assignee_id", None), None]}, {"$not": declined}]}
         assignment = {
             "assignee_id": {"$cond": [given, {"$literal": a.assignee}, kept("assignee_id", None)]},
             "assigned_at": {"$cond": [given, now, "$assigned_at"]},

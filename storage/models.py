@@ -394,6 +394,8 @@ class Conversation:
     handoff_reason: str | None = None  # why its bot gave it to the agents, the last time
     # Who read it (an agent's or token's id), and its inbound_count when they did.
     read_by: Mapping[str, int] = field(default_factory=dict)
+    # Agents who gave it back to the queue: not offered it again until it is resolved.
+    declined_by: tuple[str, ...] = ()
 
     def unread_for(self, reader: str | None) -> int:
         """Inbound messages ``reader`` has not read; for None, those nobody has."""
@@ -425,6 +427,7 @@ class Conversation:
             last_inbound_at=d.get("last_inbound_at"),
             handoff_reason=d.get("handoff_reason"),
             read_by=d.get("read_by") or {},
+            declined_by=tuple(d.get("declined_by") or ()),
         )
 
 

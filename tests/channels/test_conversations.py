@@ -136,6 +136,38 @@ async def test_an_agent_who_left_on_another_gateway_gives_back_what_this_one_gav
     await async_wait_until(all_bobs, 5, "ana's conversations to go to bob")
 
 
+async def test_a_conversation_given_back_waits_for_someone_else(gateway) -> None:
+    gw: Gateway = await gateway(MOCK)
+    await _write(gw, 1)
+    assert await _assigned(gw, 1) == {"1": "ana"}
+    [conversation] = await _conversations(gw.agent)
+    path = f"/api/v1/conversations/{conversation['id']}/"
+    status, queued = await gw.agent.fetch("PATCH", path, json_body={"assignee_id": None})
+    assert (status, queued["assignee_id"]) == (200, None)
+    # ana alone is available: neither a pass nor the contact's next message gives it back.
+    assert await gw.services.assigner.offer() == 0
+    await _write(gw, 1, "anyone there?")
+    await gw.services.assigner.offer()
+    assert [c["id"] for c in await _conversations(gw.agent, "?assignee=none")] == [
+        conversation["id"]
+    ]
+    await sign_up(gw.agent, "bob")  # someone else: it is theirs
+    assert await _assigned(gw, 1) == {"1": "bob"}
+    # bob gives it back: it is not offered to him (ana's was forgotten once he took it)...
+    bob = (await _conversations(gw.agent))[0]["assignee_id"]
+    away = await gw.agent.fetch("PATCH", "/api/v1/agents/me/", json_body={"is_available": False})
+    assert away[0] == 200  # so that nobody takes it before it is looked at
+    assert (await gw.agent.fetch("PATCH", path, json_body={"assignee_id": None}))[0] == 200
+    given_back = await gw.storage.conversations.get(conversation["id"])
+    assert given_back is not None
+    assert given_back.declined_by == (bob,)
+    # ...and resolved, reopened it may go to anyone.
+    assert (await gw.agent.fetch("PATCH", path, json_body={"status": "resolved"}))[0] == 200
+    resolved = await gw.storage.conversations.get(conversation["id"])
+    assert resolved is not None
+    assert resolved.declined_by == ()
+
+
 async def test_waiting_conversations_are_assigned_soon_after_an_agent_is_back(gateway) -> None:
     gw: Gateway = await gateway(MOCK)
     assert (await gw.agent.fetch("PATCH", "/api/v1/agents/me/", json_body={"is_available": False}))[

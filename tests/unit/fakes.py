@@ -211,17 +211,32 @@ class MemoryConversations:
         self.conversations = {c.id: c for c in conversations}
         self.writes = 0
 
-    async def waiting(self, limit: int) -> list[Conversation]:
-        open_ = [c for c in self.conversations.values() if c.assignee_id is None]
+    async def waiting(self, limit: int, agents: list[str] | None = None) -> list[Conversation]:
+        open_ = [
+            c
+            for c in self.conversations.values()
+            if c.assignee_id is None and not (agents and set(agents) <= set(c.declined_by))
+        ]
         return sorted(open_, key=lambda c: c.created_at)[:limit]
 
     async def assign(self, pairs: list[tuple[str, str | None]], *, only_unassigned: bool) -> None:
         self.writes += 1
         for conversation_id, agent_id in pairs:
             current = self.conversations[conversation_id]
-            if only_unassigned and current.assignee_id is not None:
+            taken = current.assignee_id is not None or agent_id in current.declined_by
+            if only_unassigned and taken:
                 continue
-            self.conversations[conversation_id] = replace(current, assignee_id=agent_id)
+            declined = current.declined_by if agent_id is None else ()
+            self.conversations[conversation_id] = replace(
+                current, assignee_id=agent_id, declined_by=declined
+            )
+
+    async def to_queue(self, conversation_id: str, given_back_by: str | None) -> None:
+        current = self.conversations[conversation_id]
+        declined = (*current.declined_by, given_back_by) if given_back_by else current.declined_by
+        self.conversations[conversation_id] = replace(
+            current, assignee_id=None, declined_by=tuple(dict.fromkeys(declined))
+        )
 
     async def get_many(self, ids: list[str]) -> list[Conversation]:
         return [self.conversations[i] for i in ids if i in self.conversations]

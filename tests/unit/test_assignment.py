@@ -100,3 +100,36 @@ async def test_a_full_pass_is_followed_by_another_at_once() -> None:
     assert await a.offer() == PASS_SIZE
     assert await a.offer() == 3
     assert all(holder == "ana" for holder in convs.holders().values())
+
+
+async def test_a_conversation_given_back_is_not_offered_straight_back() -> None:
+    convs = MemoryConversations(conversation(0, assignee="ana"), conversation(1))
+    agents = MemoryAgents(agent("ana"), agent("bob", available=False))
+    a, _ = assigner(agents, convs)
+    await a.transfer("c0000", None)  # ana gives it back; she is the only one available
+    assert await a.offer() == 1  # the other waiting one, not hers again
+    assert convs.holders() == {"c0000": None, "c0001": "ana"}
+    assert await a.offer() == 0  # it waits, visibly in the queue
+    agents.set_available("bob", True)
+    assert await a.offer() == 1
+    assert convs.holders() == {"c0000": "bob", "c0001": "ana"}
+    assert convs.conversations["c0000"].declined_by == ()  # taken: forgotten
+
+
+async def test_given_back_it_skips_its_turn_and_goes_to_the_next() -> None:
+    convs = MemoryConversations(conversation(0, assignee="bob"), conversation(1))
+    a, _ = assigner(MemoryAgents(agent("ana"), agent("bob")), convs)
+    await a.transfer("c0000", None)
+    await a.offer()  # the older one, which bob gave back, is ana's; the newer is bob's
+    assert convs.holders() == {"c0000": "ana", "c0001": "bob"}
+
+
+async def test_a_full_pass_of_given_back_conversations_holds_up_no_one_behind_it() -> None:
+    given_back = [conversation(n, assignee="ana") for n in range(PASS_SIZE)]
+    convs = MemoryConversations(*given_back, conversation(PASS_SIZE))
+    a, _ = assigner(MemoryAgents(agent("ana")), convs)
+    for c in given_back:
+        await a.transfer(c.id, None)
+    assert await a.offer() == 1
+    assert convs.holders()[f"c{PASS_SIZE:04d}"] == "ana"
+    assert await a.offer() == 0  # no pass after pass over what she gave back
