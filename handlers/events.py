@@ -7,7 +7,8 @@ then the live stream; an id from before the log's retention gets ``event: reset`
 (reload, then stream on). A comment line every ``events.heartbeat_seconds`` keeps
 idle connections open through proxies, and the stream ends when the access token
 behind it expires or its sign-in ends (checked every few seconds, and at once for a
-sign-out on this gateway). A client that falls ``events.stream_queue_events`` behind,
+sign-out on this gateway), with ``event: signed_out``: sign in again, do not
+reconnect. A client that falls ``events.stream_queue_events`` behind,
 or whose sign-in opens more than its share of streams, gets ``event: resume`` and the
 stream ends: it reconnects with Last-Event-ID and misses nothing.
 """
@@ -165,9 +166,11 @@ class EventsHandler(BaseHandler):
                 batch.append(queue.get_nowait())
             for event in batch:
                 if subscriber.ended is not None:  # checked before every event
+                    data = json.dumps({"reason": subscriber.ended, "last_event_id": last})
                     if subscriber.ended in RESUMABLE:
-                        data = json.dumps({"reason": subscriber.ended, "last_event_id": last})
                         self.write(f"event: resume\ndata: {data}\n\n")
+                    elif subscriber.ended == SIGNED_OUT:  # sign in again; not a drop
+                        self.write(f"event: signed_out\ndata: {data}\n\n")
                     return
                 if event is None:
                     return

@@ -83,7 +83,9 @@ async def test_a_hung_then_killed_database_gives_quick_503s_and_is_restarted(
         await async_wait_until(lambda: answered(50, 200, killed), 30, "200s after the restart")
         stop.set()
         await asyncio.gather(*workers)
-        await until_ready(client, within=10)
+        # Ready once each worker the outage crashed has run STABLE_SECONDS since its
+        # last restart, which its backoff may put off: no promise of a number here.
+        await until_ready(client)
         [restarted] = children(gateway.pid)
         assert restarted != database
     finally:

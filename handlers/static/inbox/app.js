@@ -48,6 +48,7 @@ const stream = new Stream(session, {
     if (!resumed && state.listed) guard(reload); // it began after the list was read
   },
   onOffline: () => setOffline(true),
+  onSignedOut: () => session.ended(),
 });
 
 // --- calls -------------------------------------------------------------------
@@ -99,6 +100,7 @@ function showSignIn(reason) {
 
 function signedOut() {
   stream.stop();
+  setOffline(false); // whatever the stream said while it found out
   showSignIn("Your sign-in has ended. Sign in again to go on; your reply is kept.");
 }
 

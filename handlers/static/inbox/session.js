@@ -141,9 +141,14 @@ export class Session {
     sessionStorage.removeItem(STORE);
   }
 
-  expired() {
+  // The gateway said the sign-in is over (a password reset, a sign-out elsewhere).
+  ended() {
     this.forget();
     this.onSignedOut();
+  }
+
+  expired() {
+    this.ended();
     throw new SignedOut();
   }
 }

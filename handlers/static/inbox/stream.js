@@ -11,9 +11,9 @@ const TYPES = ["message.created", "message.updated", "conversation.updated"];
 const RETRY_MS = [250, 500, 1000, 2000, 4000];
 
 export class Stream {
-  constructor(session, { onEvent, onReset, onOnline, onOffline }) {
+  constructor(session, { onEvent, onReset, onOnline, onOffline, onSignedOut }) {
     this.session = session;
-    this.handlers = { onEvent, onReset, onOnline, onOffline };
+    this.handlers = { onEvent, onReset, onOnline, onOffline, onSignedOut };
     this.last = null;
     this.source = null;
     this.failures = 0;
@@ -69,6 +69,11 @@ export class Stream {
       });
     }
     source.addEventListener("reset", () => this.handlers.onReset());
+    // The sign-in ended: not a drop to reconnect from, and not offline.
+    source.addEventListener("signed_out", () => {
+      this.stop();
+      this.handlers.onSignedOut();
+    });
     source.addEventListener("error", () => {
       if (source !== this.source) return;
       source.close();
