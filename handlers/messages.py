@@ -7,12 +7,14 @@ from typing import Any
 
 from channels.media import MB, file_name_of, guess_type, upload_type
 from common.wire import essence
+from gateway.conversations import me_or
 from gateway.errors import GatewayError, ValidationError
 from gateway.messages import OutgoingFile
 from handlers import schemas
 from handlers.base import BaseHandler, found, load, needs, presenter, single_values
 from handlers.multipart import parse_form
-from storage.models import Scope
+from storage.lists import Page, Position
+from storage.models import Message, Scope
 
 present = presenter(schemas.Message())
 FORM_OVERHEAD = 64 * 1024  # a multipart body's boundaries, headers and text fields
@@ -133,7 +135,14 @@ class MessagesHandler(BaseHandler):
           401: {$ref: "#/components/responses/Unauthorized"}
         """
         conversations = self.services.conversations
-        await self.write_page(conversations.messages_page, present, schemas.MessageQuery())
+
+        async def page(after: Position | None, size: int, **filters: Any) -> Page[Message]:
+            for name in ("agent_id", "assignee_id"):  # "me": the caller
+                if name in filters:
+                    filters[name] = me_or(self.caller, filters[name])
+            return await conversations.messages_page(after, size, **filters)
+
+        await self.write_page(page, present, schemas.MessageQuery())
 
 
 class MessageHandler(BaseHandler):

@@ -518,9 +518,12 @@ class ContactQuery(PageQuery):
 class MessageQuery(PageQuery):
     contact_id = fields.String()
     conversation_id = fields.String()
-    agent_id = fields.String(metadata={"description": "Sent by this agent"})
+    agent_id = fields.String(metadata={"description": "Sent by this agent (me: by you)"})
     assignee_id = fields.String(
-        metadata={"description": "In the conversations assigned to this agent, by anyone"}
+        metadata={
+            "description": "In the conversations assigned to this agent (me: to you), "
+            "sent by anyone"
+        }
     )
     direction = fields.String(validate=validate.OneOf(DIRECTIONS))
     status = fields.String(validate=validate.OneOf(MESSAGE_STATUSES))

@@ -136,6 +136,19 @@ async def test_an_agent_who_left_on_another_gateway_gives_back_what_this_one_gav
     await async_wait_until(all_bobs, 5, "ana's conversations to go to bob")
 
 
+async def test_my_conversations_messages_and_mine_by_me(gateway) -> None:
+    gw: Gateway = await gateway(MOCK)
+    await _write(gw, 1, "for ana")
+    await _assigned(gw, 1)
+    [conversation] = await _conversations(gw.agent)
+    reply = {"contact_id": conversation["contact"]["id"], "content": "ana here"}
+    assert (await gw.agent.fetch("POST", "/api/v1/messages/", json_body=reply))[0] == 201
+    _, mine = await gw.agent.fetch("GET", "/api/v1/messages/?assignee_id=me")
+    _, sent = await gw.agent.fetch("GET", "/api/v1/messages/?agent_id=me")
+    assert [m["content"] for m in mine["results"]] == ["ana here", "for ana"]
+    assert [m["content"] for m in sent["results"]] == ["ana here"]
+
+
 async def test_a_conversation_given_back_waits_for_someone_else(gateway) -> None:
     gw: Gateway = await gateway(MOCK)
     await _write(gw, 1)
