@@ -320,9 +320,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_reset_password(config, args.username, password))
         elif args.command == "config":
             from channels.registry import CHANNEL_TYPES
+            from gateway.channels import declared_channels
             from gateway.showconfig import render
 
-            print(render(config, {t: c.secrets for t, c in CHANNEL_TYPES.items()}), end="")
+            off = {d.name: why for d, _, _, why in declared_channels(config) if why}
+            secrets = {t: c.secrets for t, c in CHANNEL_TYPES.items()}
+            print(render(config, secrets, off), end="")
         elif args.command in ("set-webhook", "delete-webhook"):
             register = args.command == "set-webhook"
             asyncio.run(_webhooks(config, args.channel, register=register))

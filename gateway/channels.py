@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -71,27 +72,7 @@ class ChannelSet:
         so the default config runs with only the mock channel.
         """
         channels, off = [], {}
-        for index, declared in enumerate(config.channels):
-            prefix = f"channels[{index}]."
-            kind = CHANNEL_TYPES.get(declared.type)
-            if kind is None:
-                known = ", ".join(sorted(CHANNEL_TYPES))
-                raise ConfigError(f"{prefix}type: unknown channel type {declared.type!r} ({known})")
-            settings: Any = build_section(kind.Settings, declared.settings, prefix)
-            scrubber.add(*(str(getattr(settings, name)) for name in kind.secrets))
-            missing = [name for name in kind.required if not getattr(settings, name)]
-            context = ChannelContext(
-                config.server.public_url,
-                config.server.loopback_only,
-                config.delivery.concurrency,
-            )
-            why = (
-                "disabled"
-                if not declared.enabled
-                else f"{', '.join(missing)} not set"
-                if missing
-                else kind.off_because(settings, context)
-            )
+        for declared, kind, settings, why in declared_channels(config):
             if why:
                 log.info("channel %r (%s) is off: %s", declared.name, declared.type, why)
                 off[declared.name] = why
@@ -100,7 +81,7 @@ class ChannelSet:
             record = await storage.channels.upsert(
                 declared.name, declared.type, kind.mode_of(settings), shown
             )
-            channel = kind(record, settings, context)
+            channel = kind(record, settings, _context(config))
             channel.faq_auto_reply = declared.faq_auto_reply and config.faq.auto_reply
             channels.append(channel)
             log.info("channel %r (%s, %s) is on", declared.name, declared.type, record.mode)
@@ -112,3 +93,31 @@ class ChannelSet:
                 await channel.close()
             except Exception:
                 log.exception("channel %r did not close cleanly", channel.name)
+
+
+def _context(config: Config) -> ChannelContext:
+    server = config.server
+    return ChannelContext(server.public_url, server.loopback_only, config.delivery.concurrency)
+
+
+def declared_channels(config: Config) -> Iterator[tuple[Any, Any, Any, str]]:
+    """Each configured channel with its type, its settings, and why it will not run
+    ("" if it will): disabled, a required secret not set, or its type's own reason.
+    :class:`ConfigError` for an unknown type or a bad setting."""
+    for index, declared in enumerate(config.channels):
+        prefix = f"channels[{index}]."
+        kind = CHANNEL_TYPES.get(declared.type)
+        if kind is None:
+            known = ", ".join(sorted(CHANNEL_TYPES))
+            raise ConfigError(f"{prefix}type: unknown channel type {declared.type!r} ({known})")
+        settings: Any = build_section(kind.Settings, declared.settings, prefix)
+        scrubber.add(*(str(getattr(settings, name)) for name in kind.secrets))
+        missing = [name for name in kind.required if not getattr(settings, name)]
+        why = (
+            "disabled"
+            if not declared.enabled
+            else f"{', '.join(missing)} not set"
+            if missing
+            else kind.off_because(settings, _context(config))
+        )
+        yield declared, kind, settings, why or ""

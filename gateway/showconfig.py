@@ -21,9 +21,11 @@ _SECRET_KEY = re.compile(r"(secret|token|password|passphrase|private_key)$", re.
 _URI_KEYS = {"uri", "url"}
 
 
-def effective(config: Config, secrets_of: dict[str, tuple[str, ...]]) -> dict[str, Any]:
+def effective(
+    config: Config, secrets_of: dict[str, tuple[str, ...]], off: dict[str, str]
+) -> dict[str, Any]:
     """The config as the file format spells it, with secrets masked; ``secrets_of``
-    names each channel type's secret settings."""
+    names each channel type's secret settings, ``off`` why a channel will not run."""
     shown = _plain(dataclasses.replace(config, channels=[]))
     shown["channels"] = [
         _masked(
@@ -31,6 +33,7 @@ def effective(config: Config, secrets_of: dict[str, tuple[str, ...]]) -> dict[st
                 "name": c.name,
                 "type": c.type,
                 "enabled": c.enabled,
+                "runs": f"no: {off[c.name]}" if c.name in off else "yes",
                 "faq_auto_reply": c.faq_auto_reply,
                 **c.settings,
             },
@@ -42,8 +45,9 @@ def effective(config: Config, secrets_of: dict[str, tuple[str, ...]]) -> dict[st
     return masked
 
 
-def render(config: Config, secrets_of: dict[str, tuple[str, ...]]) -> str:
-    return yaml.safe_dump(effective(config, secrets_of), sort_keys=False, allow_unicode=True)
+def render(config: Config, secrets_of: dict[str, tuple[str, ...]], off: dict[str, str]) -> str:
+    shown = effective(config, secrets_of, off)
+    return yaml.safe_dump(shown, sort_keys=False, allow_unicode=True)
 
 
 def _plain(value: Any) -> Any:

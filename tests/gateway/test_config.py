@@ -295,3 +295,11 @@ def test_config_show_masks_every_secret(tmp_path) -> None:
     # What is not secret is shown as it is.
     assert effective["server"]["port"] == 8000
     assert by_name["telegram"]["mode"] == "polling"
+    # Which channels will run, and why not: the defaults with only a Telegram token.
+    runs = {name: channel["runs"] for name, channel in by_name.items()}
+    assert runs == {
+        "mock": "yes",
+        "telegram": "yes",
+        "whatsapp": "no: account_sid, from_number not set",
+        "whatsapp_cloud": "no: access_token, phone_number_id, app_secret, verify_token not set",
+    }
