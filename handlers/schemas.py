@@ -389,6 +389,8 @@ class Preview(Schema):
     direction = fields.String(required=True, metadata={"enum": DIRECTIONS})
     content = fields.String(required=True, metadata={"description": "At most 200 characters"})
     status = fields.String(required=True, metadata={"enum": MESSAGE_STATUSES})
+    agent_id = fields.String(allow_none=True, metadata={"description": "Who sent it (outbound)"})
+    auto_reply = fields.Boolean(metadata={"description": "Sent by the gateway from an FAQ"})
 
 
 class Conversation(Schema):

@@ -54,6 +54,7 @@ def _preview(message: Message) -> dict[str, Any]:
         "content": message.content[:PREVIEW_CHARS],
         "status": message.status.value,
         "agent_id": message.agent_id,
+        "auto_reply": message.auto_reply,
     }
 
 

@@ -368,6 +368,8 @@ class Preview:
     direction: Direction
     content: str  # cut to PREVIEW_CHARS
     status: Status
+    agent_id: str | None = None  # who sent it (outbound)
+    auto_reply: bool = False  # the gateway sent it from an FAQ
 
 
 PREVIEW_CHARS = 200
@@ -419,7 +421,12 @@ class Conversation:
             updated_at=d["updated_at"],
             last_message_at=d.get("last_message_at"),
             last_message=Preview(
-                last["id"], Direction(last["direction"]), last["content"], Status(last["status"])
+                last["id"],
+                Direction(last["direction"]),
+                last["content"],
+                Status(last["status"]),
+                last.get("agent_id"),
+                last.get("auto_reply", False),
             )
             if last
             else None,

@@ -257,6 +257,39 @@ def test_a_sign_in_ended_elsewhere_shows_the_form_by_itself_and_keeps_the_reply(
     tab.errors[:] = [e for e in tab.errors if "401" not in e]  # the refused calls
 
 
+def test_the_list_and_the_thread_say_who_did_what_in_each_texts_direction(
+    served: Served, tab: Watched
+) -> None:
+    faq = {"question": "Do you ship abroad?", "answer": "Yes, to forty countries."}
+    served.api("ana", "POST", "/api/v1/faqs/", faq)
+    arabic = "مرحبا، طلبي لم يصل بعد"  # "Hello, my order has not arrived yet"
+    page = talk(tab, served, "rtl-1", arabic, "سارة")
+    preview = row(page, "سارة").locator(".row-preview bdi")
+    expect(preview).to_have_text(arabic)  # whole: no first word lost
+    right_to_left = "node => node.matches(':dir(rtl)')"  # dir=auto, read from the text
+    assert preview.evaluate(right_to_left)
+    assert bubble(page, arabic).locator(".text").evaluate(right_to_left)
+    page.get_by_label("Reply").fill("We are looking into it.")
+    page.get_by_label("Reply").press("Enter")
+    expect(bubble(page, "looking into it").locator(".sender")).to_have_text("ana")
+    expect(row(page, "سارة").locator(".row-preview")).to_have_text("You: We are looking into it.")
+
+    served.inbound("faq-1", "Do you ship abroad?", name="Otto Overseas")
+    expect(row(page, "Otto Overseas").locator(".row-preview")).to_have_text(
+        "Auto-reply: Yes, to forty countries."
+    )
+    # Given to bruno: under All, the row says who holds it; Mine no longer lists it.
+    [otto] = [c for c in served.api("ana", "GET", "/api/v1/conversations/")["results"]
+              if c["contact"]["name"] == "Otto Overseas"]  # fmt: skip
+    served.api("ana", "PATCH", f"/api/v1/conversations/{otto['id']}/",
+               {"assignee_id": served.agents["bruno"]})  # fmt: skip
+    expect(row(page, "Otto Overseas")).to_have_count(0)
+    page.get_by_role("tab", name="All").click()
+    expect(row(page, "Otto Overseas").locator(".row-holder")).to_have_text("bruno")
+    expect(row(page, "سارة").locator(".row-holder")).to_have_count(0)  # mine: nothing to say
+    assert tab.errors == []
+
+
 def test_keyboard_and_a_narrow_screen(browser: Any, served: Served) -> None:
     context, watched = open_page(browser, viewport={"width": 360, "height": 740})
     page = watched.page

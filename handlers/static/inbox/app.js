@@ -158,6 +158,10 @@ async function enter(fresh) {
   if (state.open) await openConversation(state.open, false);
 }
 
+function agentNames() {
+  return new Map(state.agents.map((a) => [a.id, a.display_name || a.username]));
+}
+
 async function loadAgents() {
   const page = await api("GET", "/api/v1/agents/?page_size=100");
   state.agents = page.results;
@@ -237,7 +241,7 @@ function renderList() {
   const list = $("conversations");
   const focused = document.activeElement?.closest?.("#conversations li")?.dataset.id;
   const sorted = [...state.conversations.values()].sort((a, b) => activity(b) - activity(a));
-  list.replaceChildren(...sorted.map((c) => conversationRow(c, c.id === state.open, state.me?.id)));
+  list.replaceChildren(...sorted.map((c) => conversationRow(c, c.id === state.open, state.me?.id, agentNames())));
   if (focused) list.querySelector(`li[data-id="${CSS.escape(focused)}"] button`)?.focus();
   $("list-empty").hidden = sorted.length > 0;
   $("list-more").hidden = !state.listCursor;
@@ -457,7 +461,8 @@ function onEvent(type, event) {
   const listed = state.conversations.get(message.conversation_id);
   if (listed && type === "message.created") {
     listed.last_message = { id: message.id, direction: message.direction,
-                            content: message.content.slice(0, 200), status: message.status };
+                            content: message.content.slice(0, 200), status: message.status,
+                            agent_id: message.agent?.id ?? null, auto_reply: message.auto_reply };
     listed.last_message_at = message.created_at;
     renderList();
   }

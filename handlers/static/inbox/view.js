@@ -37,11 +37,28 @@ export function unreadBy(conversation, me) {
   return Math.max(0, (conversation.inbound_count || 0) - mark);
 }
 
-// One row of the conversation list: a button, so Tab and Enter reach it.
-export function conversationRow(conversation, selected, me) {
+// Who sent the preview's message, as its row says it.
+function sender(preview, me, names) {
+  if (preview.direction !== "out") return "";
+  if (preview.auto_reply) return "Auto-reply: ";
+  if (preview.agent_id === me) return "You: ";
+  return preview.agent_id ? `${names.get(preview.agent_id) || "Agent"}: ` : "";
+}
+
+// Who holds a conversation, unless it is `me`: shown in the lists other than Mine.
+function holder(conversation, me, names) {
+  if (conversation.status === "bot") return "Bot";
+  if (conversation.assignee_id === me) return "";
+  return conversation.assignee_id ? names.get(conversation.assignee_id) || "An agent" : "Queue";
+}
+
+// One row of the conversation list: a button, so Tab and Enter reach it. Text a
+// contact or an agent wrote runs in its own direction (dir=auto: Arabic, Hebrew).
+export function conversationRow(conversation, selected, me, names = new Map()) {
   const preview = conversation.last_message;
   const unread = unreadBy(conversation, me);
-  const text = preview ? (preview.direction === "out" ? "You: " : "") + preview.content : "";
+  const from = preview ? sender(preview, me, names) : "";
+  const held = holder(conversation, me, names);
   const button = el(
     "button",
     {
@@ -51,12 +68,14 @@ export function conversationRow(conversation, selected, me) {
       "aria-current": selected ? "true" : false,
     },
     el("span", { className: "row-top" },
-      el("span", { className: "row-name", text: contactName(conversation.contact) }),
+      el("span", { className: "row-name", dir: "auto", text: contactName(conversation.contact) }),
       el("time", { className: "row-time", datetime: conversation.last_message_at || "",
                    text: shortTime(conversation.last_message_at) })),
     el("span", { className: "row-bottom" },
       el("span", { className: "row-channel", text: conversation.channel.name }),
-      el("span", { className: "row-preview", text })),
+      held ? el("span", { className: "row-holder", text: held }) : null,
+      el("span", { className: "row-preview" }, from,
+         el("bdi", { dir: "auto", text: preview ? preview.content : "" }))),
     unread > 0
       ? el("span", { className: "badge", text: String(unread), "aria-label": `${unread} unread` })
       : null,
@@ -84,6 +103,7 @@ export function messageItem(message) {
                  text: shortTime(message.created_at) }));
   if (message.auto_reply) meta.append(el("span", { className: "auto-tag", text: "Auto-reply" }));
   if (message.agent?.kind === "bot") meta.append(el("span", { className: "auto-tag", text: "Bot" }));
+  else if (message.agent) meta.prepend(el("span", { className: "sender", text: message.agent.username }));
   if (outbound) {
     const status = el("span", {
       className: `status status-${message.status}`,
@@ -98,7 +118,7 @@ export function messageItem(message) {
   }
   return el("li", { className: classes.join(" "), "data-id": message.id },
     (message.media || []).length ? mediaList(message) : null,
-    el("p", { className: "text", text: message.content }), meta);
+    el("p", { className: "text", dir: "auto", text: message.content }), meta);
 }
 
 export function size(bytes) {
