@@ -30,6 +30,7 @@ from gateway.medialinks import MediaLinks
 from gateway.messages import Sender
 from gateway.metrics import Metrics, counter, gauge
 from gateway.outbound import Dispatcher
+from gateway.replies import SavedReplies
 from gateway.subscription_work import PresentEvent, SubscriptionWork
 from gateway.tokens import load_or_create_secret
 from gateway.workers import Supervisor
@@ -70,6 +71,7 @@ class Services:
     metrics: Metrics
     faq: FaqResponder  # answers inbound questions
     faqs: FaqBook  # writes FAQs
+    replies: SavedReplies  # the team's saved replies
     channels: ChannelSet
     supervisor: Supervisor
     dispatcher: Dispatcher  # sends the outbox of the channels whose lease we hold
@@ -123,6 +125,7 @@ def build_services(config: Config, storage: Storage) -> Services:
         metrics=metrics,
         faq=faq,
         faqs=FaqBook(storage.faqs, faq),
+        replies=SavedReplies(storage.replies),
         channels=channels,
         supervisor=supervisor,
         dispatcher=dispatcher,

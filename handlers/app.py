@@ -25,6 +25,7 @@ from handlers import (
     media,
     messages,
     metrics,
+    replies,
     subscriptions,
     webhooks,
 )
@@ -44,6 +45,7 @@ API_ROUTES: list[tuple[str, type]] = [
     *messages.routes,
     *media.routes,
     *faqs.routes,
+    *replies.routes,
     *events.routes,
     *subscriptions.routes,
     *webhooks.routes,

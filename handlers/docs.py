@@ -56,6 +56,9 @@ _SCHEMAS = [
     schemas.FaqUpdate,
     schemas.Faq,
     schemas.Suggestions,
+    schemas.SavedReplyCreate,
+    schemas.SavedReplyUpdate,
+    schemas.SavedReply,
     schemas.Conversation,
     schemas.ConversationUpdate,
     schemas.Handoff,
@@ -79,6 +82,7 @@ _PAGED = [
     schemas.Channel,
     schemas.Message,
     schemas.Faq,
+    schemas.SavedReply,
     schemas.Conversation,
 ]
 

@@ -581,6 +581,49 @@ def page_of(item: type[Schema]) -> type[Schema]:
     )
 
 
+# -- Saved replies ----------------------------------------------------------------------
+
+SHORTCUT = validate.Regexp(
+    r"^[a-z0-9_-]{1,32}$", error="shortcut: 1 to 32 of a-z, 0-9, '_' or '-' (typed after /)"
+)
+REPLY_TEXT = (
+    "{{contact.name}}, {{contact.external_id}}, {{agent.name}} and {{channel.name}} "
+    "are filled in where it is inserted"
+)
+
+
+class SavedReplyCreate(Schema):
+    shortcut = fields.String(required=True, validate=SHORTCUT)
+    text = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=MAX_CONTENT),
+        metadata={"description": REPLY_TEXT},
+    )
+
+
+class SavedReplyUpdate(Schema):
+    shortcut = fields.String(validate=SHORTCUT)
+    text = fields.String(
+        validate=validate.Length(min=1, max=MAX_CONTENT), metadata={"description": REPLY_TEXT}
+    )
+
+
+class SavedReply(Schema):
+    id = fields.String(required=True)
+    shortcut = fields.String(required=True)
+    text = fields.String(required=True, metadata={"description": REPLY_TEXT})
+    created_by = fields.String(required=True, metadata={"description": "Its author's agent id"})
+    created_at = fields.AwareDateTime(required=True)
+    updated_at = fields.AwareDateTime(required=True)
+
+
+class SavedReplyQuery(PageQuery):
+    prefix = fields.String(
+        validate=validate.Length(max=32),
+        metadata={"description": "Those whose shortcut starts with it (as typed after /)"},
+    )
+
+
 # -- FAQs -----------------------------------------------------------------------------
 
 

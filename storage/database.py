@@ -39,6 +39,7 @@ from storage.messages import MessagesRepository
 from storage.outbox import OutboxRepository
 from storage.pages import PageReader
 from storage.records import Database, Document
+from storage.replies import RepliesRepository
 from storage.revocations import RevocationsRepository
 from storage.schema import migrate
 from storage.signins import SignInFailuresRepository
@@ -109,6 +110,7 @@ class Storage:
     revocations: RevocationsRepository
     sign_in_failures: SignInFailuresRepository
     faqs: FaqsRepository
+    replies: RepliesRepository
     conversations: ConversationsRepository
     events: EventsRepository
     subscriptions: SubscriptionsRepository
@@ -170,6 +172,7 @@ class Storage:
             revocations=RevocationsRepository(db),
             sign_in_failures=SignInFailuresRepository(db),
             faqs=FaqsRepository(db, pages),
+            replies=RepliesRepository(db, pages),
             conversations=conversations,
             events=EventsRepository(db),
             subscriptions=SubscriptionsRepository(db, pages),
@@ -247,6 +250,7 @@ class Storage:
             await self.revocations.ensure_indexes()
             await self.sign_in_failures.ensure_indexes()
             await self.faqs.ensure_indexes()
+            await self.replies.ensure_indexes()
             await self.conversations.ensure_indexes()
             await self.events.ensure_indexes(
                 event_retention_seconds, server_expires=self.server_expires

@@ -333,6 +333,25 @@ class Faq:
 
 
 @dataclass(frozen=True, slots=True)
+class SavedReply:
+    """A text the team inserts by its shortcut; ``{{contact.name}}``-style fields are
+    filled where it is inserted."""
+
+    id: str
+    shortcut: str
+    text: str
+    created_by: str  # an agent's id
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, d: Document) -> SavedReply:
+        return cls(
+            d["_id"], d["shortcut"], d["text"], d["created_by"], d["created_at"], d["updated_at"]
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Unanswered:
     """A normalised inbound text that no FAQ answered, and how often it came."""
 
