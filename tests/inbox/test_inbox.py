@@ -290,6 +290,40 @@ def test_the_list_and_the_thread_say_who_did_what_in_each_texts_direction(
     assert tab.errors == []
 
 
+def test_a_saved_reply_or_an_faq_answer_goes_in_the_box_with_slash(
+    served: Served, tab: Watched
+) -> None:
+    served.api("ana", "POST", "/api/v1/replies/",
+               {"shortcut": "refund", "text": "Hi {{contact.name}}, {{agent.name}} here: "
+                                              "your refund is on its way."})  # fmt: skip
+    returns = {"question": "How do returns work?", "answer": "Send it back within 30 days."}
+    served.api("ana", "POST", "/api/v1/faqs/", returns)
+    page = talk(tab, served, "slash-1", "Where is my money?", "Rui Refund")
+    box = page.get_by_label("Reply")
+    box.press_sequentially("/ref")
+    picker = page.get_by_role("listbox", name="Saved replies and FAQ answers")
+    expect(picker.get_by_role("option")).to_have_count(1)
+    expect(picker.get_by_role("option").first).to_contain_text("/refund")
+    box.press("Enter")  # chooses; sends nothing
+    expect(box).to_have_value("Hi Rui Refund, ana here: your refund is on its way.")
+    expect(picker).to_be_hidden()
+    expect(page.locator("#messages li.message.outbound")).to_have_count(0)
+
+    box.fill("")
+    box.press_sequentially("/retu")  # a word of an FAQ's question
+    expect(picker.get_by_role("option").first).to_contain_text("FAQ: How do returns work?")
+    picker.get_by_role("option").first.click()
+    expect(box).to_have_value("Send it back within 30 days.")
+    box.press("Enter")  # now it sends
+    expect(bubble(page, "within 30 days").locator(".status")).to_have_attribute(
+        "data-status", "sent"
+    )
+    box.press_sequentially("/nothing-like-it")
+    expect(picker).to_be_hidden()
+    box.press("Escape")
+    assert tab.errors == []
+
+
 def test_keyboard_and_a_narrow_screen(browser: Any, served: Served) -> None:
     context, watched = open_page(browser, viewport={"width": 360, "height": 740})
     page = watched.page

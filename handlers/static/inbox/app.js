@@ -5,6 +5,7 @@
 import { ApiError, Offline, Session, SignedOut } from "./session.js";
 import { Stream } from "./stream.js";
 import { renderAdmin } from "./admin.js";
+import { Picker } from "./picker.js";
 import { contactName, conversationRow, el, messageItem, size } from "./view.js";
 
 const $ = (id) => document.getElementById(id);
@@ -36,6 +37,7 @@ const state = {
   sendKey: null, // the Idempotency-Key of the reply being sent, until it is accepted
   file: null, // the File attached to the reply, sent with it
   sending: false,
+  faqs: null, // the FAQs, read once a sign-in for the / picker
   offline: false,
 };
 
@@ -143,6 +145,7 @@ async function enter(fresh) {
     showThread(false);
   }
   state.listed = false;
+  state.faqs = null;
   state.me = await api("GET", "/api/v1/agents/me/");
   $("signin").hidden = true;
   $("app").hidden = false;
@@ -521,6 +524,34 @@ $("reply-text").addEventListener("input", () => {
   $("reply-error").textContent = "";
   renderLeft();
 });
+
+// Before the box's own keys: while the picker is open, Enter chooses.
+const picker = new Picker($("reply-text"), $("picker"), {
+  find: findSnippets,
+  values: () => ({
+    "contact.name": state.current ? contactName(state.current.contact) : "",
+    "contact.external_id": state.current?.contact.external_id || "",
+    "agent.name": state.me?.display_name || state.me?.username || "",
+    "channel.name": state.current?.channel.name || "",
+  }),
+});
+
+// Saved replies whose shortcut starts with `prefix`, then FAQ answers with a word of
+// their question that does.
+async function findSnippets(prefix) {
+  const query = new URLSearchParams({ page_size: 10, prefix });
+  const [replies, faqs] = await Promise.all([
+    api("GET", `/api/v1/replies/?${query}`),
+    state.faqs || api("GET", "/api/v1/faqs/?page_size=100").then((page) => (state.faqs = page)),
+  ]);
+  const saved = replies.results.map((r) => ({ label: `/${r.shortcut}`, text: r.text }));
+  const words = (text) => text.toLowerCase().split(/[^\p{L}\p{N}]+/u);
+  const answers = faqs.results
+    .filter((f) => f.enabled && (!prefix || words(f.question).some((w) => w.startsWith(prefix))))
+    .slice(0, 5)
+    .map((f) => ({ label: `FAQ: ${f.question}`, text: f.answer }));
+  return [...saved, ...answers];
+}
 
 $("reply-text").addEventListener("keydown", (event) => {
   if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
