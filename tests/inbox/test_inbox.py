@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 import urllib.error
@@ -321,6 +322,50 @@ def test_a_saved_reply_or_an_faq_answer_goes_in_the_box_with_slash(
     box.press_sequentially("/nothing-like-it")
     expect(picker).to_be_hidden()
     box.press("Escape")
+    assert tab.errors == []
+
+
+# The browser's Notification, recorded, with the permission given; and a tab that is
+# hidden until the test says otherwise.
+NOTIFICATIONS = """
+window.__notifications = [];
+window.__hidden = true;
+window.Notification = class {
+  constructor(title, options) { window.__notifications.push({ title, body: options.body }); }
+  static permission = "granted";
+  static requestPermission() { return Promise.resolve("granted"); }
+};
+Object.defineProperty(document, "visibilityState", {
+  get: () => (window.__hidden ? "hidden" : "visible"),
+});
+"""
+
+
+def test_the_tab_title_counts_what_i_have_not_read_and_a_notification_says_who_wrote(
+    served: Served, tab: Watched
+) -> None:
+    page = tab.page
+    page.add_init_script(NOTIFICATIONS)
+    sign_in(page, served.base)
+    page.get_by_label("Notify me").check()
+    expect(page.get_by_label("Notify me")).to_be_checked()
+    title = re.compile(r"^(?:\((\d+)\) )?Inbox · bot-gateway$")
+    expect(page).to_have_title(title)
+    before = int(title.match(page.title()).group(1) or 0)  # type: ignore[union-attr]
+
+    served.inbound("title-1", "Are you there?", name="Tina Title")
+    expect(page).to_have_title(f"({before + 1}) Inbox · bot-gateway")
+    served.inbound("title-1", "Hello??", name="Tina Title")
+    expect(page).to_have_title(f"({before + 2}) Inbox · bot-gateway")
+    told = page.evaluate("window.__notifications")
+    assert told == [{"title": "Tina Title", "body": "Are you there?"},
+                    {"title": "Tina Title", "body": "Hello??"}]  # fmt: skip
+
+    page.evaluate("window.__hidden = false")  # back at the tab: opening it reads it
+    row(page, "Tina Title").get_by_role("button").click()
+    expect(page).to_have_title(
+        f"({before}) Inbox · bot-gateway" if before else "Inbox · bot-gateway"
+    )
     assert tab.errors == []
 
 

@@ -5,8 +5,9 @@
 import { ApiError, Offline, Session, SignedOut } from "./session.js";
 import { Stream } from "./stream.js";
 import { renderAdmin } from "./admin.js";
+import { Attention } from "./attention.js";
 import { Picker } from "./picker.js";
-import { contactName, conversationRow, el, messageItem, size } from "./view.js";
+import { contactName, conversationRow, el, messageItem, size, unreadBy } from "./view.js";
 
 const $ = (id) => document.getElementById(id);
 const PAGE_SIZE = 30;
@@ -41,6 +42,7 @@ const state = {
   offline: false,
 };
 
+const attention = new Attention();
 const session = new Session(signedOut);
 const stream = new Stream(session, {
   onEvent,
@@ -102,6 +104,7 @@ function showSignIn(reason) {
 
 function signedOut() {
   stream.stop();
+  attention.reset();
   setOffline(false); // whatever the stream said while it found out
   showSignIn("Your sign-in has ended. Sign in again to go on; your reply is kept.");
 }
@@ -155,7 +158,8 @@ async function enter(fresh) {
   // The stream resumes after the last event seen, when there was one. The list is read
   // once it is subscribed (or, offline, after a while: the stream catches up later).
   const subscribed = stream.start();
-  await Promise.all([loadAgents(), loadChannels()]);
+  attention.reset();
+  await Promise.all([loadAgents(), loadChannels(), loadMine()]);
   await Promise.race([subscribed, new Promise((resolve) => setTimeout(resolve, 3000))]);
   await loadList();
   if (state.open) await openConversation(state.open, false);
@@ -164,6 +168,17 @@ async function enter(fresh) {
 function agentNames() {
   return new Map(state.agents.map((a) => [a.id, a.display_name || a.username]));
 }
+
+// My open conversations' unread counts, for the tab's title (the list shows one tab).
+async function loadMine() {
+  const page = await api("GET", "/api/v1/conversations/?assignee=me&status=open&page_size=100");
+  for (const conversation of page.results) attention.seen(conversation, state.me.id, unreadBy);
+}
+
+$("notify").addEventListener("change", (event) => guard(async () => {
+  event.target.checked = event.target.checked && await attention.enableNotifications();
+}));
+$("sound").addEventListener("change", (event) => attention.enableSound(event.target.checked));
 
 async function loadAgents() {
   const page = await api("GET", "/api/v1/agents/?page_size=100");
@@ -220,15 +235,22 @@ async function loadList(more = false) {
   renderList();
 }
 
-function keep(conversation) {
+// `live`: it came from the event stream, so news in it is told (a list is not news).
+function keep(conversation, live = false) {
+  const news = attention.seen(conversation, state.me?.id, unreadBy);
+  if (news && live) {
+    const preview = conversation.last_message?.content || "";
+    const looking = document.visibilityState === "visible" && conversation.id === state.open;
+    attention.alert(contactName(conversation.contact), preview, looking);
+  }
   const known = state.conversations.get(conversation.id);
   if (!newer(known, conversation)) return;
   if (TABS[state.tab].has(conversation)) state.conversations.set(conversation.id, conversation);
   else state.conversations.delete(conversation.id);
 }
 
-function takeConversation(conversation) {
-  keep(conversation);
+function takeConversation(conversation, live = false) {
+  keep(conversation, live);
   if (conversation.id === state.open && newer(state.current, conversation)) {
     state.current = conversation;
     renderHead();
@@ -459,7 +481,7 @@ $("messages").addEventListener("click", (event) => {
 });
 
 function onEvent(type, event) {
-  if (type === "conversation.updated") return takeConversation(event.conversation);
+  if (type === "conversation.updated") return takeConversation(event.conversation, true);
   const message = event.message;
   const listed = state.conversations.get(message.conversation_id);
   if (listed && type === "message.created") {
