@@ -49,6 +49,7 @@ class Conversations:
         status: ConversationStatus | None = None,
         channel_id: str | None = None,
         q: str | None = None,
+        label: str | None = None,
     ) -> Page[Conversation]:
         """Newest activity first; ``assignee`` is ``me``, ``none`` (the queue, as
         storage.conversations.NONE) or an agent's id."""
@@ -59,6 +60,7 @@ class Conversations:
             status=status,
             channel_id=channel_id,
             q=q or "",
+            label=" ".join(label.split()).lower() if label else None,
         )
 
     async def get(self, conversation_id: str) -> Conversation:
@@ -70,11 +72,16 @@ class Conversations:
     async def change(
         self, conversation_id: str, *, status: ConversationStatus | None = None,
         assignee: str | None = None, transfer: bool = False, by: str = "",
+        labels: list[str] | None = None,
     ) -> Conversation:  # fmt: skip
-        """Set the status, and with ``transfer`` the assignee (None: the queue). A
-        conversation its bot holds goes to the agents first (``by`` took it)."""
-        if status is None and not transfer:
-            raise ValidationError("nothing to change: send status or assignee_id")
+        """Set the status, the ``labels``, and with ``transfer`` the assignee (None: the
+        queue). A conversation its bot holds goes to the agents first (``by`` took it)."""
+        if status is None and not transfer and labels is None:
+            raise ValidationError("nothing to change: send status, assignee_id or labels")
+        if labels is not None:
+            await self._label(conversation_id, labels)
+            if status is None and not transfer:
+                return await self.get(conversation_id)
         if status is ConversationStatus.BOT:
             raise ValidationError.of("status", "bot is where its channel's bot puts it")
         current = await self.get(conversation_id)
@@ -101,6 +108,17 @@ class Conversations:
             if status is ConversationStatus.OPEN and current.assignee_id is None:
                 self.assigner.nudge()
         return current
+
+    async def _label(self, conversation_id: str, labels: list[str]) -> None:
+        """Its labels become ``labels``: trimmed, in lower case, each once."""
+        kept = list(dict.fromkeys(" ".join(label.split()).lower() for label in labels))
+        changed = await self.storage.conversations.update(conversation_id, {"labels": kept})
+        if changed is None:
+            raise NotFound(f"No such conversation: {conversation_id}")
+        await self.updates.conversations_changed([changed])
+
+    async def labels(self) -> list[tuple[str, int, int]]:
+        return await self.storage.conversations.labels()
 
     async def read(
         self, conversation_id: str, reader: str, at: datetime | None = None

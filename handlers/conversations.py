@@ -63,9 +63,9 @@ class ConversationHandler(BaseHandler):
 
     @needs(Scope.CONVERSATIONS)
     async def patch(self, conversation_id: str) -> None:
-        """Transfer a conversation, or change its status.
+        """Transfer a conversation, or change its status or labels.
         ---
-        summary: Transfer (assignee_id; null for the queue, me for yourself) or set the status
+        summary: Transfer (assignee_id; null for the queue, me for yourself), set status or labels
         tags: [conversations]
         requestBody:
           required: true
@@ -84,6 +84,7 @@ class ConversationHandler(BaseHandler):
             assignee=me_or(self.caller, assignee),
             transfer="assignee_id" in data,
             by=self.caller.ref.username,
+            labels=data.get("labels"),
         )
         self.write_json(present_to(self.caller.id)(changed))
 
@@ -130,7 +131,23 @@ class HandoffHandler(BaseHandler):
         self.write_json(present_to(self.caller.id)(moved))
 
 
+class LabelsHandler(BaseHandler):
+    async def get(self) -> None:
+        """The labels in use.
+        ---
+        summary: The labels in use, with how many conversations carry each
+        tags: [conversations]
+        responses:
+          200: {description: The labels, content: {application/json: {schema: Labels}}}
+          401: {$ref: "#/components/responses/Unauthorized"}
+        """
+        found = await self.services.conversations.labels()
+        shown = [{"name": n, "conversations": c, "open": o} for n, c, o in found]
+        self.write_json({"results": shown})
+
+
 routes = [
+    (r"/api/v1/labels/", LabelsHandler),
     (r"/api/v1/conversations/", ConversationsHandler),
     (r"/api/v1/conversations/(?P<conversation_id>[^/]+)/", ConversationHandler),
     (r"/api/v1/conversations/(?P<conversation_id>[^/]+)/read/", ReadHandler),

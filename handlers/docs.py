@@ -61,6 +61,7 @@ _SCHEMAS = [
     schemas.SavedReply,
     schemas.Conversation,
     schemas.ConversationUpdate,
+    schemas.Labels,
     schemas.Handoff,
     schemas.ChannelUpdate,
     schemas.SubscriptionCreate,

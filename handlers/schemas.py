@@ -431,6 +431,7 @@ class Conversation(Schema):
         allow_none=True,
         metadata={"description": "Why its bot gave it to the agents, the last time"},
     )
+    labels = fields.List(fields.String(), required=True)
     created_at = fields.AwareDateTime(required=True)
     updated_at = fields.AwareDateTime(required=True)
 
@@ -462,6 +463,14 @@ class ChannelUpdate(Schema):
     )
 
 
+LABEL = fields.String(
+    validate=validate.Regexp(
+        r"^\s*\w[\w \-]{0,31}\s*$",
+        error="a label: 1 to 32 letters, digits, spaces, '-' or '_', a letter or digit first",
+    )
+)
+
+
 class ConversationUpdate(Schema):
     """At least one field (documented as minProperties in handlers/docs.py)."""
 
@@ -469,6 +478,21 @@ class ConversationUpdate(Schema):
         allow_none=True, metadata={"description": "Transfer to this agent; null: the queue"}
     )
     status = fields.String(validate=validate.OneOf(CONVERSATION_STATUSES))
+    labels = fields.List(
+        LABEL,
+        validate=validate.Length(max=10),
+        metadata={"description": "All its labels from now on (kept in lower case); [] for none"},
+    )
+
+
+class LabelCount(Schema):
+    name = fields.String(required=True)
+    conversations = fields.Integer(required=True)
+    open = fields.Integer(required=True, metadata={"description": "Of them, open now"})
+
+
+class Labels(Schema):
+    results = fields.List(fields.Nested(LabelCount), required=True)
 
 
 class Event(Schema):
@@ -540,6 +564,7 @@ class ConversationQuery(PageQuery):
     )
     status = fields.String(validate=validate.OneOf(CONVERSATION_STATUSES))
     channel_id = fields.String()
+    label = fields.String(validate=validate.Length(min=1, max=32))
     q = fields.String(
         validate=[
             validate.Length(min=1, max=100),

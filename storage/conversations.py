@@ -203,6 +203,7 @@ class ConversationsRepository:
         status: ConversationStatus | None = None,
         channel_id: str | None = None,
         q: str = "",
+        label: str | None = None,
     ) -> Page[Conversation]:
         """Newest activity first; ``assignee`` is an agent's id or :data:`NONE`; ``q``
         finds contacts by the starts of the words of their name, username or provider
@@ -219,6 +220,8 @@ class ConversationsRepository:
             query["status"] = str(status)
         if channel_id is not None:
             query["channel_id"] = channel_id
+        if label is not None:  # no index: one per label would be work at every write
+            query["labels"] = label
         wanted = words(q)
         if wanted:
             query["search"] = text_pattern(wanted)
@@ -227,7 +230,12 @@ class ConversationsRepository:
             lookup = functools.partial(self._found_by_words, wanted, channel_id)
         holds_a_page = None
         agent = query.get("assignee_id")
-        if self.assigned is not None and agent and channel_id and not (after or status or wanted):
+        if (
+            self.assigned is not None
+            and agent
+            and channel_id
+            and not (after or status or wanted or label)
+        ):
             # No index has both: the agent's conversations, in memory, bound the window,
             # or are few enough to read by id.
             mine = [c for c in await self.activity_of(agent) if c.channel_id == channel_id]
@@ -238,7 +246,7 @@ class ConversationsRepository:
                 found = self.collection.find({**query, "_id": {"$in": ids}}).sort(KEY, DESCENDING)
                 return Page([Conversation.of(d) for d in await found.to_list()], None)
         # The text is checked in every document a window holds: not covered.
-        plan = ReadPlan(covered=not wanted, lookup=lookup, holds_a_page=holds_a_page)
+        plan = ReadPlan(covered=not (wanted or label), lookup=lookup, holds_a_page=holds_a_page)
         return await self.pages.fetch(self.collection, Conversation.of, query, after, limit, plan)
 
     async def _found_by_words(
@@ -459,6 +467,21 @@ class ConversationsRepository:
         if document is not None and self.assigned is not None:
             self.assigned.put(document)
         return maybe(Conversation.of, document)
+
+    async def labels(self, limit: int = 200) -> list[tuple[str, int, int]]:
+        """Each label in use: its conversations and its open ones, most used first."""
+        rows = await self.collection.aggregate([
+            {"$match": {"labels.0": {"$exists": True}}},
+            {"$unwind": "$labels"},
+            {"$group": {
+                "_id": "$labels",
+                "conversations": {"$sum": 1},
+                "open": {"$sum": {"$cond": [{"$eq": ["$status", "open"]}, 1, 0]}},
+            }},
+            {"$sort": {"conversations": -1, "_id": 1}},
+            {"$limit": limit},
+        ])  # fmt: skip
+        return [(r["_id"], r["conversations"], r["open"]) async for r in rows]
 
     @staticmethod
     async def count_inbound(collection: Collection) -> None:

@@ -417,6 +417,7 @@ class Conversation:
     read_by: Mapping[str, int] = field(default_factory=dict)
     # Agents who gave it back to the queue: not offered it again until it is resolved.
     declined_by: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()  # the team's, to sort and find conversations by
 
     def unread_for(self, reader: str | None) -> int:
         """Inbound messages ``reader`` has not read; for None, those nobody has."""
@@ -454,6 +455,7 @@ class Conversation:
             handoff_reason=d.get("handoff_reason"),
             read_by=d.get("read_by") or {},
             declined_by=tuple(d.get("declined_by") or ()),
+            labels=tuple(d.get("labels") or ()),
         )
 
 

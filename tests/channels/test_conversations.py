@@ -4,6 +4,7 @@ resolved and reopened, read; and the messages of one or of an agent's."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from gateway.config import AssignmentConfig
 from testkit.helpers import Client, EventStream, async_wait_until, sign_up
@@ -147,6 +148,43 @@ async def test_my_conversations_messages_and_mine_by_me(gateway) -> None:
     _, sent = await gw.agent.fetch("GET", "/api/v1/messages/?agent_id=me")
     assert [m["content"] for m in mine["results"]] == ["ana here", "for ana"]
     assert [m["content"] for m in sent["results"]] == ["ana here"]
+
+
+async def test_labels_sort_conversations_and_find_them(gateway) -> None:
+    gw: Gateway = await gateway(MOCK)
+    for contact in (1, 2, 3):
+        await _write(gw, contact, f"from {contact}")
+    by_contact = {c["contact"]["external_id"]: c for c in await _conversations(gw.agent)}
+    path = "/api/v1/conversations/{}/"
+
+    async def label(contact: int, labels: Any) -> tuple[int, Any]:
+        conversation = by_contact[str(contact)]["id"]
+        return await gw.agent.fetch(
+            "PATCH", path.format(conversation), json_body={"labels": labels}
+        )
+
+    status, one = await label(1, ["Refund", "  VIP  customer ", "refund"])
+    assert (status, one["labels"]) == (200, ["refund", "vip customer"])  # lower case, once
+    await label(2, ["refund"])
+    assert (await label(3, ["vip customer"]))[0] == 200
+    status, resolved = await gw.agent.fetch(
+        "PATCH", path.format(by_contact["3"]["id"]), json_body={"status": "resolved"}
+    )
+    assert resolved["labels"] == ["vip customer"]  # a status change keeps them
+    refunds = await _conversations(gw.agent, "?label=Refund")
+    assert sorted(c["contact"]["external_id"] for c in refunds) == ["1", "2"]
+    _, counted = await gw.agent.fetch("GET", "/api/v1/labels/")
+    assert counted["results"] == [
+        {"name": "refund", "conversations": 2, "open": 2},
+        {"name": "vip customer", "conversations": 2, "open": 1},
+    ]
+    for bad in (["x" * 33], ["-dash first"], ["a"] * 11, "refund", [""]):
+        assert (await label(1, bad))[0] == 400, bad
+    status, cleared = await label(1, [])
+    assert (status, cleared["labels"]) == (200, [])
+    assert [
+        c["contact"]["external_id"] for c in await _conversations(gw.agent, "?label=refund")
+    ] == ["2"]
 
 
 async def test_a_conversation_given_back_waits_for_someone_else(gateway) -> None:
