@@ -369,6 +369,25 @@ def test_the_tab_title_counts_what_i_have_not_read_and_a_notification_says_who_w
     assert tab.errors == []
 
 
+def test_labels_are_given_in_the_thread_and_narrow_the_list(served: Served, tab: Watched) -> None:
+    page = talk(tab, served, "label-1", "My order is late", "Lara Label")
+    served.inbound("label-2", "Just saying hi", name="Nico Nolabel")
+    expect(row(page, "Nico Nolabel")).to_be_visible()
+    labels = page.get_by_label("Labels")
+    labels.fill("Late delivery, vip")
+    labels.press("Enter")
+    expect(row(page, "Lara Label").locator(".row-labels")).to_have_text("late delivery · vip")
+    expect(labels).to_have_value("late delivery, vip")
+    choose = page.get_by_label("Label", exact=True)
+    expect(choose.locator("option", has_text="late delivery")).to_have_count(1)
+    choose.select_option("late delivery")
+    expect(row(page, "Lara Label")).to_be_visible()
+    expect(row(page, "Nico Nolabel")).to_have_count(0)
+    choose.select_option("")
+    expect(row(page, "Nico Nolabel")).to_be_visible()
+    assert tab.errors == []
+
+
 def test_keyboard_and_a_narrow_screen(browser: Any, served: Served) -> None:
     context, watched = open_page(browser, viewport={"width": 360, "height": 740})
     page = watched.page

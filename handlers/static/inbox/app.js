@@ -39,6 +39,7 @@ const state = {
   file: null, // the File attached to the reply, sent with it
   sending: false,
   faqs: null, // the FAQs, read once a sign-in for the / picker
+  label: "", // the list shows only conversations with this label ("": any)
   offline: false,
 };
 
@@ -159,7 +160,7 @@ async function enter(fresh) {
   // once it is subscribed (or, offline, after a while: the stream catches up later).
   const subscribed = stream.start();
   attention.reset();
-  await Promise.all([loadAgents(), loadChannels(), loadMine()]);
+  await Promise.all([loadAgents(), loadChannels(), loadMine(), loadLabels()]);
   await Promise.race([subscribed, new Promise((resolve) => setTimeout(resolve, 3000))]);
   await loadList();
   if (state.open) await openConversation(state.open, false);
@@ -225,6 +226,7 @@ window.addEventListener("offline", () => setOffline(true));
 async function loadList(more = false) {
   const tab = state.tab;
   const query = new URLSearchParams({ page_size: PAGE_SIZE, ...TABS[tab].query });
+  if (state.label) query.set("label", state.label);
   if (more && state.listCursor) query.set("cursor", state.listCursor);
   const page = await api("GET", `/api/v1/conversations/?${query}`);
   if (state.tab !== tab) return;
@@ -245,7 +247,8 @@ function keep(conversation, live = false) {
   }
   const known = state.conversations.get(conversation.id);
   if (!newer(known, conversation)) return;
-  if (TABS[state.tab].has(conversation)) state.conversations.set(conversation.id, conversation);
+  const labelled = !state.label || (conversation.labels || []).includes(state.label);
+  if (TABS[state.tab].has(conversation) && labelled) state.conversations.set(conversation.id, conversation);
   else state.conversations.delete(conversation.id);
 }
 
@@ -350,8 +353,43 @@ function renderHead() {
   const handedOff = c.handoff_reason ? ` · from the bot: ${c.handoff_reason}` : "";
   $("thread-channel").textContent = `${c.channel.name} · ${held} · ${c.status}${handedOff}`;
   $("resolve").textContent = c.status === "resolved" ? "Reopen" : "Resolve";
+  if (document.activeElement !== $("labels")) $("labels").value = (c.labels || []).join(", ");
   renderLeft();
 }
+
+// Labels: typed as a comma-separated list, saved on Enter or on leaving the field.
+async function saveLabels() {
+  const c = state.current;
+  const typed = $("labels").value.split(",").map((l) => l.trim()).filter(Boolean);
+  if (!c || typed.join(",") === (c.labels || []).join(",")) return;
+  const id = encodeURIComponent(c.id);
+  takeConversation(await api("PATCH", `/api/v1/conversations/${id}/`, { labels: typed }));
+  $("labels").value = (state.current.labels || []).join(", ");
+  await loadLabels();
+}
+
+$("labels-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  guard(saveLabels, $("reply-error"));
+});
+$("labels").addEventListener("change", () => guard(saveLabels, $("reply-error")));
+
+// The label filter's choices: the labels in use, with their open conversations.
+async function loadLabels() {
+  const { results } = await api("GET", "/api/v1/labels/");
+  const chosen = state.label;
+  $("label-filter").replaceChildren(el("option", { value: "", text: "Any" }),
+    ...results.map((l) => el("option", { value: l.name, text: `${l.name} (${l.open} open)` })));
+  $("label-filter").value = results.some((l) => l.name === chosen) ? chosen : "";
+}
+
+$("label-filter").addEventListener("change", (event) => {
+  state.label = event.target.value;
+  state.listCursor = null;
+  state.conversations.clear();
+  renderList();
+  guard(() => loadList());
+});
 
 const QUEUE = "queue";
 

@@ -76,6 +76,9 @@ export function conversationRow(conversation, selected, me, names = new Map()) {
       held ? el("span", { className: "row-holder", text: held }) : null,
       el("span", { className: "row-preview" }, from,
          el("bdi", { dir: "auto", text: preview ? preview.content : "" }))),
+    (conversation.labels || []).length
+      ? el("span", { className: "row-labels", dir: "auto", text: conversation.labels.join(" · ") })
+      : null,
     unread > 0
       ? el("span", { className: "badge", text: String(unread), "aria-label": `${unread} unread` })
       : null,
