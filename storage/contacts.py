@@ -16,6 +16,7 @@ from storage.lists import Page, Position
 from storage.models import Contact, conversation_id
 from storage.pages import KEY, PageReader
 from storage.records import (
+    Collection,
     Database,
     Document,
     derived_id,
@@ -96,40 +97,21 @@ class ContactsRepository:
         await self.collection.create_index(
             [("channel_id", ASCENDING), (KEY, ASCENDING)], name="channel_list_key"
         )
-        if WORDS not in await self.collection.index_information():
-            await self._backfill_words()  # contacts stored before searches used words
-            await self.collection.create_index([("words", ASCENDING)], name=WORDS)
+        await self.collection.create_index([("words", ASCENDING)], name=WORDS)
 
-    async def _backfill_words(self) -> None:
-        """Give every contact its words and conversation id, and its conversation
-        the words' text; idempotent, so a start cut short does it again."""
-        found = self.collection.find({}, projection={KEY: 0, "last_message_at": 0})
+    @staticmethod
+    async def reword_everyone(db: Database) -> None:
+        """Give every contact the words search finds it by now, and its conversation
+        the words' text (a schema step, storage/schema.py); idempotent."""
+        contacts, conversations = db["contacts"], db["conversations"]
+        found = contacts.find({}, projection={KEY: 0, "last_message_at": 0})
         batch: list[Contact] = []
         async for document in found:
             batch.append(Contact.of(document))
             if len(batch) == BACKFILL_BATCH:
-                await self._reword_all(batch)
+                await _reword_all(contacts, conversations, batch)
                 batch = []
-        await self._reword_all(batch)
-
-    async def _reword_all(self, contacts: list[Contact]) -> None:
-        if not contacts:
-            return
-        await self.collection.bulk_write(
-            [
-                UpdateOne(
-                    {"_id": c.id},
-                    {"$set": {"words": c.words, "conversation_id": conversation_id(c.id)}},
-                )
-                for c in contacts
-            ],
-            ordered=False,
-        )
-        texts = {conversation_id(c.id): search_text(c.words) for c in contacts}
-        await self.conversations.bulk_write(
-            [UpdateOne({"_id": i}, {"$set": {"search": text}}) for i, text in texts.items()],
-            ordered=False,
-        )
+        await _reword_all(contacts, conversations, batch)
 
     async def record_seen_many(
         self,
@@ -217,3 +199,25 @@ class ContactsRepository:
             query["$or"] = [{"name": pattern}, {"username": pattern}]
         page = await self.pages.fetch(self.collection, Contact.of, query, after, limit)
         return Page(await self._with_assignees(page.items), page.next)
+
+
+async def _reword_all(
+    contacts: Collection, conversations: Collection, batch: list[Contact]
+) -> None:
+    if not batch:
+        return
+    await contacts.bulk_write(
+        [
+            UpdateOne(
+                {"_id": c.id},
+                {"$set": {"words": c.words, "conversation_id": conversation_id(c.id)}},
+            )
+            for c in batch
+        ],
+        ordered=False,
+    )
+    texts = {conversation_id(c.id): search_text(c.words) for c in batch}
+    await conversations.bulk_write(
+        [UpdateOne({"_id": i}, {"$set": {"search": text}}) for i, text in texts.items()],
+        ordered=False,
+    )

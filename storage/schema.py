@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
 from storage.agents import AgentsRepository
+from storage.contacts import ContactsRepository
 from storage.conversations import ConversationsRepository
 from storage.errors import StorageUnavailable
 from storage.leases import LeasesRepository
@@ -42,6 +43,10 @@ async def _date_ended_sign_ins(db: Database) -> None:
     await AgentsRepository.date_ended_sign_ins(db["agents"])
 
 
+async def _reword_contacts(db: Database) -> None:
+    await ContactsRepository.reword_everyone(db)
+
+
 async def _count_inbound(db: Database) -> None:
     await ConversationsRepository.count_inbound(db["conversations"])
 
@@ -59,6 +64,12 @@ STEPS: list[Step] = [
         3,
         "one unread count for everyone becomes each reader's: what nobody has read yet",
         _count_inbound,
+    ),
+    (
+        4,
+        "contacts' words without accents, so that joao finds João (and older contacts "
+        "without words get them)",
+        _reword_contacts,
     ),
 ]
 VERSION = STEPS[-1][0]
