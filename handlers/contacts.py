@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.contact_attributes import change_attributes
 from gateway.messages import window_expires_at
 from handlers import schemas
-from handlers.base import BaseHandler, found, presenter
-from storage.models import Contact
+from handlers.base import BaseHandler, found, needs, presenter
+from storage.models import Contact, Scope
 
 _show = presenter(schemas.Contact())
 
@@ -54,6 +55,26 @@ class ContactHandler(ContactPresenter):
         """
         contact = await self.services.storage.contacts.shown(contact_id)
         self.write_json(self.present(found(contact, "contact", contact_id)))
+
+    @needs(Scope.CONVERSATIONS)
+    async def patch(self, contact_id: str) -> None:
+        """Change a contact's attributes.
+        ---
+        summary: Set or remove some of a contact's attributes
+        tags: [contacts]
+        parameters: [{in: path, name: contact_id, required: true, schema: {type: string}}]
+        requestBody:
+          required: true
+          content: {application/json: {schema: ContactUpdate}}
+        responses:
+          200: {description: The contact, content: {application/json: {schema: Contact}}}
+          400: {$ref: "#/components/responses/BadRequest"}
+          401: {$ref: "#/components/responses/Unauthorized"}
+          404: {$ref: "#/components/responses/NotFound"}
+        """
+        changes = self.json_body(schemas.ContactUpdate())["attributes"]
+        contacts = self.services.storage.contacts
+        self.write_json(self.present(await change_attributes(contacts, contact_id, changes)))
 
 
 routes = [

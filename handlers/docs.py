@@ -49,6 +49,7 @@ _SCHEMAS = [
     schemas.ApiToken,
     schemas.ApiTokenCreated,
     schemas.Contact,
+    schemas.ContactUpdate,
     schemas.Channel,
     schemas.Message,
     schemas.MessageCreate,

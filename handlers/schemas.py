@@ -181,7 +181,26 @@ class Contact(Schema):
     )
     last_message_at = fields.AwareDateTime(allow_none=True)
     window_expires_at = fields.AwareDateTime(allow_none=True, metadata={"description": WINDOW})
-    created_at = fields.AwareDateTime(required=True)
+    attributes = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        required=True,
+        metadata={"description": "What the team keeps about the contact"},
+    )
+    created_at = fields.AwareDateTime(required=True, metadata={"description": "First seen"})
+
+
+class ContactUpdate(Schema):
+    attributes = fields.Dict(
+        required=True,
+        keys=fields.String(
+            validate=validate.Regexp(
+                r"^[a-z0-9_]{1,32}$", error="an attribute's name: 1 to 32 of a-z, 0-9 or '_'"
+            )
+        ),
+        values=fields.String(allow_none=True, validate=validate.Length(max=200)),
+        metadata={"description": "Keys to set (at most 200 characters) or, with null, remove"},
+    )
 
 
 class Channel(Schema):

@@ -171,6 +171,13 @@ class ContactsRepository:
         document = await self.collection.find_one({"_id": contact_id_})
         return maybe(Contact.of, document)
 
+    async def set_attributes(self, contact_id_: str, attributes: dict[str, str]) -> bool:
+        """Its attributes become ``attributes``; False if there is no such contact."""
+        done = await self.collection.update_one(
+            {"_id": contact_id_}, {"$set": {"attributes": attributes}}
+        )
+        return done.matched_count == 1
+
     async def shown(self, contact_id_: str) -> Contact | None:
         """The contact as agents see it: :meth:`get` with its assignee."""
         found = await self.get(contact_id_)

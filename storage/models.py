@@ -194,6 +194,7 @@ class Contact:
     assigned_agent_id: str | None  # its conversation's, filled where agents see it
     created_at: datetime
     last_message_at: datetime | None = None
+    attributes: Mapping[str, str] = field(default_factory=dict)  # the team's notes on it
 
     @classmethod
     def of(cls, d: Document) -> Contact:
@@ -206,6 +207,7 @@ class Contact:
             assigned_agent_id=None,  # read from the conversation (storage/contacts.py)
             created_at=d["created_at"],
             last_message_at=d.get("last_message_at"),
+            attributes=d.get("attributes") or {},
         )
 
     @property

@@ -39,6 +39,43 @@ async def test_contacts_list_filters_and_read(api: Client, storage: Storage) -> 
     assert (await api.fetch("GET", "/api/v1/contacts/nope/"))[0] == 404
 
 
+async def test_a_contacts_attributes_are_set_a_few_at_a_time_and_kept(
+    api: Client, storage: Storage
+) -> None:
+    channel = await storage.channels.upsert("tg", "telegram", "polling", {})
+    ze = await seen(storage, channel.id, "1", name="José Silva", username="ze")
+    path = f"/api/v1/contacts/{ze.id}/"
+    assert (await api.fetch("GET", path))[1]["attributes"] == {}
+    set_two = {"attributes": {"plan": "gold", "order": "A-1042"}}
+    status, contact = await api.fetch("PATCH", path, json_body=set_two)
+    assert (status, contact["attributes"]) == (200, {"plan": "gold", "order": "A-1042"})
+    status, contact = await api.fetch(
+        "PATCH", path, json_body={"attributes": {"order": None, "city": "Recife"}}
+    )
+    assert (status, contact["attributes"]) == (200, {"plan": "gold", "city": "Recife"})
+    await seen(storage, channel.id, "1", name="José S.", username="ze")  # writes again
+    status, contact = await api.fetch("GET", path)
+    assert (contact["name"], contact["attributes"]) == (
+        "José S.",
+        {"plan": "gold", "city": "Recife"},
+    )
+
+    many = {"attributes": {f"k{n}": "v" for n in range(19)}}
+    refused = {
+        "too many": (many, "a contact keeps at most 20"),
+        "a bad name": ({"attributes": {"Plan": "x"}}, "an attribute's name: 1 to 32"),
+        "too long": ({"attributes": {"note": "x" * 201}}, "attributes"),
+        "nothing": ({"attributes": {}}, "name at least one attribute"),
+        "not an object": ({"attributes": ["plan"]}, "attributes"),
+    }
+    for label, (body, says) in refused.items():
+        status, error = await api.fetch("PATCH", path, json_body=body)
+        assert (status, says in error["error"]["message"]) == (400, True), (label, error)
+    assert (await api.fetch("GET", path))[1]["attributes"] == {"plan": "gold", "city": "Recife"}
+    status, _ = await api.fetch("PATCH", "/api/v1/contacts/nope/", json_body=set_two)
+    assert status == 404
+
+
 async def test_channels_show_their_webhook_path_and_never_a_secret(
     api: Client, storage: Storage
 ) -> None:
