@@ -388,6 +388,29 @@ def test_labels_are_given_in_the_thread_and_narrow_the_list(served: Served, tab:
     assert tab.errors == []
 
 
+def test_the_contact_panel_shows_who_it_is_and_keeps_attributes(
+    served: Served, tab: Watched
+) -> None:
+    page = talk(tab, served, "panel-1", "Hello from Recife", "Paula Panel")
+    page.get_by_role("button", name="Contact").click()
+    panel = page.get_by_role("region", name="Contact details")
+    expect(panel).to_be_visible()
+    expect(panel.locator("dd").nth(1)).to_have_text("panel-1")  # the provider id
+    page.get_by_label("Attribute", exact=True).fill("plan")
+    page.get_by_label("Value").fill("gold")
+    page.get_by_role("button", name="Set").click()
+    expect(panel.locator(".attributes li")).to_have_text(["plangoldRemove"])
+    page.get_by_role("button", name="Contact").click()  # closed, opened: read again
+    page.get_by_role("button", name="Contact").click()
+    expect(panel.locator(".attributes li")).to_have_count(1)
+    [contact] = [c for c in served.api("ana", "GET", "/api/v1/contacts/")["results"]
+                 if c["external_id"] == "panel-1"]  # fmt: skip
+    assert contact["attributes"] == {"plan": "gold"}
+    page.get_by_role("button", name="Remove plan").click()
+    expect(panel.locator(".attributes li")).to_have_count(0)
+    assert tab.errors == []
+
+
 def test_keyboard_and_a_narrow_screen(browser: Any, served: Served) -> None:
     context, watched = open_page(browser, viewport={"width": 360, "height": 740})
     page = watched.page

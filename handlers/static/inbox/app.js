@@ -6,6 +6,7 @@ import { ApiError, Offline, Session, SignedOut } from "./session.js";
 import { Stream } from "./stream.js";
 import { renderAdmin } from "./admin.js";
 import { Attention } from "./attention.js";
+import { ContactPanel } from "./contact.js";
 import { Picker } from "./picker.js";
 import { contactName, conversationRow, el, messageItem, size, unreadBy } from "./view.js";
 
@@ -44,6 +45,7 @@ const state = {
 };
 
 const attention = new Attention();
+const contactPanel = new ContactPanel((method, path, body) => api(method, path, body), () => state.current);
 const session = new Session(signedOut);
 const stream = new Stream(session, {
   onEvent,
@@ -334,7 +336,7 @@ async function openConversation(id, fromList = true) {
     state.current = await api("GET", `/api/v1/conversations/${encodeURIComponent(id)}/`);
   }
   renderHead();
-  await loadOlder();
+  await Promise.all([loadOlder(), contactPanel.load()]);
   await markRead();
 }
 
