@@ -22,7 +22,7 @@ from gateway.group_commit import GroupCommit
 from gateway.lane import BACKGROUND_TIMEOUT_SECONDS
 from storage.conversations import Arrival
 from storage.database import Storage
-from storage.models import Conversation, EventType, Message, conversation_id
+from storage.models import Conversation, EventType, Message, Note, conversation_id
 
 log = logging.getLogger("gateway.conversation_updates")
 
@@ -70,6 +70,10 @@ class ConversationUpdates:
     async def changed(self, messages: list[Message]) -> None:
         """Messages' statuses changed (sent, delivered, read, failed)."""
         self._tell(CHANGED, messages)
+
+    async def noted(self, note: Note, assignee_id: str | None) -> None:
+        """An agent wrote a note in the thread of a conversation ``assignee_id`` holds."""
+        await self.events.append([(EventType.NOTE_CREATED, assignee_id, note)])
 
     async def conversations_changed(self, conversations: list[Conversation]) -> None:
         """Assignment, status or unread changed."""

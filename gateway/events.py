@@ -26,7 +26,7 @@ from gateway.errors import TooManyRequests
 from gateway.group_commit import GroupCommit, settle
 from storage.errors import is_unavailable
 from storage.events import EventsRepository
-from storage.models import Conversation, Event, EventType, Message, Subscription
+from storage.models import Conversation, Event, EventType, Message, Note, Subscription
 from storage.records import key_floor, millis, utcnow
 
 log = logging.getLogger("gateway.events")
@@ -34,7 +34,7 @@ log = logging.getLogger("gateway.events")
 READ_BATCH = 500
 MINE_KEPT = 10_000  # entries written here that a shared log's tail has not reached yet
 # (type, assignee, subject)
-Entry = tuple[EventType, str | None, Message | Conversation | Subscription]
+Entry = tuple[EventType, str | None, Message | Conversation | Subscription | Note]
 
 
 class Subscriber:

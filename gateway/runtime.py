@@ -29,6 +29,7 @@ from gateway.logs import scrubber
 from gateway.medialinks import MediaLinks
 from gateway.messages import Sender
 from gateway.metrics import Metrics, counter, gauge
+from gateway.notes import Notes
 from gateway.outbound import Dispatcher
 from gateway.replies import SavedReplies
 from gateway.subscription_work import PresentEvent, SubscriptionWork
@@ -72,6 +73,7 @@ class Services:
     faq: FaqResponder  # answers inbound questions
     faqs: FaqBook  # writes FAQs
     replies: SavedReplies  # the team's saved replies
+    notes: Notes  # private notes in threads
     channels: ChannelSet
     supervisor: Supervisor
     dispatcher: Dispatcher  # sends the outbox of the channels whose lease we hold
@@ -126,6 +128,7 @@ def build_services(config: Config, storage: Storage) -> Services:
         faq=faq,
         faqs=FaqBook(storage.faqs, faq),
         replies=SavedReplies(storage.replies),
+        notes=Notes(storage.notes, storage.conversations, storage.agents, updates),
         channels=channels,
         supervisor=supervisor,
         dispatcher=dispatcher,

@@ -8,8 +8,8 @@ from typing import Any
 from gateway.conversations import me_or
 from handlers import schemas
 from handlers.base import BaseHandler, needs, presenter
-from storage.lists import Position
-from storage.models import Conversation, ConversationStatus, Scope
+from storage.lists import Page, Position
+from storage.models import Conversation, ConversationStatus, Note, Scope
 
 present = presenter(schemas.Conversation())
 
@@ -131,6 +131,50 @@ class HandoffHandler(BaseHandler):
         self.write_json(present_to(self.caller.id)(moved))
 
 
+present_note = presenter(schemas.Note())
+
+
+class NotesHandler(BaseHandler):
+    async def get(self, conversation_id: str) -> None:
+        """A conversation's notes.
+        ---
+        summary: List a conversation's private notes, newest first
+        tags: [conversations]
+        parameters: [{in: query, schema: PageQuery}]
+        responses:
+          200: {description: A page of notes, content: {application/json: {schema: NotePage}}}
+          401: {$ref: "#/components/responses/Unauthorized"}
+          404: {$ref: "#/components/responses/NotFound"}
+        """
+
+        async def notes(after: Position | None, size: int, **_: Any) -> Page[Note]:
+            return await self.services.notes.page(conversation_id, after, size)
+
+        await self.write_page(notes, present_note)
+
+    @needs(Scope.CONVERSATIONS)
+    async def post(self, conversation_id: str) -> None:
+        """Write a note.
+        ---
+        summary: Write a private note in a conversation's thread (never sent to the contact)
+        description: >-
+          It shows in the thread for the agents and comes as `note.created` on the
+          event stream; `@username` names a colleague, whose inbox tells them.
+        tags: [conversations]
+        requestBody:
+          required: true
+          content: {application/json: {schema: NoteCreate}}
+        responses:
+          201: {description: The note, content: {application/json: {schema: Note}}}
+          400: {$ref: "#/components/responses/BadRequest"}
+          401: {$ref: "#/components/responses/Unauthorized"}
+          404: {$ref: "#/components/responses/NotFound"}
+        """
+        content = self.json_body(schemas.NoteCreate())["content"]
+        note = await self.services.notes.write(conversation_id, content, self.caller)
+        self.write_json(present_note(note), 201)
+
+
 class LabelsHandler(BaseHandler):
     async def get(self) -> None:
         """The labels in use.
@@ -152,4 +196,5 @@ routes = [
     (r"/api/v1/conversations/(?P<conversation_id>[^/]+)/", ConversationHandler),
     (r"/api/v1/conversations/(?P<conversation_id>[^/]+)/read/", ReadHandler),
     (r"/api/v1/conversations/(?P<conversation_id>[^/]+)/handoff/", HandoffHandler),
+    (r"/api/v1/conversations/(?P<conversation_id>[^/]+)/notes/", NotesHandler),
 ]

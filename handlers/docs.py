@@ -64,6 +64,8 @@ _SCHEMAS = [
     schemas.ConversationUpdate,
     schemas.Labels,
     schemas.Handoff,
+    schemas.NoteCreate,
+    schemas.Note,
     schemas.ChannelUpdate,
     schemas.SubscriptionCreate,
     schemas.SubscriptionUpdate,
@@ -85,6 +87,7 @@ _PAGED = [
     schemas.Message,
     schemas.Faq,
     schemas.SavedReply,
+    schemas.Note,
     schemas.Conversation,
 ]
 

@@ -30,9 +30,10 @@ from handlers.base import BaseHandler, agents_only, presenter, public
 from handlers.conversations import present as present_conversation
 from handlers.subscriptions import present as present_subscription
 from storage.errors import DATABASE_ERRORS
-from storage.models import Conversation, Event, Scope, Subscription
+from storage.models import Conversation, Event, Note, Scope, Subscription
 
 present_message = presenter(schemas.Message())
+present_note = presenter(schemas.Note())
 
 
 def event_json(event: Event) -> dict[str, Any]:
@@ -46,6 +47,8 @@ def event_json(event: Event) -> dict[str, Any]:
         shown["conversation"] = present_conversation(event.subject)
     elif isinstance(event.subject, Subscription):
         shown["subscription"] = present_subscription(event.subject)
+    elif isinstance(event.subject, Note):
+        shown["note"] = present_note(event.subject)
     else:
         shown["message"] = present_message(event.subject)
     return shown

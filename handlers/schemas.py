@@ -514,6 +514,25 @@ class Labels(Schema):
     results = fields.List(fields.Nested(LabelCount), required=True)
 
 
+class NoteCreate(Schema):
+    content = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=MAX_CONTENT),
+        metadata={"description": "Name a colleague as @username to tell them"},
+    )
+
+
+class Note(Schema):
+    id = fields.String(required=True)
+    conversation_id = fields.String(required=True)
+    agent = fields.Nested(AgentSummary, required=True, metadata={"description": "Who wrote it"})
+    content = fields.String(required=True)
+    mentions = fields.List(
+        fields.String(), required=True, metadata={"description": "The agents it names, by id"}
+    )
+    created_at = fields.AwareDateTime(required=True)
+
+
 class Event(Schema):
     """One entry of the event stream (its `data:` line); `id:` and `event:` repeat
     the id and the type."""
@@ -531,6 +550,7 @@ class Event(Schema):
     subscription = fields.Nested(
         "Subscription", metadata={"description": "For subscription.disabled: why, in it"}
     )
+    note = fields.Nested(Note, metadata={"description": "For note.created"})
 
 
 class Ticket(Schema):

@@ -36,6 +36,7 @@ from storage.expiry import Expiring, Expiry
 from storage.faqs import FaqsRepository
 from storage.leases import LeasesRepository
 from storage.messages import MessagesRepository
+from storage.notes import NotesRepository
 from storage.outbox import OutboxRepository
 from storage.pages import PageReader
 from storage.records import Database, Document
@@ -111,6 +112,7 @@ class Storage:
     sign_in_failures: SignInFailuresRepository
     faqs: FaqsRepository
     replies: RepliesRepository
+    notes: NotesRepository
     conversations: ConversationsRepository
     events: EventsRepository
     subscriptions: SubscriptionsRepository
@@ -173,6 +175,7 @@ class Storage:
             sign_in_failures=SignInFailuresRepository(db),
             faqs=FaqsRepository(db, pages),
             replies=RepliesRepository(db, pages),
+            notes=NotesRepository(db, pages),
             conversations=conversations,
             events=EventsRepository(db),
             subscriptions=SubscriptionsRepository(db, pages),
@@ -246,6 +249,9 @@ class Storage:
             await self.uploads.ensure_indexes(  # they expire with their messages
                 message_retention_seconds, server_expires=self.server_expires
             )
+            await self.notes.ensure_indexes(  # and so do the notes beside them
+                message_retention_seconds, server_expires=self.server_expires
+            )
             await self.outbox.ensure_indexes()
             await self.revocations.ensure_indexes()
             await self.sign_in_failures.ensure_indexes()
@@ -289,6 +295,7 @@ class Storage:
         sweep = self.expiry.sweep
         expired = await sweep(Expiring(self.messages.collection), self.messages.retention_seconds)
         expired += await sweep(Expiring(self.events.collection), self.events.retention_seconds)
+        await sweep(Expiring(self.notes.collection), self.notes.retention_seconds)
         for files in (self.uploads.chunks, self.uploads.files):  # with their messages
             await sweep(Expiring(files, "created_at"), self.uploads.retention_seconds)
         await sweep(Expiring(self.subscriptions.deliveries), self.subscriptions.retention_seconds)

@@ -18,7 +18,7 @@ from typing import Any
 
 from pymongo import ASCENDING
 
-from storage.models import Conversation, Event, EventType, Message, Subscription
+from storage.models import Conversation, Event, EventType, Message, Note, Subscription
 from storage.pages import KEY
 from storage.records import (
     Database,
@@ -73,7 +73,8 @@ class EventsRepository:
         await ensure_expiry(c, retention_seconds, server_expires=server_expires, by_key=True)
 
     async def append(
-        self, entries: list[tuple[EventType, str | None, Message | Conversation | Subscription]]
+        self,
+        entries: list[tuple[EventType, str | None, Message | Conversation | Subscription | Note]],
     ) -> list[Event]:
         """Write ``(type, assignee, subject)`` entries in one insert, in order."""
         if not entries:
@@ -84,7 +85,7 @@ class EventsRepository:
             key = new_id(now)
             if isinstance(subject, Conversation):
                 conversation_id = subject.id
-            elif isinstance(subject, Message):
+            elif isinstance(subject, Message | Note):
                 conversation_id = subject.conversation_id
             else:  # a subscription's: no conversation's
                 conversation_id = ""

@@ -461,6 +461,24 @@ class Conversation:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Note:
+    """What agents write in a conversation's thread for each other: never sent to
+    the contact, never counted unread."""
+
+    id: str
+    conversation_id: str
+    agent: AgentRef  # who wrote it
+    content: str
+    mentions: tuple[str, ...]  # the agents it names as @username, by id
+    created_at: datetime
+
+    @classmethod
+    def of(cls, d: Document) -> Note:
+        return cls(d["_id"], d["conversation_id"], AgentRef.of(d["agent"]), d["content"],
+                   tuple(d.get("mentions") or ()), d["created_at"])  # fmt: skip
+
+
 class EventType(StrEnum):
     MESSAGE_CREATED = "message.created"  # inbound and outbound
     MESSAGE_UPDATED = "message.updated"  # every status change, with the error
@@ -468,6 +486,7 @@ class EventType(StrEnum):
     # A subscription failed for the log's whole retention and was disabled; its
     # subject is the subscription (never its secret), and no conversation's.
     SUBSCRIPTION_DISABLED = "subscription.disabled"
+    NOTE_CREATED = "note.created"  # a private note in a conversation's thread
 
 
 @dataclass(frozen=True, slots=True)
@@ -478,18 +497,20 @@ class Event:
     type: EventType
     conversation_id: str
     assignee_id: str | None  # the conversation's, when the event was written
-    subject: Message | Conversation | Subscription
+    subject: Message | Conversation | Subscription | Note
     created_at: datetime
 
     @classmethod
     def of(cls, d: Document) -> Event:
         type_ = EventType(d["type"])
         data = d["data"]
-        subject: Message | Conversation | Subscription
+        subject: Message | Conversation | Subscription | Note
         if type_ is EventType.CONVERSATION_UPDATED:
             subject = Conversation.of(data)
         elif type_ is EventType.SUBSCRIPTION_DISABLED:
             subject = Subscription.of(data)
+        elif type_ is EventType.NOTE_CREATED:
+            subject = Note.of(data)
         else:
             subject = Message.of(data)
         return cls(d["_id"], type_, d["conversation_id"], d.get("assignee_id"), subject,

@@ -66,7 +66,9 @@ def test_slow_loris_connections_neither_starve_probes_nor_flood_the_log(
     port = serve({})
     held = half_open(port, IDLE)
     try:
-        assert healthz_seconds(port) <= 1.0
+        # Starved, a probe would wait for the idle timeout (10 s) to free a slot: well
+        # under it is an answer, however busy the machine (how fast is bench/'s job).
+        assert healthz_seconds(port) < 5.0
         assert http_status(f"http://127.0.0.1:{port}/readyz") == 200
     finally:
         for sock in held:
@@ -84,7 +86,9 @@ def test_idle_connections_are_closed_and_the_cap_refuses_the_rest(serve, tmp_pat
         # The 50 past the cap are closed at once, the others once idle for 2 s.
         wait_until(lambda: sum(map(closed, held)) >= 50, 10, "the cap to close the rest")
         wait_until(lambda: all(map(closed, held)), 15, "idle connections to be closed")
-        assert healthz_seconds(port) <= 1.0
+        # Starved, a probe would wait for the idle timeout (10 s) to free a slot: well
+        # under it is an answer, however busy the machine (how fast is bench/'s job).
+        assert healthz_seconds(port) < 5.0
     finally:
         for sock in held:
             sock.close()
