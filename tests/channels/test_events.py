@@ -207,3 +207,43 @@ async def test_streams_filter_by_conversation(gateway) -> None:
         assert event["data"]["message"]["content"] == "again 5"
     finally:
         await stream.close()
+
+
+async def test_a_note_stays_with_the_agents_and_tells_whom_it_names(gateway) -> None:
+    gw: Gateway = await gateway(MOCK)
+    await _write(gw, 7, "my parcel is lost")
+    status, page = await gw.agent.fetch("GET", "/api/v1/conversations/")
+    [conversation] = page["results"]
+    path = f"/api/v1/conversations/{conversation['id']}/notes/"
+    status, made = await gw.agent.fetch("POST", "/api/v1/agents/",
+                                        json_body={"username": "bea", "password": "x" * 12})  # fmt: skip
+    assert status == 201, made
+    before = await gw.messages()
+    stream = await _stream(gw)
+    try:
+        text = "@bea can you check the carrier? (cc @nobody, mail@example.com)"
+        status, note = await gw.agent.fetch("POST", path, json_body={"content": text})
+        assert status == 201, note
+        assert (note["content"], note["mentions"], note["agent"]["username"]) == (
+            text,
+            [made["id"]],
+            "ana",
+        )
+        event = await _next_of(stream, "note.created")
+        assert event["data"]["note"] == note
+        assert event["data"]["conversation_id"] == conversation["id"]
+    finally:
+        await stream.close()
+    assert await gw.messages() == before  # not a message: nothing to send or count
+    status, again = await gw.agent.fetch("GET", f"/api/v1/conversations/{conversation['id']}/")
+    assert (again["unread"], again["last_message"]) == (
+        conversation["unread"],
+        conversation["last_message"],
+    )
+    status, listed = await gw.agent.fetch("GET", path)
+    assert (status, [n["id"] for n in listed["results"]]) == (200, [note["id"]])
+    for bad in ({"content": ""}, {"content": "x" * 4097}, {}):
+        assert (await gw.agent.fetch("POST", path, json_body=bad))[0] == 400
+    missing = "/api/v1/conversations/nope/notes/"
+    assert (await gw.agent.fetch("POST", missing, json_body={"content": "hi"}))[0] == 404
+    assert (await gw.agent.fetch("GET", missing))[0] == 404

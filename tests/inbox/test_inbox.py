@@ -411,6 +411,42 @@ def test_the_contact_panel_shows_who_it_is_and_keeps_attributes(
     assert tab.errors == []
 
 
+def test_a_private_note_stays_in_the_thread_and_tells_the_colleague_it_names(
+    browser: Any, served: Served, tab: Watched
+) -> None:
+    context, bruno = open_page(browser)
+    try:
+        bruno.page.add_init_script(NOTIFICATIONS)
+        sign_in(bruno.page, served.base, "bruno")
+        bruno.page.get_by_label("Notify me").check()
+        page = talk(tab, served, "note-1", "Can I change my address?", "Nora Note")
+        sent_before = len(served.api("ana", "GET", "/api/v1/messages/?direction=out")["results"])
+        page.get_by_label("Private note").check()
+        box = page.get_by_label("Reply")
+        box.fill("@bruno she moved last week, see the ticket")
+        box.press("Enter")
+        note = page.locator("#messages li.message.note")
+        expect(note).to_contain_text("she moved last week")
+        expect(note).to_contain_text("Private note")
+        expect(note.locator(".sender")).to_have_text("ana")
+        expect(box).to_have_value("")
+        told_bruno = lambda: len(bruno.page.evaluate("window.__notifications")) == 1  # noqa: E731
+        wait_until(told_bruno, 10, "bruno to be told")
+        told = bruno.page.evaluate("window.__notifications")
+        assert told == [{"title": "ana mentioned you",
+                         "body": "@bruno she moved last week, see the ticket"}]  # fmt: skip
+        # Nothing went to the contact; the conversation's unread and preview are as before.
+        after = served.api("ana", "GET", "/api/v1/messages/?direction=out")["results"]
+        assert len(after) == sent_before
+        page.reload()
+        row(page, "Nora Note").get_by_role("button").click()
+        expect(page.locator("#messages li.message.note")).to_have_count(1)  # read back
+        assert tab.errors == []
+        assert bruno.errors == []
+    finally:
+        context.close()
+
+
 def test_keyboard_and_a_narrow_screen(browser: Any, served: Served) -> None:
     context, watched = open_page(browser, viewport={"width": 360, "height": 740})
     page = watched.page

@@ -8,7 +8,7 @@ import { renderAdmin } from "./admin.js";
 import { Attention } from "./attention.js";
 import { ContactPanel } from "./contact.js";
 import { Picker } from "./picker.js";
-import { contactName, conversationRow, el, messageItem, size, unreadBy } from "./view.js";
+import { contactName, conversationRow, el, messageItem, noteItem, size, unreadBy } from "./view.js";
 
 const $ = (id) => document.getElementById(id);
 const PAGE_SIZE = 30;
@@ -336,7 +336,7 @@ async function openConversation(id, fromList = true) {
     state.current = await api("GET", `/api/v1/conversations/${encodeURIComponent(id)}/`);
   }
   renderHead();
-  await Promise.all([loadOlder(), contactPanel.load()]);
+  await Promise.all([loadOlder(), loadNotes(state.view), contactPanel.load()]);
   await markRead();
 }
 
@@ -429,6 +429,15 @@ $("resolve").addEventListener("click", () => guard(async () => {
   takeConversation(await api("PATCH", `/api/v1/conversations/${encodeURIComponent(id)}/`, { status }));
 }, $("reply-error")));
 
+function takeNote(note) {
+  const me = state.me?.id;
+  const looking = document.visibilityState === "visible" && note.conversation_id === state.open;
+  if (note.mentions.includes(me) && note.agent.id !== me) {
+    attention.alert(`${note.agent.username} mentioned you`, note.content, looking);
+  }
+  if (note.conversation_id === state.open) takeMessage(noteItem(note));
+}
+
 async function markRead() {
   const id = state.open;
   if (!id || document.visibilityState !== "visible") return;
@@ -458,6 +467,13 @@ async function loadOlder() {
   }
   // Until the thread fills its box, scrolling cannot ask for more: read on.
   if (state.view === view && view.cursor && box.scrollHeight <= box.clientHeight) await loadOlder();
+}
+
+// The thread's private notes (the newest hundred), among its messages by time.
+async function loadNotes(view) {
+  const page = await api("GET", `/api/v1/conversations/${encodeURIComponent(view.id)}/notes/?page_size=100`);
+  if (state.view !== view) return;
+  for (const note of page.results) takeMessage(noteItem(note), false);
 }
 
 $("messages").addEventListener("scroll", () => {
@@ -522,6 +538,7 @@ $("messages").addEventListener("click", (event) => {
 
 function onEvent(type, event) {
   if (type === "conversation.updated") return takeConversation(event.conversation, true);
+  if (type === "note.created") return takeNote(event.note);
   const message = event.message;
   const listed = state.conversations.get(message.conversation_id);
   if (listed && type === "message.created") {
@@ -554,7 +571,7 @@ function renderLeft() {
   $("reply-left").textContent = left >= 0 ? `${left} characters left` : `${-left} characters too many`;
   $("reply-left").classList.toggle("error", left < 0);
   $("send").disabled = state.sending || left < 0 || !($("reply-text").value.trim() || state.file);
-  const files = state.channels.get(state.current?.channel.id)?.files;
+  const files = !$("note-mode").checked && state.channels.get(state.current?.channel.id)?.files;
   $("attach").disabled = !files;
   $("attach").title = files ? "Send a file with this reply" : "This channel sends no files";
   $("attached").hidden = !state.file;
@@ -635,6 +652,7 @@ async function send() {
   const conversation = state.current;
   const file = state.file;
   if (state.sending || !conversation || !(content.trim() || file) || [...content].length > limit()) return;
+  if ($("note-mode").checked) return writeNote(conversation, content);
   state.sending = true;
   state.sendKey ||= newKey();
   renderLeft();
@@ -663,6 +681,30 @@ async function send() {
     renderLeft();
   }
 }
+
+// A private note: for the agents only, so no file, no provider, no Idempotency-Key
+// (a note written twice is two notes, and says so).
+async function writeNote(conversation, content) {
+  if (!content.trim()) return;
+  state.sending = true;
+  renderLeft();
+  try {
+    const id = encodeURIComponent(conversation.id);
+    const note = await api("POST", `/api/v1/conversations/${id}/notes/`, { content });
+    if ($("reply-text").value === content) $("reply-text").value = "";
+    state.drafts.delete(conversation.id);
+    if (state.open === note.conversation_id) takeMessage(noteItem(note));
+  } finally {
+    state.sending = false;
+    renderLeft();
+  }
+}
+
+$("note-mode").addEventListener("change", (event) => {
+  document.getElementById("reply").classList.toggle("noting", event.target.checked);
+  if (event.target.checked) forgetFile();
+  renderLeft();
+});
 
 // --- start ---------------------------------------------------------------------
 

@@ -7,7 +7,7 @@
 
 import { SignedOut } from "./session.js";
 
-const TYPES = ["message.created", "message.updated", "conversation.updated"];
+const TYPES = ["message.created", "message.updated", "conversation.updated", "note.created"];
 const RETRY_MS = [250, 500, 1000, 2000, 4000];
 
 export class Stream {

@@ -95,15 +95,23 @@ const STATUS_TEXT = {
   failed: "Failed",
 };
 
+// A private note as the thread shows it: among the messages, by its time.
+export function noteItem(note) {
+  return { id: note.id, direction: "note", content: note.content, agent: note.agent,
+           created_at: note.created_at, updated_at: note.created_at, media: [] };
+}
+
 // One message of the thread; outbound ones carry their delivery status.
 export function messageItem(message) {
   const outbound = message.direction === "out";
-  const classes = ["message", outbound ? "outbound" : "inbound"];
+  const note = message.direction === "note";
+  const classes = ["message", note ? "note" : outbound ? "outbound" : "inbound"];
   if (message.auto_reply) classes.push("auto");
   if (message.pending) classes.push("pending");
   const meta = el("span", { className: "meta" },
     el("time", { datetime: message.created_at, title: longTime(message.created_at),
                  text: shortTime(message.created_at) }));
+  if (note) meta.append(el("span", { className: "auto-tag", text: "Private note" }));
   if (message.auto_reply) meta.append(el("span", { className: "auto-tag", text: "Auto-reply" }));
   if (message.agent?.kind === "bot") meta.append(el("span", { className: "auto-tag", text: "Bot" }));
   else if (message.agent) meta.prepend(el("span", { className: "sender", text: message.agent.username }));
