@@ -125,12 +125,16 @@ class OutboxRepository:
             [("channel_id", ASCENDING), ("status", ASCENDING), (KEY, ASCENDING)],
             name="channel_outbox",
         )
-        # Earlier versions scanned the outbox by due time and each contact's unsent
-        # messages; nothing reads those indexes any more.
-        existing = await self.collection.index_information()
+
+    @staticmethod
+    async def drop_old_indexes(db: Database) -> None:
+        """Earlier versions scanned the outbox by due time and each contact's unsent
+        messages; nothing reads those indexes any more (a schema step)."""
+        messages = db["messages"]
+        existing = await messages.index_information()
         for name in ("outbox", "unsent_by_contact"):
             if name in existing:
-                await self.collection.drop_index(name)
+                await messages.drop_index(name)
 
     async def unsent(self, channel_id: str) -> list[Unsent]:
         """Every queued or claimed message of a channel, oldest first."""

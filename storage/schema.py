@@ -23,6 +23,7 @@ from storage.contacts import ContactsRepository
 from storage.conversations import ConversationsRepository
 from storage.errors import StorageUnavailable
 from storage.leases import LeasesRepository
+from storage.outbox import OutboxRepository
 from storage.records import Database, utcnow
 
 log = logging.getLogger("gateway.storage")
@@ -45,6 +46,10 @@ async def _date_ended_sign_ins(db: Database) -> None:
 
 async def _reword_contacts(db: Database) -> None:
     await ContactsRepository.reword_everyone(db)
+
+
+async def _drop_old_outbox_indexes(db: Database) -> None:
+    await OutboxRepository.drop_old_indexes(db)
 
 
 async def _count_inbound(db: Database) -> None:
@@ -70,6 +75,12 @@ STEPS: list[Step] = [
         "contacts' words without accents, so that joao finds João (and older contacts "
         "without words get them)",
         _reword_contacts,
+    ),
+    (
+        5,
+        "the outbox indexes of earlier versions, which nothing reads, dropped once "
+        "(every start looked for them before)",
+        _drop_old_outbox_indexes,
     ),
 ]
 VERSION = STEPS[-1][0]

@@ -190,3 +190,14 @@ async def test_the_previous_releases_database_comes_up_through_crashes_in_a_step
     finally:
         await target.client.drop_database(target.db.name)
         await target.close()
+
+
+async def test_the_outbox_indexes_of_earlier_versions_are_dropped_once(storage: Storage) -> None:
+    messages = storage.messages.collection
+    await messages.create_index([("next_attempt_at", 1)], name="outbox")
+    await messages.create_index([("contact_id", 1), ("status", 1)], name="unsent_by_contact")
+    await storage.db["meta"].update_one({"_id": "schema"}, {"$set": {"version": 4}})
+    await storage.ensure_indexes(RETENTION_SECONDS)
+    found = await messages.index_information()
+    assert ("outbox" in found, "unsent_by_contact" in found) == (False, False)
+    assert await stored_version(storage.db) == schema.VERSION
