@@ -95,14 +95,6 @@ def build_services(config: Config, storage: Storage) -> Services:
     """The services on ``storage``, no channel built and no work started: enough for
     the REST API. :class:`Runtime` adds the rest."""
     secret = _secret(config)
-    authenticator = Authenticator(
-        config.auth,
-        secret,
-        storage.agents,
-        storage.revocations,
-        storage.sign_in_failures,
-        ApiTokens(storage.api_tokens),
-    )
     faq = FaqResponder(storage, make_cache(config.cache), config.faq, config.cache.faq_ttl_seconds)
     metrics = Metrics()
     supervisor = Supervisor(lambda worker: metrics.worker_restarts.labels(worker).inc())
@@ -123,7 +115,7 @@ def build_services(config: Config, storage: Storage) -> Services:
     services = Services(
         config=config,
         storage=storage,
-        auth=authenticator,
+        auth=_authenticator(config, storage, secret),
         metrics=metrics,
         faq=faq,
         faqs=FaqBook(storage.faqs, faq),
@@ -152,6 +144,13 @@ def build_services(config: Config, storage: Storage) -> Services:
     )
     metrics.read_at_scrape(lambda: _live_metrics(services))
     return services
+
+
+def _authenticator(config: Config, storage: Storage, secret: str) -> Authenticator:
+    tokens = ApiTokens(storage.api_tokens)
+    return Authenticator(
+        config.auth, secret, storage.agents, storage.revocations, storage.sign_in_failures, tokens
+    )
 
 
 def _secret(config: Config) -> str:
