@@ -447,6 +447,78 @@ def test_a_private_note_stays_in_the_thread_and_tells_the_colleague_it_names(
         context.close()
 
 
+def test_a_colleague_reading_a_conversation_leaves_my_unread_count_alone(
+    browser: Any, served: Served, tab: Watched
+) -> None:
+    page = tab.page
+    sign_in(page, served.base)
+    served.inbound("unread-1", "First question", name="Ursula Unread")
+    served.inbound("unread-1", "Second question", name="Ursula Unread")
+    expect(row(page, "Ursula Unread").locator(".badge")).to_have_text("2")
+    context, bruno = open_page(browser)
+    try:
+        sign_in(bruno.page, served.base, "bruno")
+        bruno.page.get_by_role("tab", name="All").click()
+        row(bruno.page, "Ursula Unread").get_by_role("button").click()  # bruno reads it
+        expect(bubble(bruno.page, "Second question")).to_be_visible()
+        expect(row(bruno.page, "Ursula Unread").locator(".badge")).to_have_count(0)
+
+        def read_by_bruno() -> bool:
+            found = served.api("ana", "GET", "/api/v1/conversations/?q=ursula")["results"]
+            return served.agents["bruno"] in found[0]["read_by"]
+
+        wait_until(read_by_bruno, 10, "bruno's reading to be stored")
+        expect(row(page, "Ursula Unread").locator(".badge")).to_have_text("2")  # still mine
+        page.reload()  # and as the gateway tells it afresh
+        expect(row(page, "Ursula Unread").locator(".badge")).to_have_text("2")
+        assert bruno.errors == []
+    finally:
+        context.close()
+    assert tab.errors == []
+
+
+def test_given_back_to_the_queue_it_waits_there_and_goes_to_someone_else(
+    served: Served, tab: Watched
+) -> None:
+    page = talk(tab, served, "queue-1", "Anyone?", "Quentin Queue")
+    page.get_by_label("Transfer to").select_option("queue")
+    page.get_by_role("button", name="Transfer").click()
+    expect(row(page, "Quentin Queue")).to_have_count(0)  # out of Mine
+    page.get_by_role("tab", name="Unassigned").click()
+    expect(row(page, "Quentin Queue")).to_be_visible()  # ana alone is available: it waits
+    served.api("bruno", "PATCH", "/api/v1/agents/me/", {"is_available": True})
+    try:
+        expect(row(page, "Quentin Queue")).to_have_count(0, timeout=15_000)  # offered to bruno
+        [taken] = [
+            c for c in served.api("ana", "GET", "/api/v1/conversations/?q=quentin")["results"]
+        ]
+        assert taken["assignee_id"] == served.agents["bruno"]
+    finally:
+        served.api("bruno", "PATCH", "/api/v1/agents/me/", {"is_available": False})
+    assert tab.errors == []
+
+
+def test_pending_has_its_own_tab_and_an_empty_list_says_so_in_the_middle(
+    served: Served, tab: Watched
+) -> None:
+    page = talk(tab, served, "pend-1", "I'll send the photo tomorrow", "Penny Pending")
+    page.get_by_role("button", name="Pending", exact=True).click()
+    expect(row(page, "Penny Pending")).to_have_count(0)  # no longer among Mine's open
+    page.get_by_role("tab", name="Pending").click()
+    expect(row(page, "Penny Pending")).to_be_visible()
+    page.get_by_label("Label", exact=True).select_option("")
+    page.get_by_role("tab", name="Bot").click()  # nobody's bot holds anything here
+    empty = page.locator("#list-empty")
+    expect(empty).to_be_visible()
+    box = empty.bounding_box()
+    pane = page.locator("#list-pane").bounding_box()
+    assert box is not None
+    assert pane is not None
+    middle = box["y"] + box["height"] / 2
+    assert pane["y"] + pane["height"] * 0.25 < middle < pane["y"] + pane["height"] * 0.75
+    assert tab.errors == []
+
+
 def test_keyboard_and_a_narrow_screen(browser: Any, served: Served) -> None:
     context, watched = open_page(browser, viewport={"width": 360, "height": 740})
     page = watched.page

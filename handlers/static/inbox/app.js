@@ -19,6 +19,8 @@ const TABS = {
           has: (c) => c.assignee_id === state.me?.id && c.status === "open" },
   unassigned: { query: { assignee: "none", status: "open" },
                 has: (c) => c.assignee_id === null && c.status === "open" },
+  // Waiting on the contact: out of Mine and Unassigned until they write again.
+  pending: { query: { status: "pending" }, has: (c) => c.status === "pending" },
   bot: { query: { status: "bot" }, has: (c) => c.status === "bot" }, // its channel's bot answers
   all: { query: {}, has: () => true },
   resolved: { query: { status: "resolved" }, has: (c) => c.status === "resolved" },
@@ -355,6 +357,7 @@ function renderHead() {
   const handedOff = c.handoff_reason ? ` · from the bot: ${c.handoff_reason}` : "";
   $("thread-channel").textContent = `${c.channel.name} · ${held} · ${c.status}${handedOff}`;
   $("resolve").textContent = c.status === "resolved" ? "Reopen" : "Resolve";
+  $("pend").hidden = c.status !== "open";
   if (document.activeElement !== $("labels")) $("labels").value = (c.labels || []).join(", ");
   renderLeft();
 }
@@ -421,6 +424,11 @@ $("transfer").addEventListener("click", () => guard(async () => {
   takeConversation(await api("PATCH", `/api/v1/conversations/${encodeURIComponent(id)}/`, body));
   $("transfer-to").value = "";
   $("transfer").disabled = true;
+}, $("reply-error")));
+
+$("pend").addEventListener("click", () => guard(async () => {
+  const id = state.open;
+  takeConversation(await api("PATCH", `/api/v1/conversations/${encodeURIComponent(id)}/`, { status: "pending" }));
 }, $("reply-error")));
 
 $("resolve").addEventListener("click", () => guard(async () => {
