@@ -120,6 +120,9 @@ class Conversations:
     async def labels(self) -> list[tuple[str, int, int]]:
         return await self.storage.conversations.labels()
 
+    async def counts(self, me: Caller) -> dict[str, int]:
+        return await self.storage.conversations.counts(me.id)
+
     async def read(
         self, conversation_id: str, reader: str, at: datetime | None = None
     ) -> Conversation:

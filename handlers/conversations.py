@@ -175,6 +175,19 @@ class NotesHandler(BaseHandler):
         self.write_json(present_note(note), 201)
 
 
+class CountsHandler(BaseHandler):
+    async def get(self) -> None:
+        """How many conversations each list holds.
+        ---
+        summary: How many conversations are yours and open, in the queue, pending, and the bots'
+        tags: [conversations]
+        responses:
+          200: {description: The counts, content: {application/json: {schema: Counts}}}
+          401: {$ref: "#/components/responses/Unauthorized"}
+        """
+        self.write_json(await self.services.conversations.counts(self.caller))
+
+
 class LabelsHandler(BaseHandler):
     async def get(self) -> None:
         """The labels in use.
@@ -193,6 +206,7 @@ class LabelsHandler(BaseHandler):
 routes = [
     (r"/api/v1/labels/", LabelsHandler),
     (r"/api/v1/conversations/", ConversationsHandler),
+    (r"/api/v1/conversations/counts/", CountsHandler),
     (r"/api/v1/conversations/(?P<conversation_id>[^/]+)/", ConversationHandler),
     (r"/api/v1/conversations/(?P<conversation_id>[^/]+)/read/", ReadHandler),
     (r"/api/v1/conversations/(?P<conversation_id>[^/]+)/handoff/", HandoffHandler),

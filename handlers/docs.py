@@ -63,6 +63,7 @@ _SCHEMAS = [
     schemas.Conversation,
     schemas.ConversationUpdate,
     schemas.Labels,
+    schemas.Counts,
     schemas.Handoff,
     schemas.NoteCreate,
     schemas.Note,

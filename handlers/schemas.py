@@ -510,6 +510,13 @@ class LabelCount(Schema):
     open = fields.Integer(required=True, metadata={"description": "Of them, open now"})
 
 
+class Counts(Schema):
+    mine = fields.Integer(required=True, metadata={"description": "Yours, open"})
+    unassigned = fields.Integer(required=True, metadata={"description": "Open, in the queue"})
+    pending = fields.Integer(required=True, metadata={"description": "Waiting on the contact"})
+    bot = fields.Integer(required=True, metadata={"description": "Held by a channel's bot"})
+
+
 class Labels(Schema):
     results = fields.List(fields.Nested(LabelCount), required=True)
 

@@ -468,6 +468,17 @@ class ConversationsRepository:
             self.assigned.put(document)
         return maybe(Conversation.of, document)
 
+    async def counts(self, agent_id: str) -> dict[str, int]:
+        """How many conversations each of the inbox's lists holds for ``agent_id``:
+        theirs open, the queue, pending, the bots'; each rides an index."""
+        count = self.collection.count_documents
+        return {
+            "mine": await count({"assignee_id": agent_id, "status": "open"}),
+            "unassigned": await count({"assignee_id": None, "status": "open"}),
+            "pending": await count({"status": "pending"}),
+            "bot": await count({"status": "bot"}),
+        }
+
     async def labels(self, limit: int = 200) -> list[tuple[str, int, int]]:
         """Each label in use: its conversations and its open ones, most used first."""
         rows = await self.collection.aggregate([

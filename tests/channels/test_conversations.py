@@ -415,3 +415,17 @@ async def test_messages_of_a_conversation_and_of_an_assignee(gateway) -> None:
     assert await contents(f"agent_id={bob_id}") == ["bob here"]  # sent by
     assert await contents(f"assignee_id={bob_id}&direction=in") == ["from one"]
     assert await contents("conversation_id=nope") == []
+
+
+async def test_the_counts_of_each_list(gateway) -> None:
+    gw: Gateway = await gateway(MOCK)
+    for contact in (1, 2, 3):
+        await _write(gw, contact)
+    await _assigned(gw, 3)
+    by_contact = {c["contact"]["external_id"]: c["id"] for c in await _conversations(gw.agent)}
+    path = "/api/v1/conversations/{}/"
+    await gw.agent.fetch("PATCH", path.format(by_contact["2"]), json_body={"status": "pending"})
+    away = await gw.agent.fetch("PATCH", "/api/v1/agents/me/", json_body={"is_available": False})
+    assert away[0] == 200  # hers go back to the queue
+    status, counts = await gw.agent.fetch("GET", "/api/v1/conversations/counts/")
+    assert (status, counts) == (200, {"mine": 0, "unassigned": 2, "pending": 1, "bot": 0})

@@ -504,7 +504,12 @@ def test_pending_has_its_own_tab_and_an_empty_list_says_so_in_the_middle(
     page = talk(tab, served, "pend-1", "I'll send the photo tomorrow", "Penny Pending")
     page.get_by_role("button", name="Pending", exact=True).click()
     expect(row(page, "Penny Pending")).to_have_count(0)  # no longer among Mine's open
-    page.get_by_role("tab", name="Pending").click()
+    pending = page.get_by_role("tab", name="Pending")
+    expect(pending).to_have_text(re.compile(r"^Pending \(\d+\)$"))  # its count
+    counts = served.api("ana", "GET", "/api/v1/conversations/counts/")
+    expect(pending).to_have_text(f"Pending ({counts['pending']})")
+    assert counts["pending"] >= 1
+    pending.click()
     expect(row(page, "Penny Pending")).to_be_visible()
     page.get_by_label("Label", exact=True).select_option("")
     page.get_by_role("tab", name="Bot").click()  # nobody's bot holds anything here

@@ -164,7 +164,7 @@ async function enter(fresh) {
   // once it is subscribed (or, offline, after a while: the stream catches up later).
   const subscribed = stream.start();
   attention.reset();
-  await Promise.all([loadAgents(), loadChannels(), loadMine(), loadLabels()]);
+  await Promise.all([loadAgents(), loadChannels(), loadMine(), loadLabels(), loadCounts()]);
   await Promise.race([subscribed, new Promise((resolve) => setTimeout(resolve, 3000))]);
   await loadList();
   if (state.open) await openConversation(state.open, false);
@@ -172,6 +172,24 @@ async function enter(fresh) {
 
 function agentNames() {
   return new Map(state.agents.map((a) => [a.id, a.display_name || a.username]));
+}
+
+// How many each tab holds, read again at most every half second while things change.
+let countsTimer = null;
+
+function refreshCounts() {
+  clearTimeout(countsTimer);
+  countsTimer = setTimeout(() => guard(loadCounts), 500);
+}
+
+async function loadCounts() {
+  if (!state.me) return;
+  const counts = await api("GET", "/api/v1/conversations/counts/");
+  for (const tab of document.querySelectorAll("[data-tab]")) {
+    tab.dataset.name ||= tab.textContent;
+    const count = counts[tab.dataset.tab];
+    tab.textContent = count === undefined ? tab.dataset.name : `${tab.dataset.name} (${count})`;
+  }
 }
 
 // My open conversations' unread counts, for the tab's title (the list shows one tab).
@@ -258,6 +276,7 @@ function keep(conversation, live = false) {
 
 function takeConversation(conversation, live = false) {
   keep(conversation, live);
+  refreshCounts();
   if (conversation.id === state.open && newer(state.current, conversation)) {
     state.current = conversation;
     renderHead();
