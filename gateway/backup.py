@@ -113,13 +113,12 @@ async def back_up(
             manifest = Manifest(utcnow().isoformat(), gateway_version, 0, consistency)
             for name in await backup.collection_names(storage.db):
                 manifest.collections[name] = await _dump(storage, name, session, parts)
-        manifest.schema_version = await _schema_version(parts)
-        for secret in SECRETS if data_dir is not None else ():
-            path = data_dir / secret  # type: ignore[operator]
-            if path.exists():
-                data = path.read_bytes()
-                (parts / secret).write_bytes(data)
-                manifest.secrets[secret] = Member(1, hashlib.sha256(data).hexdigest(), len(data))
+        manifest.schema_version = _schema_version(parts)
+        found = [data_dir / secret for secret in SECRETS] if data_dir is not None else []
+        for path in (path for path in found if path.exists()):
+            data = path.read_bytes()
+            (parts / path.name).write_bytes(data)
+            manifest.secrets[path.name] = Member(1, hashlib.sha256(data).hexdigest(), len(data))
         partial = parts / "archive"
         with _private(partial) as file, tarfile.open(fileobj=file, mode="w:gz") as tar:
             _add_bytes(tar, MANIFEST, json.dumps(manifest.shown(), indent=2).encode())
@@ -142,7 +141,7 @@ async def _dump(storage: Storage, name: str, session: Any, parts: Path) -> Membe
     return Member(count, digest.hexdigest(), size)
 
 
-async def _schema_version(parts: Path) -> int:
+def _schema_version(parts: Path) -> int:
     """The version in the dumped ``meta`` (0: no gateway had started on it)."""
     if not (parts / "meta").exists():
         return 0

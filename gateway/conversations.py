@@ -20,6 +20,11 @@ from storage.records import utcnow
 ME = "me"
 
 
+def label_of(text: str) -> str:
+    """A label as it is kept and looked for: trimmed, single-spaced, in lower case."""
+    return " ".join(text.split()).lower()
+
+
 def me_or(me: Caller, assignee: str | None) -> str | None:
     """``assignee``, with ``me`` read as the caller's own id: an agent's; an API
     token holds no conversations, so it names an agent instead."""
@@ -60,7 +65,7 @@ class Conversations:
             status=status,
             channel_id=channel_id,
             q=q or "",
-            label=" ".join(label.split()).lower() if label else None,
+            label=label_of(label) if label else None,
         )
 
     async def get(self, conversation_id: str) -> Conversation:
@@ -78,12 +83,12 @@ class Conversations:
         queue). A conversation its bot holds goes to the agents first (``by`` took it)."""
         if status is None and not transfer and labels is None:
             raise ValidationError("nothing to change: send status, assignee_id or labels")
-        if labels is not None:
-            await self._label(conversation_id, labels)
-            if status is None and not transfer:
-                return await self.get(conversation_id)
-        if status is ConversationStatus.BOT:
+        if status is ConversationStatus.BOT:  # refused before anything is written
             raise ValidationError.of("status", "bot is where its channel's bot puts it")
+        if labels is not None:
+            labelled = await self._label(conversation_id, labels)
+            if status is None and not transfer:
+                return labelled
         current = await self.get(conversation_id)
         taken = transfer or status in (ConversationStatus.OPEN, ConversationStatus.PENDING)
         if current.status is ConversationStatus.BOT and taken:
@@ -109,13 +114,14 @@ class Conversations:
                 self.assigner.nudge()
         return current
 
-    async def _label(self, conversation_id: str, labels: list[str]) -> None:
-        """Its labels become ``labels``: trimmed, in lower case, each once."""
-        kept = list(dict.fromkeys(" ".join(label.split()).lower() for label in labels))
+    async def _label(self, conversation_id: str, labels: list[str]) -> Conversation:
+        """Its labels become ``labels``, each as :func:`label_of` keeps it, once."""
+        kept = list(dict.fromkeys(label_of(label) for label in labels))
         changed = await self.storage.conversations.update(conversation_id, {"labels": kept})
         if changed is None:
             raise NotFound(f"No such conversation: {conversation_id}")
         await self.updates.conversations_changed([changed])
+        return changed
 
     async def labels(self) -> list[tuple[str, int, int]]:
         return await self.storage.conversations.labels()

@@ -46,10 +46,8 @@ class Notes:
 
     async def _mentioned(self, content: str) -> list[str]:
         """The ids of the agents ``content`` names as @username; other @words are text."""
-        names = list(dict.fromkeys(m.lower() for m in MENTION.findall(content)))
-        ids = []
-        for name in names[:MAX_MENTIONS]:
-            agent = await self.agents.get_by_username(name.rstrip("."))
-            if agent is not None and not agent.disabled:
-                ids.append(agent.id)
-        return ids
+        names = list(dict.fromkeys(m.lower().rstrip(".") for m in MENTION.findall(content)))
+        if not names:
+            return []
+        found = {a.username: a for a in await self.agents.named(names[:MAX_MENTIONS])}
+        return [found[n].id for n in names if n in found and not found[n].disabled]

@@ -153,6 +153,11 @@ class AgentsRepository:
     async def get_by_username(self, username: str) -> Agent | None:
         return maybe(Agent.of, await self.collection.find_one({"username": username}))
 
+    async def named(self, usernames: list[str]) -> list[Agent]:
+        """The agents of these usernames (one query; those unknown are left out)."""
+        found = self.collection.find({"username": {"$in": usernames}})
+        return [Agent.of(d) async for d in found]
+
     async def list_page(self, after: Position | None, limit: int) -> Page[Agent]:
         return await self.pages.fetch(self.collection, Agent.of, {}, after, limit)
 

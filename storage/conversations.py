@@ -404,8 +404,15 @@ class ConversationsRepository:
 
     async def update(self, conversation_id_: str, changes: dict[str, Any]) -> Conversation | None:
         changed = {"$set": {**changes, "updated_at": utcnow()}, "$inc": {"version": 1}}
+        return await self._change_one({"_id": conversation_id_}, changed)
+
+    async def _change_one(
+        self, query: dict[str, Any], change: dict[str, Any] | list[dict[str, Any]]
+    ) -> Conversation | None:
+        """One conversation after ``change``, if ``query`` matched; the agents' index
+        learns it."""
         with self._assigning():
-            document = await update_returning(self.collection, {"_id": conversation_id_}, changed)
+            document = await update_returning(self.collection, query, change)
         if document is not None and self.assigned is not None:
             self.assigned.put(document)
         return maybe(Conversation.of, document)
@@ -424,13 +431,7 @@ class ConversationsRepository:
             **({"assigned_at": now} if to is not None else {}),
         }
         held = {"_id": conversation_id_, "status": ConversationStatus.BOT.value}
-        with self._assigning():
-            document = await update_returning(
-                self.collection, held, {"$set": changes, "$inc": {"version": 1}}
-            )
-        if document is not None and self.assigned is not None:
-            self.assigned.put(document)
-        return maybe(Conversation.of, document)
+        return await self._change_one(held, {"$set": changes, "$inc": {"version": 1}})
 
     async def held_by_bot(self, channel_ids: list[str], limit: int) -> list[Conversation]:
         """Conversations of these channels their bot holds."""
@@ -458,15 +459,7 @@ class ConversationsRepository:
         seen = {"$max": [{"$ifNull": ["$" + mark, 0]}, {"$ifNull": ["$inbound_count", 0]}]}
         stage = {"$set": {mark: seen, "read_at": at, "updated_at": utcnow(),
                           "version": {"$add": [{"$ifNull": ["$version", 0]}, 1]}}}  # fmt: skip
-        with self._assigning():
-            if (
-                await self.collection.update_one({"_id": conversation_id_}, [stage])
-            ).matched_count == 0:
-                return None
-            document = await self.collection.find_one({"_id": conversation_id_})
-        if document is not None and self.assigned is not None:
-            self.assigned.put(document)
-        return maybe(Conversation.of, document)
+        return await self._change_one({"_id": conversation_id_}, [stage])  # a pipeline
 
     async def counts(self, agent_id: str) -> dict[str, int]:
         """How many conversations each of the inbox's lists holds for ``agent_id``:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -122,9 +122,12 @@ async def upsert_all(collection: Collection, writes: list[UpdateOne]) -> None:
 
 
 async def update_returning(
-    collection: Collection, query: Mapping[str, Any], update: Mapping[str, Any]
+    collection: Collection,
+    query: Mapping[str, Any],
+    update: Mapping[str, Any] | Sequence[Mapping[str, Any]],
 ) -> Document | None:
-    """The document after ``update``, if ``query`` (which names its ``_id``) matched.
+    """The document after ``update`` (operators, or a pipeline's stages), if ``query``
+    (which names its ``_id``) matched.
 
     An update and a read by ``_id``, not ``find_one_and_update``: the embedded server
     answers that by walking the whole collection (400 ms at 50,000 messages, where

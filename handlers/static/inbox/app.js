@@ -174,12 +174,17 @@ function agentNames() {
   return new Map(state.agents.map((a) => [a.id, a.display_name || a.username]));
 }
 
-// How many each tab holds, read again at most every half second while things change.
+// How many each tab holds, read again at most every half second while things change:
+// a change while a read is due joins it (restarting the wait would put it off for as
+// long as events keep coming).
 let countsTimer = null;
 
 function refreshCounts() {
-  clearTimeout(countsTimer);
-  countsTimer = setTimeout(() => guard(loadCounts), 500);
+  if (countsTimer !== null) return;
+  countsTimer = setTimeout(() => {
+    countsTimer = null;
+    guard(loadCounts);
+  }, 500);
 }
 
 async function loadCounts() {
