@@ -180,6 +180,12 @@ async def test_labels_sort_conversations_and_find_them(gateway) -> None:
     ]
     for bad in (["x" * 33], ["-dash first"], ["a"] * 11, "refund", [""]):
         assert (await label(1, bad))[0] == 400, bad
+    refused = await gw.agent.fetch(
+        "PATCH", path.format(by_contact["2"]["id"]), json_body={"labels": ["new"], "status": "bot"}
+    )
+    assert refused[0] == 400  # and nothing of it stored:
+    two = await gw.agent.fetch("GET", path.format(by_contact["2"]["id"]))
+    assert (two[1]["labels"], two[1]["status"]) == (["refund"], "open")
     status, cleared = await label(1, [])
     assert (status, cleared["labels"]) == (200, [])
     assert [
