@@ -221,6 +221,15 @@ def test_restoring_into_a_data_dir_in_use_is_refused(tmp_path: Path) -> None:
     finally:
         gateway.process.terminate()  # type: ignore[union-attr]
         gateway.process.wait(30)  # type: ignore[union-attr]
+    # Stopped, its own data dir holds data (an agent): refused, then --replace.
+    assert gateway.create_agent("zoe", "correct horse").returncode == 0
+    held = gateway.run("restore", "--from", str(archive))
+    assert held.returncode == 1
+    assert "the database holds data (" in held.stderr, held.stderr
+    replaced = gateway.run("restore", "--from", str(archive), "--replace")
+    assert replaced.returncode == 0, replaced.stderr
+    assert replaced.stdout.startswith("restored ")
+    assert gateway.create_agent("zoe", "correct horse").returncode == 0  # she was replaced
 
 
 @pytest.mark.parametrize("command", ["backup", "restore"])
