@@ -349,9 +349,13 @@ def test_the_tab_title_counts_what_i_have_not_read_and_a_notification_says_who_w
     sign_in(page, served.base)
     page.get_by_label("Notify me").check()
     expect(page.get_by_label("Notify me")).to_be_checked()
-    title = re.compile(r"^(?:\((\d+)\) )?Inbox · bot-gateway$")
-    expect(page).to_have_title(title)
-    before = int(title.match(page.title()).group(1) or 0)  # type: ignore[union-attr]
+    # What other tests left unread in ana's open conversations, as the gateway says it,
+    # and the title once the page has read the same (not the title before it has).
+    mine = served.api("ana", "GET", "/api/v1/conversations/?assignee=me&status=open&page_size=100")
+    before = sum(c["unread"] for c in mine["results"])
+    expect(page).to_have_title(
+        f"({before}) Inbox · bot-gateway" if before else "Inbox · bot-gateway"
+    )
 
     served.inbound("title-1", "Are you there?", name="Tina Title")
     expect(page).to_have_title(f"({before + 1}) Inbox · bot-gateway")
